@@ -1,0 +1,11 @@
+//! pgstack: PostgreSQL high availability under Pacemaker/Corosync.
+//!
+//! Data flows one way: environment -> typed parameters -> agent -> `sys` -> typed
+//! outcome -> exit code (applied only in `main`).
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod agents;
+pub mod cli;
+pub mod ocf;
+pub mod sys;

@@ -1,0 +1,231 @@
+//! The environment an agent is called with, parsed from an injected map (never read
+//! from the process directly below `main`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::action::Action;
+use super::notify::Notify;
+
+const RESKEY: &str = "OCF_RESKEY_";
+const META: &str = "OCF_RESKEY_CRM_meta_";
+
+/// Clone and operation meta attributes (`OCF_RESKEY_CRM_meta_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrmMeta {
+    /// Recurring interval; 0 (or absent) for one-shot operations and probes.
+    pub interval: Duration,
+    /// Operation timeout given by Pacemaker.
+    pub timeout: Option<Duration>,
+    /// Clone instance number, when this is a clone.
+    pub clone: Option<u32>,
+    pub clone_max: Option<u32>,
+    pub clone_node_max: Option<u32>,
+    /// `promoted-max` (older spelling `master-max`).
+    pub promoted_max: Option<u32>,
+    pub promoted_node_max: Option<u32>,
+    pub notify: bool,
+    pub globally_unique: Option<bool>,
+    pub on_node: Option<String>,
+    pub on_node_uuid: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OcfEnv {
+    vars: BTreeMap<String, String>,
+    pub instance: String,
+    pub meta: CrmMeta,
+    pub check_level: u32,
+}
+
+impl OcfEnv {
+    pub fn from_map(vars: BTreeMap<String, String>) -> OcfEnv {
+        let get = |k: &str| {
+            vars.get(&format!("{META}{k}"))
+                .map(|s| s.trim().to_string())
+        };
+        let num = |k: &str| get(k).and_then(|v| v.parse::<u64>().ok());
+        let meta = CrmMeta {
+            interval: Duration::from_millis(num("interval").unwrap_or(0)),
+            timeout: num("timeout").filter(|t| *t > 0).map(Duration::from_millis),
+            clone: num("clone").map(|v| v as u32),
+            clone_max: num("clone_max").map(|v| v as u32),
+            clone_node_max: num("clone_node_max").map(|v| v as u32),
+            promoted_max: num("promoted_max")
+                .or_else(|| num("master_max"))
+                .map(|v| v as u32),
+            promoted_node_max: num("promoted_node_max")
+                .or_else(|| num("master_node_max"))
+                .map(|v| v as u32),
+            notify: get("notify").is_some_and(|v| is_true(&v)),
+            globally_unique: get("globally_unique").map(|v| is_true(&v)),
+            on_node: get("on_node").filter(|v| !v.is_empty()),
+            on_node_uuid: get("on_node_uuid").filter(|v| !v.is_empty()),
+        };
+        let instance = vars
+            .get("OCF_RESOURCE_INSTANCE")
+            .cloned()
+            .unwrap_or_default();
+        let check_level = vars
+            .get("OCF_CHECK_LEVEL")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        OcfEnv {
+            vars,
+            instance,
+            meta,
+            check_level,
+        }
+    }
+
+    /// A variable other than a resource parameter (HA_*, OCF_ROOT, ...).
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(|s| s.as_str())
+    }
+
+    /// Resource parameters as given: `OCF_RESKEY_<name>` without the `CRM_meta_` ones.
+    pub fn raw_params(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().filter_map(|(k, v)| {
+            let name = k.strip_prefix(RESKEY)?;
+            if k.starts_with(META) {
+                None
+            } else {
+                Some((name, v.as_str()))
+            }
+        })
+    }
+
+    pub fn raw_param(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(&format!("{RESKEY}{name}"))
+            .map(|s| s.as_str())
+    }
+
+    /// The one definition of a probe: a monitor with no (or a zero) interval.
+    pub fn is_probe(&self, action: Action) -> bool {
+        action == Action::Monitor && self.meta.interval.is_zero()
+    }
+
+    /// The notification variables, present only for the notify action.
+    pub fn notify(&self) -> Notify {
+        Notify::from_env(|k| self.vars.get(&format!("{META}{k}")).map(|s| s.as_str()))
+    }
+
+    /// The instance name without a clone suffix (`pgsql:1` -> `pgsql`).
+    pub fn instance_base(&self) -> &str {
+        self.instance.split(':').next().unwrap_or(&self.instance)
+    }
+
+    /// The resource instance made safe for a file name.
+    pub fn instance_file_name(&self) -> String {
+        let s: String = self
+            .instance
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        if s.is_empty() {
+            "default".to_string()
+        } else {
+            s
+        }
+    }
+
+    /// Pacemaker's directory for agents' transient state.
+    pub fn rsc_tmp(&self) -> &str {
+        self.var("HA_RSCTMP").unwrap_or("/run/resource-agents")
+    }
+}
+
+/// OCF's notion of a true value (`ocf_is_true`).
+pub fn is_true(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "yes" | "true" | "1" | "on" | "y" | "ja"
+    )
+}
+
+/// OCF's notion of a false value.
+pub fn is_false(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_lowercase().as_str(),
+        "no" | "false" | "0" | "off" | "n" | "nein"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn meta_attributes_both_spellings() {
+        let e = env(&[
+            ("OCF_RESOURCE_INSTANCE", "pg:1"),
+            ("OCF_RESKEY_CRM_meta_interval", "15000"),
+            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+            ("OCF_RESKEY_CRM_meta_clone", "1"),
+            ("OCF_RESKEY_CRM_meta_clone_max", "2"),
+            ("OCF_RESKEY_CRM_meta_master_max", "1"),
+            ("OCF_RESKEY_CRM_meta_promoted_node_max", "1"),
+            ("OCF_RESKEY_CRM_meta_notify", "true"),
+            ("OCF_RESKEY_CRM_meta_on_node", "pg1"),
+            ("OCF_RESKEY_ip", "10.99.0.1"),
+            ("OCF_CHECK_LEVEL", "10"),
+        ]);
+        assert_eq!(e.meta.interval, Duration::from_secs(15));
+        assert_eq!(e.meta.timeout, Some(Duration::from_secs(20)));
+        assert_eq!(e.meta.clone, Some(1));
+        assert_eq!(e.meta.clone_max, Some(2));
+        assert_eq!(e.meta.promoted_max, Some(1));
+        assert_eq!(e.meta.promoted_node_max, Some(1));
+        assert!(e.meta.notify);
+        assert_eq!(e.meta.on_node.as_deref(), Some("pg1"));
+        assert_eq!(e.check_level, 10);
+        assert_eq!(e.instance_base(), "pg");
+        let params: Vec<_> = e.raw_params().collect();
+        assert_eq!(params, [("ip", "10.99.0.1")]);
+    }
+
+    #[test]
+    fn the_one_probe_rule() {
+        let e = env(&[]);
+        assert!(e.is_probe(Action::Monitor));
+        assert!(!e.is_probe(Action::Start));
+        let e = env(&[("OCF_RESKEY_CRM_meta_interval", "0")]);
+        assert!(e.is_probe(Action::Monitor));
+        let e = env(&[("OCF_RESKEY_CRM_meta_interval", "10000")]);
+        assert!(!e.is_probe(Action::Monitor));
+    }
+
+    #[test]
+    fn file_names_are_sanitised() {
+        let e = env(&[("OCF_RESOURCE_INSTANCE", "../x y:1")]);
+        assert_eq!(e.instance_file_name(), ".._x_y_1");
+        assert_eq!(env(&[]).instance_file_name(), "default");
+    }
+
+    #[test]
+    fn truth_values() {
+        for t in ["yes", "TRUE", "1", "on", "Y"] {
+            assert!(is_true(t), "{t}");
+        }
+        for f in ["no", "False", "0", "off", ""] {
+            assert!(!is_true(f), "{f}");
+        }
+        assert!(is_false("off") && !is_false("maybe"));
+    }
+}

@@ -1,0 +1,306 @@
+//! What an agent says about itself: meta-data XML (OCF 1.0 DTD), a reference page in
+//! Markdown and a man page, all rendered from the same declaration.
+
+use std::fmt::Write;
+
+use super::action::Action;
+use super::params::ParamSpec;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ActionSpec {
+    pub action: Action,
+    /// Default timeout in seconds.
+    pub timeout: u32,
+    pub interval: Option<u32>,
+    pub depth: Option<u32>,
+    pub role: Option<&'static str>,
+}
+
+impl ActionSpec {
+    pub const fn new(action: Action, timeout: u32) -> ActionSpec {
+        ActionSpec {
+            action,
+            timeout,
+            interval: None,
+            depth: None,
+            role: None,
+        }
+    }
+    pub const fn interval(mut self, s: u32) -> ActionSpec {
+        self.interval = Some(s);
+        self
+    }
+    pub const fn depth(mut self, d: u32) -> ActionSpec {
+        self.depth = Some(d);
+        self
+    }
+    pub const fn role(mut self, r: &'static str) -> ActionSpec {
+        self.role = Some(r);
+        self
+    }
+}
+
+#[derive(Debug)]
+pub struct AgentInfo {
+    pub name: &'static str,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+    pub params: &'static [ParamSpec],
+    pub actions: &'static [ActionSpec],
+}
+
+impl AgentInfo {
+    pub fn advertises(&self, a: Action) -> bool {
+        self.actions.iter().any(|s| s.action == a)
+    }
+
+    /// The default timeout advertised for `a` (20 s when it is not advertised).
+    pub fn default_timeout(&self, a: Action) -> u32 {
+        self.actions
+            .iter()
+            .find(|s| s.action == a)
+            .map(|s| s.timeout)
+            .unwrap_or(20)
+    }
+
+    pub fn usage(&self) -> String {
+        let names: Vec<&str> = self.actions.iter().map(|a| a.action.name()).collect();
+        let mut uniq = names.clone();
+        uniq.dedup();
+        format!("usage: {} {{{}}}\n", self.name, uniq.join("|"))
+    }
+
+    pub fn to_xml(&self) -> String {
+        let mut x = String::new();
+        x.push_str("<?xml version=\"1.0\"?>\n");
+        x.push_str("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">\n");
+        let _ = writeln!(
+            x,
+            "<resource-agent name=\"{}\" version=\"{}\">",
+            esc(self.name),
+            env!("CARGO_PKG_VERSION")
+        );
+        x.push_str("<version>1.0</version>\n");
+        let _ = writeln!(
+            x,
+            "<longdesc lang=\"en\">\n{}\n</longdesc>",
+            esc(self.longdesc.trim())
+        );
+        let _ = writeln!(
+            x,
+            "<shortdesc lang=\"en\">{}</shortdesc>",
+            esc(self.shortdesc)
+        );
+        x.push_str("<parameters>\n");
+        for p in self.params {
+            let _ = writeln!(
+                x,
+                "<parameter name=\"{}\" unique=\"{}\" required=\"{}\">",
+                esc(p.name),
+                p.unique as u8,
+                p.required as u8
+            );
+            let _ = writeln!(
+                x,
+                "<longdesc lang=\"en\">\n{}\n</longdesc>",
+                esc(p.longdesc.trim())
+            );
+            let _ = writeln!(x, "<shortdesc lang=\"en\">{}</shortdesc>", esc(p.shortdesc));
+            match p.default {
+                Some(d) => {
+                    let _ = writeln!(
+                        x,
+                        "<content type=\"{}\" default=\"{}\" />",
+                        p.ty.name(),
+                        esc(d)
+                    );
+                }
+                None => {
+                    let _ = writeln!(x, "<content type=\"{}\" />", p.ty.name());
+                }
+            }
+            x.push_str("</parameter>\n");
+        }
+        x.push_str("</parameters>\n<actions>\n");
+        for a in self.actions {
+            let _ = write!(
+                x,
+                "<action name=\"{}\" timeout=\"{}s\"",
+                a.action.name(),
+                a.timeout
+            );
+            if let Some(i) = a.interval {
+                let _ = write!(x, " interval=\"{i}s\"");
+            }
+            if let Some(d) = a.depth {
+                let _ = write!(x, " depth=\"{d}\"");
+            }
+            if let Some(r) = a.role {
+                let _ = write!(x, " role=\"{r}\"");
+            }
+            x.push_str(" />\n");
+        }
+        x.push_str("</actions>\n</resource-agent>\n");
+        x
+    }
+
+    pub fn to_markdown(&self) -> String {
+        let mut m = String::new();
+        let _ = writeln!(m, "# ocf:pgstack:{}\n", self.name);
+        let _ = writeln!(m, "{}\n", self.shortdesc);
+        let _ = writeln!(m, "{}\n", self.longdesc.trim());
+        m.push_str("## Parameters\n\n| name | type | default | required | unique | description |\n|---|---|---|---|---|---|\n");
+        for p in self.params {
+            let _ = writeln!(
+                m,
+                "| `{}` | {} | {} | {} | {} | {} |",
+                p.name,
+                p.ty.name(),
+                p.default.map(|d| format!("`{d}`")).unwrap_or_default(),
+                if p.required { "yes" } else { "" },
+                if p.unique { "yes" } else { "" },
+                one_line(p.longdesc)
+            );
+        }
+        m.push_str("\n## Actions\n\n| action | timeout | interval | depth | role |\n|---|---|---|---|---|\n");
+        for a in self.actions {
+            let _ = writeln!(
+                m,
+                "| {} | {}s | {} | {} | {} |",
+                a.action.name(),
+                a.timeout,
+                a.interval.map(|i| format!("{i}s")).unwrap_or_default(),
+                a.depth.map(|d| d.to_string()).unwrap_or_default(),
+                a.role.unwrap_or("")
+            );
+        }
+        m.push_str("\nThis page is generated from the agent's parameter table (`pgstack docs`).\n");
+        m
+    }
+
+    pub fn to_man(&self) -> String {
+        let mut m = String::new();
+        let _ = writeln!(
+            m,
+            ".TH OCF_PGSTACK_{} 7 \"\" \"pgstack {}\" \"OCF resource agents\"",
+            self.name.to_uppercase(),
+            env!("CARGO_PKG_VERSION")
+        );
+        let _ = writeln!(
+            m,
+            ".SH NAME\nocf_pgstack_{} \\- {}",
+            self.name,
+            roff(self.shortdesc)
+        );
+        let _ = writeln!(
+            m,
+            ".SH SYNOPSIS\n\\fB{}\\fR [start | stop | monitor | meta-data | validate-all | ...]",
+            self.name
+        );
+        let _ = writeln!(m, ".SH DESCRIPTION\n{}", roff(self.longdesc.trim()));
+        m.push_str(".SH PARAMETERS\n");
+        for p in self.params {
+            let _ = writeln!(
+                m,
+                ".TP\n\\fB{}\\fR ({}{}{})",
+                p.name,
+                p.ty.name(),
+                p.default
+                    .map(|d| format!(", default \"{}\"", roff(d)))
+                    .unwrap_or_default(),
+                if p.required { ", required" } else { "" }
+            );
+            let _ = writeln!(m, "{}", roff(&one_line(p.longdesc)));
+        }
+        m.push_str(".SH ACTIONS\n");
+        for a in self.actions {
+            let _ = writeln!(
+                m,
+                ".TP\n\\fB{}\\fR\ntimeout {}s{}{}",
+                a.action.name(),
+                a.timeout,
+                a.interval
+                    .map(|i| format!(", interval {i}s"))
+                    .unwrap_or_default(),
+                a.role.map(|r| format!(", role {r}")).unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            m,
+            ".SH SEE ALSO\n\\fBpgstack\\fR(8), \\fBcrm_resource\\fR(8)"
+        );
+        m
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+fn roff(s: &str) -> String {
+    let s = s.replace('\\', "\\\\");
+    s.lines()
+        .map(|l| {
+            if l.starts_with('.') || l.starts_with('\'') {
+                format!("\\&{l}")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn esc(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => o.push_str("&amp;"),
+            '<' => o.push_str("&lt;"),
+            '>' => o.push_str("&gt;"),
+            '"' => o.push_str("&quot;"),
+            '\'' => o.push_str("&apos;"),
+            c => o.push(c),
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ocf::params::ParamSpec;
+
+    static INFO: AgentInfo = AgentInfo {
+        name: "t",
+        shortdesc: "A <test> agent",
+        longdesc: "Long & \"quoted\".",
+        params: &[ParamSpec::integer("n", "N", "A number.")
+            .default("3")
+            .required()],
+        actions: &[
+            ActionSpec::new(Action::Start, 20),
+            ActionSpec::new(Action::Monitor, 20).interval(10).depth(0),
+            ActionSpec::new(Action::Monitor, 20)
+                .interval(11)
+                .role("Promoted"),
+        ],
+    };
+
+    #[test]
+    fn xml_is_escaped_and_declares_the_dtd() {
+        let x = INFO.to_xml();
+        assert!(x.contains("<!DOCTYPE resource-agent SYSTEM \"ra-api-1.dtd\">"));
+        assert!(x.contains("A &lt;test&gt; agent"));
+        assert!(x.contains("Long &amp; &quot;quoted&quot;."));
+        assert!(x.contains("<content type=\"integer\" default=\"3\" />"));
+        assert!(x.contains(
+            "<action name=\"monitor\" timeout=\"20s\" interval=\"11s\" role=\"Promoted\" />"
+        ));
+        assert_eq!(INFO.default_timeout(Action::Start), 20);
+        assert_eq!(INFO.usage(), "usage: t {start|monitor}\n");
+    }
+}

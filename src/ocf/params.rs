@@ -1,0 +1,297 @@
+//! Parameters, declared once per agent as data. The same table renders meta-data and
+//! documentation, and parses and type-checks `OCF_RESKEY_*`.
+
+use std::collections::BTreeMap;
+
+use super::env::{is_false, is_true, OcfEnv};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamType {
+    String,
+    Integer,
+    Boolean,
+}
+
+impl ParamType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Integer => "integer",
+            ParamType::Boolean => "boolean",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: ParamType,
+    pub default: Option<&'static str>,
+    pub required: bool,
+    pub unique: bool,
+    pub shortdesc: &'static str,
+    pub longdesc: &'static str,
+}
+
+impl ParamSpec {
+    /// A string parameter; refine with the builder methods below.
+    pub const fn string(
+        name: &'static str,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            name,
+            ty: ParamType::String,
+            default: None,
+            required: false,
+            unique: false,
+            shortdesc,
+            longdesc,
+        }
+    }
+    pub const fn integer(
+        name: &'static str,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            ty: ParamType::Integer,
+            ..ParamSpec::string(name, shortdesc, longdesc)
+        }
+    }
+    pub const fn boolean(
+        name: &'static str,
+        shortdesc: &'static str,
+        longdesc: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            ty: ParamType::Boolean,
+            ..ParamSpec::string(name, shortdesc, longdesc)
+        }
+    }
+    pub const fn default(mut self, v: &'static str) -> ParamSpec {
+        self.default = Some(v);
+        self
+    }
+    pub const fn required(mut self) -> ParamSpec {
+        self.required = true;
+        self
+    }
+    pub const fn unique(mut self) -> ParamSpec {
+        self.unique = true;
+        self
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("required parameter {name} is not set")]
+    Missing { name: &'static str },
+    #[error("parameter {name}={value:?}: {why}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+impl ParamError {
+    pub fn invalid(
+        name: &'static str,
+        value: impl Into<String>,
+        why: impl Into<String>,
+    ) -> ParamError {
+        ParamError::Invalid {
+            name,
+            value: value.into(),
+            why: why.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Parsed, type-checked parameter values. Reading a name the table does not declare is
+/// a programming error: it panics in debug builds (so tests catch it) and reads as unset
+/// in release builds.
+#[derive(Debug, Clone)]
+pub struct Params {
+    specs: &'static [ParamSpec],
+    values: BTreeMap<&'static str, Value>,
+    /// `OCF_RESKEY_*` names given but not declared (kept for a warning).
+    pub unknown: Vec<String>,
+    /// Names given explicitly (not from defaults).
+    given: Vec<&'static str>,
+}
+
+impl Params {
+    pub fn parse(specs: &'static [ParamSpec], env: &OcfEnv) -> Result<Params, ParamError> {
+        let mut values = BTreeMap::new();
+        let mut given = Vec::new();
+        for spec in specs {
+            let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
+            if raw.is_some() {
+                given.push(spec.name);
+            }
+            let Some(text) = raw.or(spec.default).filter(|v| !v.is_empty()) else {
+                if spec.required {
+                    return Err(ParamError::Missing { name: spec.name });
+                }
+                continue;
+            };
+            let v = match spec.ty {
+                ParamType::String => Value::Str(text.to_string()),
+                ParamType::Integer => Value::Int(
+                    text.trim()
+                        .parse::<i64>()
+                        .map_err(|_| ParamError::invalid(spec.name, text, "not an integer"))?,
+                ),
+                ParamType::Boolean => {
+                    if is_true(text) {
+                        Value::Bool(true)
+                    } else if is_false(text) {
+                        Value::Bool(false)
+                    } else {
+                        return Err(ParamError::invalid(
+                            spec.name,
+                            text,
+                            "not a boolean (use true or false)",
+                        ));
+                    }
+                }
+            };
+            values.insert(spec.name, v);
+        }
+        let unknown = env
+            .raw_params()
+            .map(|(k, _)| k)
+            .filter(|k| !specs.iter().any(|s| s.name == *k))
+            .map(str::to_string)
+            .collect();
+        Ok(Params {
+            specs,
+            values,
+            unknown,
+            given,
+        })
+    }
+
+    fn declared(&self, name: &str, ty: ParamType) -> bool {
+        let ok = self.specs.iter().any(|s| s.name == name && s.ty == ty);
+        debug_assert!(
+            ok,
+            "parameter {name} ({}) is not declared in the agent's table",
+            ty.name()
+        );
+        ok
+    }
+
+    pub fn str(&self, name: &str) -> Option<&str> {
+        if !self.declared(name, ParamType::String) {
+            return None;
+        }
+        match self.values.get(name) {
+            Some(Value::Str(s)) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Option<i64> {
+        if !self.declared(name, ParamType::Integer) {
+            return None;
+        }
+        match self.values.get(name) {
+            Some(Value::Int(i)) => Some(*i),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> bool {
+        if !self.declared(name, ParamType::Boolean) {
+            return false;
+        }
+        matches!(self.values.get(name), Some(Value::Bool(true)))
+    }
+
+    /// Whether the user set this parameter (rather than it taking its default).
+    pub fn is_given(&self, name: &str) -> bool {
+        self.given.contains(&name)
+    }
+
+    /// An integer within `lo..=hi`, as a typed error naming the parameter otherwise.
+    pub fn int_in(&self, name: &'static str, lo: i64, hi: i64) -> Result<Option<i64>, ParamError> {
+        match self.int(name) {
+            Some(v) if v < lo || v > hi => Err(ParamError::invalid(
+                name,
+                v.to_string(),
+                format!("must be between {lo} and {hi}"),
+            )),
+            other => Ok(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPECS: &[ParamSpec] = &[
+        ParamSpec::string("ip", "IP", "The address.")
+            .required()
+            .unique(),
+        ParamSpec::integer("count", "Count", "How many.").default("5"),
+        ParamSpec::boolean("flag", "Flag", "A flag.").default("false"),
+        ParamSpec::string("label", "Label", "A label."),
+    ];
+
+    fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_types_and_unknowns() {
+        let p = Params::parse(
+            SPECS,
+            &env(&[("ip", "10.99.0.1"), ("flag", "yes"), ("bogus", "1")]),
+        )
+        .unwrap();
+        assert_eq!(p.str("ip"), Some("10.99.0.1"));
+        assert_eq!(p.int("count"), Some(5));
+        assert!(p.bool("flag"));
+        assert_eq!(p.str("label"), None);
+        assert_eq!(p.unknown, ["bogus"]);
+        assert!(p.is_given("ip") && !p.is_given("count"));
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        assert_eq!(
+            Params::parse(SPECS, &env(&[])).unwrap_err(),
+            ParamError::Missing { name: "ip" }
+        );
+        let e = Params::parse(SPECS, &env(&[("ip", "x"), ("count", "five")])).unwrap_err();
+        assert_eq!(e.to_string(), "parameter count=\"five\": not an integer");
+        let e = Params::parse(SPECS, &env(&[("ip", "x"), ("flag", "maybe")])).unwrap_err();
+        assert!(e.to_string().starts_with("parameter flag=\"maybe\""));
+        let p = Params::parse(SPECS, &env(&[("ip", "x"), ("count", "0")])).unwrap();
+        assert!(p.int_in("count", 1, 10).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "not declared")]
+    fn reading_an_undeclared_parameter_fails_tests() {
+        let p = Params::parse(SPECS, &env(&[("ip", "x")])).unwrap();
+        let _ = p.str("nic");
+    }
+}

@@ -1,0 +1,348 @@
+//! Raw link-layer frames: gratuitous ARP, ARP probes (RFC 5227) and unsolicited IPv6
+//! Neighbor Advertisements, sent and received on an `AF_PACKET` socket through pnet.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+use pnet_base::MacAddr;
+use pnet_datalink::{Channel, DataLinkReceiver, DataLinkSender, NetworkInterface};
+use pnet_packet::arp::{
+    ArpHardwareTypes, ArpOperation, ArpOperations, ArpPacket, MutableArpPacket,
+};
+use pnet_packet::ethernet::{EtherTypes, EthernetPacket, MutableEthernetPacket};
+use pnet_packet::Packet;
+
+use super::error::{SysError, SysResult};
+use super::netlink::Link;
+
+pub type Mac = [u8; 6];
+pub const BROADCAST: Mac = [0xff; 6];
+
+/// Which gratuitous ARP frames an announcement sends each round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpMode {
+    Request,
+    Reply,
+    Both,
+}
+
+impl ArpMode {
+    pub fn parse(s: &str) -> Option<ArpMode> {
+        match s {
+            "request" => Some(ArpMode::Request),
+            "reply" => Some(ArpMode::Reply),
+            "both" => Some(ArpMode::Both),
+            _ => None,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            ArpMode::Request => "request",
+            ArpMode::Reply => "reply",
+            ArpMode::Both => "both",
+        }
+    }
+}
+
+pub fn format_mac(m: &Mac) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+pub fn parse_mac(s: &str) -> Option<Mac> {
+    let hex: String = s.chars().filter(|c| *c != ':' && *c != '-').collect();
+    if hex.len() != 12 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (i, b) in m.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(m)
+}
+
+/// A raw socket bound to one interface.
+pub struct RawLink {
+    tx: Box<dyn DataLinkSender>,
+    rx: Box<dyn DataLinkReceiver>,
+    mac: Mac,
+    name: String,
+}
+
+impl RawLink {
+    /// Opens the interface. Receives wait at most `poll` before the caller's loop re-checks
+    /// its deadline.
+    pub fn open(link: &Link) -> SysResult<RawLink> {
+        let mac = link
+            .mac
+            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let iface = NetworkInterface {
+            name: link.name.clone(),
+            description: String::new(),
+            index: link.index,
+            mac: Some(MacAddr::from(mac)),
+            ips: Vec::new(),
+            flags: link.flags,
+        };
+        let cfg = pnet_datalink::Config {
+            read_timeout: Some(Duration::from_millis(10)),
+            promiscuous: false,
+            ..Default::default()
+        };
+        match pnet_datalink::channel(&iface, cfg) {
+            Ok(Channel::Ethernet(tx, rx)) => Ok(RawLink {
+                tx,
+                rx,
+                mac,
+                name: link.name.clone(),
+            }),
+            Ok(_) => Err(SysError::Invalid(format!(
+                "{}: not an Ethernet channel",
+                link.name
+            ))),
+            Err(e) => Err(SysError::io(
+                format!("opening a raw socket on {}", link.name),
+                e,
+            )),
+        }
+    }
+
+    pub fn mac(&self) -> Mac {
+        self.mac
+    }
+
+    fn send(&mut self, frame: &[u8], what: &str) -> SysResult<()> {
+        match self.tx.send_to(frame, None) {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(SysError::io(format!("sending {what} on {}", self.name), e)),
+            None => Err(SysError::Invalid(format!(
+                "sending {what} on {}: no buffer",
+                self.name
+            ))),
+        }
+    }
+
+    /// One round of gratuitous ARP for `ip`: a request, a reply, or both.
+    pub fn gratuitous_arp(&mut self, ip: Ipv4Addr, mode: ArpMode, dst: Mac) -> SysResult<()> {
+        if matches!(mode, ArpMode::Request | ArpMode::Both) {
+            let f = arp_frame(self.mac, dst, ArpOperations::Request, ip, [0; 6], ip);
+            self.send(&f, "a gratuitous ARP request")?;
+        }
+        if matches!(mode, ArpMode::Reply | ArpMode::Both) {
+            let f = arp_frame(self.mac, dst, ArpOperations::Reply, ip, BROADCAST, ip);
+            self.send(&f, "a gratuitous ARP reply")?;
+        }
+        Ok(())
+    }
+
+    /// An RFC 5227 probe: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
+    pub fn arp_probe(&mut self, ip: Ipv4Addr) -> SysResult<()> {
+        let f = arp_frame(
+            self.mac,
+            BROADCAST,
+            ArpOperations::Request,
+            Ipv4Addr::UNSPECIFIED,
+            [0; 6],
+            ip,
+        );
+        self.send(&f, "an ARP probe")
+    }
+
+    /// Waits until `until` for an ARP frame from another host that claims `ip`; returns its MAC.
+    pub fn wait_for_claim(&mut self, ip: Ipv4Addr, until: Instant) -> SysResult<Option<Mac>> {
+        while Instant::now() < until {
+            match self.rx.next() {
+                Ok(frame) => {
+                    if let Some(mac) = claimant(frame, ip, self.mac) {
+                        return Ok(Some(mac));
+                    }
+                }
+                Err(e) if is_timeout(&e) => {}
+                Err(e) => {
+                    return Err(SysError::io(format!("receiving on {}", self.name), e));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// An unsolicited Neighbor Advertisement for `ip` to all nodes (RFC 4861 7.2.6).
+    pub fn unsolicited_na(&mut self, ip: Ipv6Addr) -> SysResult<()> {
+        let f = na_frame(self.mac, ip);
+        self.send(&f, "an unsolicited neighbor advertisement")
+    }
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::TimedOut
+            | std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::Interrupted
+    )
+}
+
+/// The sender MAC of an ARP frame in which another host says it has `ip`.
+pub fn claimant(frame: &[u8], ip: Ipv4Addr, own: Mac) -> Option<Mac> {
+    let eth = EthernetPacket::new(frame)?;
+    if eth.get_ethertype() != EtherTypes::Arp {
+        return None;
+    }
+    let arp = ArpPacket::new(eth.payload())?;
+    let sha: Mac = arp.get_sender_hw_addr().octets();
+    if sha == own || arp.get_sender_proto_addr() != ip {
+        return None;
+    }
+    // A reply, or a request (gratuitous or ordinary) sent from that address: either way
+    // another host uses it.
+    Some(sha)
+}
+
+pub fn arp_frame(
+    src: Mac,
+    dst: Mac,
+    op: ArpOperation,
+    sender_ip: Ipv4Addr,
+    target_mac: Mac,
+    target_ip: Ipv4Addr,
+) -> Vec<u8> {
+    let mut buf = vec![0u8; 42];
+    {
+        let mut eth = MutableEthernetPacket::new(&mut buf).expect("42 bytes hold an ARP frame");
+        eth.set_destination(MacAddr::from(dst));
+        eth.set_source(MacAddr::from(src));
+        eth.set_ethertype(EtherTypes::Arp);
+    }
+    {
+        let mut arp = MutableArpPacket::new(&mut buf[14..]).expect("28 bytes hold ARP");
+        arp.set_hardware_type(ArpHardwareTypes::Ethernet);
+        arp.set_protocol_type(EtherTypes::Ipv4);
+        arp.set_hw_addr_len(6);
+        arp.set_proto_addr_len(4);
+        arp.set_operation(op);
+        arp.set_sender_hw_addr(MacAddr::from(src));
+        arp.set_sender_proto_addr(sender_ip);
+        arp.set_target_hw_addr(MacAddr::from(target_mac));
+        arp.set_target_proto_addr(target_ip);
+    }
+    buf
+}
+
+/// Ethernet + IPv6 + ICMPv6 Neighbor Advertisement (override flag, target link-layer
+/// address option) from `ip` to ff02::1, hop limit 255.
+pub fn na_frame(src: Mac, ip: Ipv6Addr) -> Vec<u8> {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut icmp = vec![0u8; 32];
+    icmp[0] = 136; // Neighbor Advertisement
+    icmp[4] = 0x20; // Override; not Router, not Solicited
+    icmp[8..24].copy_from_slice(&ip.octets());
+    icmp[24] = 2; // target link-layer address
+    icmp[25] = 1; // 8 bytes
+    icmp[26..32].copy_from_slice(&src);
+    let sum = icmpv6_checksum(&ip, &all_nodes, &icmp);
+    icmp[2..4].copy_from_slice(&sum.to_be_bytes());
+
+    let mut f = Vec::with_capacity(14 + 40 + icmp.len());
+    f.extend_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(icmp.len() as u16).to_be_bytes());
+    f.push(58); // ICMPv6
+    f.push(255); // hop limit, required for ND
+    f.extend_from_slice(&ip.octets());
+    f.extend_from_slice(&all_nodes.octets());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+pub fn icmpv6_checksum(src: &Ipv6Addr, dst: &Ipv6Addr, body: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut add = |b: &[u8]| {
+        for c in b.chunks(2) {
+            let w = if c.len() == 2 {
+                u16::from_be_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], 0])
+            };
+            sum += w as u32;
+        }
+    };
+    add(&src.octets());
+    add(&dst.octets());
+    add(&(body.len() as u32).to_be_bytes());
+    add(&[0, 0, 0, 58]);
+    add(body);
+    while sum >> 16 != 0 {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWN: Mac = [0x02, 0, 0, 0, 0, 1];
+    const OTHER: Mac = [0x02, 0, 0, 0, 0, 2];
+
+    #[test]
+    fn mac_parsing_and_formatting() {
+        assert_eq!(parse_mac("02:00:00:00:00:0a"), Some([2, 0, 0, 0, 0, 10]));
+        assert_eq!(parse_mac("ffffffffffff"), Some(BROADCAST));
+        assert_eq!(parse_mac("02:00:00:00:00"), None);
+        assert_eq!(parse_mac("zz:00:00:00:00:00"), None);
+        assert_eq!(format_mac(&[2, 0, 0, 0, 0, 10]), "02:00:00:00:00:0a");
+    }
+
+    #[test]
+    fn gratuitous_request_layout() {
+        let ip: Ipv4Addr = "10.99.1.50".parse().unwrap();
+        let f = arp_frame(OWN, BROADCAST, ArpOperations::Request, ip, [0; 6], ip);
+        assert_eq!(&f[0..6], &BROADCAST);
+        assert_eq!(&f[6..12], &OWN);
+        assert_eq!(&f[12..14], &[0x08, 0x06]);
+        assert_eq!(&f[20..22], &[0, 1]); // request
+        assert_eq!(&f[28..32], &ip.octets()); // sender IP
+        assert_eq!(&f[38..42], &ip.octets()); // target IP
+    }
+
+    #[test]
+    fn claimant_sees_other_hosts_only() {
+        let ip: Ipv4Addr = "10.99.1.50".parse().unwrap();
+        let reply = arp_frame(
+            OTHER,
+            OWN,
+            ArpOperations::Reply,
+            ip,
+            OWN,
+            Ipv4Addr::UNSPECIFIED,
+        );
+        assert_eq!(claimant(&reply, ip, OWN), Some(OTHER));
+        let ours = arp_frame(OWN, BROADCAST, ArpOperations::Reply, ip, BROADCAST, ip);
+        assert_eq!(claimant(&ours, ip, OWN), None);
+        let probe = arp_frame(
+            OTHER,
+            BROADCAST,
+            ArpOperations::Request,
+            Ipv4Addr::UNSPECIFIED,
+            [0; 6],
+            ip,
+        );
+        assert_eq!(claimant(&probe, ip, OWN), None, "a probe claims nothing");
+        assert_eq!(claimant(&[0u8; 10], ip, OWN), None);
+    }
+
+    #[test]
+    fn na_checksum_verifies() {
+        let ip: Ipv6Addr = "fd00:99::50".parse().unwrap();
+        let f = na_frame(OWN, ip);
+        let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+        // Recomputing over a body that includes its checksum gives zero.
+        assert_eq!(icmpv6_checksum(&ip, &dst, &f[54..]), 0);
+        assert_eq!(f[54], 136);
+        assert_eq!(f[21], 255);
+    }
+}

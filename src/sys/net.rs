@@ -1,0 +1,210 @@
+//! Addresses, links, routes and link-layer announcements, behind one trait so agent logic
+//! can be unit-tested against [`super::fake::FakeNet`].
+
+use std::fs::File;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sched::{setns, CloneFlags};
+use nix::sys::signal::Signal;
+
+use super::arp::{format_mac, ArpMode, Mac, RawLink};
+use super::error::{SysError, SysResult};
+use super::netlink::{Addr, AddrRequest, Link, Netlink, Route};
+use super::proc;
+use super::runner::{spawn_detached, Cmd};
+
+/// How to announce an address on the link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announce {
+    pub mode: ArpMode,
+    pub dst: Mac,
+    pub count: u32,
+    pub interval: Duration,
+}
+
+pub trait Net {
+    /// Moves this process into the named network namespace (`/run/netns/<name>`).
+    fn enter_netns(&self, name: &str) -> SysResult<()>;
+    fn links(&self, deadline: Instant) -> SysResult<Vec<Link>>;
+    fn addrs(&self, family: u8, deadline: Instant) -> SysResult<Vec<Addr>>;
+    fn routes(&self, family: u8, deadline: Instant) -> SysResult<Vec<Route>>;
+    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<()>;
+    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<()>;
+    /// Sends `tries` RFC 5227 probes spread over `wait` and returns the MAC of another
+    /// host that claims `ip`, if one does.
+    fn arp_probe(
+        &self,
+        link: &Link,
+        ip: Ipv4Addr,
+        tries: u32,
+        wait: Duration,
+    ) -> SysResult<Option<Mac>>;
+    /// Sends `a.count` announcements (ARP for IPv4, unsolicited NA for IPv6) `a.interval`
+    /// apart, stopping at `deadline`. Returns how many rounds went out.
+    fn announce(&self, link: &Link, ip: IpAddr, a: &Announce, deadline: Instant) -> SysResult<u32>;
+    /// Starts the announcer in a session of its own and records it in `pidfile`.
+    fn spawn_announcer(
+        &self,
+        link: &Link,
+        ip: IpAddr,
+        a: &Announce,
+        pidfile: &Path,
+    ) -> SysResult<u32>;
+    /// Stops the announcer recorded in `pidfile` (only if it is one of ours for `ip`).
+    fn cancel_announcer(&self, pidfile: &Path, ip: IpAddr) -> SysResult<bool>;
+}
+
+/// The real network: rtnetlink and `AF_PACKET` sockets.
+pub struct RealNet;
+
+impl Net for RealNet {
+    fn enter_netns(&self, name: &str) -> SysResult<()> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(SysError::Invalid(format!(
+                "invalid network namespace name {name:?}"
+            )));
+        }
+        let path = PathBuf::from("/run/netns").join(name);
+        let f = File::open(&path)
+            .map_err(|e| SysError::io(format!("opening {}", path.display()), e))?;
+        setns(f, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| SysError::errno(format!("entering network namespace {name}"), e))
+    }
+
+    fn links(&self, deadline: Instant) -> SysResult<Vec<Link>> {
+        Netlink::open(deadline)?.links()
+    }
+
+    fn addrs(&self, family: u8, deadline: Instant) -> SysResult<Vec<Addr>> {
+        Netlink::open(deadline)?.addrs(family)
+    }
+
+    fn routes(&self, family: u8, deadline: Instant) -> SysResult<Vec<Route>> {
+        Netlink::open(deadline)?.routes(family)
+    }
+
+    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<()> {
+        Netlink::open(deadline)?.add_addr(req)
+    }
+
+    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<()> {
+        Netlink::open(deadline)?.del_addr(addr)
+    }
+
+    fn arp_probe(
+        &self,
+        link: &Link,
+        ip: Ipv4Addr,
+        tries: u32,
+        wait: Duration,
+    ) -> SysResult<Option<Mac>> {
+        let mut raw = RawLink::open(link)?;
+        let start = Instant::now();
+        let tries = tries.max(1);
+        let step = wait / tries;
+        for i in 0..tries {
+            raw.arp_probe(ip)?;
+            let until = start + step * (i + 1);
+            if let Some(mac) = raw.wait_for_claim(ip, until)? {
+                return Ok(Some(mac));
+            }
+        }
+        Ok(None)
+    }
+
+    fn announce(&self, link: &Link, ip: IpAddr, a: &Announce, deadline: Instant) -> SysResult<u32> {
+        let mut raw = RawLink::open(link)?;
+        let mut sent = 0;
+        let mut next = Instant::now();
+        while sent < a.count {
+            let now = Instant::now();
+            if now > deadline {
+                break;
+            }
+            if next > now {
+                thread::sleep(next - now);
+            }
+            match ip {
+                IpAddr::V4(v4) => raw.gratuitous_arp(v4, a.mode, a.dst)?,
+                IpAddr::V6(v6) => raw.unsolicited_na(v6)?,
+            }
+            sent += 1;
+            next += a.interval;
+        }
+        Ok(sent)
+    }
+
+    fn spawn_announcer(
+        &self,
+        link: &Link,
+        ip: IpAddr,
+        a: &Announce,
+        pidfile: &Path,
+    ) -> SysResult<u32> {
+        let exe =
+            std::env::current_exe().map_err(|e| SysError::io("locating our own binary", e))?;
+        let cmd = Cmd::new(exe)
+            .args([
+                "arp",
+                "announce",
+                "--iface",
+                &link.name,
+                "--ip",
+                &ip.to_string(),
+            ])
+            .args(["--count", &a.count.to_string()])
+            .args(["--interval", &a.interval.as_millis().to_string()])
+            .args(["--delay", &a.interval.as_millis().to_string()])
+            .args(["--mode", a.mode.name(), "--dst-mac", &format_mac(&a.dst)]);
+        let pid = spawn_detached(&cmd)?;
+        proc::write_pidfile(pidfile, pid)?;
+        Ok(pid)
+    }
+
+    fn cancel_announcer(&self, pidfile: &Path, ip: IpAddr) -> SysResult<bool> {
+        let Some(pid) = proc::read_pidfile(pidfile) else {
+            return Ok(false);
+        };
+        let ours = proc::cmdline(pid).is_some_and(|argv| is_announcer(&argv, ip));
+        if ours {
+            proc::signal(pid, Signal::SIGTERM)?;
+        }
+        proc::remove_file(pidfile)?;
+        Ok(ours)
+    }
+}
+
+/// True when `argv` is our announcer for `ip` (a recycled pid must never be killed).
+pub fn is_announcer(argv: &[String], ip: IpAddr) -> bool {
+    let ip = ip.to_string();
+    argv.windows(2).any(|w| w[0] == "arp" && w[1] == "announce")
+        && argv.windows(2).any(|w| w[0] == "--ip" && w[1] == ip)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcer_recognition() {
+        let ip: IpAddr = "10.99.1.50".parse().unwrap();
+        let argv: Vec<String> = [
+            "/usr/sbin/pgstack",
+            "arp",
+            "announce",
+            "--iface",
+            "e0",
+            "--ip",
+            "10.99.1.50",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(is_announcer(&argv, ip));
+        assert!(!is_announcer(&argv, "10.99.1.51".parse().unwrap()));
+        assert!(!is_announcer(&["sleep".into(), "10".into()], ip));
+    }
+}

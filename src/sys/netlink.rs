@@ -1,0 +1,623 @@
+//! A small rtnetlink client: links, addresses and routes, encoded and decoded here.
+//!
+//! Only the handful of messages the agents need (RTM_GET/NEW/DELADDR, RTM_GETLINK,
+//! RTM_GETROUTE) are implemented, so the whole wire format is visible in one file and no
+//! `ip` output is ever parsed.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
+
+use nix::errno::Errno;
+use nix::sys::socket::{
+    bind, recv, sendto, setsockopt, socket, sockopt, AddressFamily, MsgFlags, NetlinkAddr,
+    SockFlag, SockProtocol, SockType,
+};
+use nix::sys::time::TimeVal;
+
+use super::error::{SysError, SysResult};
+
+const NLMSG_HDRLEN: usize = 16;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+const RTM_NEWLINK: u16 = 16;
+const RTM_GETLINK: u16 = 18;
+const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
+const RTM_GETADDR: u16 = 22;
+const RTM_NEWROUTE: u16 = 24;
+const RTM_GETROUTE: u16 = 26;
+
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_ACK: u16 = 0x4;
+const NLM_F_DUMP: u16 = 0x300;
+const NLM_F_EXCL: u16 = 0x200;
+const NLM_F_CREATE: u16 = 0x400;
+
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFLA_OPERSTATE: u16 = 16;
+
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
+const IFA_LABEL: u16 = 3;
+const IFA_BROADCAST: u16 = 4;
+const IFA_CACHEINFO: u16 = 6;
+const IFA_FLAGS: u16 = 8;
+
+const RTA_DST: u16 = 1;
+const RTA_OIF: u16 = 4;
+const RTA_GATEWAY: u16 = 5;
+const RTA_PREFSRC: u16 = 7;
+const RTA_TABLE: u16 = 15;
+
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
+/// Interface flags (`IFF_*`).
+pub const IFF_UP: u32 = 0x1;
+pub const IFF_LOOPBACK: u32 = 0x8;
+pub const IFF_NOARP: u32 = 0x80;
+pub const IFF_LOWER_UP: u32 = 0x10000;
+
+/// Address flags (`IFA_F_*`).
+pub const IFA_F_NODAD: u32 = 0x02;
+pub const IFA_F_DADFAILED: u32 = 0x08;
+pub const IFA_F_TENTATIVE: u32 = 0x40;
+pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+
+pub const RT_TABLE_MAIN: u32 = 254;
+pub const RTN_UNICAST: u8 = 1;
+pub const RTN_LOCAL: u8 = 2;
+
+/// An infinite address lifetime.
+pub const LIFETIME_FOREVER: u32 = u32::MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    pub index: u32,
+    pub name: String,
+    pub flags: u32,
+    pub mac: Option<[u8; 6]>,
+    pub operstate: u8,
+}
+
+impl Link {
+    pub fn is_up(&self) -> bool {
+        self.flags & IFF_UP != 0
+    }
+    pub fn is_loopback(&self) -> bool {
+        self.flags & IFF_LOOPBACK != 0
+    }
+    pub fn has_carrier(&self) -> bool {
+        self.flags & IFF_LOWER_UP != 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addr {
+    pub index: u32,
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub label: Option<String>,
+    pub broadcast: Option<Ipv4Addr>,
+    pub flags: u32,
+    pub scope: u8,
+    pub preferred_lft: Option<u32>,
+    pub valid_lft: Option<u32>,
+}
+
+/// What to add with [`add_addr`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrRequest {
+    pub index: u32,
+    pub ip: IpAddr,
+    pub prefix: u8,
+    pub label: Option<String>,
+    pub broadcast: Option<Ipv4Addr>,
+    pub flags: u32,
+    /// Preferred lifetime in seconds; `None` is forever.
+    pub preferred_lft: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub family: u8,
+    pub dst: Option<IpAddr>,
+    pub dst_len: u8,
+    pub oif: Option<u32>,
+    pub gateway: Option<IpAddr>,
+    pub prefsrc: Option<IpAddr>,
+    pub table: u32,
+    pub kind: u8,
+    pub scope: u8,
+}
+
+/// An open rtnetlink socket. Every receive is bounded by the deadline given at open.
+pub struct Netlink {
+    fd: OwnedFd,
+    seq: u32,
+    deadline: Instant,
+}
+
+impl Netlink {
+    pub fn open(deadline: Instant) -> SysResult<Netlink> {
+        let fd = socket(
+            AddressFamily::Netlink,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            SockProtocol::NetlinkRoute,
+        )
+        .map_err(|e| SysError::errno("opening a netlink socket", e))?;
+        bind(fd.as_raw_fd(), &NetlinkAddr::new(0, 0))
+            .map_err(|e| SysError::errno("binding the netlink socket", e))?;
+        Ok(Netlink {
+            fd,
+            seq: 1,
+            deadline,
+        })
+    }
+
+    fn exchange(&mut self, kind: u16, flags: u16, body: &[u8], what: &str) -> SysResult<Vec<Msg>> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut buf = Vec::with_capacity(NLMSG_HDRLEN + body.len());
+        let len = (NLMSG_HDRLEN + body.len()) as u32;
+        buf.extend_from_slice(&len.to_ne_bytes());
+        buf.extend_from_slice(&kind.to_ne_bytes());
+        buf.extend_from_slice(&(flags | NLM_F_REQUEST).to_ne_bytes());
+        buf.extend_from_slice(&seq.to_ne_bytes());
+        buf.extend_from_slice(&0u32.to_ne_bytes());
+        buf.extend_from_slice(body);
+        sendto(
+            self.fd.as_raw_fd(),
+            &buf,
+            &NetlinkAddr::new(0, 0),
+            MsgFlags::empty(),
+        )
+        .map_err(|e| SysError::errno(format!("netlink {what}: send"), e))?;
+
+        let dump = flags & NLM_F_DUMP == NLM_F_DUMP;
+        let mut out = Vec::new();
+        let mut rbuf = vec![0u8; 64 * 1024];
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(SysError::Timeout {
+                    what: format!("netlink {what}"),
+                });
+            }
+            let tv = TimeVal::new(left.as_secs() as _, left.subsec_micros().max(1) as _);
+            setsockopt(&self.fd, sockopt::ReceiveTimeout, &tv)
+                .map_err(|e| SysError::errno("netlink: setting the receive timeout", e))?;
+            let n = match recv(self.fd.as_raw_fd(), &mut rbuf, MsgFlags::empty()) {
+                Ok(n) => n,
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(SysError::errno(format!("netlink {what}: receive"), e)),
+            };
+            for m in split(&rbuf[..n]) {
+                if m.seq != seq {
+                    continue;
+                }
+                match m.kind {
+                    NLMSG_DONE => return Ok(out),
+                    NLMSG_ERROR => {
+                        let code = m
+                            .body
+                            .get(..4)
+                            .map(|b| i32::from_ne_bytes(b.try_into().unwrap()))
+                            .unwrap_or(-libc_eio());
+                        if code == 0 {
+                            if !dump {
+                                return Ok(out);
+                            }
+                        } else {
+                            return Err(SysError::errno(
+                                format!("netlink {what}"),
+                                Errno::from_raw(-code),
+                            ));
+                        }
+                    }
+                    _ => {
+                        out.push(m);
+                        if !dump && flags & NLM_F_ACK == 0 {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn links(&mut self) -> SysResult<Vec<Link>> {
+        let body = [0u8; 16];
+        let msgs = self.exchange(RTM_GETLINK, NLM_F_DUMP, &body, "link dump")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.kind == RTM_NEWLINK)
+            .filter_map(|m| parse_link(&m.body))
+            .collect())
+    }
+
+    pub fn addrs(&mut self, family: u8) -> SysResult<Vec<Addr>> {
+        let body = [family, 0, 0, 0, 0, 0, 0, 0];
+        let msgs = self.exchange(RTM_GETADDR, NLM_F_DUMP, &body, "address dump")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.kind == RTM_NEWADDR)
+            .filter_map(|m| parse_addr(&m.body))
+            .collect())
+    }
+
+    pub fn routes(&mut self, family: u8) -> SysResult<Vec<Route>> {
+        let mut body = [0u8; 12];
+        body[0] = family;
+        let msgs = self.exchange(RTM_GETROUTE, NLM_F_DUMP, &body, "route dump")?;
+        Ok(msgs
+            .iter()
+            .filter(|m| m.kind == RTM_NEWROUTE)
+            .filter_map(|m| parse_route(&m.body))
+            .collect())
+    }
+
+    pub fn add_addr(&mut self, req: &AddrRequest) -> SysResult<()> {
+        let body = encode_addr_request(req);
+        self.exchange(
+            RTM_NEWADDR,
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &body,
+            &format!("adding {}/{}", req.ip, req.prefix),
+        )
+        .map(|_| ())
+    }
+
+    pub fn del_addr(&mut self, a: &Addr) -> SysResult<()> {
+        let req = AddrRequest {
+            index: a.index,
+            ip: a.ip,
+            prefix: a.prefix,
+            label: None,
+            broadcast: None,
+            flags: 0,
+            preferred_lft: None,
+        };
+        let body = encode_addr_request(&req);
+        self.exchange(
+            RTM_DELADDR,
+            NLM_F_ACK,
+            &body,
+            &format!("removing {}/{}", a.ip, a.prefix),
+        )
+        .map(|_| ())
+    }
+}
+
+fn libc_eio() -> i32 {
+    Errno::EIO as i32
+}
+
+#[derive(Debug)]
+struct Msg {
+    kind: u16,
+    seq: u32,
+    body: Vec<u8>,
+}
+
+fn align4(n: usize) -> usize {
+    (n + 3) & !3
+}
+
+fn split(mut buf: &[u8]) -> Vec<Msg> {
+    let mut out = Vec::new();
+    while buf.len() >= NLMSG_HDRLEN {
+        let len = u32::from_ne_bytes(buf[0..4].try_into().unwrap()) as usize;
+        if len < NLMSG_HDRLEN || len > buf.len() {
+            break;
+        }
+        out.push(Msg {
+            kind: u16::from_ne_bytes(buf[4..6].try_into().unwrap()),
+            seq: u32::from_ne_bytes(buf[8..12].try_into().unwrap()),
+            body: buf[NLMSG_HDRLEN..len].to_vec(),
+        });
+        buf = &buf[align4(len).min(buf.len())..];
+    }
+    out
+}
+
+/// Iterates the route attributes that follow a fixed header.
+fn attrs(mut buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    while buf.len() >= 4 {
+        let len = u16::from_ne_bytes([buf[0], buf[1]]) as usize;
+        let kind = u16::from_ne_bytes([buf[2], buf[3]]) & 0x3fff;
+        if len < 4 || len > buf.len() {
+            break;
+        }
+        out.push((kind, &buf[4..len]));
+        buf = &buf[align4(len).min(buf.len())..];
+    }
+    out
+}
+
+fn push_attr(buf: &mut Vec<u8>, kind: u16, data: &[u8]) {
+    let len = 4 + data.len();
+    buf.extend_from_slice(&(len as u16).to_ne_bytes());
+    buf.extend_from_slice(&kind.to_ne_bytes());
+    buf.extend_from_slice(data);
+    buf.resize(align4(buf.len()), 0);
+}
+
+fn ip_bytes(ip: &IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+fn ip_from(family: u8, b: &[u8]) -> Option<IpAddr> {
+    match (family, b.len()) {
+        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        (AF_INET6, 16) => {
+            let a: [u8; 16] = b.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(a)))
+        }
+        _ => None,
+    }
+}
+
+fn cstr(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+pub fn encode_addr_request(req: &AddrRequest) -> Vec<u8> {
+    let family = if req.ip.is_ipv4() { AF_INET } else { AF_INET6 };
+    let mut b = vec![family, req.prefix, (req.flags & 0xff) as u8, 0];
+    b.extend_from_slice(&req.index.to_ne_bytes());
+    let ip = ip_bytes(&req.ip);
+    push_attr(&mut b, IFA_LOCAL, &ip);
+    push_attr(&mut b, IFA_ADDRESS, &ip);
+    if let Some(bc) = req.broadcast {
+        push_attr(&mut b, IFA_BROADCAST, &bc.octets());
+    }
+    if let Some(l) = &req.label {
+        let mut v = l.as_bytes().to_vec();
+        v.push(0);
+        push_attr(&mut b, IFA_LABEL, &v);
+    }
+    if req.flags != 0 {
+        push_attr(&mut b, IFA_FLAGS, &req.flags.to_ne_bytes());
+    }
+    if let Some(p) = req.preferred_lft {
+        let mut ci = Vec::with_capacity(16);
+        ci.extend_from_slice(&p.to_ne_bytes());
+        ci.extend_from_slice(&LIFETIME_FOREVER.to_ne_bytes());
+        ci.extend_from_slice(&[0u8; 8]);
+        push_attr(&mut b, IFA_CACHEINFO, &ci);
+    }
+    b
+}
+
+pub(crate) fn parse_link(body: &[u8]) -> Option<Link> {
+    if body.len() < 16 {
+        return None;
+    }
+    let index = i32::from_ne_bytes(body[4..8].try_into().ok()?) as u32;
+    let flags = u32_at(body, 8)?;
+    let mut link = Link {
+        index,
+        name: String::new(),
+        flags,
+        mac: None,
+        operstate: 0,
+    };
+    for (k, v) in attrs(&body[16..]) {
+        match k {
+            IFLA_IFNAME => link.name = cstr(v),
+            IFLA_ADDRESS if v.len() == 6 => link.mac = v.try_into().ok(),
+            IFLA_OPERSTATE if !v.is_empty() => link.operstate = v[0],
+            _ => {}
+        }
+    }
+    Some(link)
+}
+
+pub(crate) fn parse_addr(body: &[u8]) -> Option<Addr> {
+    if body.len() < 8 {
+        return None;
+    }
+    let family = body[0];
+    let mut a = Addr {
+        index: u32_at(body, 4)?,
+        ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        prefix: body[1],
+        label: None,
+        broadcast: None,
+        flags: body[2] as u32,
+        scope: body[3],
+        preferred_lft: None,
+        valid_lft: None,
+    };
+    let (mut local, mut address) = (None, None);
+    for (k, v) in attrs(&body[8..]) {
+        match k {
+            IFA_LOCAL => local = ip_from(family, v),
+            IFA_ADDRESS => address = ip_from(family, v),
+            IFA_LABEL => a.label = Some(cstr(v)),
+            IFA_BROADCAST => {
+                if let Some(IpAddr::V4(b)) = ip_from(AF_INET, v) {
+                    a.broadcast = Some(b)
+                }
+            }
+            IFA_FLAGS => a.flags = u32_at(v, 0).unwrap_or(a.flags),
+            IFA_CACHEINFO => {
+                a.preferred_lft = u32_at(v, 0);
+                a.valid_lft = u32_at(v, 4);
+            }
+            _ => {}
+        }
+    }
+    // For point-to-point links IFA_ADDRESS is the peer; IFA_LOCAL is ours.
+    a.ip = local.or(address)?;
+    Some(a)
+}
+
+pub(crate) fn parse_route(body: &[u8]) -> Option<Route> {
+    if body.len() < 12 {
+        return None;
+    }
+    let family = body[0];
+    let mut r = Route {
+        family,
+        dst: None,
+        dst_len: body[1],
+        oif: None,
+        gateway: None,
+        prefsrc: None,
+        table: body[4] as u32,
+        kind: body[7],
+        scope: body[6],
+    };
+    for (k, v) in attrs(&body[12..]) {
+        match k {
+            RTA_DST => r.dst = ip_from(family, v),
+            RTA_OIF => r.oif = u32_at(v, 0),
+            RTA_GATEWAY => r.gateway = ip_from(family, v),
+            RTA_PREFSRC => r.prefsrc = ip_from(family, v),
+            RTA_TABLE => r.table = u32_at(v, 0).unwrap_or(r.table),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+/// True when `ip` lies in `net/len`.
+pub fn contains(net: IpAddr, len: u8, ip: IpAddr) -> bool {
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let len = len.min(32) as u32;
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let len = len.min(128) as u32;
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The broadcast address of `ip/prefix` (none for /31 and /32, RFC 3021).
+pub fn broadcast_of(ip: Ipv4Addr, prefix: u8) -> Option<Ipv4Addr> {
+    if prefix >= 31 {
+        return None;
+    }
+    let host = u32::MAX >> prefix;
+    Some(Ipv4Addr::from(u32::from(ip) | host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_request_round_trips_through_the_decoder() {
+        let req = AddrRequest {
+            index: 7,
+            ip: "10.99.1.50".parse().unwrap(),
+            prefix: 24,
+            label: Some("veth0:pgvip".into()),
+            broadcast: Some("10.99.1.255".parse().unwrap()),
+            flags: IFA_F_NOPREFIXROUTE,
+            preferred_lft: Some(0),
+        };
+        let body = encode_addr_request(&req);
+        assert_eq!(body.len() % 4, 0);
+        let a = parse_addr(&body).unwrap();
+        assert_eq!(a.index, 7);
+        assert_eq!(a.ip, req.ip);
+        assert_eq!(a.prefix, 24);
+        assert_eq!(a.label.as_deref(), Some("veth0:pgvip"));
+        assert_eq!(a.broadcast, req.broadcast);
+        assert_eq!(a.flags, IFA_F_NOPREFIXROUTE);
+        assert_eq!(a.preferred_lft, Some(0));
+        assert_eq!(a.valid_lft, Some(LIFETIME_FOREVER));
+    }
+
+    #[test]
+    fn ipv6_address_decodes() {
+        let req = AddrRequest {
+            index: 3,
+            ip: "fd00:99::50".parse().unwrap(),
+            prefix: 64,
+            label: None,
+            broadcast: None,
+            flags: IFA_F_NODAD,
+            preferred_lft: None,
+        };
+        let a = parse_addr(&encode_addr_request(&req)).unwrap();
+        assert_eq!(a.ip, req.ip);
+        assert_eq!(a.flags & IFA_F_NODAD, IFA_F_NODAD);
+        assert_eq!(a.label, None);
+    }
+
+    #[test]
+    fn truncated_messages_are_ignored_not_panicked_on() {
+        let body = encode_addr_request(&AddrRequest {
+            index: 1,
+            ip: "10.99.0.1".parse().unwrap(),
+            prefix: 16,
+            label: Some("x".into()),
+            broadcast: None,
+            flags: 0,
+            preferred_lft: None,
+        });
+        for n in 0..body.len() {
+            let _ = parse_addr(&body[..n]);
+            let _ = parse_link(&body[..n]);
+            let _ = parse_route(&body[..n]);
+            let _ = split(&body[..n]);
+        }
+    }
+
+    #[test]
+    fn prefix_containment_and_broadcast() {
+        let net: IpAddr = "10.99.1.0".parse().unwrap();
+        assert!(contains(net, 24, "10.99.1.200".parse().unwrap()));
+        assert!(!contains(net, 24, "10.99.2.1".parse().unwrap()));
+        assert!(contains(net, 0, "1.2.3.4".parse().unwrap()));
+        assert!(!contains(net, 24, "fd00::1".parse().unwrap()));
+        let n6: IpAddr = "fd00:99::".parse().unwrap();
+        assert!(contains(n6, 64, "fd00:99::50".parse().unwrap()));
+        assert!(!contains(n6, 64, "fd00:98::50".parse().unwrap()));
+        assert_eq!(
+            broadcast_of("10.99.1.50".parse().unwrap(), 24),
+            Some("10.99.1.255".parse().unwrap())
+        );
+        assert_eq!(broadcast_of("10.99.1.50".parse().unwrap(), 31), None);
+    }
+
+    #[test]
+    fn live_loopback_is_listed() {
+        let mut nl = Netlink::open(Instant::now() + std::time::Duration::from_secs(5)).unwrap();
+        let links = nl.links().unwrap();
+        let lo = links.iter().find(|l| l.name == "lo").expect("lo");
+        assert!(lo.is_loopback());
+        let addrs = nl.addrs(AF_INET).unwrap();
+        // lo carries 127.0.0.1 whenever it is up.
+        if lo.is_up() {
+            assert!(addrs
+                .iter()
+                .any(|a| a.index == lo.index && a.ip == IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        }
+    }
+}
