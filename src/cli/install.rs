@@ -19,6 +19,9 @@ pub struct InstallArgs {
     /// Staging root prepended to every path (packaging).
     #[arg(long, default_value = "")]
     destdir: String,
+    /// Directory of the OCF shims (Pacemaker looks only in the default).
+    #[arg(long, default_value = OCF_DIR)]
+    ocf_dir: String,
     /// Remove what install puts in place.
     #[arg(long)]
     uninstall: bool,
@@ -80,7 +83,7 @@ pub fn run(a: InstallArgs) -> Result<u8> {
         for (p, _, _) in &files {
             remove(p)?;
         }
-        let _ = fs::remove_dir(under(&a.destdir, OCF_DIR));
+        let _ = fs::remove_dir(under(&a.destdir, &a.ocf_dir));
     } else {
         for (p, data, mode) in &files {
             write(p, data, *mode)?;

@@ -1,0 +1,33 @@
+# The two commands of the README:
+#   make install   Debian packages, release build, install of the binary, shims, man pages
+#   make test      test packages, build, install, every test (root: namespaces, loop devices)
+PREFIX ?= /usr
+CARGO ?= cargo
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: all build install uninstall test test-unit test-root bench clean-test-leftovers
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+install:
+	.ci/apt-ensure .ci/packages-runtime
+	$(MAKE) build
+	./target/release/pgstack install --prefix $(PREFIX)
+
+uninstall:
+	./target/release/pgstack install --uninstall --prefix $(PREFIX)
+
+test:
+	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
+	$(MAKE) build
+	./target/release/pgstack install --prefix $(PREFIX)
+	tests/cleanup
+	$(CARGO) test --locked -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
+
+bench:
+	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
+	$(MAKE) install
+	bench/vip.sh

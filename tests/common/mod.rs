@@ -1,0 +1,134 @@
+//! Shared harness of the black-box tests: the installed binary and shims, network
+//! namespaces with veth links, commands with deadlines. Every resource is an RAII guard
+//! removed in `Drop`, so a failing (panicking) test leaves nothing behind; `tests/cleanup`
+//! is the safety net for killed runs. Test addresses are from 10.99.0.0/16 and
+//! fd00:99::/32, inside namespaces the test made.
+#![allow(dead_code)]
+
+pub mod netns;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The installed pgstack binary (override with PGSTACK_BIN).
+pub fn bin() -> String {
+    std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into())
+}
+
+/// The directory of the installed OCF shims (override with PGSTACK_OCF_DIR).
+pub fn ocf_dir() -> String {
+    std::env::var("PGSTACK_OCF_DIR").unwrap_or_else(|_| "/usr/lib/ocf/resource.d/pgstack".into())
+}
+
+pub fn agent_path(name: &str) -> String {
+    format!("{}/{name}", ocf_dir())
+}
+
+/// Root-only tests call this first; outside root they say so and do nothing.
+pub fn root() -> bool {
+    let ok = nix_is_root();
+    if !ok {
+        eprintln!("SKIPPED: this test needs root (run `make test` as root)");
+    }
+    ok
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY-free: read our effective uid from /proc.
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .unwrap_or(false)
+}
+
+/// Where tests keep artifacts (tool outputs worth reading after a run).
+pub fn artifacts() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Runs a command to completion with a timeout; panics (naming it) if it hangs.
+pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    let mut c = Command::new(argv[0]);
+    c.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let end = Instant::now() + timeout;
+    loop {
+        if let Some(_st) = child.try_wait().unwrap() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{argv:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn sh_ok(argv: &[&str]) -> String {
+    let out = run(argv, &[], Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{argv:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The result of one agent action.
+#[derive(Debug)]
+pub struct AgentRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl AgentRun {
+    pub fn exit_reason(&self) -> Option<String> {
+        self.stderr.lines().find_map(|l| l.strip_prefix("ocf-exit-reason:").map(str::to_string))
+    }
+}
+
+/// Runs `agent_path action` with OCF_RESKEY_* from `params` plus extra variables, through
+/// `prefix` (e.g. `ip netns exec NS`).
+pub fn ocf(prefix: &[&str], agent_path: &str, action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    env.insert("OCF_ROOT".into(), "/usr/lib/ocf".into());
+    env.insert("OCF_RESOURCE_INSTANCE".into(), "test".into());
+    env.insert("HA_LOGFACILITY".into(), "none".into());
+    for (k, v) in params {
+        env.insert(format!("OCF_RESKEY_{k}"), v.to_string());
+    }
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+    argv.push("env".into());
+    argv.push("-i".into());
+    argv.push("PATH=/usr/sbin:/usr/bin:/sbin:/bin".into());
+    for (k, v) in &env {
+        argv.push(format!("{k}={v}"));
+    }
+    argv.push(agent_path.into());
+    argv.push(action.into());
+    let refs: Vec<&str> = argv.iter().map(|s| s.as_str()).collect();
+    let out = run(&refs, &[], Duration::from_secs(90));
+    AgentRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
