@@ -579,15 +579,24 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
         .str("cidr_netmask")
         .map(|v| parse_prefix(v.trim(), &ip))
         .transpose()?;
-    let nic = p.str("nic").map(str::trim).map(str::to_string);
-    if let Some(n) = &nic {
-        if n.contains(':') {
-            return Err(ParamError::invalid(
-                "nic",
-                n.as_str(),
-                "give the base interface; use iflabel for a label",
-            ));
+    let mut nic = p.str("nic").map(str::trim).map(str::to_string);
+    let mut iflabel = p.str("iflabel").map(str::trim).map(str::to_string);
+    // IPaddr2 accepts an alias (eth0:1) as nic and uses the part after the colon as the
+    // label; so do we, unless it contradicts iflabel.
+    if let Some((base, alias)) = nic.clone().as_deref().and_then(|n| n.split_once(':')) {
+        match &iflabel {
+            Some(l) if l != alias => {
+                return Err(ParamError::invalid(
+                    "nic",
+                    format!("{base}:{alias}"),
+                    format!("its alias contradicts iflabel={l}"),
+                ));
+            }
+            _ => iflabel = Some(alias.to_string()),
         }
+        nic = Some(base.to_string());
+    }
+    if let Some(n) = &nic {
         if !valid_ifname(n) {
             return Err(ParamError::invalid(
                 "nic",
@@ -621,7 +630,6 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             })?)
         }
     };
-    let iflabel = p.str("iflabel").map(str::trim).map(str::to_string);
     if let Some(l) = &iflabel {
         if ip.is_ipv6() {
             return Err(ParamError::invalid(
@@ -755,11 +763,19 @@ impl<N: Net> Agent for Vip<N> {
         }
         let present = self.find_addr(cfg, ctx)?;
         if let Some(a) = present.iter().find(|a| a.index == p.link.index) {
-            if a.flags & IFA_F_DADFAILED == 0 {
+            let want = self.request(cfg, &p);
+            let label = |l: &Option<String>| l.clone().unwrap_or_else(|| p.link.name.clone());
+            let label_ok = cfg.ip.is_ipv6() || label(&a.label) == label(&want.label);
+            let prefix_ok = cfg.prefix.is_none() || a.prefix == p.prefix;
+            if a.flags & IFA_F_DADFAILED == 0 && label_ok && prefix_ok {
                 ctx.log
                     .info(&format!("{} is already on {}", cfg.ip, p.link.name));
                 return Ok(());
             }
+            ctx.log.info(&format!(
+                "{} is on {} with another label or prefix, or failed DAD: re-adding it",
+                cfg.ip, p.link.name
+            ));
             self.net.del_addr(a, ctx.deadline.instant())?;
         } else if let Some(a) = present.first() {
             return Err(VipError::Failed(format!(
@@ -1015,6 +1031,16 @@ mod tests {
     }
 
     #[test]
+    fn start_replaces_an_address_with_the_wrong_label() {
+        let v = Vip::new(net());
+        assert_eq!(act(&v, "start", &[("ip", "10.99.1.50"), ("iflabel", "old")]).0, 0);
+        let p = [("ip", "10.99.1.50"), ("iflabel", "pgvip")];
+        assert_eq!(act(&v, "start", &p).0, 0);
+        assert_eq!(v.net.addrs.borrow()[0].label.as_deref(), Some("eth0:pgvip"));
+        assert_eq!(act(&v, "monitor", &p).0, 0);
+    }
+
+    #[test]
     fn conflicting_host_fails_start_naming_its_mac() {
         let v = Vip::new(net());
         *v.net.claimant.borrow_mut() = Some(("10.99.1.50".parse().unwrap(), [2, 0xaa, 0, 0, 0, 1]));
@@ -1095,7 +1121,7 @@ mod tests {
             ("ip", "224.0.0.1"),
             ("cidr_netmask", "33"),
             ("cidr_netmask", "255.0.255.0"),
-            ("nic", "eth0:1"),
+            ("iflabel", "a b"),
             ("nic", "a/b"),
             ("iflabel", "bad label"),
             ("iflabel", "muchtoolonglabel"),
@@ -1117,6 +1143,12 @@ mod tests {
             assert!(reason.unwrap().contains(k), "{k}={val}");
         }
         assert_eq!(act(&v, "validate-all", &[]).0, 6);
+        // IPaddr2's alias form is accepted as a label, unless it contradicts iflabel.
+        let alias = [("ip", "10.99.1.50"), ("nic", "eth0:pg")];
+        assert_eq!(act(&v, "validate-all", &alias).0, 0);
+        let (code, reason) = act(&v, "validate-all", &[("ip", "10.99.1.50"), ("nic", "eth0:pg"), ("iflabel", "x")]);
+        assert_eq!(code, 6);
+        assert!(reason.unwrap().contains("contradicts iflabel"));
         assert_eq!(
             act(
                 &v,
