@@ -10,9 +10,24 @@ use pgstack::sys::fake::FakeNet;
 use proptest::prelude::*;
 
 const NAMES: &[&str] = &[
-    "ip", "nic", "cidr_netmask", "broadcast", "iflabel", "arp_interval", "arp_count",
-    "arp_count_refresh", "arp_bg", "arp_mac", "arp_sender", "arp_mode", "run_arping",
-    "arp_probe_wait", "nodad", "noprefixroute", "preferred_lft", "network_namespace",
+    "ip",
+    "nic",
+    "cidr_netmask",
+    "broadcast",
+    "iflabel",
+    "arp_interval",
+    "arp_count",
+    "arp_count_refresh",
+    "arp_bg",
+    "arp_mac",
+    "arp_sender",
+    "arp_mode",
+    "run_arping",
+    "arp_probe_wait",
+    "nodad",
+    "noprefixroute",
+    "preferred_lft",
+    "network_namespace",
 ];
 
 fn value() -> impl Strategy<Value = String> {

@@ -49,8 +49,8 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
         "nic",
         "Network interface",
-        "The base interface the address goes on (eth0, not eth0:1; see iflabel). When empty, \
-         the interface whose connected route contains the address is used; several such \
+        "The base interface the address goes on (eth0). The alias form eth0:1 is accepted \
+         as nic=eth0 with iflabel=1. When empty, the interface whose connected route contains the address is used; several such \
          interfaces are an error.",
     ),
     ParamSpec::string(
@@ -1033,7 +1033,10 @@ mod tests {
     #[test]
     fn start_replaces_an_address_with_the_wrong_label() {
         let v = Vip::new(net());
-        assert_eq!(act(&v, "start", &[("ip", "10.99.1.50"), ("iflabel", "old")]).0, 0);
+        assert_eq!(
+            act(&v, "start", &[("ip", "10.99.1.50"), ("iflabel", "old")]).0,
+            0
+        );
         let p = [("ip", "10.99.1.50"), ("iflabel", "pgvip")];
         assert_eq!(act(&v, "start", &p).0, 0);
         assert_eq!(v.net.addrs.borrow()[0].label.as_deref(), Some("eth0:pgvip"));
@@ -1146,7 +1149,11 @@ mod tests {
         // IPaddr2's alias form is accepted as a label, unless it contradicts iflabel.
         let alias = [("ip", "10.99.1.50"), ("nic", "eth0:pg")];
         assert_eq!(act(&v, "validate-all", &alias).0, 0);
-        let (code, reason) = act(&v, "validate-all", &[("ip", "10.99.1.50"), ("nic", "eth0:pg"), ("iflabel", "x")]);
+        let (code, reason) = act(
+            &v,
+            "validate-all",
+            &[("ip", "10.99.1.50"), ("nic", "eth0:pg"), ("iflabel", "x")],
+        );
         assert_eq!(code, 6);
         assert!(reason.unwrap().contains("contradicts iflabel"));
         assert_eq!(

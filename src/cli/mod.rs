@@ -40,7 +40,11 @@ pub fn guarded(exit_reason_prefix: &str, f: impl FnOnce() -> u8 + std::panic::Un
     match std::panic::catch_unwind(f) {
         Ok(code) => code,
         Err(_) => {
-            let msg = PANIC.lock().ok().and_then(|s| s.clone()).unwrap_or_default();
+            let msg = PANIC
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .unwrap_or_default();
             eprintln!("{exit_reason_prefix}internal error: {msg}");
             OcfCode::ErrGeneric.as_u8()
         }
@@ -177,7 +181,14 @@ mod tests {
     #[test]
     fn a_panic_becomes_exit_1() {
         assert_eq!(guarded("ocf-exit-reason:", || panic!("boom")), 1);
-        assert_eq!(PANIC.lock().unwrap().as_deref().map(|m| m.starts_with("boom at ")), Some(true));
+        assert_eq!(
+            PANIC
+                .lock()
+                .unwrap()
+                .as_deref()
+                .map(|m| m.starts_with("boom at ")),
+            Some(true)
+        );
         assert_eq!(guarded("ocf-exit-reason:", || 7), 7);
     }
 }
