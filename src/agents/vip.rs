@@ -453,39 +453,13 @@ impl<N: Net> Vip<N> {
         }
         let pidfile = Self::pidfile(ctx);
         let _ = self.net.cancel_announcer(&pidfile, cfg.ip);
-        let first = Announce {
-            count: 1,
-            ..cfg.announce.clone()
-        };
-        self.net
-            .announce(link, cfg.ip, &first, ctx.deadline.instant())?;
-        let rest = cfg.announce.count - 1;
-        if rest == 0 {
-            return Ok(());
-        }
-        let more = Announce {
-            count: rest,
-            ..cfg.announce.clone()
-        };
-        if cfg.background {
-            // The detached announcer starts one interval later than the first round.
-            match self.net.spawn_announcer(link, cfg.ip, &more, &pidfile) {
-                Ok(pid) => ctx
-                    .log
-                    .debug(&format!("announcer {pid} sends {rest} more rounds")),
-                Err(e) => {
-                    ctx.log.warn(&format!(
-                        "cannot start the background announcer ({e}); announcing inline"
-                    ));
-                    std::thread::sleep(cfg.announce.interval.min(ctx.deadline.remaining()));
-                    self.net
-                        .announce(link, cfg.ip, &more, ctx.deadline.instant())?;
-                }
-            }
-        } else {
-            std::thread::sleep(cfg.announce.interval.min(ctx.deadline.remaining()));
+        let bg = cfg.background.then_some(pidfile.as_path());
+        if let Some(pid) =
             self.net
-                .announce(link, cfg.ip, &more, ctx.deadline.instant())?;
+                .announce(link, cfg.ip, &cfg.announce, bg, ctx.deadline.instant())?
+        {
+            ctx.log
+                .debug(&format!("announcer {pid} sends the remaining rounds"));
         }
         Ok(())
     }
@@ -910,7 +884,7 @@ impl<N: Net> Agent for Vip<N> {
                 ..cfg.announce.clone()
             };
             self.net
-                .announce(&link, cfg.ip, &a, ctx.deadline.instant())?;
+                .announce(&link, cfg.ip, &a, None, ctx.deadline.instant())?;
         }
         Ok(Status::Running)
     }
@@ -1014,11 +988,10 @@ mod tests {
         assert_eq!(a.label.as_deref(), Some("eth0:pgvip"));
         assert_eq!(a.broadcast, Some("10.99.1.255".parse().unwrap()));
         assert_eq!(act(&v, "monitor", &p).0, 0);
-        // first round inline, the other four in the background
-        assert_eq!(v.net.announced.borrow()[0], ("eth0".to_string(), a.ip, 1));
+        // five rounds, with the background announcer, and only once (start was idempotent)
         assert_eq!(
-            v.net.announced.borrow()[1],
-            ("bg:eth0".to_string(), a.ip, 4)
+            *v.net.announced.borrow(),
+            [("bg:eth0".to_string(), a.ip, 5)]
         );
         assert_eq!(act(&v, "stop", &p).0, 0);
         assert!(v.net.addrs.borrow().is_empty());
