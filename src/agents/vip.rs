@@ -1233,7 +1233,9 @@ mod tests {
     fn meta_data_lists_every_parameter_once() {
         let x = INFO.to_xml();
         for p in PARAMS {
-            let n = x.matches(&format!("<parameter name=\"{}\"", p.name)).count();
+            let n = x
+                .matches(&format!("<parameter name=\"{}\"", p.name))
+                .count();
             assert_eq!(n, if p.is_refused() { 0 } else { 1 }, "{}", p.name);
         }
     }

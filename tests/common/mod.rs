@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod uml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
