@@ -66,3 +66,125 @@ fn harness_role_swap_keeps_the_data() {
     assert_eq!(sum.trim().len(), 32);
     eprintln!("both UpToDate, n1 Primary after {synced:?}");
 }
+
+const AGENT_ENV: &str = "OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=drbd_pg:0 HA_LOGFACILITY=none \
+OCF_RESKEY_drbd_resource=r0 OCF_RESKEY_CRM_meta_clone_max=2 OCF_RESKEY_CRM_meta_clone_node_max=1 \
+OCF_RESKEY_CRM_meta_master_max=1 OCF_RESKEY_CRM_meta_master_node_max=1 OCF_RESKEY_CRM_meta_notify=true";
+
+/// Runs an action of the installed drbd agent in guest `i`; returns its exit code.
+fn agent(p: &mut UmlPair, i: usize, action: &str, extra: &str) -> (i32, String) {
+    let agent = common::agent_path("drbd");
+    let r = p.exec(
+        i,
+        &format!("env {AGENT_ENV} {extra} {agent} {action}"),
+        Duration::from_secs(120),
+    );
+    (r.rc, r.out)
+}
+
+#[test]
+fn agent_passes_ocf_tester_and_swaps_roles() {
+    if !root() {
+        return;
+    }
+    let mut p = UmlPair::boot("drbd", "256M", 256);
+    provision(&mut p);
+    p.ok(0, "drbdadm secondary r0");
+    // ocf-tester on n1 while n2 stays up and connected.
+    let path = common::agent_path("drbd");
+    let r = p.exec(
+        0,
+        &format!("ocf-tester -v -n drbd_pg -o drbd_resource=r0 -o CRM_meta_clone_max=2 -o CRM_meta_clone_node_max=1 \
+            -o CRM_meta_master_max=1 -o CRM_meta_master_node_max=1 -o CRM_meta_notify=true {path}"),
+        Duration::from_secs(300),
+    );
+    std::fs::write(common::artifacts().join("ocf-tester-drbd.log"), &r.out).unwrap();
+    assert_eq!(r.rc, 0, "ocf-tester failed:\n{}", r.out);
+    assert!(r.out.contains("passed all tests"), "{}", r.out);
+
+    // The agent's own view, and a role swap through it with the data checked.
+    assert_eq!(
+        agent(&mut p, 0, "monitor", "").0,
+        7,
+        "ocf-tester leaves the resource stopped"
+    );
+    assert_eq!(agent(&mut p, 0, "start", "").0, 0);
+    p.ok(0, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 300 ] && exit 1; done; true");
+    assert_eq!(agent(&mut p, 0, "monitor", "").0, 0);
+    assert_eq!(agent(&mut p, 0, "promote", "").0, 0);
+    assert_eq!(agent(&mut p, 0, "monitor", "").0, 8);
+    // The peer may not be promoted while n1 is Primary.
+    let (code, out) = agent(&mut p, 1, "promote", "");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("still Primary"), "{out}");
+    let sum = p.ok(
+        0,
+        "set -e; export TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1
+        mkfs.xfs -f -q /dev/drbd0; mkdir -p /mnt/r0; mount -t xfs /dev/drbd0 /mnt/r0
+        dd if=/dev/urandom of=/mnt/r0/payload bs=1M count=4 status=none
+        md5sum /mnt/r0/payload | cut -d' ' -f1; umount /mnt/r0",
+    );
+    assert_eq!(agent(&mut p, 0, "demote", "").0, 0);
+    assert_eq!(agent(&mut p, 0, "monitor", "").0, 0);
+    assert_eq!(agent(&mut p, 1, "promote", "").0, 0);
+    assert_eq!(agent(&mut p, 1, "monitor", "").0, 8);
+    let sum2 = p.ok(1, "set -e; mkdir -p /mnt/r0; mount -t xfs /dev/drbd0 /mnt/r0; md5sum /mnt/r0/payload | cut -d' ' -f1; umount /mnt/r0");
+    assert_eq!(sum.trim(), sum2.trim());
+    // Stop of a Primary demotes first; stop again is a no-op.
+    assert_eq!(agent(&mut p, 1, "stop", "").0, 0);
+    assert_eq!(agent(&mut p, 1, "monitor", "").0, 7);
+    assert_eq!(agent(&mut p, 1, "stop", "").0, 0);
+}
+
+#[test]
+fn agent_validation_in_a_guest() {
+    if !root() {
+        return;
+    }
+    let mut p = UmlPair::boot("drbd", "256M", 128);
+    std::fs::write(p.shared("drbd.conf"), DRBD_CONF).unwrap();
+    p.ok(0, "cp /shared/drbd.conf /etc/drbd.conf");
+    assert_eq!(agent(&mut p, 0, "validate-all", "").0, 0);
+    let (code, out) = agent(&mut p, 0, "validate-all", "OCF_RESKEY_drbd_resource=nosuch");
+    assert_eq!(code, 6, "{out}");
+    let (code, out) = agent(
+        &mut p,
+        0,
+        "validate-all",
+        "OCF_RESKEY_require_drbd_module_version_ge=9.0",
+    );
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("8.4.11"), "{out}");
+    let (code, _) = agent(
+        &mut p,
+        0,
+        "validate-all",
+        "OCF_RESKEY_require_drbd_module_version_lt=8.4",
+    );
+    assert_eq!(code, 5);
+    let (code, out) = agent(
+        &mut p,
+        0,
+        "validate-all",
+        "OCF_RESKEY_CRM_meta_notify=false",
+    );
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("notify=true"), "{out}");
+    let (code, _) = agent(
+        &mut p,
+        0,
+        "validate-all",
+        "OCF_RESKEY_drbdconf=/etc/nosuch.conf",
+    );
+    assert_eq!(code, 5);
+    // Probes of a down resource and stops with bad configuration never fail.
+    assert_eq!(agent(&mut p, 0, "monitor", "").0, 7);
+    assert_eq!(
+        agent(&mut p, 0, "stop", "OCF_RESKEY_adjust_master_score=bogus").0,
+        0
+    );
+    assert_eq!(
+        agent(&mut p, 0, "monitor", "OCF_RESKEY_drbd_resource='a;b'").0,
+        7
+    );
+}

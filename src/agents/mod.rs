@@ -1,5 +1,6 @@
 //! The agents, one module each, and the registry that finds them by name.
 
+pub mod drbd;
 pub mod vip;
 
 use std::collections::BTreeMap;
@@ -9,10 +10,12 @@ use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
 use crate::ocf::metadata::AgentInfo;
 use crate::ocf::OcfCode;
+use crate::sys::cluster::CrmTools;
+use crate::sys::drbd::RealDrbd;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
-pub static AGENTS: &[&AgentInfo] = &[&vip::INFO];
+pub static AGENTS: &[&AgentInfo] = &[&drbd::INFO, &vip::INFO];
 
 pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -24,6 +27,12 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
     let log = Logger::new(name, &env);
     let out = match name {
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
+        "drbd" => dispatch::run(
+            &drbd::DrbdAgent::new(RealDrbd, CrmTools),
+            action,
+            &env,
+            &log,
+        ),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,
             format!(

@@ -6,6 +6,7 @@
 
 pub mod arp;
 pub mod cluster;
+pub mod drbd;
 pub mod error;
 pub mod fake;
 pub mod net;
