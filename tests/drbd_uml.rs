@@ -188,3 +188,139 @@ fn agent_validation_in_a_guest() {
         7
     );
 }
+
+/// A CIB on the share: the DRBD resource r0 as the promotable clone ms_drbd_r0, both
+/// nodes members, both with a promotion score, so only constraints decide.
+const FENCE_CIB: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0" have-quorum="1" dc-uuid="1">
+  <configuration>
+    <crm_config><cluster_property_set id="cib-bootstrap-options">
+      <nvpair id="o1" name="stonith-enabled" value="false"/>
+      <nvpair id="o2" name="no-quorum-policy" value="ignore"/>
+    </cluster_property_set></crm_config>
+    <nodes><node id="1" uname="n1"/><node id="2" uname="n2"/></nodes>
+    <resources>
+      <clone id="ms_drbd_r0">
+        <meta_attributes id="ms_drbd_r0-meta">
+          <nvpair id="ms1" name="promotable" value="true"/>
+          <nvpair id="ms2" name="promoted-max" value="1"/>
+          <nvpair id="ms3" name="clone-max" value="2"/>
+          <nvpair id="ms4" name="notify" value="true"/>
+        </meta_attributes>
+        <primitive id="drbd_r0" class="ocf" provider="pgstack" type="drbd">
+          <instance_attributes id="drbd_r0-ia"><nvpair id="ia1" name="drbd_resource" value="r0"/></instance_attributes>
+        </primitive>
+      </clone>
+    </resources>
+    <constraints/>
+  </configuration>
+  <status>
+    <node_state id="1" uname="n1" in_ccm="true" crmd="online" join="member" expected="member">
+      <transient_attributes id="1"><instance_attributes id="st1"><nvpair id="st1-m" name="master-drbd_r0" value="10000"/></instance_attributes></transient_attributes>
+    </node_state>
+    <node_state id="2" uname="n2" in_ccm="true" crmd="online" join="member" expected="member">
+      <transient_attributes id="2"><instance_attributes id="st2"><nvpair id="st2-m" name="master-drbd_r0" value="10000"/></instance_attributes></transient_attributes>
+    </node_state>
+  </status>
+</cib>
+"#;
+
+/// The promotion score crm_simulate gives `node` for the clone.
+fn promotion_score(cib: &std::path::Path, node: &str) -> String {
+    let out = common::sh_ok(&[
+        "crm_simulate",
+        "--xml-file",
+        cib.to_str().unwrap(),
+        "--show-scores",
+    ]);
+    out.lines()
+        .filter(|l| l.contains("promotion score on") || l.contains("promotion score on"))
+        .find(|l| l.contains(&format!("on {node}:")))
+        .map(|l| l.rsplit(':').next().unwrap().trim().to_string())
+        .unwrap_or_else(|| panic!("no promotion score for {node} in\n{out}"))
+}
+
+#[test]
+fn fence_peer_handler_places_and_removes_the_constraint() {
+    if !root() {
+        return;
+    }
+    let mut p = UmlPair::boot("drbd", "256M", 256);
+    let cib = p.shared("cib.xml");
+    std::fs::write(&cib, FENCE_CIB).unwrap();
+    let bin = common::bin();
+    let conf = DRBD_CONF
+        .replace(
+            "net { protocol C; connect-int 2; }",
+            "net { protocol C; connect-int 2; ping-int 1; ping-timeout 5; }",
+        )
+        .replace(
+            "  meta-disk internal;\n",
+            &format!(
+                "  meta-disk internal;\n  disk {{ fencing resource-only; }}\n  handlers {{\n    fence-peer \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd fence-peer --timeout 20\";\n    after-resync-target \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd unfence-peer\";\n  }}\n"
+            ),
+        );
+    std::fs::write(p.shared("drbd.conf"), &conf).unwrap();
+    for i in 0..2 {
+        p.ok(
+            i,
+            "set -e
+            cp /shared/drbd.conf /etc/drbd.conf
+            pvcreate -q /dev/ubdb; vgcreate -q vg0 /dev/ubdb; lvcreate -q -y -L 64M -n lv0 vg0
+            drbdadm -- --force create-md r0 >/dev/null 2>&1
+            drbdadm up r0",
+        );
+    }
+    p.ok(0, "i=0; until grep -q cs:Connected /proc/drbd; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 1; done; drbdadm primary --force r0");
+    for i in 0..2 {
+        p.ok(i, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 1500 ] && exit 1; done; true");
+    }
+    let id = "drbd-fence-by-handler-r0-ms_drbd_r0";
+    assert!(!std::fs::read_to_string(&cib).unwrap().contains(id));
+    assert_eq!(promotion_score(&cib, "n2"), "10000");
+
+    // Cut the replication link under the Primary: DRBD itself runs the handler on n1.
+    p.ok(1, "ip link set eth0 down");
+    p.ok(0, "i=0; until grep -q pdsk:Outdated /proc/drbd || grep -q ds:UpToDate/Outdated /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 300 ] && { cat /proc/drbd; exit 1; }; done; true");
+    let text = std::fs::read_to_string(&cib).unwrap();
+    assert!(
+        text.contains(&format!("id=\"{id}\"")),
+        "no constraint in\n{text}"
+    );
+    assert!(text.contains("value=\"n1\""), "{text}");
+    // Pacemaker now refuses to promote the cut-off peer.
+    assert_eq!(promotion_score(&cib, "n2"), "-INFINITY");
+    let console = p.console(0);
+    // DRBD ran our handler and took its answer: 4, the peer is fenced (constraint placed).
+    assert!(
+        console.contains("fence-peer helper returned 4"),
+        "{}",
+        console
+            .lines()
+            .filter(|l| l.contains("helper"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+
+    // Write while cut off, reconnect: n2 resyncs, and its after-resync-target handler
+    // removes the constraint.
+    p.ok(
+        0,
+        "dd if=/dev/urandom of=/dev/drbd0 bs=1M count=4 oflag=direct status=none",
+    );
+    p.ok(1, "ip link set eth0 up");
+    p.ok(1, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 600 ] && { cat /proc/drbd; exit 1; }; done; true");
+    let mut gone = false;
+    for _ in 0..100 {
+        if !std::fs::read_to_string(&cib).unwrap().contains(id) {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        gone,
+        "constraint still present after resync:\n{}",
+        std::fs::read_to_string(&cib).unwrap()
+    );
+    assert_eq!(promotion_score(&cib, "n2"), "10000");
+}

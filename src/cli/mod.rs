@@ -3,6 +3,7 @@
 //! commands (clap). Operator commands use `anyhow`; agents never do.
 
 pub mod arp;
+pub mod drbd;
 pub mod install;
 pub mod vip;
 
@@ -137,6 +138,9 @@ enum Cmd {
     /// Gratuitous ARP / unsolicited NA and duplicate-address probes.
     #[command(subcommand)]
     Arp(arp::ArpCmd),
+    /// DRBD fencing handlers and recipes.
+    #[command(subcommand)]
+    Drbd(drbd::DrbdCmd),
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
@@ -162,6 +166,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Agent { name, action } => return ocf_face(&name, Some(action), vars),
         Cmd::Arp(c) => arp::run(c),
         Cmd::Vip(c) => vip::run(c, vars),
+        Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };

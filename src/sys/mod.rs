@@ -5,6 +5,7 @@
 //! implementation here and recording fakes in `fake`, injected by whoever builds the agent.
 
 pub mod arp;
+pub mod cib;
 pub mod cluster;
 pub mod drbd;
 pub mod error;
