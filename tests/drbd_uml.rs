@@ -324,3 +324,77 @@ fn fence_peer_handler_places_and_removes_the_constraint() {
     );
     assert_eq!(promotion_score(&cib, "n2"), "10000");
 }
+
+#[test]
+fn split_brain_recovery_keeps_the_survivors_data() {
+    if !root() {
+        return;
+    }
+    let mut p = UmlPair::boot("drbd", "256M", 256);
+    provision(&mut p);
+    let bin = common::bin();
+    // Connected: there is nothing to resolve, and nothing is done.
+    let r = p.exec(
+        1,
+        &format!("{bin} drbd split-brain --resource r0 --survivor n1 --node n2 --yes"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 1, "{}", r.out);
+    assert!(r.out.contains("no split brain"), "{}", r.out);
+
+    // Both sides Primary while cut off, each writing its own data.
+    for i in 0..2 {
+        p.ok(i, "drbdadm disconnect r0");
+    }
+    p.ok(1, "drbdadm primary r0");
+    let block =
+        "dd if=/dev/vg0/lv0 bs=1M count=8 iflag=direct status=none | md5sum | cut -d' ' -f1";
+    let n1_sum = p.ok(0, &format!("dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 oflag=direct status=none; sync; {block}"));
+    let n2_sum = p.ok(1, &format!("dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 oflag=direct status=none; sync; {block}"));
+    assert_ne!(n1_sum, n2_sum);
+    for i in 0..2 {
+        p.ok(i, "drbdadm connect r0");
+    }
+    // DRBD detects the split brain on reconnect and refuses to connect (one side goes
+    // StandAlone, the other may keep waiting).
+    let detected = (0..300).any(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        p.console(0).contains("Split-Brain detected")
+            || p.console(1).contains("Split-Brain detected")
+    });
+    assert!(detected, "no split brain detected");
+    std::thread::sleep(Duration::from_secs(1));
+    for i in 0..2 {
+        assert!(!p.ok(i, "cat /proc/drbd").contains("cs:Connected"));
+    }
+
+    // Without confirmation the victim refuses.
+    let r = p.exec(
+        1,
+        &format!("{bin} drbd split-brain --resource r0 --survivor n1 --node n2"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 1, "{}", r.out);
+    assert!(r.out.contains("not confirmed"), "{}", r.out);
+    // Victim first, then the survivor.
+    let r = p.exec(
+        1,
+        &format!("{bin} drbd split-brain --resource r0 --survivor n1 --node n2 --yes"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 0, "{}", r.out);
+    let r = p.exec(
+        0,
+        &format!("{bin} drbd split-brain --resource r0 --survivor n1 --node n1"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 0, "{}", r.out);
+    p.ok(1, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 600 ] && { cat /proc/drbd; exit 1; }; done; true");
+    assert!(p.ok(1, "cat /proc/drbd").contains("ro:Secondary/Primary"));
+    assert_eq!(
+        p.ok(1, block),
+        n1_sum,
+        "the victim did not take the survivor's data"
+    );
+    assert_eq!(p.ok(0, block), n1_sum);
+}
