@@ -86,6 +86,12 @@ static PARAMS: &[ParamSpec] = &[
          at once instead of retrying until its timeout.",
     )
     .default("true"),
+    ParamSpec::refused("ignore_missing_notifications", "accepted and ignored: scores are refreshed by every monitor, so a missed notification costs nothing", &["*"]),
+    ParamSpec::refused("wfc_timeout", "accepted and ignored: start does not wait for the peer, only for the local disk", &["*"]),
+    ParamSpec::refused("remove_master_score_if_peer_primary", "not supported; promote refuses a Primary peer instead (fail_promote_early_if_peer_primary)", &["false", "no", "0"]),
+    ParamSpec::refused("unfence_if_all_uptodate", "not supported; the after-resync-target handler (pgstack drbd unfence-peer) removes the constraint", &["false", "no", "0"]),
+    ParamSpec::refused("unfence_extra_args", "accepted and ignored (belongs to unfence_if_all_uptodate)", &["*"]),
+    ParamSpec::refused("connect_only_after_promote", "not supported", &["false", "no", "0"]),
 ];
 
 static ACTIONS: &[ActionSpec] = &[

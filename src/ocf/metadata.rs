@@ -168,7 +168,7 @@ impl AgentInfo {
             .filter_map(|p| p.refused.map(|r| (p.name, r)))
             .collect();
         if !refused.is_empty() {
-            m.push_str("\n## Parameters of the reference agent that are refused\n\nSetting one of these to anything but the listed values fails validation (OCF_ERR_CONFIGURED) instead of being ignored.\n\n| name | accepted values | why |\n|---|---|---|\n");
+            m.push_str("\n## Parameters of the reference agent that are ignored or refused\n\nSetting one of these to anything but the listed values fails validation (OCF_ERR_CONFIGURED) instead of being silently ignored; \"any\" marks a parameter that is accepted and has no effect.\n\n| name | accepted values | why |\n|---|---|---|\n");
             for (name, (why, ok)) in refused {
                 let _ = writeln!(
                     m,

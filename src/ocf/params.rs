@@ -55,7 +55,8 @@ impl ParamSpec {
         }
     }
     /// A parameter of the reference agent that is not supported: setting it to anything
-    /// but one of `harmless` is a configuration error explaining `why`.
+    /// but one of `harmless` ("*": any value, accepted and ignored) is a configuration
+    /// error explaining `why`.
     pub const fn refused(
         name: &'static str,
         why: &'static str,
@@ -162,9 +163,11 @@ impl Params {
         for spec in specs {
             let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
             if let Some((why, harmless)) = spec.refused {
-                if let Some(v) =
-                    raw.filter(|v| !harmless.iter().any(|h| h.eq_ignore_ascii_case(v.trim())))
-                {
+                if let Some(v) = raw.filter(|v| {
+                    !harmless
+                        .iter()
+                        .any(|h| *h == "*" || h.eq_ignore_ascii_case(v.trim()))
+                }) {
                     return Err(ParamError::Unsupported {
                         name: spec.name,
                         value: v.to_string(),
