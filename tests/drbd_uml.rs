@@ -398,3 +398,68 @@ fn split_brain_recovery_keeps_the_survivors_data() {
     );
     assert_eq!(p.ok(0, block), n1_sum);
 }
+
+#[test]
+fn detach_node_resyncs_the_problem_node_and_destroy_wipes_it() {
+    if !root() {
+        return;
+    }
+    let mut p = UmlPair::boot("drbd", "256M", 256);
+    provision(&mut p);
+    let bin = common::bin();
+    let block =
+        "dd if=/dev/vg0/lv0 bs=1M count=8 iflag=direct status=none | md5sum | cut -d' ' -f1";
+    let good = p.ok(
+        0,
+        &format!(
+            "dd if=/dev/urandom of=/dev/drbd0 bs=1M count=8 oflag=direct status=none; {block}"
+        ),
+    );
+    // The problem node's copy is damaged behind DRBD's back.
+    p.ok(1, "drbdadm disconnect r0; dd if=/dev/zero of=/dev/vg0/lv0 bs=1M count=8 oflag=direct status=none");
+    assert_ne!(p.ok(1, block), good);
+    let r = p.exec(
+        1,
+        &format!("{bin} drbd detach-node --resource r0 --good n1 --node n2 --yes"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 0, "{}", r.out);
+    let r = p.exec(
+        0,
+        &format!("{bin} drbd detach-node --resource r0 --good n1 --node n1"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 0, "{}", r.out);
+    for i in 0..2 {
+        p.ok(i, "drbdadm connect r0 2>/dev/null; true");
+    }
+    p.ok(1, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 600 ] && { cat /proc/drbd; exit 1; }; done; true");
+    assert_eq!(
+        p.ok(1, block),
+        good,
+        "the full resync did not repair the problem node"
+    );
+    // Destroying the problem node's copy: metadata gone, DRBD refuses to attach it.
+    let r = p.exec(
+        1,
+        &format!("{bin} drbd detach-node --resource r0 --good n1 --node n2 --destroy --yes"),
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.rc, 0, "{}", r.out);
+    assert!(
+        p.ok(1, "cat /proc/drbd")
+            .lines()
+            .all(|l| !l.contains("cs:")),
+        "r0 still up on n2"
+    );
+    let r = p.exec(1, "drbdadm up r0", Duration::from_secs(60));
+    assert_ne!(r.rc, 0, "attached without metadata: {}", r.out);
+    assert_eq!(
+        p.ok(
+            1,
+            "dd if=/dev/vg0/lv0 bs=1M count=1 iflag=direct status=none | tr -d '\\0' | wc -c"
+        )
+        .trim(),
+        "0"
+    );
+}

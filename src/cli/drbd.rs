@@ -52,19 +52,46 @@ pub enum DrbdCmd {
         #[arg(long)]
         yes: bool,
     },
+    /// The book's "detach a problematic node": cut the link and force a full resync of
+    /// the problem node from the good one (or, with --destroy, wipe the problem node's DRBD
+    /// metadata). Run on both nodes.
+    DetachNode {
+        #[arg(long)]
+        resource: String,
+        /// The node whose data is good.
+        #[arg(long)]
+        good: String,
+        /// On the problem node: take the resource down and destroy its metadata.
+        #[arg(long)]
+        destroy: bool,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long, default_value = "/etc/drbd.conf")]
+        drbdconf: PathBuf,
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
-    if let DrbdCmd::SplitBrain {
-        resource,
-        survivor,
-        vg,
-        node,
-        drbdconf,
-        yes,
-    } = cmd
-    {
-        return split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes);
+    match cmd {
+        DrbdCmd::SplitBrain {
+            resource,
+            survivor,
+            vg,
+            node,
+            drbdconf,
+            yes,
+        } => return split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes),
+        DrbdCmd::DetachNode {
+            resource,
+            good,
+            destroy,
+            node,
+            drbdconf,
+            yes,
+        } => return detach_node(&resource, &good, destroy, node, &drbdconf, yes),
+        DrbdCmd::FencePeer { .. } | DrbdCmd::UnfencePeer { .. } => {}
     }
     let env = match HandlerEnv::from_vars(|k| vars.get(k).cloned()) {
         Ok(e) => e,
@@ -93,7 +120,7 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             &cib_of(cib_file),
             Duration::from_secs(timeout.clamp(1, 3600)),
         ),
-        DrbdCmd::SplitBrain { .. } => unreachable!("handled above"),
+        DrbdCmd::SplitBrain { .. } | DrbdCmd::DetachNode { .. } => unreachable!("handled above"),
     };
     eprintln!("pgstack drbd: {msg} (exit {code})");
     Ok(code)
@@ -139,15 +166,7 @@ fn split_brain(
         return Ok(0);
     }
     println!("{me} is the victim: every change made here since the split brain is discarded, {survivor}'s data is kept");
-    if !yes {
-        print!("type the resource name ({res}) to go on: ");
-        std::io::stdout().flush()?;
-        let mut line = String::new();
-        std::io::stdin().read_line(&mut line)?;
-        if line.trim() != res {
-            bail!("not confirmed; nothing changed");
-        }
-    }
+    confirm(res, yes)?;
     if let Some(vg) = vg {
         if !vg
             .bytes()
@@ -176,4 +195,112 @@ fn split_brain(
         "now run on {survivor}: pgstack drbd split-brain --resource {res} --survivor {survivor}"
     );
     Ok(0)
+}
+
+/// Asks for the resource name on the terminal unless `yes`.
+fn confirm(res: &str, yes: bool) -> Result<()> {
+    if yes {
+        return Ok(());
+    }
+    print!("type the resource name ({res}) to go on: ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    if line.trim() != res {
+        bail!("not confirmed; nothing changed");
+    }
+    Ok(())
+}
+
+fn detach_node(
+    res: &str,
+    good: &str,
+    destroy: bool,
+    node: Option<String>,
+    conf: &std::path::Path,
+    yes: bool,
+) -> Result<u8> {
+    if !valid_resource_name(res) {
+        bail!("--resource {res:?} is not a valid DRBD resource name");
+    }
+    let me = node
+        .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
+    let st = RealDrbd.state(res, Instant::now() + Duration::from_secs(30))?;
+    if me == good {
+        if destroy {
+            bail!("--destroy belongs on the problem node, not on {good}");
+        }
+        let st = st.ok_or_else(|| anyhow!("{res} is not up on {me}, the good node"))?;
+        if st.disk != crate::sys::drbd::Disk::UpToDate {
+            bail!(
+                "{res} on {me} is {:?}, not UpToDate: it cannot be the good node",
+                st.disk
+            );
+        }
+        if st.peers.iter().any(|p| p.connection != "StandAlone") {
+            adm(conf, &["disconnect"], res)?;
+        }
+        adm(conf, &["invalidate-remote"], res)?;
+        println!("{res}: the peer will be fully resynced from {me} when it reconnects (drbdadm connect {res} on both)");
+        return Ok(0);
+    }
+    println!(
+        "{me} is the problem node: its copy of {res} will be {}",
+        if destroy {
+            "destroyed"
+        } else {
+            "overwritten by a full resync from the good node"
+        }
+    );
+    confirm(res, yes)?;
+    if destroy {
+        let lower = RealDrbd.adm(
+            conf,
+            &["sh-ll-dev"],
+            res,
+            Instant::now() + Duration::from_secs(30),
+        )?;
+        let dev = lower
+            .stdout_str()
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        if !lower.success() || !dev.starts_with("/dev/") {
+            bail!(
+                "cannot find the backing device of {res}: {}",
+                lower.describe()
+            );
+        }
+        if st.is_some() {
+            adm(conf, &["down"], res)?;
+        }
+        adm(conf, &["--", "--force", "wipe-md"], res)?;
+        zero_first_mib(&dev)?;
+        println!("{res}: metadata wiped and the first MiB of {dev} zeroed");
+        return Ok(0);
+    }
+    let st = st.ok_or_else(|| anyhow!("{res} is not up on {me}"))?;
+    if st.role == Role::Primary {
+        bail!("{res} is Primary on {me}: demote it (or stop the cluster resource) first");
+    }
+    if st.peers.iter().any(|p| p.connection != "StandAlone") {
+        adm(conf, &["disconnect"], res)?;
+    }
+    adm(conf, &["invalidate"], res)?;
+    println!("{res}: local data marked invalid; it is resynced from {good} when both reconnect");
+    Ok(0)
+}
+
+fn zero_first_mib(dev: &str) -> Result<()> {
+    use std::fs::OpenOptions;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .map_err(|e| anyhow!("opening {dev}: {e}"))?;
+    f.write_all(&vec![0u8; 1 << 20])
+        .map_err(|e| anyhow!("writing {dev}: {e}"))?;
+    f.sync_all().map_err(|e| anyhow!("syncing {dev}: {e}"))?;
+    Ok(())
 }
