@@ -1,0 +1,273 @@
+//! Single-instance mode: one server that moves with its storage (the `PGServer` group
+//! of a DRBD-backed stack). The server is a primary; there is no promotion.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::instance::{self, Found};
+use super::{PgConfig, PgError};
+use crate::ocf::{Ctx, OcfError, Status};
+use crate::sys::pg::client;
+use crate::sys::pg::process::{self, Cluster};
+use crate::sys::pg::server::{self, StartSpec};
+use crate::sys::pg::{pidfile, ControlData, PostmasterPid};
+
+pub fn monitor(cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
+    match instance::find(cfg) {
+        Found::Postmaster { pid, file } => {
+            let creds = instance::credentials(cfg).ok();
+            let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
+            client::probe(&probe, ctx.deadline.instant())
+                .map_err(|e| PgError::Failed(format!("postmaster {pid} is running but {e}")))?;
+            Ok(Status::Running)
+        }
+        Found::None {
+            pidfile,
+            stale,
+            orphans,
+        } => Ok(Status::NotRunning(not_running_reason(
+            cfg, ctx, pidfile, stale, &orphans,
+        )?)),
+    }
+}
+
+/// Why nothing runs, for the exit reason: `None` for a clean stop.
+fn not_running_reason(
+    cfg: &PgConfig,
+    ctx: &Ctx,
+    pidfile: bool,
+    stale: Option<u32>,
+    orphans: &[u32],
+) -> Result<Option<String>, PgError> {
+    let d = cfg.datadir.display();
+    if !cfg.datadir.is_dir() {
+        return Ok(Some(format!("data directory {d} does not exist")));
+    }
+    if !cfg.datadir.join("PG_VERSION").is_file() {
+        return Ok(Some(format!("{d} is not a PostgreSQL data directory")));
+    }
+    if !orphans.is_empty() {
+        return Ok(Some(format!(
+            "no postmaster for {d}, but server processes {orphans:?} are left; \
+             start or stop ends them"
+        )));
+    }
+    let bindir = cfg.bindir();
+    let state = match instance::credentials(cfg) {
+        Ok(creds) => ControlData::read(&bindir, &cfg.datadir, &creds, ctx.deadline.instant()),
+        Err(e) => return Ok(Some(format!("not running ({e})"))),
+    };
+    let state = match state {
+        Ok(c) => c.state,
+        Err(e) if ctx.is_probe() => return Ok(Some(format!("not running; {e}"))),
+        Err(e) if !bindir.join("pg_controldata").exists() => {
+            return Err(PgError::NotHere(e.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !state.is_clean_shutdown() {
+        return Ok(Some(format!(
+            "crashed: no postmaster for {d} but pg_controldata says \"{}\"; \
+             start runs crash recovery",
+            state.as_str()
+        )));
+    }
+    Ok(match (pidfile, stale) {
+        (true, Some(p)) => Some(format!(
+            "not running; stale postmaster.pid names pid {p}, which is not this cluster's postmaster"
+        )),
+        (true, None) => Some("not running; unreadable postmaster.pid left".to_string()),
+        _ => None,
+    })
+}
+
+pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    let creds = instance::validate(cfg, ctx)?;
+    match instance::find(cfg) {
+        Found::Postmaster { pid, .. } => {
+            ctx.log.info(&format!(
+                "postmaster {pid} already serves {}",
+                cfg.datadir.display()
+            ));
+            return wait_ready(cfg, pid, ctx);
+        }
+        Found::None {
+            pidfile,
+            stale,
+            orphans,
+        } => {
+            if !orphans.is_empty() {
+                // They keep the old shared memory attached: the new postmaster would refuse.
+                ctx.log.warn(&format!(
+                    "killing server processes {orphans:?} left by a dead postmaster"
+                ));
+                instance::stop_escalating(cfg, None, ctx)?;
+            }
+            if pidfile {
+                let from = pidfile::path(&cfg.datadir);
+                let to = cfg.datadir.join("postmaster.pid.stale");
+                ctx.log.warn(&format!(
+                    "setting aside stale {} (pid {}) as {}",
+                    from.display(),
+                    stale
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "unreadable".into()),
+                    to.display()
+                ));
+                std::fs::rename(&from, &to).map_err(|e| {
+                    PgError::Failed(format!("cannot move stale {}: {e}", from.display()))
+                })?;
+            }
+        }
+    }
+    let socket_dir = match &cfg.socketdir {
+        Some(s) => {
+            ensure_socket_dir(s, &creds)?;
+            Some(s.clone())
+        }
+        None => None,
+    };
+    if let Some(holder) = port_holder(cfg) {
+        return Err(PgError::Failed(format!(
+            "port {} is in use: {holder}",
+            cfg.port
+        )));
+    }
+    let spec = StartSpec {
+        bindir: cfg.bindir(),
+        pgdata: cfg.pgdata.clone(),
+        port: cfg.port,
+        socket_dir,
+        config_file: cfg.config.clone(),
+        extra_args: cfg.start_args.clone(),
+        logfile: cfg.logfile.clone(),
+    };
+    let pid = server::spawn_postmaster(&spec, &creds)?;
+    ctx.log.info(&format!(
+        "started postmaster {pid}: {}",
+        spec.command().display()
+    ));
+    wait_ready(cfg, pid, ctx)
+}
+
+fn ensure_socket_dir(
+    dir: &std::path::Path,
+    creds: &crate::sys::runner::Credentials,
+) -> Result<(), PgError> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| PgError::Failed(format!("creating socketdir {}: {e}", dir.display())))?;
+    nix::unistd::chown(dir, Some(creds.uid), Some(creds.gid))
+        .map_err(|e| PgError::Failed(format!("chown of socketdir {}: {e}", dir.display())))?;
+    Ok(())
+}
+
+/// Who holds the port: a live process named in the socket's lock file, or a TCP
+/// listener on the loopback address.
+fn port_holder(cfg: &PgConfig) -> Option<String> {
+    let dir = cfg
+        .socketdir
+        .clone()
+        .unwrap_or_else(|| instance::DEFAULT_SOCKET_DIR.into());
+    let lock = dir.join(format!(".s.PGSQL.{}.lock", cfg.port));
+    if let Some(pid) = std::fs::read_to_string(&lock)
+        .ok()
+        .and_then(|t| t.lines().next()?.trim().parse::<i64>().ok())
+        .map(|p| p.unsigned_abs() as u32)
+    {
+        if process::running(pid) {
+            let what = crate::sys::proc::cmdline(pid)
+                .map(|c| c.join(" "))
+                .unwrap_or_default();
+            return Some(format!("{} names live pid {pid} ({what})", lock.display()));
+        }
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.port));
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        return Some(format!("something listens on 127.0.0.1:{}", cfg.port));
+    }
+    None
+}
+
+/// Waits until the postmaster `pid` reports "ready" in its pid file.
+fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), PgError> {
+    let mut nap = Duration::from_millis(5);
+    loop {
+        if !process::running(pid) {
+            let tail = server::log_tail(&cfg.logfile, 3);
+            return Err(PgError::Failed(if tail.is_empty() {
+                format!("postgres (pid {pid}) exited during start; set logfile to see why")
+            } else {
+                format!(
+                    "postgres (pid {pid}) exited during start: {}",
+                    tail.join(" | ")
+                )
+            }));
+        }
+        if let Some(f) = PostmasterPid::read(&cfg.datadir) {
+            if f.pid == pid && f.is_ready() {
+                ctx.log.info(&format!(
+                    "postmaster {pid} accepts connections after {} ms",
+                    ctx.deadline.elapsed().as_millis()
+                ));
+                return Ok(());
+            }
+        }
+        if ctx.deadline.expired() {
+            return Err(OcfError::Deadline {
+                what: format!(
+                    "postmaster {pid} accepting connections (crash recovery may still run)"
+                ),
+                ms: ctx.deadline.elapsed().as_millis(),
+            }
+            .into());
+        }
+        std::thread::sleep(nap.min(ctx.deadline.remaining()));
+        nap = (nap * 2).min(Duration::from_millis(50));
+    }
+}
+
+pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    let pm = match instance::find(cfg) {
+        Found::Postmaster { pid, .. } => Some(pid),
+        Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
+        Found::None { .. } => None,
+    };
+    let t = Instant::now();
+    instance::stop_escalating(cfg, pm, ctx)?;
+    ctx.log.info(&format!(
+        "{} stopped in {} ms",
+        cfg.datadir.display(),
+        t.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    let creds = instance::credentials(cfg)?;
+    match instance::find(cfg) {
+        Found::Postmaster { pid, .. } => {
+            server::reload(&cfg.bindir(), &cfg.pgdata, &creds, ctx.deadline.instant()).or_else(
+                |e| {
+                    // pg_ctl looks for postmaster.pid under -D; with a separate
+                    // configuration directory signal the verified postmaster.
+                    ctx.log.warn(&format!("{e}; sending SIGHUP to {pid}"));
+                    process::signal(pid, Signal::SIGHUP)
+                },
+            )?;
+            Ok(())
+        }
+        Found::None { .. } => Err(PgError::Failed(format!(
+            "cannot reload: no postmaster runs for {}",
+            cfg.datadir.display()
+        ))),
+    }
+}
+
+/// The cluster's processes, for callers that must know none is left.
+pub fn processes(cfg: &PgConfig) -> Vec<u32> {
+    Cluster::new(&cfg.datadir).processes()
+}
