@@ -65,7 +65,7 @@ static PARAMS: &[ParamSpec] = &[
         "Directory of the PostgreSQL binaries",
         "Where postgres, pg_ctl and pg_controldata are. When empty: the directory of \
          pgctl if set, else /usr/lib/postgresql/<PG_VERSION of the data directory>/bin \
-         when it exists, else /usr/bin.",
+         when it exists, else the newest /usr/lib/postgresql/<version>/bin, else /usr/bin.",
     ),
     ParamSpec::string(
         "pgctl",
@@ -269,7 +269,22 @@ impl PgConfig {
                 }
             }
         }
-        PathBuf::from("/usr/bin")
+        // No readable PG_VERSION (the data is not there): the newest Debian install.
+        let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let v: u32 = e.file_name().to_str()?.parse().ok()?;
+                let bin = e.path().join("bin");
+                bin.join("postgres").exists().then_some((v, bin))
+            })
+            .collect();
+        versions.sort();
+        versions
+            .pop()
+            .map(|(_, b)| b)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin"))
     }
 }
 

@@ -49,8 +49,8 @@ fn not_running_reason(
     }
     if !orphans.is_empty() {
         return Ok(Some(format!(
-            "no postmaster for {d}, but server processes {orphans:?} are left; \
-             start or stop ends them"
+            "crashed: the postmaster of {d} is gone but server processes {orphans:?} are \
+             left; start ends them and runs crash recovery"
         )));
     }
     let bindir = cfg.bindir();
@@ -128,7 +128,7 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
         }
         None => None,
     };
-    if let Some(holder) = port_holder(cfg) {
+    if let Some(holder) = port_holder(cfg, ctx)? {
         return Err(PgError::Failed(format!(
             "port {} is in use: {holder}",
             cfg.port
@@ -165,31 +165,46 @@ fn ensure_socket_dir(
     Ok(())
 }
 
-/// Who holds the port: a live process named in the socket's lock file, or a TCP
-/// listener on the loopback address.
-fn port_holder(cfg: &PgConfig) -> Option<String> {
+/// Who holds the port: a live server named in the socket's lock file, or a TCP
+/// listener on the loopback address. A lock file naming anything else (a dead or reused
+/// pid) is stale and removed, as the server would otherwise refuse to start.
+fn port_holder(cfg: &PgConfig, ctx: &Ctx) -> Result<Option<String>, PgError> {
     let dir = cfg
         .socketdir
         .clone()
         .unwrap_or_else(|| instance::DEFAULT_SOCKET_DIR.into());
     let lock = dir.join(format!(".s.PGSQL.{}.lock", cfg.port));
-    if let Some(pid) = std::fs::read_to_string(&lock)
-        .ok()
-        .and_then(|t| t.lines().next()?.trim().parse::<i64>().ok())
-        .map(|p| p.unsigned_abs() as u32)
-    {
-        if process::running(pid) {
-            let what = crate::sys::proc::cmdline(pid)
-                .map(|c| c.join(" "))
-                .unwrap_or_default();
-            return Some(format!("{} names live pid {pid} ({what})", lock.display()));
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i64>().ok())
+            .map(|p| p.unsigned_abs() as u32);
+        match pid {
+            Some(pid) if process::is_postgres(pid) => {
+                let what = crate::sys::proc::cmdline(pid)
+                    .map(|c| c.join(" "))
+                    .unwrap_or_default();
+                return Ok(Some(format!(
+                    "{} names the live server {pid} ({what})",
+                    lock.display()
+                )));
+            }
+            _ => {
+                ctx.log.warn(&format!(
+                    "removing stale {} (pid {})",
+                    lock.display(),
+                    pid.map(|p| p.to_string()).unwrap_or_default()
+                ));
+                crate::sys::proc::remove_file(&lock)?;
+            }
         }
     }
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.port));
     if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-        return Some(format!("something listens on 127.0.0.1:{}", cfg.port));
+        return Ok(Some(format!("something listens on 127.0.0.1:{}", cfg.port)));
     }
-    None
+    Ok(None)
 }
 
 /// Waits until the postmaster `pid` reports "ready" in its pid file.

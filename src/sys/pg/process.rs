@@ -32,6 +32,11 @@ pub fn running(pid: u32) -> bool {
     }
 }
 
+/// Whether `pid` is a live (not zombie) process running a PostgreSQL server binary.
+pub fn is_postgres(pid: u32) -> bool {
+    running(pid) && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| is_postgres_exe(&e))
+}
+
 pub fn parent(pid: u32) -> Option<u32> {
     stat(pid).map(|(_, p)| p)
 }
