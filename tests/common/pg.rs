@@ -240,6 +240,23 @@ impl Bystander {
     pub fn new() -> Bystander {
         Bystander(Command::new("sleep").arg("600").spawn().unwrap())
     }
+    /// The same, owned by the postgres user (a reused pid the server's user could signal).
+    pub fn as_postgres() -> Bystander {
+        Bystander(
+            Command::new("setpriv")
+                .args([
+                    "--reuid",
+                    "postgres",
+                    "--regid",
+                    "postgres",
+                    "--clear-groups",
+                    "sleep",
+                    "600",
+                ])
+                .spawn()
+                .unwrap(),
+        )
+    }
     pub fn pid(&self) -> u32 {
         self.0.id()
     }
