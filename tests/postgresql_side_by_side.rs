@@ -55,6 +55,7 @@ fn call(who: Who, c: &PgCluster, action: &str, pgdata: Option<&str>, probe: bool
 }
 
 /// Runs every case on one agent; returns (case, code) in order.
+#[allow(clippy::vec_init_then_push)]
 fn cases(who: Who, n: u16) -> Vec<(&'static str, i32)> {
     let c = PgCluster::new(n);
     let missing = format!("{}/missing", c.dir.display());

@@ -47,7 +47,7 @@ pub fn alive(pid: u32) -> bool {
         .ok()
         .and_then(|s| {
             s.rsplit_once(')')
-                .map(|(_, r)| r.trim().chars().next() != Some('Z'))
+                .map(|(_, r)| !r.trim().starts_with('Z'))
         })
         .unwrap_or(false)
 }
