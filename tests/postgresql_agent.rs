@@ -286,3 +286,80 @@ fn bad_input_gives_reasons_and_codes_and_touches_no_data() {
     assert_eq!(act(&other, "stop", &[], &[]).code, 0);
     assert!(postgres_processes_under(&c.dir).is_empty());
 }
+
+#[test]
+fn monitor_authenticates_by_peer_or_by_password_file() {
+    if !common::root() {
+        return;
+    }
+    let c = PgCluster::with_auth(9, "peer");
+    assert_eq!(act(&c, "start", &[], &[]).code, 0);
+    // Peer authentication: the monitor connects with the system user's identity.
+    let r = act(&c, "monitor", &[], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // A password user, checked by scram ahead of the peer rule.
+    assert!(
+        c.psql("create role pgst_mon login password 'pgst-secret'")
+            .0
+    );
+    let hba = c.data().join("pg_hba.conf");
+    let old = std::fs::read_to_string(&hba).unwrap();
+    std::fs::write(&hba, format!("local all pgst_mon scram-sha-256\n{old}")).unwrap();
+    assert_eq!(act(&c, "reload", &[], &[]).code, 0);
+    let good = c.dir.join("monpass");
+    std::fs::write(&good, "pgst-secret\n").unwrap();
+    let bad = c.dir.join("badpass");
+    std::fs::write(&bad, "wrong\n").unwrap();
+    let (g, b) = (good.display().to_string(), bad.display().to_string());
+    std::thread::sleep(Duration::from_millis(300));
+    let r = act(
+        &c,
+        "monitor",
+        &[("monitor_user", "pgst_mon"), ("monitor_password_file", &g)],
+        &[],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = act(
+        &c,
+        "monitor",
+        &[("monitor_user", "pgst_mon"), ("monitor_password_file", &b)],
+        &[],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.exit_reason()
+            .unwrap_or_default()
+            .contains("authentication"),
+        "{r:?}"
+    );
+    // A statement that outlives the deadline ends at it, not later.
+    let t = Instant::now();
+    let r = act(
+        &c,
+        "monitor",
+        &[("monitor_sql", "select pg_sleep(30)")],
+        &[("OCF_RESKEY_CRM_meta_timeout", "2000")],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(act(&c, "stop", &[], &[]).code, 0);
+}
+
+#[test]
+fn expected_mount_accepts_the_mount_point_or_device_of_the_data() {
+    if !common::root() {
+        return;
+    }
+    let c = PgCluster::new(10);
+    let data = c.data().display().to_string();
+    let target = common::sh_ok(&["findmnt", "-n", "-o", "TARGET", "-T", &data]);
+    let source = common::sh_ok(&["findmnt", "-n", "-o", "SOURCE", "-T", &data]);
+    let r = act(&c, "start", &[("expected_mount", target.trim())], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(act(&c, "stop", &[], &[]).code, 0);
+    if source.trim().starts_with("/dev/") {
+        let r = act(&c, "start", &[("expected_mount", source.trim())], &[]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(act(&c, "stop", &[], &[]).code, 0);
+    }
+}

@@ -45,16 +45,18 @@ pub fn postgres_processes_under(dir: &Path) -> Vec<u32> {
 pub fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, r)| !r.trim().starts_with('Z'))
-        })
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| !r.trim().starts_with('Z')))
         .unwrap_or(false)
 }
 
 impl PgCluster {
-    /// A fresh cluster, not started.
+    /// A fresh cluster, not started, trusting local connections.
     pub fn new(n: u16) -> PgCluster {
+        PgCluster::with_auth(n, "trust")
+    }
+
+    /// A fresh cluster whose local connections use `auth` (peer: Debian's default).
+    pub fn with_auth(n: u16, auth: &str) -> PgCluster {
         let dir = PathBuf::from(format!("/tmp/pgst-pg-{n}"));
         let c = PgCluster {
             n,

@@ -270,6 +270,16 @@ mod tests {
     }
 
     #[test]
+    fn committed_init_script_matches() {
+        let p = format!("{}/agents/init.d/{NAME}", env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            initd_shim("/usr/sbin/pgstack"),
+            "{p} is stale: run pgstack docs"
+        );
+    }
+
+    #[test]
     fn missing_configuration() {
         let none = Path::new("/nonexistent/pgst-pg-defaults");
         let agent = |_: &str, _: BTreeMap<String, String>| -> Outcome { panic!("not reached") };
