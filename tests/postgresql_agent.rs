@@ -294,7 +294,20 @@ fn monitor_authenticates_by_peer_or_by_password_file() {
     }
     let c = PgCluster::with_auth(9, "peer");
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
-    // Peer authentication: the monitor connects with the system user's identity.
+    // Peer authentication: root cannot connect as postgres, the monitor (root, taking the
+    // system user's identity for the connection) can.
+    let sock = c.sock().display().to_string();
+    let port = c.port_s();
+    let out = common::run(
+        &[
+            "psql", "-X", "-h", &sock, "-p", &port, "-U", "postgres", "-d", "postgres", "-c",
+            "select 1",
+        ],
+        &[],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Peer authentication failed"));
     let r = act(&c, "monitor", &[], &[]);
     assert_eq!(r.code, 0, "{r:?}");
     // A password user, checked by scram ahead of the peer rule.

@@ -79,7 +79,7 @@ impl PgCluster {
                 "-D",
                 c.data().to_str().unwrap(),
                 "-A",
-                "trust",
+                auth,
                 "--no-sync",
                 "-U",
                 "postgres",
