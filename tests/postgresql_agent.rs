@@ -376,3 +376,29 @@ fn expected_mount_accepts_the_mount_point_or_device_of_the_data() {
         assert_eq!(act(&c, "stop", &[], &[]).code, 0);
     }
 }
+
+#[test]
+fn deep_monitor_cross_checks_pg_controldata_and_a_standby_is_degraded() {
+    if !common::root() {
+        return;
+    }
+    let c = PgCluster::new(11);
+    assert_eq!(act(&c, "start", &[], &[]).code, 0);
+    let r = act(&c, "monitor", &[], &[("OCF_CHECK_LEVEL", "10")]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(act(&c, "stop", &[], &[]).code, 0);
+    // A data directory with standby.signal comes up in recovery: not what this mode runs.
+    let sig = c.data().join("standby.signal");
+    std::fs::write(&sig, "").unwrap();
+    common::sh_ok(&["chown", "postgres:postgres", sig.to_str().unwrap()]);
+    assert_eq!(act(&c, "start", &[], &[]).code, 0);
+    for level in ["0", "10"] {
+        let r = act(&c, "monitor", &[], &[("OCF_CHECK_LEVEL", level)]);
+        assert_eq!(r.code, 190, "depth {level}: {r:?}");
+        assert!(
+            r.exit_reason().unwrap_or_default().contains("standby"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(act(&c, "stop", &[], &[]).code, 0);
+}

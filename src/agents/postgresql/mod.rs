@@ -18,7 +18,11 @@
 //!   process runs a postgres binary in the data directory), then one statement over the
 //!   native protocol with connect and statement timeouts. Without a postmaster,
 //!   `pg_controldata` tells a clean stop from a crash; both are "not running", a crash
-//!   with a reason (start then runs crash recovery).
+//!   with a reason (start then runs crash recovery). A server in recovery
+//!   (`pg_is_in_recovery()`, asked in the same session) is degraded (190): this mode
+//!   expects a primary. Depth 10
+//!   (`OCF_CHECK_LEVEL=10`) also requires `pg_controldata` of the running server to say
+//!   "in production".
 //! - `reload`: `pg_ctl reload`. `validate-all`: binaries (5), user (5, root 4), data
 //!   directory (5), mount, socket directory, password file.
 //!
@@ -183,7 +187,8 @@ static PARAMS: &[ParamSpec] = &[
 static ACTIONS: &[ActionSpec] = &[
     ActionSpec::new(Action::Start, 120),
     ActionSpec::new(Action::Stop, 120),
-    ActionSpec::new(Action::Monitor, 30).interval(15),
+    ActionSpec::new(Action::Monitor, 30).interval(15).depth(0),
+    ActionSpec::new(Action::Monitor, 30).interval(60).depth(10),
     ActionSpec::new(Action::Reload, 60),
     ActionSpec::new(Action::MetaData, 5),
     ActionSpec::new(Action::ValidateAll, 20),

@@ -11,15 +11,37 @@ use crate::ocf::{Ctx, OcfError, Status};
 use crate::sys::pg::client;
 use crate::sys::pg::process::{self, Cluster};
 use crate::sys::pg::server::{self, StartSpec};
-use crate::sys::pg::{pidfile, ControlData, PostmasterPid};
+use crate::sys::pg::{pidfile, ClusterState, ControlData, PostmasterPid};
 
 pub fn monitor(cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
     match instance::find(cfg) {
         Found::Postmaster { pid, file } => {
             let creds = instance::credentials(cfg).ok();
             let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
-            client::probe(&probe, ctx.deadline.instant())
+            let answer = client::probe(&probe, ctx.deadline.instant())
                 .map_err(|e| PgError::Failed(format!("postmaster {pid} is running but {e}")))?;
+            if ctx.env.check_level >= 10 {
+                if let Some(creds) = &creds {
+                    let c = ControlData::read(
+                        &cfg.bindir(),
+                        &cfg.datadir,
+                        creds,
+                        ctx.deadline.instant(),
+                    )?;
+                    if c.state == ClusterState::InArchiveRecovery {
+                        return Ok(standby(pid));
+                    }
+                    if c.state != ClusterState::InProduction {
+                        return Err(PgError::Failed(format!(
+                            "postmaster {pid} answers but pg_controldata says \"{}\"",
+                            c.state.as_str()
+                        )));
+                    }
+                }
+            }
+            if answer.in_recovery {
+                return Ok(standby(pid));
+            }
             Ok(Status::Running)
         }
         Found::None {
@@ -30,6 +52,13 @@ pub fn monitor(cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
             cfg, ctx, pidfile, stale, &orphans,
         )?)),
     }
+}
+
+fn standby(pid: u32) -> Status {
+    Status::Degraded(format!(
+        "postmaster {pid} runs as a standby (recovery; standby.signal in the data \
+         directory?); single-instance mode expects a primary"
+    ))
 }
 
 /// Why nothing runs, for the exit reason: `None` for a clean stop.

@@ -124,8 +124,16 @@ impl Probe {
     }
 }
 
-/// Connects and runs the statement, all before `deadline`.
-pub fn probe(p: &Probe, deadline: Instant) -> Result<(), ProbeError> {
+/// What a successful probe learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// `pg_is_in_recovery()`: the server is a standby (or still recovering).
+    pub in_recovery: bool,
+}
+
+/// Connects, runs the statement, then asks whether the server is in recovery (same
+/// session, one more round trip), all before `deadline`.
+pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -133,13 +141,18 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<(), ProbeError> {
         .map_err(|e| ProbeError::Local(format!("cannot build the async runtime: {e}")))?;
     let target = p.target();
     let cfg = p.config(deadline);
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1);
     let timeout = |what: &'static str| ProbeError::Timeout {
         target: target.clone(),
         what,
-        ms: deadline
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .max(1),
+        ms: budget,
+    };
+    let query_err = |e: tokio_postgres::Error| ProbeError::Query {
+        target: target.clone(),
+        msg: describe(&e),
     };
     let until = tokio::time::Instant::from_std(deadline);
     let (client, connection) = {
@@ -150,19 +163,27 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<(), ProbeError> {
         .map_err(|_| timeout("connect"))?
         .map_err(|e| classify(&target, &e))?
     };
-    rt.block_on(async {
-        let conn = tokio::spawn(connection);
-        let r = tokio::time::timeout_at(until, client.simple_query(&p.sql)).await;
-        drop(client);
-        conn.abort();
-        r
-    })
-    .map_err(|_| timeout("monitor statement"))?
-    .map(|_| ())
-    .map_err(|e| ProbeError::Query {
-        target: target.clone(),
-        msg: describe(&e),
-    })
+    let (user, recovery) = rt
+        .block_on(async {
+            let conn = tokio::spawn(connection);
+            let r = tokio::time::timeout_at(until, async {
+                let user = client.simple_query(&p.sql).await;
+                let rec = client.simple_query("select pg_is_in_recovery()").await;
+                (user, rec)
+            })
+            .await;
+            drop(client);
+            conn.abort();
+            r
+        })
+        .map_err(|_| timeout("monitor statement"))?;
+    user.map_err(query_err)?;
+    let rows = recovery.map_err(query_err)?;
+    let in_recovery = rows.iter().any(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
+        _ => false,
+    });
+    Ok(Answer { in_recovery })
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {

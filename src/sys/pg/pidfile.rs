@@ -49,6 +49,7 @@ impl PostmasterPid {
             .and_then(|t| PostmasterPid::parse(&t))
     }
 
+    /// "ready" (also a hot standby accepting connections) or "standby".
     pub fn is_ready(&self) -> bool {
         matches!(self.status.as_deref(), Some("ready") | Some("standby"))
     }
