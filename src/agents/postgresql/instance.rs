@@ -3,7 +3,7 @@
 //! and the escalating stop. The replication mode will reuse all of it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use nix::sys::signal::Signal;
@@ -12,7 +12,7 @@ use super::{PgConfig, PgError};
 use crate::ocf::Ctx;
 use crate::sys::pg::client::Probe;
 use crate::sys::pg::process::{self, Cluster};
-use crate::sys::pg::{pidfile, PostmasterPid};
+use crate::sys::pg::{PgOs, PostmasterPid};
 use crate::sys::runner::Credentials;
 
 /// Where the monitor looks when nothing says otherwise (Debian's compiled-in default).
@@ -45,35 +45,6 @@ fn writable_by(m: &std::fs::Metadata, c: &Credentials) -> bool {
     } else {
         mode & 0o003 == 0o003
     }
-}
-
-/// The mount point and source of the mount holding `path` (from `/proc/self/mountinfo`).
-pub fn mount_of(path: &Path) -> Option<(PathBuf, String)> {
-    let path = std::fs::canonicalize(path).ok()?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<(PathBuf, String)> = None;
-    for line in text.lines() {
-        let (left, right) = line.split_once(" - ")?;
-        let mp = unescape(left.split_whitespace().nth(4)?);
-        let src = right.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mp = PathBuf::from(mp);
-        // The last matching line of the longest prefix is the mount on top.
-        if path.starts_with(&mp)
-            && best
-                .as_ref()
-                .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
-        {
-            best = Some((mp, src));
-        }
-    }
-    best
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }
 
 /// Checks that this node can run the instance; returns the system user's credentials.
@@ -153,7 +124,7 @@ pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), PgError>
         )));
     }
     if let Some(want) = &cfg.expected_mount {
-        let (mp, src) = mount_of(d)
+        let (mp, src) = crate::sys::pg::mounts::mount_of(d)
             .ok_or_else(|| PgError::NotHere(format!("cannot find the mount of {}", d.display())))?;
         let dev_match = std::fs::canonicalize(want)
             .ok()
@@ -187,18 +158,17 @@ pub enum Found {
     },
 }
 
-pub fn find(cfg: &PgConfig) -> Found {
-    let cl = Cluster::new(&cfg.datadir);
-    let file = PostmasterPid::read(&cfg.datadir);
+pub fn find(os: &impl PgOs, cfg: &PgConfig) -> Found {
+    let file = os.pidfile(&cfg.datadir);
     match file {
-        Some(f) if cl.is_postmaster(f.pid) => Found::Postmaster {
+        Some(Some(f)) if os.is_postmaster(&cfg.datadir, f.pid) => Found::Postmaster {
             pid: f.pid,
             file: f,
         },
         other => Found::None {
-            pidfile: pidfile::path(&cfg.datadir).exists(),
-            stale: other.map(|f| f.pid),
-            orphans: cl.processes(),
+            pidfile: other.is_some(),
+            stale: other.flatten().map(|f| f.pid),
+            orphans: os.processes(&cfg.datadir),
         },
     }
 }

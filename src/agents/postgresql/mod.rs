@@ -433,7 +433,7 @@ impl Agent for Postgresql {
     }
 
     fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
-        single::monitor(cfg, ctx)
+        single::monitor(&crate::sys::pg::RealPg, cfg, ctx)
     }
 
     fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {

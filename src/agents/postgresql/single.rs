@@ -8,21 +8,21 @@ use nix::sys::signal::Signal;
 use super::instance::{self, Found};
 use super::{PgConfig, PgError};
 use crate::ocf::{Ctx, OcfError, Status};
-use crate::sys::pg::client;
 use crate::sys::pg::process::{self, Cluster};
 use crate::sys::pg::server::{self, StartSpec};
-use crate::sys::pg::{pidfile, ClusterState, ControlData, PostmasterPid};
+use crate::sys::pg::{pidfile, ClusterState, PgOs, PostmasterPid, RealPg};
 
-pub fn monitor(cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
-    match instance::find(cfg) {
+pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
+    match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => {
             let creds = instance::credentials(cfg).ok();
             let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
-            let answer = client::probe(&probe, ctx.deadline.instant())
+            let answer = os
+                .probe(&probe, ctx.deadline.instant())
                 .map_err(|e| PgError::Failed(format!("postmaster {pid} is running but {e}")))?;
             if ctx.env.check_level >= 10 {
                 if let Some(creds) = &creds {
-                    let c = ControlData::read(
+                    let c = os.control_data(
                         &cfg.bindir(),
                         &cfg.datadir,
                         creds,
@@ -49,7 +49,7 @@ pub fn monitor(cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
             stale,
             orphans,
         } => Ok(Status::NotRunning(not_running_reason(
-            cfg, ctx, pidfile, stale, &orphans,
+            os, cfg, ctx, pidfile, stale, &orphans,
         )?)),
     }
 }
@@ -63,6 +63,7 @@ fn standby(pid: u32) -> Status {
 
 /// Why nothing runs, for the exit reason: `None` for a clean stop.
 fn not_running_reason(
+    os: &impl PgOs,
     cfg: &PgConfig,
     ctx: &Ctx,
     pidfile: bool,
@@ -70,10 +71,11 @@ fn not_running_reason(
     orphans: &[u32],
 ) -> Result<Option<String>, PgError> {
     let d = cfg.datadir.display();
-    if !cfg.datadir.is_dir() {
+    let (exists, is_cluster) = os.datadir_state(&cfg.datadir);
+    if !exists {
         return Ok(Some(format!("data directory {d} does not exist")));
     }
-    if !cfg.datadir.join("PG_VERSION").is_file() {
+    if !is_cluster {
         return Ok(Some(format!("{d} is not a PostgreSQL data directory")));
     }
     if !orphans.is_empty() {
@@ -84,7 +86,7 @@ fn not_running_reason(
     }
     let bindir = cfg.bindir();
     let state = match instance::credentials(cfg) {
-        Ok(creds) => ControlData::read(&bindir, &cfg.datadir, &creds, ctx.deadline.instant()),
+        Ok(creds) => os.control_data(&bindir, &cfg.datadir, &creds, ctx.deadline.instant()),
         Err(e) => return Ok(Some(format!("not running ({e})"))),
     };
     let state = match state {
@@ -113,7 +115,7 @@ fn not_running_reason(
 
 pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
     let creds = instance::validate(cfg, ctx)?;
-    match instance::find(cfg) {
+    match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => {
             ctx.log.info(&format!(
                 "postmaster {pid} already serves {}",
@@ -275,7 +277,7 @@ fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), PgError> {
 }
 
 pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
-    let pm = match instance::find(cfg) {
+    let pm = match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
         Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
         Found::None { .. } => None,
@@ -292,7 +294,7 @@ pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
 
 pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
     let creds = instance::credentials(cfg)?;
-    match instance::find(cfg) {
+    match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => {
             server::reload(&cfg.bindir(), &cfg.pgdata, &creds, ctx.deadline.instant()).or_else(
                 |e| {
@@ -314,4 +316,152 @@ pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
 /// The cluster's processes, for callers that must know none is left.
 pub fn processes(cfg: &PgConfig) -> Vec<u32> {
     Cluster::new(&cfg.datadir).processes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::ocf::deadline::Deadline;
+    use crate::ocf::env::OcfEnv;
+    use crate::ocf::log::Logger;
+    use crate::ocf::params::Params;
+    use crate::ocf::{Action, ExitCode, OcfCode};
+    use crate::sys::pg::client::{Answer, ProbeError};
+    use crate::sys::pg::fake::FakePg;
+
+    fn cfg() -> PgConfig {
+        let env = OcfEnv::from_map(
+            [
+                ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
+                ("OCF_RESKEY_system_user", "nobody"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        super::super::configure(&Params::parse(super::super::INFO.params, &env).unwrap()).unwrap()
+    }
+
+    fn monitor_of(os: &FakePg, probe: bool, level: u32) -> Result<Status, PgError> {
+        let mut vars = BTreeMap::new();
+        if !probe {
+            vars.insert("OCF_RESKEY_CRM_meta_interval".into(), "15000".into());
+        }
+        vars.insert("OCF_CHECK_LEVEL".into(), level.to_string());
+        let env = OcfEnv::from_map(vars);
+        let log = Logger::silent();
+        let ctx = Ctx {
+            env: &env,
+            action: Action::Monitor,
+            deadline: Deadline::from_timeout(Duration::from_secs(5)),
+            log: &log,
+        };
+        monitor(os, &cfg(), &ctx)
+    }
+
+    fn pidfile(pid: u32) -> Option<Option<PostmasterPid>> {
+        Some(PostmasterPid::parse(&format!("{pid}\n/srv/pgst-pg\n")))
+    }
+
+    fn stopped(state: ClusterState) -> FakePg {
+        FakePg {
+            datadir: (true, true),
+            state: Some(state),
+            ..FakePg::default()
+        }
+    }
+
+    fn reason(s: Status) -> Option<String> {
+        match s {
+            Status::NotRunning(r) => r,
+            other => panic!("expected not running, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_clean_stop_is_not_running_without_a_reason() {
+        let r = monitor_of(&stopped(ClusterState::ShutDown), false, 0).unwrap();
+        assert_eq!(reason(r), None);
+    }
+
+    #[test]
+    fn no_postmaster_but_in_production_is_a_crash_with_a_reason() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = pidfile(4242);
+        let r = reason(monitor_of(&os, false, 0).unwrap()).unwrap();
+        assert!(
+            r.starts_with("crashed") && r.contains("in production"),
+            "{r}"
+        );
+        os.processes = vec![11, 12];
+        let r = reason(monitor_of(&os, false, 0).unwrap()).unwrap();
+        assert!(r.contains("[11, 12]"), "{r}");
+    }
+
+    #[test]
+    fn a_pid_that_is_not_this_postmaster_is_stale_and_never_probed() {
+        let mut os = stopped(ClusterState::ShutDown);
+        os.pidfile = pidfile(4242);
+        os.postmaster = Some(1); // another pid is the (absent) postmaster
+        let r = reason(monitor_of(&os, false, 0).unwrap()).unwrap();
+        assert!(r.contains("stale") && r.contains("4242"), "{r}");
+    }
+
+    #[test]
+    fn missing_or_foreign_data_is_not_running() {
+        let os = FakePg {
+            datadir: (false, false),
+            ..FakePg::default()
+        };
+        let r = reason(monitor_of(&os, true, 0).unwrap()).unwrap();
+        assert!(r.contains("does not exist"), "{r}");
+        let os = FakePg {
+            datadir: (true, false),
+            ..FakePg::default()
+        };
+        let r = reason(monitor_of(&os, true, 0).unwrap()).unwrap();
+        assert!(r.contains("not a PostgreSQL data directory"), "{r}");
+    }
+
+    #[test]
+    fn unreadable_control_data_is_not_running_on_a_probe_and_an_error_otherwise() {
+        let os = FakePg {
+            datadir: (true, true),
+            ..FakePg::default()
+        };
+        assert!(matches!(
+            monitor_of(&os, true, 0).unwrap(),
+            Status::NotRunning(Some(_))
+        ));
+        assert!(monitor_of(&os, false, 0).is_err());
+    }
+
+    #[test]
+    fn a_live_postmaster_is_judged_by_the_probe() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = pidfile(4242);
+        os.postmaster = Some(4242);
+        os.probe = Some(Ok(Answer { in_recovery: false }));
+        assert_eq!(monitor_of(&os, false, 0).unwrap(), Status::Running);
+        assert_eq!(monitor_of(&os, false, 10).unwrap(), Status::Running);
+        os.probe = Some(Ok(Answer { in_recovery: true }));
+        assert!(matches!(
+            monitor_of(&os, false, 0).unwrap(),
+            Status::Degraded(_)
+        ));
+        os.probe = Some(Err(ProbeError::NotAccepting {
+            target: "/run/x/.s.PGSQL.5432".into(),
+            msg: "FATAL: the database system is shutting down".into(),
+        }));
+        let e = monitor_of(&os, false, 0).unwrap_err();
+        assert_eq!(e.code(), OcfCode::ErrGeneric);
+        assert!(e.to_string().contains("postmaster 4242"), "{e}");
+        // Depth 10: pg_controldata must agree with a running primary.
+        os.probe = Some(Ok(Answer { in_recovery: false }));
+        os.state = Some(ClusterState::ShuttingDown);
+        assert!(monitor_of(&os, false, 10).is_err());
+        assert_eq!(monitor_of(&os, false, 0).unwrap(), Status::Running);
+    }
 }
