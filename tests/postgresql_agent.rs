@@ -273,6 +273,14 @@ fn bad_input_gives_reasons_and_codes_and_touches_no_data() {
         before,
         "data touched"
     );
+    // A server that refuses its options: the reason quotes the server's log.
+    check(
+        &[("start_opts", "-c pgst_no_such_setting=1")],
+        "start",
+        1,
+        "pgst_no_such_setting",
+    );
+    assert!(postgres_processes_under(&c.dir).is_empty());
 
     // A port held by another server: refused with a reason, the other server untouched.
     let other = PgCluster::new(8);

@@ -114,7 +114,8 @@ fn not_running_reason(
 }
 
 pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
-    let creds = instance::validate(cfg, ctx)?;
+    // The dispatcher validated the configuration just before.
+    let creds = instance::credentials(cfg)?;
     match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => {
             ctx.log.info(&format!(
