@@ -31,4 +31,4 @@ test:
 bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
 	$(MAKE) install
-	bench/vip.sh
+	for b in bench/*.sh; do "$$b" || exit 1; done

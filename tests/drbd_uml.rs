@@ -57,7 +57,10 @@ fn harness_role_swap_keeps_the_data() {
     let (_one, mut p) = boot(256);
     provision(&mut p);
     let synced = t.elapsed();
-    assert!(synced < Duration::from_secs(20), "cold start to both UpToDate took {synced:?}");
+    assert!(
+        synced < Duration::from_secs(20),
+        "cold start to both UpToDate took {synced:?}"
+    );
     let sum = p.ok(
         0,
         "set -e; export TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1

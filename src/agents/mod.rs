@@ -1,6 +1,7 @@
 //! The agents, one module each, and the registry that finds them by name.
 
 pub mod drbd;
+pub mod postgresql;
 pub mod vip;
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use crate::sys::drbd::RealDrbd;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
-pub static AGENTS: &[&AgentInfo] = &[&drbd::INFO, &vip::INFO];
+pub static AGENTS: &[&AgentInfo] = &[&drbd::INFO, &postgresql::INFO, &vip::INFO];
 
 pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -26,6 +27,7 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
     let env = OcfEnv::from_map(vars);
     let log = Logger::new(name, &env);
     let out = match name {
+        "postgresql" => dispatch::run(&postgresql::Postgresql, action, &env, &log),
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
         "drbd" => dispatch::run(
             &drbd::DrbdAgent::new(RealDrbd, CrmTools),

@@ -7,9 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::agents::postgresql::lsb;
 use crate::agents::{shim, AGENTS};
 
 pub const OCF_DIR: &str = "/usr/lib/ocf/resource.d/pgstack";
+pub const INITD_DIR: &str = "/etc/init.d";
 
 #[derive(Args)]
 pub struct InstallArgs {
@@ -22,6 +24,9 @@ pub struct InstallArgs {
     /// Directory of the OCF shims (Pacemaker looks only in the default).
     #[arg(long, default_value = OCF_DIR)]
     ocf_dir: String,
+    /// Directory of the init script postgresql-ha (Pacemaker's lsb class looks here).
+    #[arg(long, default_value = INITD_DIR)]
+    initd_dir: String,
     /// Remove what install puts in place.
     #[arg(long)]
     uninstall: bool,
@@ -67,7 +72,7 @@ pub fn run(a: InstallArgs) -> Result<u8> {
     }
     for agent in AGENTS {
         files.push((
-            under(&a.destdir, &format!("{OCF_DIR}/{}", agent.name)),
+            under(&a.destdir, &format!("{}/{}", a.ocf_dir, agent.name)),
             shim(&bin).into_bytes(),
             0o755,
         ));
@@ -78,6 +83,11 @@ pub fn run(a: InstallArgs) -> Result<u8> {
         );
         files.push((under(&a.destdir, &man), agent.to_man().into_bytes(), 0o644));
     }
+    files.push((
+        under(&a.destdir, &format!("{}/{}", a.initd_dir, lsb::NAME)),
+        lsb::initd_shim(&bin).into_bytes(),
+        0o755,
+    ));
     if a.uninstall {
         files.push((under(&a.destdir, &bin), Vec::new(), 0));
         for (p, _, _) in &files {
@@ -95,6 +105,11 @@ pub fn run(a: InstallArgs) -> Result<u8> {
 
 pub fn docs(out: &str) -> Result<()> {
     let root = Path::new(out);
+    write(
+        &root.join(format!("agents/init.d/{}", lsb::NAME)),
+        lsb::initd_shim("/usr/sbin/pgstack").as_bytes(),
+        0o755,
+    )?;
     for a in AGENTS {
         write(
             &root.join(format!("docs/agents/{}.md", a.name)),

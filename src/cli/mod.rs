@@ -15,6 +15,7 @@ use std::path::Path;
 use clap::{Parser, Subcommand};
 
 use crate::agents;
+use crate::agents::postgresql::lsb;
 use crate::ocf::OcfCode;
 
 static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
@@ -63,6 +64,14 @@ pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
     if agents::info(base).is_some() {
         return ocf_face(base, arg(1), vars);
     }
+    // The init script: called as postgresql-ha (a link) or through the installed shim
+    // (`pgstack lsb postgresql-ha <action>`).
+    if base == lsb::NAME {
+        return lsb_face(arg(1), vars);
+    }
+    if arg(1).as_deref() == Some("lsb") && arg(2).as_deref() == Some(lsb::NAME) {
+        return lsb_face(arg(3), vars);
+    }
     if argv0.contains("/resource.d/") {
         return unknown_agent(base, &vars);
     }
@@ -89,6 +98,27 @@ pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         }
         _ => operator(args, vars),
     }
+}
+
+/// Environment variable naming another defaults file for the LSB face (tests).
+pub const LSB_DEFAULTS_ENV: &str = "PGSTACK_POSTGRESQL_HA_DEFAULTS";
+
+fn lsb_face(action: Option<String>, vars: BTreeMap<String, String>) -> u8 {
+    let defaults = vars
+        .get(LSB_DEFAULTS_ENV)
+        .cloned()
+        .unwrap_or_else(|| lsb::DEFAULTS.to_string());
+    let base: BTreeMap<String, String> = vars
+        .iter()
+        .filter(|(k, _)| k.starts_with("HA_") || *k == "OCF_EXIT_REASON_PREFIX")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let r = lsb::run(action.as_deref(), Path::new(&defaults), &base, &|a, v| {
+        agents::run("postgresql", a, v).0
+    });
+    print!("{}", r.stdout);
+    eprint!("{}", r.stderr);
+    r.code
 }
 
 fn unknown_agent(name: &str, vars: &BTreeMap<String, String>) -> u8 {

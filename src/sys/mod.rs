@@ -12,6 +12,7 @@ pub mod error;
 pub mod fake;
 pub mod net;
 pub mod netlink;
+pub mod pg;
 pub mod proc;
 pub mod runner;
 

@@ -309,10 +309,28 @@ pub fn run(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
 /// Starts `cmd` in a session of its own, detached from ours, with no standard streams:
 /// it outlives the caller and Pacemaker's kill of the caller's process group.
 pub fn spawn_detached(cmd: &Cmd) -> Result<u32, SpawnError> {
+    detached(cmd, None)
+}
+
+/// Like [`spawn_detached`], with standard output and error going to `log` (opened by
+/// the caller, so the child needs no right to open it).
+pub fn spawn_detached_logged(cmd: &Cmd, log: std::fs::File) -> Result<u32, SpawnError> {
+    detached(cmd, Some(log))
+}
+
+fn detached(cmd: &Cmd, log: Option<std::fs::File>) -> Result<u32, SpawnError> {
     let mut c = cmd.build(true);
-    c.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let (out, err) = match log {
+        Some(f) => {
+            let f2 = f.try_clone().map_err(|source| SpawnError::Failed {
+                program: cmd.program.to_string_lossy().into_owned(),
+                source,
+            })?;
+            (Stdio::from(f), Stdio::from(f2))
+        }
+        None => (Stdio::null(), Stdio::null()),
+    };
+    c.stdin(Stdio::null()).stdout(out).stderr(err);
     let child = spawn(&mut c, cmd)?;
     let pid = child.id();
     // The grandparent does not wait: reap it from a thread if we live long enough,

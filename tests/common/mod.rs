@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod netns;
+pub mod pg;
 pub mod uml;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,11 @@ pub fn bin() -> String {
 /// The directory of the installed OCF shims (override with PGSTACK_OCF_DIR).
 pub fn ocf_dir() -> String {
     std::env::var("PGSTACK_OCF_DIR").unwrap_or_else(|_| "/usr/lib/ocf/resource.d/pgstack".into())
+}
+
+/// The directory of the installed init script (override with PGSTACK_INITD_DIR).
+pub fn initd_dir() -> String {
+    std::env::var("PGSTACK_INITD_DIR").unwrap_or_else(|_| "/etc/init.d".into())
 }
 
 pub fn agent_path(name: &str) -> String {

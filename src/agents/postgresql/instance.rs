@@ -1,0 +1,267 @@
+//! What every mode needs about one instance: the checks before a start, the system
+//! user, which postmaster (if any) serves the data directory, the monitor's connection
+//! and the escalating stop. The replication mode will reuse all of it.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Instant;
+
+use nix::sys::signal::Signal;
+
+use super::{PgConfig, PgError};
+use crate::ocf::Ctx;
+use crate::sys::pg::client::Probe;
+use crate::sys::pg::process::{self, Cluster};
+use crate::sys::pg::{PgOs, PostmasterPid};
+use crate::sys::runner::Credentials;
+
+/// Where the monitor looks when nothing says otherwise (Debian's compiled-in default).
+pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
+
+/// The system user, refused when unknown (5) or root (4).
+pub fn credentials(cfg: &PgConfig) -> Result<Credentials, PgError> {
+    let c = Credentials::of_user(&cfg.user)?
+        .ok_or_else(|| PgError::NotHere(format!("system user {:?} does not exist", cfg.user)))?;
+    if c.uid.is_root() {
+        return Err(PgError::Perm(format!(
+            "system user {:?} has uid 0; PostgreSQL never runs as root",
+            cfg.user
+        )));
+    }
+    Ok(c)
+}
+
+fn executable(p: &Path) -> bool {
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether a user with `c` may create files in a directory with metadata `m`.
+fn writable_by(m: &std::fs::Metadata, c: &Credentials) -> bool {
+    let mode = m.permissions().mode();
+    if m.uid() == c.uid.as_raw() {
+        mode & 0o300 == 0o300
+    } else if m.gid() == c.gid.as_raw() || c.groups.iter().any(|g| g.as_raw() == m.gid()) {
+        mode & 0o030 == 0o030
+    } else {
+        mode & 0o003 == 0o003
+    }
+}
+
+/// Checks that this node can run the instance; returns the system user's credentials.
+pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, PgError> {
+    let bindir = cfg.bindir();
+    for prog in ["postgres", "pg_ctl", "pg_controldata"] {
+        let p = bindir.join(prog);
+        if !executable(&p) {
+            return Err(PgError::NotHere(format!(
+                "{} is missing or not executable (set bindir)",
+                p.display()
+            )));
+        }
+    }
+    let creds = credentials(cfg)?;
+    check_datadir(cfg, &creds)?;
+    if let Some(dir) = &cfg.socketdir {
+        match std::fs::metadata(dir) {
+            Ok(m) if !m.is_dir() => {
+                return Err(PgError::NotHere(format!(
+                    "socketdir {} is not a directory",
+                    dir.display()
+                )))
+            }
+            Ok(m) if !writable_by(&m, &creds) => {
+                return Err(PgError::NotHere(format!(
+                    "socketdir {} is not writable by {}",
+                    dir.display(),
+                    cfg.user
+                )))
+            }
+            _ => {}
+        }
+    }
+    if let Some(f) = &cfg.monitor_password_file {
+        std::fs::read_to_string(f)
+            .map_err(|e| PgError::NotHere(format!("monitor_password_file {}: {e}", f.display())))?;
+    }
+    if cfg.monitor_password.is_some() {
+        ctx.log
+            .debug("monitor_password is visible in the CIB; prefer monitor_password_file");
+    }
+    Ok(creds)
+}
+
+/// The data directory exists, is a cluster, belongs to the system user, and is on the
+/// expected mount.
+pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), PgError> {
+    let d = &cfg.datadir;
+    let m = std::fs::metadata(d)
+        .map_err(|e| PgError::NotHere(format!("data directory {}: {e}", d.display())))?;
+    if !m.is_dir() {
+        return Err(PgError::NotHere(format!(
+            "{} is not a directory",
+            d.display()
+        )));
+    }
+    if !d.join("PG_VERSION").is_file() || !d.join("global").is_dir() {
+        return Err(PgError::NotHere(format!(
+            "{} is not a PostgreSQL data directory (no PG_VERSION or global/)",
+            d.display()
+        )));
+    }
+    if m.uid() != creds.uid.as_raw() {
+        return Err(PgError::Perm(format!(
+            "data directory {} belongs to uid {}, not to {} ({})",
+            d.display(),
+            m.uid(),
+            cfg.user,
+            creds.uid
+        )));
+    }
+    if cfg.pgdata != cfg.datadir && !cfg.pgdata.is_dir() {
+        return Err(PgError::NotHere(format!(
+            "configuration directory {} does not exist",
+            cfg.pgdata.display()
+        )));
+    }
+    if let Some(want) = &cfg.expected_mount {
+        let (mp, src) = crate::sys::pg::mounts::mount_of(d)
+            .ok_or_else(|| PgError::NotHere(format!("cannot find the mount of {}", d.display())))?;
+        let dev_match = std::fs::canonicalize(want)
+            .ok()
+            .zip(std::fs::canonicalize(&src).ok())
+            .is_some_and(|(a, b)| a == b);
+        if &mp != want && !dev_match {
+            return Err(PgError::NotHere(format!(
+                "data directory {} is on {} (from {src}), not on expected_mount {}; \
+                 refusing to start on a directory whose file system is not mounted",
+                d.display(),
+                mp.display(),
+                want.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What is running for the data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// `postmaster.pid` names this cluster's live postmaster.
+    Postmaster { pid: u32, file: PostmasterPid },
+    /// No postmaster. `pidfile` tells whether `postmaster.pid` exists, `stale` the pid
+    /// it names (not this cluster's postmaster); `orphans` are server processes of the
+    /// cluster still alive.
+    None {
+        pidfile: bool,
+        stale: Option<u32>,
+        orphans: Vec<u32>,
+    },
+}
+
+pub fn find(os: &impl PgOs, cfg: &PgConfig) -> Found {
+    let file = os.pidfile(&cfg.datadir);
+    match file {
+        Some(Some(f)) if os.is_postmaster(&cfg.datadir, f.pid) => Found::Postmaster {
+            pid: f.pid,
+            file: f,
+        },
+        other => Found::None {
+            pidfile: other.is_some(),
+            stale: other.flatten().map(|f| f.pid),
+            orphans: os.processes(&cfg.datadir),
+        },
+    }
+}
+
+/// The monitor's connection.
+pub fn probe(
+    cfg: &PgConfig,
+    file: Option<&PostmasterPid>,
+    creds: Option<&Credentials>,
+) -> Result<Probe, PgError> {
+    let host = cfg
+        .pghost
+        .clone()
+        .or_else(|| cfg.socketdir.as_ref().map(|s| s.display().to_string()))
+        .or_else(|| {
+            file.and_then(|f| f.socket_dir.as_ref())
+                .map(|s| s.display().to_string())
+        })
+        .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_string());
+    let password = match (&cfg.monitor_password_file, &cfg.monitor_password) {
+        (Some(f), _) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    PgError::NotHere(format!("monitor_password_file {}: {e}", f.display()))
+                })?
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        (None, p) => p.clone(),
+    };
+    let as_system_user =
+        cfg.monitor_user.is_none() || cfg.monitor_user.as_deref() == Some(&cfg.user);
+    Ok(Probe {
+        host,
+        port: cfg.port,
+        user: cfg.monitor_user.clone().unwrap_or_else(|| cfg.user.clone()),
+        password,
+        dbname: cfg.pgdb.clone(),
+        sql: cfg.monitor_sql.clone(),
+        connect_timeout: cfg.connect_timeout,
+        as_uid: if as_system_user {
+            creds.map(|c| c.uid)
+        } else {
+            None
+        },
+    })
+}
+
+/// Escalating stop of a verified postmaster, then of every process left; true when no
+/// process of the cluster remains.
+pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(), PgError> {
+    let cl = Cluster::new(&cfg.datadir);
+    let log = ctx.log;
+    if let Some(pid) = pm {
+        let fast_until = ctx
+            .deadline
+            .share(0.5)
+            .instant()
+            .min(Instant::now() + cfg.stop_escalate);
+        log.info(&format!("fast shutdown of postmaster {pid}"));
+        let _ = process::signal(pid, Signal::SIGINT);
+        if !Cluster::wait_gone(pid, fast_until) {
+            log.warn(&format!(
+                "postmaster {pid} still running after fast shutdown ({} ms); immediate shutdown",
+                ctx.deadline.elapsed().as_millis()
+            ));
+            if cl.is_postmaster(pid) {
+                let _ = process::signal(pid, Signal::SIGQUIT);
+            }
+            if !Cluster::wait_gone(pid, ctx.deadline.share(0.5).instant()) {
+                log.warn(&format!(
+                    "postmaster {pid} still running after immediate shutdown; killing the cluster's processes"
+                ));
+            }
+        }
+    }
+    // Whatever is left (a postmaster that would not stop, children of a killed one).
+    if !cl.processes().is_empty() {
+        let n = cl.signal_all(Signal::SIGKILL);
+        log.warn(&format!(
+            "sent SIGKILL to {n} process(es) of {}",
+            cfg.datadir.display()
+        ));
+    }
+    if !cl.wait_all_gone(ctx.deadline.instant()) {
+        let left = cl.processes();
+        return Err(PgError::Failed(format!(
+            "processes {:?} of {} are still alive at the stop deadline",
+            left,
+            cfg.datadir.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The monitor's native-protocol probe: one connection over the server's unix socket (or
+//! TCP when the host is not a path) and one statement, with connect and statement
+//! timeouts from the caller's deadline. A current-thread tokio runtime lives only inside
+//! [`probe`]; nothing else in the program uses tokio.
+//!
+//! The session asks the server not to wait on anything slow: `statement_timeout` and
+//! `lock_timeout` end the statement before the deadline and `synchronous_commit=local`
+//! keeps a writing monitor statement from waiting on standbys.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::unistd::Uid;
+
+/// Where and how to connect, and what to run.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// A socket directory (absolute path) or a host name or address.
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub dbname: String,
+    pub sql: String,
+    pub connect_timeout: Duration,
+    /// Connect with this effective uid (peer authentication as the system user).
+    pub as_uid: Option<Uid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// No server answers on the socket.
+    #[error("cannot connect to {target}: {msg}")]
+    Connect { target: String, msg: String },
+    /// A server answers but does not accept connections (starting, stopping, recovery).
+    #[error("{target} refuses connections: {msg}")]
+    NotAccepting { target: String, msg: String },
+    /// Connected, but the statement failed.
+    #[error("monitor statement on {target} failed: {msg}")]
+    Query { target: String, msg: String },
+    #[error("{what} on {target}: no answer within {ms} ms")]
+    Timeout {
+        target: String,
+        what: &'static str,
+        ms: u128,
+    },
+    #[error("{0}")]
+    Local(String),
+}
+
+/// Restores the effective uid when dropped.
+struct EuidGuard(Option<Uid>);
+
+impl EuidGuard {
+    fn become_user(uid: Option<Uid>) -> Result<EuidGuard, ProbeError> {
+        match uid {
+            Some(u) if Uid::effective().is_root() && !u.is_root() => {
+                nix::unistd::seteuid(u).map_err(|e| {
+                    ProbeError::Local(format!("cannot take effective uid {u}: {e}"))
+                })?;
+                Ok(EuidGuard(Some(Uid::from_raw(0))))
+            }
+            _ => Ok(EuidGuard(None)),
+        }
+    }
+}
+
+impl Drop for EuidGuard {
+    fn drop(&mut self) {
+        if let Some(orig) = self.0 {
+            let _ = nix::unistd::seteuid(orig);
+        }
+    }
+}
+
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {} ({})", db.severity(), db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            let mut src = std::error::Error::source(e);
+            while let Some(inner) = src {
+                s.push_str(": ");
+                s.push_str(&inner.to_string());
+                src = inner.source();
+            }
+            s
+        }
+    }
+}
+
+impl Probe {
+    pub fn target(&self) -> String {
+        if self.host.starts_with('/') {
+            format!("{}/.s.PGSQL.{}", self.host.trim_end_matches('/'), self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    fn config(&self, deadline: Instant) -> tokio_postgres::Config {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // The statement must end on the server before the deadline ends here.
+        let stmt_ms = (left.as_millis() * 8 / 10).max(1);
+        let mut c = tokio_postgres::Config::new();
+        if self.host.starts_with('/') {
+            c.host_path(PathBuf::from(&self.host));
+        } else {
+            c.host(&self.host);
+        }
+        c.port(self.port)
+            .user(&self.user)
+            .dbname(&self.dbname)
+            .application_name("pgstack-monitor")
+            .connect_timeout(self.connect_timeout.min(left).max(Duration::from_millis(1)))
+            .options(format!(
+                "-c statement_timeout={stmt_ms} -c lock_timeout={stmt_ms} \
+                 -c synchronous_commit=local -c default_transaction_read_only=off"
+            ));
+        if let Some(p) = &self.password {
+            c.password(p.as_bytes());
+        }
+        c
+    }
+}
+
+/// What a successful probe learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// `pg_is_in_recovery()`: the server is a standby (or still recovering).
+    pub in_recovery: bool,
+}
+
+/// Connects, runs the statement, then asks whether the server is in recovery (same
+/// session, one more round trip), all before `deadline`.
+pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|e| ProbeError::Local(format!("cannot build the async runtime: {e}")))?;
+    let target = p.target();
+    let cfg = p.config(deadline);
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .as_millis()
+        .max(1);
+    let timeout = |what: &'static str| ProbeError::Timeout {
+        target: target.clone(),
+        what,
+        ms: budget,
+    };
+    let query_err = |e: tokio_postgres::Error| ProbeError::Query {
+        target: target.clone(),
+        msg: describe(&e),
+    };
+    let until = tokio::time::Instant::from_std(deadline);
+    let (client, connection) = {
+        let _euid = EuidGuard::become_user(p.as_uid)?;
+        rt.block_on(async {
+            tokio::time::timeout_at(until, cfg.connect(tokio_postgres::NoTls)).await
+        })
+        .map_err(|_| timeout("connect"))?
+        .map_err(|e| classify(&target, &e))?
+    };
+    let (user, recovery) = rt
+        .block_on(async {
+            let conn = tokio::spawn(connection);
+            let r = tokio::time::timeout_at(until, async {
+                let user = client.simple_query(&p.sql).await;
+                let rec = client.simple_query("select pg_is_in_recovery()").await;
+                (user, rec)
+            })
+            .await;
+            drop(client);
+            conn.abort();
+            r
+        })
+        .map_err(|_| timeout("monitor statement"))?;
+    user.map_err(query_err)?;
+    let rows = recovery.map_err(query_err)?;
+    let in_recovery = rows.iter().any(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
+        _ => false,
+    });
+    Ok(Answer { in_recovery })
+}
+
+fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {
+    use tokio_postgres::error::SqlState;
+    let msg = describe(e);
+    match e.code() {
+        Some(c) if *c == SqlState::CANNOT_CONNECT_NOW || *c == SqlState::ADMIN_SHUTDOWN => {
+            ProbeError::NotAccepting {
+                target: target.to_string(),
+                msg,
+            }
+        }
+        _ => ProbeError::Connect {
+            target: target.to_string(),
+            msg,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_listening_is_a_connect_error_within_the_deadline() {
+        let p = Probe {
+            host: "/nonexistent/pgst-pg-socket".into(),
+            port: 1,
+            user: "postgres".into(),
+            password: None,
+            dbname: "template1".into(),
+            sql: "select 1".into(),
+            connect_timeout: Duration::from_secs(1),
+            as_uid: None,
+        };
+        let t = Instant::now();
+        let e = probe(&p, Instant::now() + Duration::from_secs(2)).unwrap_err();
+        assert!(matches!(e, ProbeError::Connect { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("/nonexistent/pgst-pg-socket/.s.PGSQL.1"),
+            "{e}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+}

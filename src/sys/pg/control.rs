@@ -1,0 +1,193 @@
+//! `pg_controldata`: the cluster state recorded in `global/pg_control`, which tells a
+//! cleanly stopped cluster from one whose server died while running.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::sys::error::{SysError, SysResult};
+use crate::sys::runner::{self, Cmd, Credentials};
+
+/// `Database cluster state:` of pg_controldata (PostgreSQL 9.x to 17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterState {
+    StartingUp,
+    ShutDown,
+    ShutDownInRecovery,
+    ShuttingDown,
+    InCrashRecovery,
+    InArchiveRecovery,
+    InProduction,
+    Unknown(String),
+}
+
+impl ClusterState {
+    pub fn parse(s: &str) -> ClusterState {
+        match s.trim() {
+            "starting up" => ClusterState::StartingUp,
+            "shut down" => ClusterState::ShutDown,
+            "shut down in recovery" => ClusterState::ShutDownInRecovery,
+            "shutting down" => ClusterState::ShuttingDown,
+            "in crash recovery" => ClusterState::InCrashRecovery,
+            "in archive recovery" => ClusterState::InArchiveRecovery,
+            "in production" => ClusterState::InProduction,
+            other => ClusterState::Unknown(other.to_string()),
+        }
+    }
+
+    /// Whether the state says the cluster was shut down cleanly.
+    pub fn is_clean_shutdown(&self) -> bool {
+        matches!(
+            self,
+            ClusterState::ShutDown | ClusterState::ShutDownInRecovery
+        )
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            ClusterState::StartingUp => "starting up",
+            ClusterState::ShutDown => "shut down",
+            ClusterState::ShutDownInRecovery => "shut down in recovery",
+            ClusterState::ShuttingDown => "shutting down",
+            ClusterState::InCrashRecovery => "in crash recovery",
+            ClusterState::InArchiveRecovery => "in archive recovery",
+            ClusterState::InProduction => "in production",
+            ClusterState::Unknown(s) => s,
+        }
+    }
+}
+
+/// The fields of pg_controldata this program uses (the later replication mode reads
+/// the checkpoint location and timeline too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlData {
+    pub state: ClusterState,
+    pub system_identifier: Option<u64>,
+    /// `Latest checkpoint location`, as a 64-bit LSN.
+    pub checkpoint_lsn: Option<u64>,
+    pub timeline: Option<u32>,
+}
+
+/// Parses an LSN written as `X/Y` (two hex numbers).
+pub fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.trim().split_once('/')?;
+    let hi = u64::from_str_radix(hi, 16).ok()?;
+    let lo = u64::from_str_radix(lo, 16).ok()?;
+    if hi > u32::MAX as u64 || lo > u32::MAX as u64 {
+        return None;
+    }
+    Some(hi << 32 | lo)
+}
+
+impl ControlData {
+    /// Parses the output of `LC_ALL=C pg_controldata`.
+    pub fn parse(text: &str) -> SysResult<ControlData> {
+        let mut state = None;
+        let mut sysid = None;
+        let mut lsn = None;
+        let mut tli = None;
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once(':') else {
+                continue;
+            };
+            let v = v.trim();
+            match k.trim() {
+                "Database cluster state" => state = Some(ClusterState::parse(v)),
+                "Database system identifier" => sysid = v.parse().ok(),
+                "Latest checkpoint location" => lsn = parse_lsn(v),
+                "Latest checkpoint's TimeLineID" => tli = v.parse().ok(),
+                _ => {}
+            }
+        }
+        let state = state.ok_or_else(|| {
+            SysError::Invalid("pg_controldata printed no \"Database cluster state\"".into())
+        })?;
+        Ok(ControlData {
+            state,
+            system_identifier: sysid,
+            checkpoint_lsn: lsn,
+            timeline: tli,
+        })
+    }
+
+    /// Runs `pg_controldata` on `datadir` as `creds`.
+    pub fn read(
+        bindir: &Path,
+        datadir: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<ControlData> {
+        let prog = bindir.join("pg_controldata");
+        let cmd = Cmd::new(&prog)
+            .arg(datadir)
+            .current_dir("/")
+            .run_as(creds.clone());
+        let out = runner::run(&cmd, deadline)?;
+        if !out.success() {
+            return Err(SysError::Invalid(format!(
+                "{} {}: {}",
+                prog.display(),
+                datadir.display(),
+                out.describe()
+            )));
+        }
+        ControlData::parse(&out.stdout_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let p = format!(
+            "{}/tests/fixtures/pg_controldata/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+    }
+
+    #[test]
+    fn cleanly_stopped_cluster() {
+        let c = ControlData::parse(&fixture("shut-down.txt")).unwrap();
+        assert_eq!(c.state, ClusterState::ShutDown);
+        assert!(c.state.is_clean_shutdown());
+        assert_eq!(c.timeline, Some(1));
+        assert!(c.checkpoint_lsn.unwrap() > 0);
+        assert!(c.system_identifier.is_some());
+    }
+
+    #[test]
+    fn running_and_crashed_clusters_are_in_production() {
+        for f in ["in-production.txt", "crashed-in-production.txt"] {
+            let c = ControlData::parse(&fixture(f)).unwrap();
+            assert_eq!(c.state, ClusterState::InProduction, "{f}");
+            assert!(!c.state.is_clean_shutdown());
+        }
+    }
+
+    #[test]
+    fn states_and_lsns() {
+        assert_eq!(
+            ClusterState::parse("shut down in recovery"),
+            ClusterState::ShutDownInRecovery
+        );
+        assert_eq!(
+            ClusterState::parse("in archive recovery").as_str(),
+            "in archive recovery"
+        );
+        assert_eq!(
+            ClusterState::parse("weird"),
+            ClusterState::Unknown("weird".into())
+        );
+        assert_eq!(parse_lsn("0/1511A88"), Some(0x1511A88));
+        assert_eq!(parse_lsn("1/0"), Some(1 << 32));
+        assert_eq!(parse_lsn("x/0"), None);
+        assert_eq!(parse_lsn("10"), None);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(ControlData::parse("").is_err());
+        assert!(ControlData::parse("pg_control version number: 1300\n").is_err());
+    }
+}
