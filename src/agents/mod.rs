@@ -1,5 +1,6 @@
 //! The agents, one module each, and the registry that finds them by name.
 
+pub mod filesystem;
 pub mod vip;
 
 use std::collections::BTreeMap;
@@ -12,7 +13,7 @@ use crate::ocf::OcfCode;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
-pub static AGENTS: &[&AgentInfo] = &[&vip::INFO];
+pub static AGENTS: &[&AgentInfo] = &[&vip::INFO, &filesystem::INFO];
 
 pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -24,6 +25,7 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
     let log = Logger::new(name, &env);
     let out = match name {
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
+        "filesystem" => dispatch::run(&filesystem::Filesystem, action, &env, &log),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,
             format!(

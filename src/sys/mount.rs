@@ -402,13 +402,12 @@ pub fn xfs_check(device: &Path, deadline: Instant) -> SysResult<FsckResult> {
     })
 }
 
-/// `mkfs.xfs -f -d agcount=N [extra...] DEVICE`.
+/// `mkfs.xfs [extra...] -d agcount=N DEVICE`.
 pub fn mkfs_xfs(device: &Path, agcount: u32, extra: &[String], deadline: Instant) -> SysResult<String> {
     let c = Cmd::new("mkfs.xfs")
-        .arg("-f")
+        .args(extra)
         .arg("-d")
         .arg(format!("agcount={agcount}"))
-        .args(extra)
         .arg(device);
     let out = run(&c, deadline)?;
     if out.success() {
