@@ -51,11 +51,15 @@ fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
         expect(&fs("monitor", &p, &depth(level)), 0, &format!("monitor depth {level}"));
     }
     let status = dir.join(".Filesystem_status");
-    let files: Vec<_> = std::fs::read_dir(&status).unwrap().flatten().collect();
-    assert_eq!(files.len(), 1);
-    let name = files[0].file_name().into_string().unwrap();
-    assert!(name.starts_with("test_"), "{name}");
-    assert!(std::fs::read(files[0].path()).unwrap().starts_with(b"test\n"));
+    // DirEntry keeps the directory open: keep only names, or the mount stays busy.
+    let names: Vec<String> = std::fs::read_dir(&status)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with("test_"), "{names:?}");
+    assert!(std::fs::read(status.join(&names[0])).unwrap().starts_with(b"test\n"));
     expect(&fs("monitor", &p, &[("OCF_CHECK_LEVEL", "15")]), 6, "unsupported depth");
     expect(&fs("stop", &p, &[]), 0, "stop");
     assert!(!is_mounted(&dir));

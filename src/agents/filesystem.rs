@@ -590,10 +590,15 @@ impl Filesystem {
             }
             round += 1;
         }
-        Err(FsError::Busy {
-            dir,
-            holders: describe(&procwalk::holders(&target)),
-        })
+        let mut holders = describe(&procwalk::holders(&target));
+        let kept = procwalk::protected_holders(&target);
+        if !kept.is_empty() {
+            holders = format!(
+                "{holders}; never signalled (PID 1, this agent's ancestors, cluster daemons): {}",
+                describe(&kept)
+            );
+        }
+        Err(FsError::Busy { dir, holders })
     }
 
     /// Unmounts everything at and below `dir`: deepest first, one deadline for all.
@@ -641,7 +646,7 @@ impl Filesystem {
 
 fn describe(hs: &[Holder]) -> String {
     if hs.is_empty() {
-        return "none found (held by the kernel: a sub-mount, a loop device or an export?)".into();
+        return "none found".into();
     }
     hs.iter()
         .map(|h| format!("{} ({}, {})", h.pid, h.comm, h.how))

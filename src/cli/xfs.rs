@@ -11,8 +11,10 @@ use clap::Subcommand;
 
 use crate::sys::mount::{self, DevKind};
 
-/// Smallest allocation group mkfs.xfs accepts.
-pub const MIN_AG_BYTES: u64 = 16 << 20;
+/// Smallest allocation group planned for: the internal log (at least 64 MiB on file
+/// systems of 300 MB and more) must fit in one group with its metadata. mkfs.xfs -N
+/// has the last word (see `run`).
+pub const MIN_AG_BYTES: u64 = 72 << 20;
 /// Largest allocation group (1 TiB).
 pub const MAX_AG_BYTES: u64 = 1 << 40;
 /// The book's mount options.
@@ -94,7 +96,14 @@ pub fn run(c: XfsCmd) -> Result<u8> {
                     .map(|n| n.get() as u32)
                     .unwrap_or(1)
             });
-            let n = fixed.unwrap_or_else(|| agcount(size, cpus));
+            let mut n = fixed.unwrap_or_else(|| agcount(size, cpus));
+            if fixed.is_none() {
+                // Ask mkfs.xfs (-N writes nothing) and step down until it accepts.
+                let dl = Instant::now() + Duration::from_secs(60);
+                while n > 1 && mount::mkfs_xfs(&device, n, &["-N".into(), "-f".into()], dl).is_err() {
+                    n -= 1;
+                }
+            }
             let mut extra = Vec::new();
             if force {
                 extra.push("-f".to_string());
@@ -135,9 +144,10 @@ mod tests {
         const G: u64 = 1 << 30;
         assert_eq!(agcount(1024 * G, 2), 256);
         assert_eq!(agcount(1024 * G, 128), 512);
-        assert_eq!(agcount(512 << 20, 2), 32);
+        assert_eq!(agcount(512 << 20, 2), 7);
         assert_eq!(agcount(8 << 20, 2), 1);
+        assert_eq!(agcount(20 * G, 2), 256);
         assert_eq!(agcount(1000 * 1024 * G, 2), 1000);
-        assert_eq!(agcount(4 * G, 2), 256);
+        assert_eq!(agcount(4 * G, 2), 56);
     }
 }

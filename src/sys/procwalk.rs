@@ -124,6 +124,16 @@ fn kernel_thread(pid: u32) -> bool {
 
 /// Every process (but the excluded ones) holding one of `t`.
 pub fn holders(t: &Target) -> Vec<Holder> {
+    walk(t, false)
+}
+
+/// The processes holding one of `t` that are never signalled (PID 1, this process and
+/// its ancestors, cluster daemons): named when a stop fails.
+pub fn protected_holders(t: &Target) -> Vec<Holder> {
+    walk(t, true)
+}
+
+fn walk(t: &Target, protected: bool) -> Vec<Holder> {
     let skip = ancestry();
     let mut out = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else {
@@ -133,10 +143,13 @@ pub fn holders(t: &Target) -> Vec<Holder> {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        if pid == 1 || skip.contains(&pid) {
+        let is_protected = pid == 1
+            || skip.contains(&pid)
+            || stat_of(pid).is_some_and(|(_, c)| protected_comm(&c));
+        if is_protected != protected {
             continue;
         }
-        if let Some(h) = holder(pid, t) {
+        if let Some(h) = holder_any(pid, t) {
             out.push(h);
         }
     }
@@ -144,10 +157,18 @@ pub fn holders(t: &Target) -> Vec<Holder> {
     out
 }
 
-/// Whether `pid` holds one of `t`, and how.
+/// Whether `pid` holds one of `t`, and how (`None` for protected daemons).
 pub fn holder(pid: u32, t: &Target) -> Option<Holder> {
     let (_, comm) = stat_of(pid)?;
-    if protected_comm(&comm) || kernel_thread(pid) {
+    if protected_comm(&comm) {
+        return None;
+    }
+    holder_any(pid, t)
+}
+
+fn holder_any(pid: u32, t: &Target) -> Option<Holder> {
+    let (_, comm) = stat_of(pid)?;
+    if kernel_thread(pid) {
         return None;
     }
     let mk = |how: String| Holder {
@@ -237,6 +258,7 @@ mod tests {
             devs: vec![],
         };
         assert!(holders(&t).iter().all(|h| h.pid != me));
+        assert!(protected_holders(&t).iter().any(|h| h.pid == me && h.how == "cwd"));
         assert!(ancestry().contains(&me));
         assert!(live(me));
     }
