@@ -16,11 +16,19 @@ fn fs(action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun
 }
 
 fn xfs_params<'a>(dev: &'a str, dir: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![("device", dev), ("directory", dir), ("fstype", "xfs"), ("options", BOOK)]
+    vec![
+        ("device", dev),
+        ("directory", dir),
+        ("fstype", "xfs"),
+        ("options", BOOK),
+    ]
 }
 
 fn depth(d: &'static str) -> [(&'static str, &'static str); 2] {
-    [("OCF_CHECK_LEVEL", d), ("OCF_RESKEY_CRM_meta_interval", "20000")]
+    [
+        ("OCF_CHECK_LEVEL", d),
+        ("OCF_RESKEY_CRM_meta_interval", "20000"),
+    ]
 }
 
 #[track_caller]
@@ -44,11 +52,21 @@ fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
     assert!(is_mounted(&dir));
     let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let line = mi.lines().find(|l| l.contains("pg\\040data")).unwrap();
-    assert!(line.contains("noatime") && line.contains("nodiratime"), "{line}");
-    assert!(line.contains("logbsize=256k") && line.contains("allocsize=1024k"), "{line}");
+    assert!(
+        line.contains("noatime") && line.contains("nodiratime"),
+        "{line}"
+    );
+    assert!(
+        line.contains("logbsize=256k") && line.contains("allocsize=1024k"),
+        "{line}"
+    );
     expect(&fs("start", &p, &[]), 0, "second start");
     for level in ["0", "10", "20"] {
-        expect(&fs("monitor", &p, &depth(level)), 0, &format!("monitor depth {level}"));
+        expect(
+            &fs("monitor", &p, &depth(level)),
+            0,
+            &format!("monitor depth {level}"),
+        );
     }
     let status = dir.join(".Filesystem_status");
     // DirEntry keeps the directory open: keep only names, or the mount stays busy.
@@ -59,8 +77,14 @@ fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
         .collect();
     assert_eq!(names.len(), 1);
     assert!(names[0].starts_with("test_"), "{names:?}");
-    assert!(std::fs::read(status.join(&names[0])).unwrap().starts_with(b"test\n"));
-    expect(&fs("monitor", &p, &[("OCF_CHECK_LEVEL", "15")]), 6, "unsupported depth");
+    assert!(std::fs::read(status.join(&names[0]))
+        .unwrap()
+        .starts_with(b"test\n"));
+    expect(
+        &fs("monitor", &p, &[("OCF_CHECK_LEVEL", "15")]),
+        6,
+        "unsupported depth",
+    );
     expect(&fs("stop", &p, &[]), 0, "stop");
     assert!(!is_mounted(&dir));
     expect(&fs("stop", &p, &[]), 0, "second stop");
@@ -78,12 +102,21 @@ fn ext4_with_fsck_and_uuid_device() {
     let spec = format!("UUID={}", uuid.trim());
     let dir = b.path("mnt");
     let d = dir.to_str().unwrap();
-    let p = [("device", spec.as_str()), ("directory", d), ("fstype", "ext4"), ("run_fsck", "force")];
+    let p = [
+        ("device", spec.as_str()),
+        ("directory", d),
+        ("fstype", "ext4"),
+        ("run_fsck", "force"),
+    ];
     expect(&fs("start", &p, &[]), 0, "start by UUID with fsck");
     assert!(is_mounted(&dir));
     expect(&fs("monitor", &p, &depth("20")), 0, "depth 20 on ext4");
     expect(&fs("stop", &p, &[]), 0, "stop");
-    let p = [("device", "UUID=00000000-1111-2222-3333-444444444444"), ("directory", d), ("fstype", "ext4")];
+    let p = [
+        ("device", "UUID=00000000-1111-2222-3333-444444444444"),
+        ("directory", d),
+        ("fstype", "ext4"),
+    ];
     let r = fs("start", &p, &[]);
     expect(&r, 5, "unknown UUID");
     assert!(r.exit_reason().unwrap().contains("UUID=00000000"), "{r:?}");
@@ -123,10 +156,22 @@ fn busy_stop_kills_exactly_the_holders_of_the_mount() {
     expect(&r, 0, "busy stop");
     std::thread::sleep(Duration::from_millis(50));
     for h in [&mut cwd, &mut file, &mut map, &mut deep] {
-        assert!(!h.alive(), "{} (pid {}) survived: {}", h.name, h.pid(), r.stderr);
+        assert!(
+            !h.alive(),
+            "{} (pid {}) survived: {}",
+            h.name,
+            h.pid(),
+            r.stderr
+        );
     }
     for h in [&mut sib, &mut parent] {
-        assert!(h.alive(), "{} (pid {}) was killed: {}", h.name, h.pid(), r.stderr);
+        assert!(
+            h.alive(),
+            "{} (pid {}) was killed: {}",
+            h.name,
+            h.pid(),
+            r.stderr
+        );
     }
     assert!(!is_mounted(&dir) && !is_mounted(&sub));
     assert!(is_mounted(&sibling), "the sibling mount must stay");
@@ -152,8 +197,15 @@ fn term_ignored_escalates_to_kill() {
     expect(&r, 0, "stop");
     assert!(!h.alive());
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
-    assert!(r.stderr.contains("SIGTERM") && r.stderr.contains("SIGKILL"), "{}", r.stderr);
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    assert!(
+        r.stderr.contains("SIGTERM") && r.stderr.contains("SIGKILL"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -176,7 +228,10 @@ fn unkillable_holder_fails_within_the_timeout_naming_it() {
     expect(&r, 1, "stop that cannot finish");
     assert!(took < Duration::from_secs(3), "{took:?}");
     let reason = r.exit_reason().unwrap();
-    assert!(reason.contains(&h.pid().to_string()) && reason.contains("sleep"), "{reason}");
+    assert!(
+        reason.contains(&h.pid().to_string()) && reason.contains("sleep"),
+        "{reason}"
+    );
     assert!(h.alive());
     assert!(is_mounted(&dir));
     drop(h);
@@ -206,7 +261,11 @@ fn forced_shutdown_is_caught_at_depth_10_and_20() {
     expect(&fs("start", &p, &[]), 0, "start");
     expect(&fs("monitor", &p, &depth("20")), 0, "healthy depth 20");
     loopfs::sh(&["xfs_io", "-x", "-c", "shutdown", d]);
-    expect(&fs("monitor", &p, &depth("0")), 0, "depth 0 sees only the mount");
+    expect(
+        &fs("monitor", &p, &depth("0")),
+        0,
+        "depth 0 sees only the mount",
+    );
     for level in ["10", "20"] {
         let r = fs("monitor", &p, &depth(level));
         expect(&r, 1, &format!("depth {level} after shutdown"));
@@ -225,18 +284,96 @@ fn bad_input_gives_reasons_and_the_right_codes() {
     let dev = b.device("xfs");
     let dir = b.path("data");
     let d = dir.to_str().unwrap();
-    let cases: &[(&str, Vec<(&str, &str)>, i32, &str)] = &[
-        ("start", vec![("device", "/dev/pgst-fs-nosuch"), ("directory", d), ("fstype", "xfs")], 5, "/dev/pgst-fs-nosuch"),
-        ("monitor", vec![("device", "/dev/pgst-fs-nosuch"), ("directory", d), ("fstype", "xfs")], 7, ""),
-        ("start", vec![("device", &dev), ("directory", "relative/dir"), ("fstype", "xfs")], 6, "relative/dir"),
-        ("start", vec![("device", &dev), ("directory", d), ("fstype", "nosuchfs")], 5, "nosuchfs"),
-        ("start", vec![("device", &dev), ("directory", d), ("fstype", "xfs"), ("options", "noatime;reboot")], 6, "noatime;reboot"),
-        ("start", vec![("device", &dev), ("directory", d), ("fstype", "xfs"), ("options", "noatime -o remount")], 6, "remount"),
-        ("start", vec![("device", &dev), ("directory", "/"), ("fstype", "xfs")], 6, "root"),
-        ("start", vec![("directory", d), ("fstype", "xfs")], 6, "device"),
-        ("stop", vec![("device", &dev), ("directory", d), ("fstype", "xfs")], 0, ""),
-        ("start", vec![("device", &dev), ("directory", d), ("fstype", "xfs")], 0, ""),
-        ("stop", vec![("device", &dev), ("directory", d), ("options", "x;y")], 0, ""),
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, i32, &'a str);
+    let cases: &[Case] = &[
+        (
+            "start",
+            vec![
+                ("device", "/dev/pgst-fs-nosuch"),
+                ("directory", d),
+                ("fstype", "xfs"),
+            ],
+            5,
+            "/dev/pgst-fs-nosuch",
+        ),
+        (
+            "monitor",
+            vec![
+                ("device", "/dev/pgst-fs-nosuch"),
+                ("directory", d),
+                ("fstype", "xfs"),
+            ],
+            7,
+            "",
+        ),
+        (
+            "start",
+            vec![
+                ("device", &dev),
+                ("directory", "relative/dir"),
+                ("fstype", "xfs"),
+            ],
+            6,
+            "relative/dir",
+        ),
+        (
+            "start",
+            vec![("device", &dev), ("directory", d), ("fstype", "nosuchfs")],
+            5,
+            "nosuchfs",
+        ),
+        (
+            "start",
+            vec![
+                ("device", &dev),
+                ("directory", d),
+                ("fstype", "xfs"),
+                ("options", "noatime;reboot"),
+            ],
+            6,
+            "noatime;reboot",
+        ),
+        (
+            "start",
+            vec![
+                ("device", &dev),
+                ("directory", d),
+                ("fstype", "xfs"),
+                ("options", "noatime -o remount"),
+            ],
+            6,
+            "remount",
+        ),
+        (
+            "start",
+            vec![("device", &dev), ("directory", "/"), ("fstype", "xfs")],
+            6,
+            "root",
+        ),
+        (
+            "start",
+            vec![("directory", d), ("fstype", "xfs")],
+            6,
+            "device",
+        ),
+        (
+            "stop",
+            vec![("device", &dev), ("directory", d), ("fstype", "xfs")],
+            0,
+            "",
+        ),
+        (
+            "start",
+            vec![("device", &dev), ("directory", d), ("fstype", "xfs")],
+            0,
+            "",
+        ),
+        (
+            "stop",
+            vec![("device", &dev), ("directory", d), ("options", "x;y")],
+            0,
+            "",
+        ),
     ];
     for (action, p, code, needle) in cases {
         let r = fs(action, p, &[]);
@@ -249,7 +386,15 @@ fn bad_input_gives_reasons_and_the_right_codes() {
     assert!(!is_mounted(&dir), "stop with a bad configuration unmounts");
     let file = b.path("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let r = fs("start", &[("device", &dev), ("directory", file.to_str().unwrap()), ("fstype", "xfs")], &[]);
+    let r = fs(
+        "start",
+        &[
+            ("device", &dev),
+            ("directory", file.to_str().unwrap()),
+            ("fstype", "xfs"),
+        ],
+        &[],
+    );
     expect(&r, 5, "directory is a file");
     assert!(r.exit_reason().unwrap().contains("a-file"));
 }
@@ -283,7 +428,10 @@ fn clones_of_xfs_are_refused_unless_forced() {
     let dev = b.device("xfs");
     let d = b.path("data");
     let d = d.to_str().unwrap();
-    let clone = [("OCF_RESKEY_CRM_meta_clone", "0"), ("OCF_RESKEY_CRM_meta_clone_max", "2")];
+    let clone = [
+        ("OCF_RESKEY_CRM_meta_clone", "0"),
+        ("OCF_RESKEY_CRM_meta_clone_max", "2"),
+    ];
     let r = fs("start", &xfs_params(&dev, d), &clone);
     expect(&r, 6, "xfs clone");
     assert!(r.exit_reason().unwrap().contains("cluster-aware"));

@@ -30,7 +30,11 @@ fn ocf_tester_passes_for_xfs_with_the_books_options() {
         "options=noatime,nodiratime,logbsize=256k,allocsize=1m",
         &agent,
     ];
-    let out = common::run(&argv, &[("OCF_ROOT", "/usr/lib/ocf")], Duration::from_secs(300));
+    let out = common::run(
+        &argv,
+        &[("OCF_ROOT", "/usr/lib/ocf")],
+        Duration::from_secs(300),
+    );
     let text = format!(
         "$ {}\n{}{}exit: {}\n",
         argv.join(" "),

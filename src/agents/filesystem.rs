@@ -253,8 +253,7 @@ pub fn parse_directory(v: &str) -> Result<PathBuf, ParamError> {
         return Err(bad("refusing to manage the root file system"));
     }
     let p = Path::new(t);
-    if p
-        .components()
+    if p.components()
         .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
     {
         return Err(bad("must not contain . or .. components"));
@@ -312,7 +311,11 @@ pub fn parse_signals(name: &'static str, v: &str) -> Result<Vec<Signal>, ParamEr
         };
         match sig {
             Some(Signal::SIGSTOP) | None => {
-                return Err(ParamError::invalid(name, v, format!("{s} is not a usable signal")))
+                return Err(ParamError::invalid(
+                    name,
+                    v,
+                    format!("{s} is not a usable signal"),
+                ))
             }
             Some(sig) => out.push(sig),
         }
@@ -331,7 +334,11 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._+-".contains(&b))
     {
-        return Err(ParamError::invalid("fstype", fstype.as_str(), "not a file-system type name"));
+        return Err(ParamError::invalid(
+            "fstype",
+            fstype.as_str(),
+            "not a file-system type name",
+        ));
     }
     let options = p.str("options").unwrap_or("").trim().to_string();
     let opts = parse_options(&options)?;
@@ -458,7 +465,11 @@ impl Filesystem {
 
     fn check_clone(cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
         if ctx.env.meta.clone.is_some() || ctx.env.meta.clone_max.is_some() {
-            let t = if cfg.fstype.is_empty() { "this file system" } else { &cfg.fstype };
+            let t = if cfg.fstype.is_empty() {
+                "this file system"
+            } else {
+                &cfg.fstype
+            };
             if (local_only(&cfg.fstype) || cfg.fstype.is_empty())
                 && !cfg.force_clones
                 && !cfg.opts.read_only
@@ -485,7 +496,9 @@ impl Filesystem {
         }
         // A module may provide it.
         let _ = crate::sys::runner::run(
-            &crate::sys::runner::Cmd::new("modprobe").arg("-q").arg(&cfg.fstype),
+            &crate::sys::runner::Cmd::new("modprobe")
+                .arg("-q")
+                .arg(&cfg.fstype),
             deadline,
         );
         if known(&mount::kernel_filesystems()?) {
@@ -516,12 +529,22 @@ impl Filesystem {
     }
 
     /// Frees and unmounts `m`, signalling its holders, within `deadline`.
-    fn unmount_one(cfg: &FsConfig, m: &MountEntry, devs_shared: bool, ctx: &Ctx) -> Result<(), FsError> {
+    fn unmount_one(
+        cfg: &FsConfig,
+        m: &MountEntry,
+        devs_shared: bool,
+        ctx: &Ctx,
+    ) -> Result<(), FsError> {
         let dl = ctx.deadline.instant();
         let try_umount = || mount::umount(&m.mount_point, false);
         match try_umount() {
             Ok(()) => return Ok(()),
-            Err(e) if matches!(e.raw_errno(), Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)) => {
+            Err(e)
+                if matches!(
+                    e.raw_errno(),
+                    Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)
+                ) =>
+            {
                 // Already gone (unmounted meanwhile, or hidden).
                 return Ok(());
             }
@@ -531,12 +554,19 @@ impl Filesystem {
         let target = Target {
             mount_ids: vec![m.id],
             // Mappings carry only a device number: used unless another mount shares it.
-            devs: if m.major != 0 && !devs_shared { vec![m.dev()] } else { vec![] },
+            devs: if m.major != 0 && !devs_shared {
+                vec![m.dev()]
+            } else {
+                vec![]
+            },
         };
         let dir = m.mount_point.display().to_string();
         if !cfg.force_unmount {
             let hs = procwalk::holders(&target);
-            return Err(FsError::Busy { dir, holders: describe(&hs) + " (force_unmount=false)" });
+            return Err(FsError::Busy {
+                dir,
+                holders: describe(&hs) + " (force_unmount=false)",
+            });
         }
         // Term rounds: one with fast_stop, else until half of the remaining budget.
         let start = Instant::now();
@@ -552,7 +582,11 @@ impl Filesystem {
                 break;
             }
             let use_term = round == 0 || (now < term_until && !cfg.fast_stop);
-            let sigs = if use_term { &cfg.term_signals } else { &cfg.kill_signals };
+            let sigs = if use_term {
+                &cfg.term_signals
+            } else {
+                &cfg.kill_signals
+            };
             let hs = procwalk::holders(&target);
             for h in &hs {
                 for s in sigs {
@@ -566,7 +600,9 @@ impl Filesystem {
                 }
             }
             if hs.is_empty() {
-                ctx.log.debug(&format!("{dir} is busy without a process holding it; retrying"));
+                ctx.log.debug(&format!(
+                    "{dir} is busy without a process holding it; retrying"
+                ));
             }
             // Wait for the holders to go, retrying the unmount meanwhile.
             let until = dl.min(Instant::now() + cfg.signal_delay.max(Duration::from_millis(20)));
@@ -574,8 +610,17 @@ impl Filesystem {
             loop {
                 match try_umount() {
                     Ok(()) => return Ok(()),
-                    Err(e) if matches!(e.raw_errno(), Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)) => return Ok(()),
-                    Err(e) if e.raw_errno() != Some(nix::errno::Errno::EBUSY) => return Err(e.into()),
+                    Err(e)
+                        if matches!(
+                            e.raw_errno(),
+                            Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)
+                        ) =>
+                    {
+                        return Ok(())
+                    }
+                    Err(e) if e.raw_errno() != Some(nix::errno::Errno::EBUSY) => {
+                        return Err(e.into())
+                    }
                     Err(_) => {}
                 }
                 if Instant::now() >= until {
@@ -628,13 +673,10 @@ impl Filesystem {
                 return Ok(());
             }
             for m in &todo {
-                let shared = table
-                    .iter()
-                    .filter(|o| o.dev() == m.dev())
-                    .count()
-                    > 1;
+                let shared = table.iter().filter(|o| o.dev() == m.dev()).count() > 1;
                 Self::unmount_one(cfg, m, shared, ctx)?;
-                ctx.log.info(&format!("unmounted {}", m.mount_point.display()));
+                ctx.log
+                    .info(&format!("unmounted {}", m.mount_point.display()));
             }
         }
         Err(FsError::Failed(format!(
@@ -705,7 +747,8 @@ impl Agent for Filesystem {
         let table = mount::mountinfo(None)?;
         if let Some(m) = mount::mount_at(&table, &cfg.directory) {
             if Self::ours(m, &r) {
-                ctx.log.info(&format!("{} is already mounted", cfg.directory.display()));
+                ctx.log
+                    .info(&format!("{} is already mounted", cfg.directory.display()));
                 return Ok(());
             }
             return Err(FsError::Failed(format!(
@@ -727,14 +770,17 @@ impl Agent for Filesystem {
             let res = match (cfg.run_fsck, cfg.fstype.as_str()) {
                 (Fsck::No, _) => None,
                 (Fsck::Force, "xfs") => Some(mount::xfs_check(&b.path, dl)?),
-                (Fsck::Auto | Fsck::Force, _) if ext => Some(mount::fsck(&b.path, &cfg.fstype, dl)?),
+                (Fsck::Auto | Fsck::Force, _) if ext => {
+                    Some(mount::fsck(&b.path, &cfg.fstype, dl)?)
+                }
                 _ => None,
             };
             match res {
                 Some(FsckResult::Failed(why)) => return Err(FsError::Failed(why)),
-                Some(FsckResult::Corrected(n)) => ctx
-                    .log
-                    .warn(&format!("fsck corrected errors on {} (exit {n})", b.path.display())),
+                Some(FsckResult::Corrected(n)) => ctx.log.warn(&format!(
+                    "fsck corrected errors on {} (exit {n})",
+                    b.path.display()
+                )),
                 _ => {}
             }
         }
@@ -748,11 +794,21 @@ impl Agent for Filesystem {
                 )))
             }
             Err(_) => std::fs::create_dir_all(&cfg.directory).map_err(|e| {
-                FsError::NotHere(format!("cannot create directory {}: {e}", cfg.directory.display()))
+                FsError::NotHere(format!(
+                    "cannot create directory {}: {e}",
+                    cfg.directory.display()
+                ))
             })?,
         }
-        mount::mount(&source, &cfg.directory, &cfg.fstype, &cfg.opts, &cfg.options, dl)
-            .map_err(|e| FsError::Failed(e.to_string()))?;
+        mount::mount(
+            &source,
+            &cfg.directory,
+            &cfg.fstype,
+            &cfg.opts,
+            &cfg.options,
+            dl,
+        )
+        .map_err(|e| FsError::Failed(e.to_string()))?;
         let table = mount::mountinfo(None)?;
         match mount::mount_at(&table, &cfg.directory) {
             Some(m) if Self::ours(m, &r) || matches!(r, Resolved::Source(_)) => {
@@ -808,7 +864,9 @@ impl Agent for Filesystem {
             return Ok(Status::Running);
         }
         if level != 10 && level != 20 {
-            return Err(FsError::Config(format!("unsupported monitor depth {level} (use 0, 10 or 20)")));
+            return Err(FsError::Config(format!(
+                "unsupported monitor depth {level} (use 0, 10 or 20)"
+            )));
         }
         let mut ops = Vec::new();
         if let Resolved::Block(b) = &r {
@@ -834,11 +892,13 @@ impl Agent for Filesystem {
         }
         match blockio::probe(&ops, ctx.deadline.instant()) {
             Ok(()) => Ok(Status::Running),
-            Err(ProbeError::Failed { step, path, errno }) if errno == nix::errno::Errno::EIO => {
-                Err(FsError::Failed(format!(
-                    "{step} {path}: I/O error (file system shut down or device failing)"
-                )))
-            }
+            Err(ProbeError::Failed {
+                step,
+                path,
+                errno: nix::errno::Errno::EIO,
+            }) => Err(FsError::Failed(format!(
+                "{step} {path}: I/O error (file system shut down or device failing)"
+            ))),
             Err(e) => Err(e.into()),
         }
     }
@@ -894,11 +954,17 @@ mod tests {
             ("device", "/dev/VG_POSTGRES/LV_DATA"),
             ("directory", "/db//"),
             ("fstype", "xfs"),
-            ("options", "noatime,nodiratime,logbufs=8,logbsize=256k,attr2,allocsize=1m"),
+            (
+                "options",
+                "noatime,nodiratime,logbufs=8,logbsize=256k,attr2,allocsize=1m",
+            ),
         ])
         .unwrap();
         assert_eq!(c.directory, PathBuf::from("/db"));
-        assert_eq!(c.opts.data, ["logbufs=8", "logbsize=256k", "attr2", "allocsize=1m"]);
+        assert_eq!(
+            c.opts.data,
+            ["logbufs=8", "logbsize=256k", "attr2", "allocsize=1m"]
+        );
         assert_eq!(c.term_signals, [Signal::SIGTERM]);
         assert_eq!(c.kill_signals, [Signal::SIGKILL]);
         assert_eq!(c.signal_delay, Duration::from_secs(1));
@@ -911,26 +977,61 @@ mod tests {
         assert!(e.to_string().contains("\"db\"") && e.to_string().contains("absolute"));
         let e = params(&[("device", "/dev/x"), ("directory", "/")]).unwrap_err();
         assert!(e.to_string().contains("root"));
-        let e = params(&[("device", "/dev/x"), ("directory", "/d"), ("options", "noatime -o remount")]).unwrap_err();
+        let e = params(&[
+            ("device", "/dev/x"),
+            ("directory", "/d"),
+            ("options", "noatime -o remount"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("options"));
-        let e = params(&[("device", "/dev/x"), ("directory", "/d"), ("options", "noatime;reboot")]).unwrap_err();
+        let e = params(&[
+            ("device", "/dev/x"),
+            ("directory", "/d"),
+            ("options", "noatime;reboot"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("';'"), "{e}");
-        let e = params(&[("device", "/dev/x"), ("directory", "/d"), ("fstype", "XFS;x")]).unwrap_err();
+        let e = params(&[
+            ("device", "/dev/x"),
+            ("directory", "/d"),
+            ("fstype", "XFS;x"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("fstype"));
-        let e = params(&[("device", "/dev/x"), ("directory", "/d"), ("term_signals", "TERM,BOGUS")]).unwrap_err();
+        let e = params(&[
+            ("device", "/dev/x"),
+            ("directory", "/d"),
+            ("term_signals", "TERM,BOGUS"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("BOGUS"));
-        let e = params(&[("device", "/dev/x"), ("directory", "/d"), ("statusfile_prefix", "../x")]).unwrap_err();
+        let e = params(&[
+            ("device", "/dev/x"),
+            ("directory", "/d"),
+            ("statusfile_prefix", "../x"),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("statusfile_prefix"));
         assert!(params(&[("directory", "/d")]).is_err());
-        let e = params(&[("device", "srv:/x"), ("directory", "/d"), ("fstype", "xfs")]).unwrap_err();
+        let e =
+            params(&[("device", "srv:/x"), ("directory", "/d"), ("fstype", "xfs")]).unwrap_err();
         assert!(e.to_string().contains("device path"));
     }
 
     #[test]
     fn devices_and_signals() {
-        assert_eq!(parse_device("UUID=ab-cd").unwrap(), DeviceSpec::Uuid("ab-cd".into()));
-        assert_eq!(parse_device("LABEL=\"pg\"").unwrap(), DeviceSpec::Label("pg".into()));
-        assert_eq!(parse_device("srv:/e").unwrap(), DeviceSpec::Other("srv:/e".into()));
+        assert_eq!(
+            parse_device("UUID=ab-cd").unwrap(),
+            DeviceSpec::Uuid("ab-cd".into())
+        );
+        assert_eq!(
+            parse_device("LABEL=\"pg\"").unwrap(),
+            DeviceSpec::Label("pg".into())
+        );
+        assert_eq!(
+            parse_device("srv:/e").unwrap(),
+            DeviceSpec::Other("srv:/e".into())
+        );
         assert_eq!(
             parse_signals("term_signals", "TERM, SIGINT 1").unwrap(),
             [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP]

@@ -100,7 +100,8 @@ pub fn run(c: XfsCmd) -> Result<u8> {
             if fixed.is_none() {
                 // Ask mkfs.xfs (-N writes nothing) and step down until it accepts.
                 let dl = Instant::now() + Duration::from_secs(60);
-                while n > 1 && mount::mkfs_xfs(&device, n, &["-N".into(), "-f".into()], dl).is_err() {
+                while n > 1 && mount::mkfs_xfs(&device, n, &["-N".into(), "-f".into()], dl).is_err()
+                {
                     n -= 1;
                 }
             }
@@ -126,8 +127,13 @@ pub fn run(c: XfsCmd) -> Result<u8> {
                 );
                 return Ok(0);
             }
-            let out = mount::mkfs_xfs(&device, n, &extra, Instant::now() + Duration::from_secs(600))
-                .with_context(|| format!("formatting {}", device.display()))?;
+            let out = mount::mkfs_xfs(
+                &device,
+                n,
+                &extra,
+                Instant::now() + Duration::from_secs(600),
+            )
+            .with_context(|| format!("formatting {}", device.display()))?;
             print!("{out}");
             println!("mount options: {MOUNT_OPTIONS}");
             Ok(0)

@@ -63,7 +63,13 @@ pub enum ProbeError {
 }
 
 const STEPS: [&str; 8] = [
-    "opening", "reading", "writing", "fsync of", "creating", "reading directory", "comparing",
+    "opening",
+    "reading",
+    "writing",
+    "fsync of",
+    "creating",
+    "reading directory",
+    "comparing",
     "short I/O on",
 ];
 
@@ -214,7 +220,10 @@ fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> Option<[u8; 6]> 
         }
         let ms = left.min(Duration::from_secs(3600)).as_millis().max(1) as i32;
         let mut fds = [PollFd::new(rd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -241,84 +250,87 @@ fn child_run(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8) -> (u8, u8, i32) {
 
 unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8) -> (u8, u8, i32) {
     unsafe {
-    let err = || *libc::__errno_location();
-    for (i, op) in ops.iter().enumerate() {
-        let i = i as u8;
-        match op {
-            Prepared::Read(dev) => {
-                let fd = libc::open(dev.as_ptr(), libc::O_RDONLY | libc::O_DIRECT | libc::O_CLOEXEC);
-                if fd < 0 {
-                    return (i, 0, err());
-                }
-                let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
-                if n < 0 {
-                    return (i, 1, err());
-                }
-                if (n as usize) < BLOCK {
-                    return (i, 7, 0);
-                }
-                libc::close(fd);
-            }
-            Prepared::Dir(dir) => {
-                let fd = libc::open(
-                    dir.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                );
-                if fd < 0 {
-                    return (i, 0, err());
-                }
-                let n = libc::syscall(libc::SYS_getdents64, fd, rbuf, BLOCK);
-                if n < 0 {
-                    return (i, 5, err());
-                }
-                libc::close(fd);
-            }
-            Prepared::Write { dirs, file } => {
-                for d in dirs {
-                    if libc::mkdir(d.as_ptr(), 0o755) < 0 && err() != libc::EEXIST {
-                        return (i, 4, err());
+        let err = || *libc::__errno_location();
+        for (i, op) in ops.iter().enumerate() {
+            let i = i as u8;
+            match op {
+                Prepared::Read(dev) => {
+                    let fd = libc::open(
+                        dev.as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECT | libc::O_CLOEXEC,
+                    );
+                    if fd < 0 {
+                        return (i, 0, err());
                     }
+                    let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
+                    if n < 0 {
+                        return (i, 1, err());
+                    }
+                    if (n as usize) < BLOCK {
+                        return (i, 7, 0);
+                    }
+                    libc::close(fd);
                 }
-                let fd = libc::open(
-                    file.as_ptr(),
-                    libc::O_RDWR | libc::O_CREAT | libc::O_DIRECT | libc::O_CLOEXEC,
-                    0o644,
-                );
-                if fd < 0 {
-                    return (i, 0, err());
+                Prepared::Dir(dir) => {
+                    let fd = libc::open(
+                        dir.as_ptr(),
+                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                    );
+                    if fd < 0 {
+                        return (i, 0, err());
+                    }
+                    let n = libc::syscall(libc::SYS_getdents64, fd, rbuf, BLOCK);
+                    if n < 0 {
+                        return (i, 5, err());
+                    }
+                    libc::close(fd);
                 }
-                let n = libc::pwrite(fd, wbuf as *const libc::c_void, BLOCK, 0);
-                if n < 0 {
-                    return (i, 2, err());
+                Prepared::Write { dirs, file } => {
+                    for d in dirs {
+                        if libc::mkdir(d.as_ptr(), 0o755) < 0 && err() != libc::EEXIST {
+                            return (i, 4, err());
+                        }
+                    }
+                    let fd = libc::open(
+                        file.as_ptr(),
+                        libc::O_RDWR | libc::O_CREAT | libc::O_DIRECT | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd < 0 {
+                        return (i, 0, err());
+                    }
+                    let n = libc::pwrite(fd, wbuf as *const libc::c_void, BLOCK, 0);
+                    if n < 0 {
+                        return (i, 2, err());
+                    }
+                    if (n as usize) < BLOCK {
+                        return (i, 7, 0);
+                    }
+                    if libc::fsync(fd) < 0 {
+                        return (i, 3, err());
+                    }
+                    libc::memset(rbuf as *mut libc::c_void, 0, BLOCK);
+                    let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
+                    if n < 0 {
+                        return (i, 1, err());
+                    }
+                    if (n as usize) < BLOCK {
+                        return (i, 7, 0);
+                    }
+                    if libc::memcmp(
+                        wbuf as *const libc::c_void,
+                        rbuf as *const libc::c_void,
+                        BLOCK,
+                    ) != 0
+                    {
+                        return (i, 6, 0);
+                    }
+                    libc::close(fd);
                 }
-                if (n as usize) < BLOCK {
-                    return (i, 7, 0);
-                }
-                if libc::fsync(fd) < 0 {
-                    return (i, 3, err());
-                }
-                libc::memset(rbuf as *mut libc::c_void, 0, BLOCK);
-                let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
-                if n < 0 {
-                    return (i, 1, err());
-                }
-                if (n as usize) < BLOCK {
-                    return (i, 7, 0);
-                }
-                if libc::memcmp(
-                    wbuf as *const libc::c_void,
-                    rbuf as *const libc::c_void,
-                    BLOCK,
-                ) != 0
-                {
-                    return (i, 6, 0);
-                }
-                libc::close(fd);
             }
         }
+        (u8::MAX, 0, 0)
     }
-    (u8::MAX, 0, 0)
-}
 }
 
 #[cfg(test)]
@@ -351,13 +363,20 @@ mod tests {
         // tmpfs refuses O_DIRECT on older kernels; either way the answer is typed.
         match r {
             Ok(()) => assert!(std::fs::read(&file).unwrap().starts_with(b"inst\n")),
-            Err(ProbeError::Failed { step: "opening", errno, .. }) => {
+            Err(ProbeError::Failed {
+                step: "opening",
+                errno,
+                ..
+            }) => {
                 assert_eq!(errno, nix::errno::Errno::EINVAL)
             }
             Err(e) => panic!("{e}"),
         }
         let e = probe(&[Op::ReadDevice(d.join("nosuch"))], far).unwrap_err();
-        assert!(e.to_string().contains("nosuch") && e.to_string().contains("ENOENT"), "{e}");
+        assert!(
+            e.to_string().contains("nosuch") && e.to_string().contains("ENOENT"),
+            "{e}"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 
@@ -371,7 +390,10 @@ mod tests {
         let e = probe(&[Op::ReadDevice(fifo)], t0 + Duration::from_millis(300)).unwrap_err();
         let took = t0.elapsed();
         assert!(matches!(e, ProbeError::TimedOut { .. }), "{e}");
-        assert!(took >= Duration::from_millis(290) && took < Duration::from_secs(2), "{took:?}");
+        assert!(
+            took >= Duration::from_millis(290) && took < Duration::from_secs(2),
+            "{took:?}"
+        );
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -48,7 +48,9 @@ pub fn unescape(s: &str) -> String {
         if b[i] == b'\\' && i + 4 <= b.len() {
             let oct = &b[i + 1..i + 4];
             if oct.iter().all(|c| (b'0'..=b'7').contains(c)) {
-                let v = (oct[0] - b'0') as u32 * 64 + (oct[1] - b'0') as u32 * 8 + (oct[2] - b'0') as u32;
+                let v = (oct[0] - b'0') as u32 * 64
+                    + (oct[1] - b'0') as u32 * 8
+                    + (oct[2] - b'0') as u32;
                 if v <= 255 {
                     out.push(v as u8);
                     i += 4;
@@ -212,17 +214,28 @@ pub fn find_tagged(tag: &str, value: &str, deadline: Instant) -> SysResult<Optio
 }
 
 /// The option string, split into VFS flags and the file system's own data.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOptions {
-    pub flags: u64,
+    pub flags: MsFlags,
     pub data: Vec<String>,
     pub bind: bool,
     pub read_only: bool,
 }
 
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions {
+            flags: MsFlags::empty(),
+            data: Vec::new(),
+            bind: false,
+            read_only: false,
+        }
+    }
+}
+
 impl MountOptions {
     pub fn ms_flags(&self) -> MsFlags {
-        MsFlags::from_bits_truncate(self.flags as _)
+        self.flags
     }
     pub fn data_string(&self) -> String {
         self.data.join(",")
@@ -236,9 +249,9 @@ pub fn split_options(opts: &str) -> Result<MountOptions, String> {
     let mut m = MountOptions::default();
     let set = |f: MsFlags, on: bool, m: &mut MountOptions| {
         if on {
-            m.flags |= f.bits() as u64;
+            m.flags.insert(f);
         } else {
-            m.flags &= !(f.bits() as u64);
+            m.flags.remove(f);
         }
     };
     for o in opts.split(',').map(str::trim).filter(|o| !o.is_empty()) {
@@ -276,14 +289,22 @@ pub fn split_options(opts: &str) -> Result<MountOptions, String> {
                 m.bind = true;
                 set(MsFlags::MS_REC, true, &mut m);
             }
-            "defaults" | "auto" | "noauto" | "nofail" | "_netdev" | "user" | "nouser"
-            | "users" | "owner" | "group" | "comment" => {}
+            "defaults" | "auto" | "noauto" | "nofail" | "_netdev" | "user" | "nouser" | "users"
+            | "owner" | "group" | "comment" => {}
             o if o.starts_with("x-") || o.starts_with("comment=") => {}
             "remount" | "move" | "rmove" => {
                 return Err(format!("{o} is not an option for mounting a resource"))
             }
-            "loop" => return Err("loop devices are not set up by this agent; give the loop device as device".into()),
-            o if o.starts_with("loop=") || o.starts_with("offset=") || o.starts_with("sizelimit=") => {
+            "loop" => {
+                return Err(
+                    "loop devices are not set up by this agent; give the loop device as device"
+                        .into(),
+                )
+            }
+            o if o.starts_with("loop=")
+                || o.starts_with("offset=")
+                || o.starts_with("sizelimit=") =>
+            {
                 return Err(format!("{o}: loop devices are not set up by this agent"))
             }
             o => m.data.push(o.to_string()),
@@ -311,8 +332,9 @@ pub fn mount(
 ) -> SysResult<()> {
     if opts.bind || fstype == "none" {
         let mut f = opts.ms_flags() | MsFlags::MS_BIND;
-        nix::mount::mount(Some(source), target, None::<&str>, f, None::<&str>)
-            .map_err(|e| SysError::errno(format!("bind-mounting {source} on {}", target.display()), e))?;
+        nix::mount::mount(Some(source), target, None::<&str>, f, None::<&str>).map_err(|e| {
+            SysError::errno(format!("bind-mounting {source} on {}", target.display()), e)
+        })?;
         // Flags other than MS_BIND/MS_REC need a remount of the bind mount.
         f.remove(MsFlags::MS_BIND | MsFlags::MS_REC);
         if !f.is_empty() {
@@ -364,7 +386,11 @@ pub fn mount(
 
 /// umount2(2) of `target`; `Err` carries the errno (EBUSY for a busy mount).
 pub fn umount(target: &Path, lazy: bool) -> SysResult<()> {
-    let f = if lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() };
+    let f = if lazy {
+        MntFlags::MNT_DETACH
+    } else {
+        MntFlags::empty()
+    };
     nix::mount::umount2(target, f)
         .map_err(|e| SysError::errno(format!("unmounting {}", target.display()), e))
 }
@@ -398,12 +424,21 @@ pub fn xfs_check(device: &Path, deadline: Instant) -> SysResult<FsckResult> {
     Ok(if out.success() {
         FsckResult::Clean
     } else {
-        FsckResult::Failed(format!("xfs_repair -n {}: {}", device.display(), out.describe()))
+        FsckResult::Failed(format!(
+            "xfs_repair -n {}: {}",
+            device.display(),
+            out.describe()
+        ))
     })
 }
 
 /// `mkfs.xfs [extra...] -d agcount=N DEVICE`.
-pub fn mkfs_xfs(device: &Path, agcount: u32, extra: &[String], deadline: Instant) -> SysResult<String> {
+pub fn mkfs_xfs(
+    device: &Path,
+    agcount: u32,
+    extra: &[String],
+    deadline: Instant,
+) -> SysResult<String> {
     let c = Cmd::new("mkfs.xfs")
         .args(extra)
         .arg("-d")
@@ -413,7 +448,11 @@ pub fn mkfs_xfs(device: &Path, agcount: u32, extra: &[String], deadline: Instant
     if out.success() {
         Ok(out.stdout_str())
     } else {
-        Err(SysError::Invalid(format!("{}: {}", c.display(), out.describe())))
+        Err(SysError::Invalid(format!(
+            "{}: {}",
+            c.display(),
+            out.describe()
+        )))
     }
 }
 
@@ -422,8 +461,11 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
+        fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
@@ -438,7 +480,9 @@ mod tests {
         assert_ne!(root.id, m.id);
         let below = mounts_below(&t, Path::new("/tmp/pgst-fs-fix/mnt with space"));
         assert_eq!(below.len(), 2);
-        assert!(below[0].mount_point.components().count() >= below[1].mount_point.components().count());
+        assert!(
+            below[0].mount_point.components().count() >= below[1].mount_point.components().count()
+        );
         assert!(below[0].mount_point.ends_with("deeper"));
     }
 
@@ -459,9 +503,13 @@ mod tests {
 
     #[test]
     fn options_split_into_flags_and_data() {
-        let o = split_options("noatime,nodiratime,logbsize=256k,allocsize=1m,defaults,x-systemd.foo").unwrap();
+        let o =
+            split_options("noatime,nodiratime,logbsize=256k,allocsize=1m,defaults,x-systemd.foo")
+                .unwrap();
         assert_eq!(o.data, ["logbsize=256k", "allocsize=1m"]);
-        assert!(o.ms_flags().contains(MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME));
+        assert!(o
+            .ms_flags()
+            .contains(MsFlags::MS_NOATIME | MsFlags::MS_NODIRATIME));
         let o = split_options("ro,nouuid").unwrap();
         assert!(o.read_only && o.data == ["nouuid"]);
         assert!(split_options("remount").is_err());

@@ -118,7 +118,9 @@ fn link_mnt_id(path: &str) -> Option<u32> {
 
 fn kernel_thread(pid: u32) -> bool {
     // Kernel threads have no address space: an empty cmdline and no exe link.
-    fs::read(format!("/proc/{pid}/cmdline")).map(|c| c.is_empty()).unwrap_or(true)
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| c.is_empty())
+        .unwrap_or(true)
         && fs::read_link(format!("/proc/{pid}/exe")).is_err()
 }
 
@@ -208,7 +210,9 @@ fn holder_any(pid: u32, t: &Target) -> Option<Holder> {
 pub fn live(pid: u32) -> bool {
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(s) => {
-            let state = s.rfind(')').and_then(|i| s[i + 1..].split_whitespace().next());
+            let state = s
+                .rfind(')')
+                .and_then(|i| s[i + 1..].split_whitespace().next());
             !matches!(state, Some("Z") | Some("X") | None)
         }
         Err(_) => false,
@@ -220,13 +224,19 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        fs::read_to_string(format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR")))
-            .unwrap()
+        fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
     }
 
     #[test]
     fn captured_fdinfo_and_maps() {
-        assert_eq!(parse_fdinfo_mnt_id(&fixture("fdinfo/xfs-file.txt")), Some(74));
+        assert_eq!(
+            parse_fdinfo_mnt_id(&fixture("fdinfo/xfs-file.txt")),
+            Some(74)
+        );
         assert_eq!(parse_fdinfo_mnt_id("pos: 0\n"), None);
         let devs = parse_maps_devs(&fixture("maps/python-mmap.txt"));
         assert!(devs.contains(&(7, 0)), "{devs:?}");
@@ -258,7 +268,9 @@ mod tests {
             devs: vec![],
         };
         assert!(holders(&t).iter().all(|h| h.pid != me));
-        assert!(protected_holders(&t).iter().any(|h| h.pid == me && h.how == "cwd"));
+        assert!(protected_holders(&t)
+            .iter()
+            .any(|h| h.pid == me && h.how == "cwd"));
         assert!(ancestry().contains(&me));
         assert!(live(me));
     }

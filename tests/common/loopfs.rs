@@ -26,7 +26,10 @@ impl Base {
         let dir = PathBuf::from(format!("/tmp/pgst-fs-{name}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        Base { dir, loops: Vec::new() }
+        Base {
+            dir,
+            loops: Vec::new(),
+        }
     }
 
     /// A new loop device over a sparse 512 MiB file, formatted as `fstype`.
@@ -62,13 +65,21 @@ impl Base {
 impl Drop for Base {
     fn drop(&mut self) {
         for m in mounts_below(&self.dir) {
-            let ok = Command::new("umount").arg(&m).status().map(|s| s.success()).unwrap_or(false);
+            let ok = Command::new("umount")
+                .arg(&m)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
             if !ok {
                 let _ = Command::new("umount").arg("-l").arg(&m).status();
             }
         }
         for d in &self.loops {
-            let _ = Command::new("losetup").arg("-d").arg(d).stderr(Stdio::null()).status();
+            let _ = Command::new("losetup")
+                .arg("-d")
+                .arg(d)
+                .stderr(Stdio::null())
+                .status();
         }
         let _ = fs::remove_dir_all(&self.dir);
     }
@@ -133,7 +144,12 @@ impl Drop for Holder {
 
 /// `sleep` with its cwd in `dir`.
 pub fn sleep_in(dir: &Path, name: &'static str) -> Holder {
-    let child = Command::new("sleep").arg("300").current_dir(dir).stdin(Stdio::null()).spawn().unwrap();
+    let child = Command::new("sleep")
+        .arg("300")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     Holder { child, name }
 }
 
@@ -143,7 +159,12 @@ pub fn sleep_holding(file: &Path, name: &'static str) -> Holder {
         fs::write(file, b"held\n").unwrap();
     }
     let f = fs::File::open(file).unwrap();
-    let child = Command::new("sleep").arg("300").current_dir("/").stdin(Stdio::from(f)).spawn().unwrap();
+    let child = Command::new("sleep")
+        .arg("300")
+        .current_dir("/")
+        .stdin(Stdio::from(f))
+        .spawn()
+        .unwrap();
     Holder { child, name }
 }
 
@@ -160,7 +181,9 @@ pub fn mapper(file: &Path, name: &'static str) -> Holder {
         .unwrap();
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert_eq!(line.trim(), "mapped");
     Holder { child, name }
 }
@@ -168,7 +191,12 @@ pub fn mapper(file: &Path, name: &'static str) -> Holder {
 /// `sleep` with cwd in `dir` that ignores the given signals (dispositions survive exec).
 pub fn stubborn_in(dir: &Path, ignore: &str, name: &'static str) -> Holder {
     let script = format!("trap '' {ignore}; exec sleep 300");
-    let child = Command::new("sh").args(["-c", &script]).current_dir(dir).stdin(Stdio::null()).spawn().unwrap();
+    let child = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(50));
     Holder { child, name }
 }
