@@ -272,19 +272,37 @@ fn documented_differences() {
     ];
     let (t, o) = both("start", &inj, &[], &unmount_it);
     assert_eq!((t.code, o.code), (1, 6), "{t:?} {o:?}");
-    // 3. A relative directory is a configuration error here.
+    // 3. A relative directory is a configuration error here; the reference mounts it
+    //    below its working directory (run in the test's base directory).
     let rel = vec![
         ("device", dev.as_str()),
         ("directory", "pgst-fs-relative"),
         ("fstype", "xfs"),
     ];
-    let (t, o) = both("start", &rel, &[], &unmount_it);
+    let base = b.dir.to_str().unwrap().to_string();
+    let in_base = ["env", "-C", base.as_str()];
+    let t = ocf(&in_base, REFERENCE, "start", &rel, &[]);
+    let o = ocf(&in_base, &agent_path("filesystem"), "start", &rel, &[]);
     assert_eq!(o.code, 6, "{o:?}");
-    let _ = ocf(&[], REFERENCE, "stop", &rel, &[]);
-    let _ = std::fs::remove_dir("/pgst-fs-relative");
+    assert!(o.exit_reason().unwrap().contains("absolute"), "{o:?}");
     eprintln!(
         "relative directory: heartbeat {} pgstack {}",
         t.code, o.code
     );
+    for m in loopfs::mounts_below(&b.dir) {
+        loopfs::sh(&["umount", m.to_str().unwrap()]);
+    }
+    // 4. Depth 10 after an XFS forced shutdown: the reference reads only the device.
+    let shut = || {
+        unmount_it();
+        loopfs::sh(&["mount", "-t", "xfs", &dev, &d]);
+        loopfs::sh(&["xfs_io", "-x", "-c", "shutdown", &d]);
+    };
+    let l10 = [
+        ("OCF_CHECK_LEVEL", "10"),
+        ("OCF_RESKEY_CRM_meta_interval", "20000"),
+    ];
+    let (t, o) = both("monitor", &ok, &l10, &shut);
+    assert_eq!((t.code, o.code), (0, 1), "{t:?} {o:?}");
     unmount_it();
 }
