@@ -41,9 +41,11 @@ use nix::sys::signal::Signal;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
-use crate::sys::blockio::{self, Op, ProbeError};
-use crate::sys::mount::{self, BlockDev, DevKind, FsckResult, MountEntry, MountOptions};
-use crate::sys::procwalk::{self, Holder, Target};
+use crate::sys::blockio::{Op, ProbeError};
+use crate::sys::mount::{
+    self, BlockDev, DevKind, FsckResult, MountEntry, MountOptions, Mounts, PathKind,
+};
+use crate::sys::procwalk::{Holder, Target};
 use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
@@ -419,23 +421,29 @@ enum Resolved {
     Source(String),
 }
 
-pub struct Filesystem;
+pub struct Filesystem<M: Mounts> {
+    sys: M,
+}
 
-impl Filesystem {
-    fn resolve(cfg: &FsConfig, deadline: Instant) -> Result<Resolved, FsError> {
+impl<M: Mounts> Filesystem<M> {
+    pub fn new(sys: M) -> Self {
+        Filesystem { sys }
+    }
+
+    fn resolve(&self, cfg: &FsConfig, deadline: Instant) -> Result<Resolved, FsError> {
         let path = match &cfg.device {
             DeviceSpec::Other(s) => return Ok(Resolved::Source(s.clone())),
             DeviceSpec::Path(p) => p.clone(),
-            DeviceSpec::Uuid(u) => match mount::find_tagged("UUID", u, deadline)? {
+            DeviceSpec::Uuid(u) => match self.sys.find_tagged("UUID", u, deadline)? {
                 Some(p) => p,
                 None => return Ok(Resolved::Missing(format!("no device has UUID={u}"))),
             },
-            DeviceSpec::Label(l) => match mount::find_tagged("LABEL", l, deadline)? {
+            DeviceSpec::Label(l) => match self.sys.find_tagged("LABEL", l, deadline)? {
                 Some(p) => p,
                 None => return Ok(Resolved::Missing(format!("no device has LABEL={l}"))),
             },
         };
-        Ok(match mount::block_device(&path)? {
+        Ok(match self.sys.block_device(&path)? {
             DevKind::Block(b) => Resolved::Block(b),
             DevKind::Missing => {
                 Resolved::Missing(format!("device {} does not exist", path.display()))
@@ -483,7 +491,7 @@ impl Filesystem {
         Ok(())
     }
 
-    fn check_fstype(cfg: &FsConfig, deadline: Instant) -> Result<(), FsError> {
+    fn check_fstype(&self, cfg: &FsConfig, deadline: Instant) -> Result<(), FsError> {
         if cfg.fstype.is_empty() || cfg.fstype == "none" {
             return Ok(());
         }
@@ -491,23 +499,33 @@ impl Filesystem {
             fs.iter().any(|f| f == &cfg.fstype)
                 || (cfg.fstype.starts_with("fuse") && fs.iter().any(|f| f == "fuse"))
         };
-        if known(&mount::kernel_filesystems()?) {
+        if known(&self.sys.kernel_filesystems(None, deadline)?) {
             return Ok(());
         }
         // A module may provide it.
-        let _ = crate::sys::runner::run(
-            &crate::sys::runner::Cmd::new("modprobe")
-                .arg("-q")
-                .arg(&cfg.fstype),
-            deadline,
-        );
-        if known(&mount::kernel_filesystems()?) {
+        if known(&self.sys.kernel_filesystems(Some(&cfg.fstype), deadline)?) {
             return Ok(());
         }
         Err(FsError::NotHere(format!(
             "fstype={}: not supported by this kernel (not in /proc/filesystems)",
             cfg.fstype
         )))
+    }
+
+    /// The mount point must be a directory (or absent, to be created), not a symbolic
+    /// link: mountinfo shows where a link points, so the mount could not be recognised.
+    fn check_directory(&self, cfg: &FsConfig) -> Result<PathKind, FsError> {
+        match self.sys.path_kind(&cfg.directory) {
+            PathKind::Other => Err(FsError::NotHere(format!(
+                "directory {} exists and is not a directory",
+                cfg.directory.display()
+            ))),
+            PathKind::LinkToDir => Err(FsError::Config(format!(
+                "directory {} is a symbolic link; give the path it points to",
+                cfg.directory.display()
+            ))),
+            k => Ok(k),
+        }
     }
 
     fn status_file(cfg: &FsConfig, ctx: &Ctx) -> (Vec<PathBuf>, PathBuf) {
@@ -530,13 +548,18 @@ impl Filesystem {
 
     /// Frees and unmounts `m`, signalling its holders, within `deadline`.
     fn unmount_one(
+        &self,
         cfg: &FsConfig,
         m: &MountEntry,
         devs_shared: bool,
         ctx: &Ctx,
     ) -> Result<(), FsError> {
         let dl = ctx.deadline.instant();
-        let try_umount = || mount::umount(&m.mount_point, false);
+        let force = matches!(
+            m.fstype.as_str(),
+            "nfs" | "nfs4" | "cifs" | "smb3" | "smbfs"
+        );
+        let try_umount = || self.sys.umount(&m.mount_point, force);
         match try_umount() {
             Ok(()) => return Ok(()),
             Err(e)
@@ -562,7 +585,7 @@ impl Filesystem {
         };
         let dir = m.mount_point.display().to_string();
         if !cfg.force_unmount {
-            let hs = procwalk::holders(&target);
+            let hs = self.sys.holders(&target);
             return Err(FsError::Busy {
                 dir,
                 holders: describe(&hs) + " (force_unmount=false)",
@@ -587,10 +610,10 @@ impl Filesystem {
             } else {
                 &cfg.kill_signals
             };
-            let hs = procwalk::holders(&target);
+            let hs = self.sys.holders(&target);
             for h in &hs {
                 for s in sigs {
-                    match crate::sys::proc::signal(h.pid, *s) {
+                    match self.sys.signal(h.pid, *s) {
                         Ok(()) => ctx.log.info(&format!(
                             "sent {s} to {} ({}, {}) holding {dir}",
                             h.pid, h.comm, h.how
@@ -627,7 +650,7 @@ impl Filesystem {
                     break;
                 }
                 // Holders gone but the mount still busy: nothing to wait for by signal.
-                if !hs.is_empty() && hs.iter().all(|h| !procwalk::live(h.pid)) {
+                if !hs.is_empty() && hs.iter().all(|h| !self.sys.live(h.pid)) {
                     nap = Duration::from_millis(2);
                 }
                 std::thread::sleep(nap.min(until.saturating_duration_since(Instant::now())));
@@ -635,8 +658,8 @@ impl Filesystem {
             }
             round += 1;
         }
-        let mut holders = describe(&procwalk::holders(&target));
-        let kept = procwalk::protected_holders(&target);
+        let mut holders = describe(&self.sys.holders(&target));
+        let kept = self.sys.protected_holders(&target);
         if !kept.is_empty() {
             holders = format!(
                 "{holders}; never signalled (PID 1, this agent's ancestors, cluster daemons): {}",
@@ -647,9 +670,9 @@ impl Filesystem {
     }
 
     /// Unmounts everything at and below `dir`: deepest first, one deadline for all.
-    fn unmount_tree(cfg: &FsConfig, r: &Resolved, ctx: &Ctx) -> Result<(), FsError> {
+    fn unmount_tree(&self, cfg: &FsConfig, r: &Resolved, ctx: &Ctx) -> Result<(), FsError> {
         for _pass in 0..16 {
-            let table = mount::mountinfo(None)?;
+            let table = self.sys.mountinfo()?;
             let top = mount::mount_at(&table, &cfg.directory);
             if let Some(t) = top {
                 if !Self::ours(t, r) && !matches!(r, Resolved::Missing(_)) {
@@ -674,7 +697,7 @@ impl Filesystem {
             }
             for m in &todo {
                 let shared = table.iter().filter(|o| o.dev() == m.dev()).count() > 1;
-                Self::unmount_one(cfg, m, shared, ctx)?;
+                self.unmount_one(cfg, m, shared, ctx)?;
                 ctx.log
                     .info(&format!("unmounted {}", m.mount_point.display()));
             }
@@ -707,7 +730,7 @@ impl FsConfig {
     }
 }
 
-impl Agent for Filesystem {
+impl<M: Mounts> Agent for Filesystem<M> {
     type Config = FsConfig;
     type Error = FsError;
 
@@ -721,8 +744,8 @@ impl Agent for Filesystem {
 
     fn validate(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
         Self::check_clone(cfg, ctx)?;
-        Self::check_fstype(cfg, ctx.deadline.instant())?;
-        match Self::resolve(cfg, ctx.deadline.instant())? {
+        self.check_fstype(cfg, ctx.deadline.instant())?;
+        match self.resolve(cfg, ctx.deadline.instant())? {
             Resolved::Missing(why) => return Err(FsError::NotHere(why)),
             Resolved::NotBlock(p) if block_type(&cfg.fstype) => {
                 return Err(FsError::NotHere(format!(
@@ -732,19 +755,13 @@ impl Agent for Filesystem {
             }
             _ => {}
         }
-        match std::fs::symlink_metadata(&cfg.directory) {
-            Ok(m) if !m.is_dir() && !m.file_type().is_symlink() => Err(FsError::NotHere(format!(
-                "directory {} exists and is not a directory",
-                cfg.directory.display()
-            ))),
-            _ => Ok(()),
-        }
+        self.check_directory(cfg).map(|_| ())
     }
 
     fn start(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
         let dl = ctx.deadline.instant();
-        let r = Self::resolve(cfg, dl)?;
-        let table = mount::mountinfo(None)?;
+        let r = self.resolve(cfg, dl)?;
+        let table = self.sys.mountinfo()?;
         if let Some(m) = mount::mount_at(&table, &cfg.directory) {
             if Self::ours(m, &r) {
                 ctx.log
@@ -769,9 +786,9 @@ impl Agent for Filesystem {
             let ext = matches!(cfg.fstype.as_str(), "ext2" | "ext3" | "ext4");
             let res = match (cfg.run_fsck, cfg.fstype.as_str()) {
                 (Fsck::No, _) => None,
-                (Fsck::Force, "xfs") => Some(mount::xfs_check(&b.path, dl)?),
+                (Fsck::Force, "xfs") => Some(self.sys.xfs_check(&b.path, dl)?),
                 (Fsck::Auto | Fsck::Force, _) if ext => {
-                    Some(mount::fsck(&b.path, &cfg.fstype, dl)?)
+                    Some(self.sys.fsck(&b.path, &cfg.fstype, dl)?)
                 }
                 _ => None,
             };
@@ -784,32 +801,25 @@ impl Agent for Filesystem {
                 _ => {}
             }
         }
-        match std::fs::symlink_metadata(&cfg.directory) {
-            Ok(m) if m.is_dir() => {}
-            Ok(m) if m.file_type().is_symlink() && cfg.directory.is_dir() => {}
-            Ok(_) => {
-                return Err(FsError::NotHere(format!(
-                    "directory {} exists and is not a directory",
-                    cfg.directory.display()
-                )))
-            }
-            Err(_) => std::fs::create_dir_all(&cfg.directory).map_err(|e| {
+        if self.check_directory(cfg)? == PathKind::Missing {
+            self.sys.create_dir_all(&cfg.directory).map_err(|e| {
                 FsError::NotHere(format!(
                     "cannot create directory {}: {e}",
                     cfg.directory.display()
                 ))
-            })?,
+            })?;
         }
-        mount::mount(
-            &source,
-            &cfg.directory,
-            &cfg.fstype,
-            &cfg.opts,
-            &cfg.options,
-            dl,
-        )
-        .map_err(|e| FsError::Failed(e.to_string()))?;
-        let table = mount::mountinfo(None)?;
+        self.sys
+            .mount(
+                &source,
+                &cfg.directory,
+                &cfg.fstype,
+                &cfg.opts,
+                &cfg.options,
+                dl,
+            )
+            .map_err(|e| FsError::Failed(e.to_string()))?;
+        let table = self.sys.mountinfo()?;
         match mount::mount_at(&table, &cfg.directory) {
             Some(m) if Self::ours(m, &r) || matches!(r, Resolved::Source(_)) => {
                 ctx.log.info(&format!(
@@ -833,17 +843,18 @@ impl Agent for Filesystem {
     }
 
     fn stop(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
-        let r = Self::resolve(cfg, ctx.deadline.instant())
+        let r = self
+            .resolve(cfg, ctx.deadline.instant())
             .unwrap_or_else(|e| Resolved::Missing(e.to_string()));
-        Self::unmount_tree(cfg, &r, ctx)
+        self.unmount_tree(cfg, &r, ctx)
     }
 
     fn monitor(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<Status, FsError> {
-        let table = mount::mountinfo(None)?;
+        let table = self.sys.mountinfo()?;
         let Some(m) = mount::mount_at(&table, &cfg.directory) else {
             return Ok(Status::NotRunning(None));
         };
-        let r = Self::resolve(cfg, ctx.deadline.instant())?;
+        let r = self.resolve(cfg, ctx.deadline.instant())?;
         if let Resolved::Missing(why) = &r {
             return Err(FsError::Failed(format!(
                 "{} is mounted from {}, but {why}",
@@ -890,7 +901,7 @@ impl Agent for Filesystem {
                 content: nonce.into_bytes(),
             });
         }
-        match blockio::probe(&ops, ctx.deadline.instant()) {
+        match self.sys.probe(&ops, ctx.deadline.instant()) {
             Ok(()) => Ok(Status::Running),
             Err(ProbeError::Failed {
                 step,
@@ -929,14 +940,204 @@ impl Agent for Filesystem {
             kill_signals: vec![Signal::SIGKILL],
             signal_delay: Duration::from_secs(1),
         };
-        Self::unmount_tree(&cfg, &Resolved::Missing(String::new()), ctx)
+        self.unmount_tree(&cfg, &Resolved::Missing(String::new()), ctx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ocf::dispatch::run;
     use crate::ocf::env::OcfEnv;
+    use crate::ocf::log::Logger;
+    use crate::sys::fake::FakeMounts;
+
+    fn act(fs: &Filesystem<FakeMounts>, action: &str, pairs: &[(&str, &str)]) -> (u8, String) {
+        let mut m: std::collections::BTreeMap<String, String> = [
+            ("device", "/dev/loop7"),
+            ("directory", "/srv/db"),
+            ("fstype", "xfs"),
+            ("signal_delay", "0"),
+        ]
+        .iter()
+        .chain(pairs.iter().filter(|(k, _)| !k.starts_with("OCF_")))
+        .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+        .collect();
+        for (k, v) in pairs.iter().filter(|(k, _)| k.starts_with("OCF_")) {
+            m.insert(k.to_string(), v.to_string());
+        }
+        m.insert("OCF_RESOURCE_INSTANCE".into(), "fs".into());
+        let o = run(fs, action, &OcfEnv::from_map(m), &Logger::silent());
+        (o.code.as_u8(), o.exit_reason.unwrap_or_default())
+    }
+
+    /// / (1), /srv (20) with /srv/db (30, ours) holding /srv/db/a (31) and /srv/db/a/b
+    /// (32), and a sibling /srv/other (40) on another device.
+    fn tree() -> FakeMounts {
+        FakeMounts::default()
+            .with_device("/dev/loop7", (7, 7))
+            .with_device("/dev/loop8", (7, 8))
+            .with_mount(1, 0, (8, 1), "/", "/dev/vda")
+            .with_mount(20, 1, (8, 2), "/srv", "/dev/vdb")
+            .with_mount(30, 20, (7, 7), "/srv/db", "/dev/loop7")
+            .with_mount(31, 30, (0, 50), "/srv/db/a", "tmpfs")
+            .with_mount(32, 31, (0, 51), "/srv/db/a/b", "tmpfs")
+            .with_mount(40, 20, (7, 8), "/srv/other", "/dev/loop8")
+    }
+
+    #[test]
+    fn stop_goes_deepest_first_escalates_and_spares_the_rest() {
+        let sys = tree()
+            .with_proc(100, 32, &[])
+            .with_proc(101, 30, &[Signal::SIGTERM])
+            .with_proc(102, 40, &[])
+            .with_proc(103, 20, &[]);
+        let fs = Filesystem::new(sys);
+        let (code, why) = act(&fs, "stop", &[("fast_stop", "true")]);
+        assert_eq!(code, 0, "{why}");
+        let calls = fs.sys.calls.borrow().clone();
+        let pos = |c: &str| {
+            calls
+                .iter()
+                .position(|x| x == c)
+                .unwrap_or_else(|| panic!("{c} not in {calls:?}"))
+        };
+        assert!(pos("kill SIGTERM 100") < pos("kill SIGTERM 101"));
+        assert!(pos("kill SIGTERM 101") < pos("kill SIGKILL 101"));
+        let unmounted: Vec<&String> = calls.iter().filter(|c| c.starts_with("umount")).collect();
+        assert_eq!(unmounted.first().unwrap().as_str(), "umount /srv/db/a/b");
+        assert!(
+            !calls
+                .iter()
+                .any(|c| c.ends_with(" 102") || c.ends_with(" 103")),
+            "{calls:?}"
+        );
+        let left: Vec<u32> = fs.sys.table.borrow().iter().map(|m| m.id).collect();
+        assert_eq!(left, [1, 20, 40]);
+        assert!(fs.sys.alive(102) && fs.sys.alive(103));
+    }
+
+    #[test]
+    fn an_unkillable_holder_fails_the_stop_in_time_naming_it_and_protected_ones() {
+        let fs = Filesystem::new(
+            tree()
+                .with_proc(101, 30, &[Signal::SIGTERM, Signal::SIGKILL])
+                .with_proc(105, 30, &[])
+                .protect(105),
+        );
+        let t0 = Instant::now();
+        let (code, why) = act(&fs, "stop", &[("OCF_RESKEY_CRM_meta_timeout", "600")]);
+        assert_eq!(code, 1);
+        assert!(
+            t0.elapsed() < Duration::from_millis(600),
+            "{:?}",
+            t0.elapsed()
+        );
+        assert!(why.contains("101 (proc101"), "{why}");
+        assert!(
+            why.contains("never signalled") && why.contains("105"),
+            "{why}"
+        );
+        assert!(!fs.sys.calls.borrow().iter().any(|c| c.ends_with(" 105")));
+    }
+
+    #[test]
+    fn force_unmount_false_signals_nobody() {
+        let fs = Filesystem::new(tree().with_proc(101, 30, &[]));
+        let (code, why) = act(&fs, "stop", &[("force_unmount", "false")]);
+        assert_eq!(code, 1);
+        assert!(
+            why.contains("101") && why.contains("force_unmount=false"),
+            "{why}"
+        );
+        assert!(fs.sys.alive(101));
+        assert!(!fs.sys.calls.borrow().iter().any(|c| c.starts_with("kill")));
+    }
+
+    #[test]
+    fn a_foreign_device_is_reported_and_left_mounted() {
+        let fs = Filesystem::new(tree());
+        let (code, why) = act(&fs, "monitor", &[("device", "/dev/loop8")]);
+        assert_eq!(code, 1);
+        assert!(
+            why.contains("/dev/loop7") && why.contains("another device"),
+            "{why}"
+        );
+        let (code, _) = act(&fs, "stop", &[("device", "/dev/loop8")]);
+        assert_eq!(code, 0);
+        assert!(!fs
+            .sys
+            .calls
+            .borrow()
+            .iter()
+            .any(|c| c.starts_with("umount")));
+    }
+
+    #[test]
+    fn monitor_depths_and_probe_errors() {
+        let fs = Filesystem::new(tree());
+        assert_eq!(act(&fs, "monitor", &[("directory", "/srv/nothere")]).0, 7);
+        assert_eq!(act(&fs, "monitor", &[]).0, 0);
+        assert!(fs.sys.probes.borrow().is_empty(), "depth 0 does no I/O");
+        assert_eq!(act(&fs, "monitor", &[("OCF_CHECK_LEVEL", "20")]).0, 0);
+        let ops = fs.sys.probes.borrow()[0].clone();
+        assert!(matches!(&ops[0], Op::ReadDevice(p) if p == Path::new("/dev/loop7")));
+        assert!(matches!(&ops[1], Op::ReadDir(p) if p == Path::new("/srv/db")));
+        match &ops[2] {
+            Op::WriteStatus {
+                dirs,
+                file,
+                content,
+            } => {
+                assert_eq!(dirs, &[PathBuf::from("/srv/db/.Filesystem_status")]);
+                assert!(file
+                    .to_string_lossy()
+                    .starts_with("/srv/db/.Filesystem_status/fs_"));
+                assert!(content.starts_with(b"fs\n"));
+            }
+            o => panic!("{o:?}"),
+        }
+        *fs.sys.probe_error.borrow_mut() = Some(ProbeError::Failed {
+            step: "writing",
+            path: "/srv/db/x".into(),
+            errno: nix::errno::Errno::EIO,
+        });
+        let (code, why) = act(&fs, "monitor", &[("OCF_CHECK_LEVEL", "10")]);
+        assert_eq!(code, 1);
+        assert!(why.contains("shut down"), "{why}");
+        *fs.sys.probe_error.borrow_mut() = Some(ProbeError::TimedOut {
+            path: "/dev/loop7".into(),
+            ms: 900,
+        });
+        let (code, why) = act(&fs, "monitor", &[("OCF_CHECK_LEVEL", "10")]);
+        assert_eq!((code, why.contains("hung")), (1, true), "{why}");
+    }
+
+    #[test]
+    fn start_mounts_once_and_stop_with_bad_parameters_still_unmounts() {
+        let fs = Filesystem::new(
+            FakeMounts::default()
+                .with_device("/dev/loop7", (7, 7))
+                .with_mount(1, 0, (8, 1), "/", "/dev/vda"),
+        );
+        assert_eq!(act(&fs, "start", &[]).0, 0);
+        assert_eq!(act(&fs, "start", &[]).0, 0);
+        let mounts = fs
+            .sys
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("mount"))
+            .count();
+        assert_eq!(mounts, 1);
+        let (code, why) = act(&fs, "start", &[("options", "a;b")]);
+        assert_eq!(code, 6, "{why}");
+        assert_eq!(act(&fs, "stop", &[("options", "a;b")]).0, 0);
+        assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /srv/db"));
+        assert_eq!(act(&fs, "monitor", &[]).0, 7);
+        assert_eq!(act(&fs, "start", &[("device", "/dev/loop9")]).0, 5);
+        assert_eq!(act(&fs, "monitor", &[("device", "/dev/loop9")]).0, 7);
+    }
 
     fn params(pairs: &[(&str, &str)]) -> Result<FsConfig, ParamError> {
         let env = OcfEnv::from_map(

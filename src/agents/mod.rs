@@ -10,6 +10,7 @@ use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
 use crate::ocf::metadata::AgentInfo;
 use crate::ocf::OcfCode;
+use crate::sys::mount::RealMounts;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
@@ -25,7 +26,7 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
     let log = Logger::new(name, &env);
     let out = match name {
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
-        "filesystem" => dispatch::run(&filesystem::Filesystem, action, &env, &log),
+        "filesystem" => dispatch::run(&filesystem::Filesystem::new(RealMounts), action, &env, &log),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,
             format!(

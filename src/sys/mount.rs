@@ -157,6 +157,7 @@ pub struct BlockDev {
 }
 
 /// What a device path is, without opening it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DevKind {
     Block(BlockDev),
     Missing,
@@ -384,10 +385,11 @@ pub fn mount(
     }
 }
 
-/// umount2(2) of `target`; `Err` carries the errno (EBUSY for a busy mount).
-pub fn umount(target: &Path, lazy: bool) -> SysResult<()> {
-    let f = if lazy {
-        MntFlags::MNT_DETACH
+/// umount2(2) of `target`; `Err` carries the errno (EBUSY for a busy mount). `force`
+/// (MNT_FORCE) aborts pending requests of network file systems.
+pub fn umount(target: &Path, force: bool) -> SysResult<()> {
+    let f = if force {
+        MntFlags::MNT_FORCE
     } else {
         MntFlags::empty()
     };
@@ -453,6 +455,125 @@ pub fn mkfs_xfs(
             c.display(),
             out.describe()
         )))
+    }
+}
+
+/// What the mount point's path is, from lstat of the path (never of anything below it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKind {
+    Missing,
+    Dir,
+    /// A symbolic link to a directory.
+    LinkToDir,
+    Other,
+}
+
+pub fn path_kind(p: &Path) -> PathKind {
+    match fs::symlink_metadata(p) {
+        Ok(m) if m.is_dir() => PathKind::Dir,
+        Ok(m) if m.file_type().is_symlink() && p.is_dir() => PathKind::LinkToDir,
+        Ok(_) => PathKind::Other,
+        Err(_) => PathKind::Missing,
+    }
+}
+
+/// Everything the filesystem agent asks of the system, so its logic can be unit-tested
+/// with a fake ([`super::fake::FakeMounts`]); [`RealMounts`] is the system.
+pub trait Mounts {
+    fn mountinfo(&self) -> SysResult<Vec<MountEntry>>;
+    fn block_device(&self, path: &Path) -> SysResult<DevKind>;
+    fn find_tagged(&self, tag: &str, value: &str, deadline: Instant) -> SysResult<Option<PathBuf>>;
+    /// The kernel's file-system types; with `load`, after trying to load its module.
+    fn kernel_filesystems(&self, load: Option<&str>, deadline: Instant) -> SysResult<Vec<String>>;
+    fn path_kind(&self, path: &Path) -> PathKind;
+    fn create_dir_all(&self, path: &Path) -> SysResult<()>;
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        opts: &MountOptions,
+        raw_options: &str,
+        deadline: Instant,
+    ) -> SysResult<()>;
+    fn umount(&self, target: &Path, force: bool) -> SysResult<()>;
+    fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult>;
+    fn xfs_check(&self, device: &Path, deadline: Instant) -> SysResult<FsckResult>;
+    fn holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder>;
+    fn protected_holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder>;
+    fn signal(&self, pid: u32, sig: nix::sys::signal::Signal) -> SysResult<()>;
+    fn live(&self, pid: u32) -> bool;
+    fn probe(
+        &self,
+        ops: &[super::blockio::Op],
+        deadline: Instant,
+    ) -> Result<(), super::blockio::ProbeError>;
+}
+
+/// The real system.
+pub struct RealMounts;
+
+impl Mounts for RealMounts {
+    fn mountinfo(&self) -> SysResult<Vec<MountEntry>> {
+        mountinfo(None)
+    }
+    fn block_device(&self, path: &Path) -> SysResult<DevKind> {
+        block_device(path)
+    }
+    fn find_tagged(&self, tag: &str, value: &str, deadline: Instant) -> SysResult<Option<PathBuf>> {
+        find_tagged(tag, value, deadline)
+    }
+    fn kernel_filesystems(&self, load: Option<&str>, deadline: Instant) -> SysResult<Vec<String>> {
+        if let Some(m) = load {
+            let _ = run(&Cmd::new("modprobe").arg("-q").arg("--").arg(m), deadline);
+        }
+        kernel_filesystems()
+    }
+    fn path_kind(&self, path: &Path) -> PathKind {
+        path_kind(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> SysResult<()> {
+        fs::create_dir_all(path)
+            .map_err(|e| SysError::io(format!("creating {}", path.display()), e))
+    }
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        fstype: &str,
+        opts: &MountOptions,
+        raw_options: &str,
+        deadline: Instant,
+    ) -> SysResult<()> {
+        mount(source, target, fstype, opts, raw_options, deadline)
+    }
+    fn umount(&self, target: &Path, force: bool) -> SysResult<()> {
+        umount(target, force)
+    }
+    fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult> {
+        fsck(device, fstype, deadline)
+    }
+    fn xfs_check(&self, device: &Path, deadline: Instant) -> SysResult<FsckResult> {
+        xfs_check(device, deadline)
+    }
+    fn holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder> {
+        super::procwalk::holders(t)
+    }
+    fn protected_holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder> {
+        super::procwalk::protected_holders(t)
+    }
+    fn signal(&self, pid: u32, sig: nix::sys::signal::Signal) -> SysResult<()> {
+        super::proc::signal(pid, sig)
+    }
+    fn live(&self, pid: u32) -> bool {
+        super::procwalk::live(pid)
+    }
+    fn probe(
+        &self,
+        ops: &[super::blockio::Op],
+        deadline: Instant,
+    ) -> Result<(), super::blockio::ProbeError> {
+        super::blockio::probe(ops, deadline)
     }
 }
 
