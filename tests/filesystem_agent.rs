@@ -440,3 +440,57 @@ fn clones_of_xfs_are_refused_unless_forced() {
     expect(&fs("start", &p, &clone), 0, "forced clone");
     expect(&fs("stop", &p, &clone), 0, "stop");
 }
+
+/// Thaws a frozen file system in Drop, so a failing test leaves nothing blocked.
+struct Frozen(String);
+
+impl Drop for Frozen {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("fsfreeze")
+            .args(["-u", &self.0])
+            .status();
+    }
+}
+
+/// A frozen file system blocks writers in the kernel, as a hung device does: depth 20
+/// must give up at its deadline with a reason, long before the operation timeout would
+/// have Pacemaker kill it; depth 0 and 10 (reads) still pass.
+#[test]
+fn a_hung_write_fails_depth_20_before_the_timeout() {
+    if !common::root() {
+        return;
+    }
+    let mut b = Base::new("frozen");
+    let dev = b.device("xfs");
+    let dir = b.path("data");
+    let d = dir.to_str().unwrap();
+    let p = xfs_params(&dev, d);
+    expect(&fs("start", &p, &[]), 0, "start");
+    let frozen = Frozen(d.to_string());
+    loopfs::sh(&["fsfreeze", "-f", d]);
+    expect(
+        &fs("monitor", &p, &depth("10")),
+        0,
+        "reads work on a frozen file system",
+    );
+    let t0 = Instant::now();
+    let r = fs(
+        "monitor",
+        &p,
+        &[
+            ("OCF_CHECK_LEVEL", "20"),
+            ("OCF_RESKEY_CRM_meta_interval", "20000"),
+            ("OCF_RESKEY_CRM_meta_timeout", "2000"),
+        ],
+    );
+    let took = t0.elapsed();
+    expect(&r, 1, "depth 20 on a frozen file system");
+    assert!(
+        r.exit_reason().unwrap().contains("no answer within"),
+        "{r:?}"
+    );
+    assert!(took < Duration::from_millis(2000), "gave up after {took:?}");
+    drop(frozen);
+    expect(&fs("monitor", &p, &depth("20")), 0, "after thawing");
+    expect(&fs("stop", &p, &[]), 0, "stop");
+}

@@ -149,10 +149,10 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
                     libc::dup2(null, 2);
                 }
                 let w = wr.as_raw_fd_i32();
-                let (idx, step, errno) = child_run(&prepared, wbuf.ptr, rbuf.ptr);
-                let rec: [u8; 6] = {
+                let (idx, step, errno) = child_run(&prepared, wbuf.ptr, rbuf.ptr, w);
+                let rec: [u8; 7] = {
                     let e = errno.to_ne_bytes();
-                    [idx, step, e[0], e[1], e[2], e[3]]
+                    [b'!', idx, step, e[0], e[1], e[2], e[3]]
                 };
                 libc::write(w, rec.as_ptr() as *const libc::c_void, rec.len());
                 libc::_exit(0);
@@ -161,7 +161,7 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(wr);
-    let answer = wait_answer(&rd, deadline);
+    let (done, answer) = wait_answer(&rd, deadline);
     match answer {
         Some(rec) => {
             let _ = waitpid(child, None);
@@ -186,8 +186,10 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
         None => {
             let _ = kill(child, Signal::SIGKILL);
             let _ = waitpid(child, Some(WaitPidFlag::WNOHANG));
+            // The first step that did not report completion is the one that hangs.
             let path = ops
-                .first()
+                .get(done)
+                .or(ops.last())
                 .map(|o| o.target().display().to_string())
                 .unwrap_or_default();
             Err(ProbeError::TimedOut {
@@ -207,16 +209,21 @@ impl RawI32 for std::os::fd::OwnedFd {
     }
 }
 
-/// Waits for the child's 6-byte record until the deadline.
-fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> Option<[u8; 6]> {
+/// Reads the child's reports until the deadline: one `.` per finished step, then `!` and
+/// a 6-byte record. Returns the finished steps and the record, if it came.
+fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> (usize, Option<[u8; 6]>) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let mut got = [0u8; 6];
-    let mut have = 0;
-    while have < 6 {
+    let mut done = 0;
+    let mut rec = [0u8; 6];
+    let mut have: Option<usize> = None;
+    loop {
+        if have == Some(6) {
+            return (done, Some(rec));
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return None;
+            return (done, None);
         }
         let ms = left.min(Duration::from_secs(3600)).as_millis().max(1) as i32;
         let mut fds = [PollFd::new(rd.as_fd(), PollFlags::POLLIN)];
@@ -224,31 +231,44 @@ fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> Option<[u8; 6]> 
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) => return None,
+            Ok(0) => return (done, None),
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(_) => return None,
+            Err(_) => return (done, None),
         }
-        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(rd), &mut got[have..]) {
-            Ok(0) => return None,
-            Ok(n) => have += n,
+        let mut buf = [0u8; 64];
+        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(rd), &mut buf) {
+            Ok(0) => return (done, None),
+            Ok(n) => {
+                for &byte in &buf[..n] {
+                    match have {
+                        None if byte == b'.' => done += 1,
+                        None if byte == b'!' => have = Some(0),
+                        None => {}
+                        Some(i) if i < 6 => {
+                            rec[i] = byte;
+                            have = Some(i + 1);
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
             Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return None,
+            Err(_) => return (done, None),
         }
     }
-    Some(got)
 }
 
 /// The child's work: (op index, step, errno); index 255 means success.
 ///
 /// Runs only in the forked child: system calls, no allocation.
-fn child_run(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8) -> (u8, u8, i32) {
+fn child_run(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8, u8, i32) {
     // SAFETY: `wbuf` and `rbuf` are live buffers of BLOCK bytes (see `probe`), the paths
     // are NUL-terminated CStrings; every call is a plain system call.
-    unsafe { child_ops(ops, wbuf, rbuf) }
+    unsafe { child_ops(ops, wbuf, rbuf, report) }
 }
 
-unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8) -> (u8, u8, i32) {
+unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8, u8, i32) {
     unsafe {
         let err = || *libc::__errno_location();
         for (i, op) in ops.iter().enumerate() {
@@ -328,6 +348,7 @@ unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8) -> (u8, u8, 
                     libc::close(fd);
                 }
             }
+            libc::write(report, b".".as_ptr() as *const libc::c_void, 1);
         }
         (u8::MAX, 0, 0)
     }
@@ -387,9 +408,16 @@ mod tests {
         let fifo = d.join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
         let t0 = Instant::now();
-        let e = probe(&[Op::ReadDevice(fifo)], t0 + Duration::from_millis(300)).unwrap_err();
+        let e = probe(
+            &[Op::ReadDir(d.clone()), Op::ReadDevice(fifo.clone())],
+            t0 + Duration::from_millis(300),
+        )
+        .unwrap_err();
         let took = t0.elapsed();
-        assert!(matches!(e, ProbeError::TimedOut { .. }), "{e}");
+        match &e {
+            ProbeError::TimedOut { path, .. } => assert_eq!(path, &fifo.display().to_string()),
+            e => panic!("{e}"),
+        }
         assert!(
             took >= Duration::from_millis(290) && took < Duration::from_secs(2),
             "{took:?}"
