@@ -649,9 +649,10 @@ impl<M: Mounts> Filesystem<M> {
                 if Instant::now() >= until {
                     break;
                 }
-                // Holders gone but the mount still busy: nothing to wait for by signal.
+                // Every holder gone but the mount still busy: look again at once (a
+                // holder may have left a child behind) rather than sleeping out the delay.
                 if !hs.is_empty() && hs.iter().all(|h| !self.sys.live(h.pid)) {
-                    nap = Duration::from_millis(2);
+                    break;
                 }
                 std::thread::sleep(nap.min(until.saturating_duration_since(Instant::now())));
                 nap = (nap * 2).min(Duration::from_millis(20));
