@@ -494,3 +494,43 @@ fn a_hung_write_fails_depth_20_before_the_timeout() {
     expect(&fs("monitor", &p, &depth("20")), 0, "after thawing");
     expect(&fs("stop", &p, &[]), 0, "stop");
 }
+
+/// `fstype=none` bind-mounts a directory; mountinfo shows the device and the path within
+/// it, which is how the mount is recognised.
+#[test]
+fn bind_mount_of_a_directory() {
+    if !common::root() {
+        return;
+    }
+    let mut b = Base::new("bind");
+    let dev = b.device("xfs");
+    let lower = b.path("lower");
+    loopfs::mount(&dev, "xfs", &lower);
+    let src = lower.join("pgdata");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("marker"), b"x").unwrap();
+    let dir = b.path("bound");
+    let p = [
+        ("device", src.to_str().unwrap()),
+        ("directory", dir.to_str().unwrap()),
+        ("fstype", "none"),
+    ];
+    expect(&fs("start", &p, &[]), 0, "bind start");
+    assert!(dir.join("marker").exists());
+    expect(&fs("monitor", &p, &[]), 0, "bind monitor");
+    let other = lower.join("elsewhere");
+    std::fs::create_dir_all(&other).unwrap();
+    let q = [
+        ("device", other.to_str().unwrap()),
+        ("directory", dir.to_str().unwrap()),
+        ("fstype", "none"),
+    ];
+    expect(&fs("monitor", &q, &[]), 1, "another directory bound here");
+    let mut h = sleep_in(&dir, "cwd in the bind mount");
+    let mut keep = sleep_in(&lower, "cwd in the underlying mount");
+    expect(&fs("stop", &p, &[]), 0, "bind stop");
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!h.alive(), "the holder of the bind mount is signalled");
+    assert!(keep.alive(), "a user of the underlying mount is not");
+    assert!(!is_mounted(&dir) && is_mounted(&lower));
+}

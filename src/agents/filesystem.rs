@@ -453,10 +453,15 @@ impl<M: Mounts> Filesystem<M> {
     }
 
     /// Whether the mount `m` is of our device.
-    fn ours(m: &MountEntry, r: &Resolved) -> bool {
+    fn ours(m: &MountEntry, r: &Resolved, table: &[MountEntry]) -> bool {
         match r {
             Resolved::Block(b) => m.dev() == (b.major, b.minor) || Path::new(&m.source) == b.path,
-            Resolved::NotBlock(p) => Path::new(&m.source) == p,
+            // A bind mount shows the device and the path within it, not the source.
+            Resolved::NotBlock(p) => {
+                Path::new(&m.source) == p
+                    || mount::bind_origin(table, p)
+                        .is_some_and(|(dev, root)| dev == m.dev() && root == Path::new(&m.root))
+            }
             Resolved::Source(s) => &m.source == s,
             Resolved::Missing(_) => false,
         }
@@ -676,7 +681,7 @@ impl<M: Mounts> Filesystem<M> {
             let table = self.sys.mountinfo()?;
             let top = mount::mount_at(&table, &cfg.directory);
             if let Some(t) = top {
-                if !Self::ours(t, r) && !matches!(r, Resolved::Missing(_)) {
+                if !Self::ours(t, r, &table) && !matches!(r, Resolved::Missing(_)) {
                     ctx.log.warn(&format!(
                         "{} is mounted from {}, not from {}: left alone",
                         cfg.directory.display(),
@@ -764,7 +769,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
         let r = self.resolve(cfg, dl)?;
         let table = self.sys.mountinfo()?;
         if let Some(m) = mount::mount_at(&table, &cfg.directory) {
-            if Self::ours(m, &r) {
+            if Self::ours(m, &r, &table) {
                 ctx.log
                     .info(&format!("{} is already mounted", cfg.directory.display()));
                 return Ok(());
@@ -822,7 +827,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
             .map_err(|e| FsError::Failed(e.to_string()))?;
         let table = self.sys.mountinfo()?;
         match mount::mount_at(&table, &cfg.directory) {
-            Some(m) if Self::ours(m, &r) || matches!(r, Resolved::Source(_)) => {
+            Some(m) if Self::ours(m, &r, &table) || matches!(r, Resolved::Source(_)) => {
                 ctx.log.info(&format!(
                     "mounted {source} on {} ({}, {})",
                     cfg.directory.display(),
@@ -863,7 +868,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 m.source
             )));
         }
-        if !Self::ours(m, &r) {
+        if !Self::ours(m, &r, &table) {
             return Err(FsError::Failed(format!(
                 "another device ({}) is mounted on {}, not {}",
                 m.source,

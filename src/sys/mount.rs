@@ -134,6 +134,19 @@ pub fn mounts_below<'a>(table: &'a [MountEntry], dir: &Path) -> Vec<&'a MountEnt
     v
 }
 
+/// What a bind mount of the directory `src` shows in mountinfo: the device of the mount
+/// holding `src` and the path of `src` within that file system (the `root` field).
+pub fn bind_origin(table: &[MountEntry], src: &Path) -> Option<((u32, u32), PathBuf)> {
+    let m = table
+        .iter()
+        .filter(|m| src.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count())?;
+    let rel = src.strip_prefix(&m.mount_point).ok()?;
+    let mut root = PathBuf::from(&m.root);
+    root.extend(rel.components());
+    Some((m.dev(), root))
+}
+
 /// The file-system types the kernel knows (`/proc/filesystems`).
 pub fn kernel_filesystems() -> SysResult<Vec<String>> {
     let t = fs::read_to_string("/proc/filesystems")
@@ -605,6 +618,20 @@ mod tests {
             below[0].mount_point.components().count() >= below[1].mount_point.components().count()
         );
         assert!(below[0].mount_point.ends_with("deeper"));
+    }
+
+    #[test]
+    fn bind_mount_origin() {
+        let t = parse_mountinfo(&fixture("mountinfo/loop-xfs-space.txt")).unwrap();
+        let (dev, root) = bind_origin(
+            &t,
+            Path::new("/tmp/pgst-fs-fix/mnt with space/sub/deeper/x/y"),
+        )
+        .unwrap();
+        assert_eq!(dev, (7, 1));
+        assert_eq!(root, PathBuf::from("/x/y"));
+        let (_, root) = bind_origin(&t, Path::new("/tmp/pgst-fs-fix/mnt with space")).unwrap();
+        assert_eq!(root, PathBuf::from("/"));
     }
 
     #[test]
