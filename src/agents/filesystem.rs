@@ -800,6 +800,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
             };
             match res {
                 Some(FsckResult::Failed(why)) => return Err(FsError::Failed(why)),
+                Some(FsckResult::Skipped(why)) => ctx.log.warn(&why),
                 Some(FsckResult::Corrected(n)) => ctx.log.warn(&format!(
                     "fsck corrected errors on {} (exit {n})",
                     b.path.display()

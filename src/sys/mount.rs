@@ -416,6 +416,8 @@ pub enum FsckResult {
     Clean,
     /// Errors were corrected (ext fsck exit 1 or 2).
     Corrected(i32),
+    /// Not checked, and why (an XFS log that the mount will replay).
+    Skipped(String),
     Failed(String),
 }
 
@@ -433,11 +435,18 @@ pub fn fsck(device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckRes
     })
 }
 
-/// `xfs_repair -n DEVICE`: a read-only check, never a repair.
+/// `xfs_repair -n DEVICE`: a read-only check, never a repair. Exit 2 means a dirty log
+/// (after a crash): the check cannot run, and mounting replays the log, so that is no
+/// reason to refuse a failover.
 pub fn xfs_check(device: &Path, deadline: Instant) -> SysResult<FsckResult> {
     let out = run(&Cmd::new("xfs_repair").arg("-n").arg(device), deadline)?;
     Ok(if out.success() {
         FsckResult::Clean
+    } else if out.code() == Some(2) {
+        FsckResult::Skipped(format!(
+            "xfs_repair -n {}: the log is dirty; mounting replays it",
+            device.display()
+        ))
     } else {
         FsckResult::Failed(format!(
             "xfs_repair -n {}: {}",
