@@ -270,6 +270,8 @@ fn child_run(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8
 }
 
 unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8, u8, i32) {
+    // SAFETY: the caller passes buffers of BLOCK bytes and NUL-terminated paths; only
+    // system calls are made and errno is read right after the failing call.
     unsafe {
         let err = || *libc::__errno_location();
         for (i, op) in ops.iter().enumerate() {
