@@ -25,7 +25,8 @@ test:
 	$(MAKE) build
 	./target/release/pgstack install --prefix $(PREFIX)
 	tests/cleanup
-	$(CARGO) test --locked -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
+	# A PID namespace of its own: whatever a test starts dies with the run.
+	unshare --pid --fork --mount-proc $(CARGO) test --locked -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
 
 bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test

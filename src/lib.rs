@@ -7,5 +7,6 @@
 
 pub mod agents;
 pub mod cli;
+pub mod fence;
 pub mod ocf;
 pub mod sys;

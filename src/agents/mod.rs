@@ -1,5 +1,6 @@
 //! The agents, one module each, and the registry that finds them by name.
 
+pub mod drbd;
 pub mod filesystem;
 pub mod vip;
 
@@ -10,11 +11,13 @@ use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
 use crate::ocf::metadata::AgentInfo;
 use crate::ocf::OcfCode;
+use crate::sys::cluster::CrmTools;
+use crate::sys::drbd::RealDrbd;
 use crate::sys::mount::RealMounts;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
-pub static AGENTS: &[&AgentInfo] = &[&vip::INFO, &filesystem::INFO];
+pub static AGENTS: &[&AgentInfo] = &[&drbd::INFO, &filesystem::INFO, &vip::INFO];
 
 pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -26,6 +29,12 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
     let log = Logger::new(name, &env);
     let out = match name {
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
+        "drbd" => dispatch::run(
+            &drbd::DrbdAgent::new(RealDrbd, CrmTools),
+            action,
+            &env,
+            &log,
+        ),
         "filesystem" => dispatch::run(&filesystem::Filesystem::new(RealMounts), action, &env, &log),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,

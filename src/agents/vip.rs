@@ -49,8 +49,8 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
         "nic",
         "Network interface",
-        "The base interface the address goes on (eth0, not eth0:1; see iflabel). When empty, \
-         the interface whose connected route contains the address is used; several such \
+        "The base interface the address goes on (eth0). The alias form eth0:1 is accepted \
+         as nic=eth0 with iflabel=1. When empty, the interface whose connected route contains the address is used; several such \
          interfaces are an error.",
     ),
     ParamSpec::string(
@@ -159,6 +159,14 @@ static PARAMS: &[ParamSpec] = &[
         "Network namespace",
         "Manage the address inside this named network namespace (/run/netns/NAME).",
     ),
+    ParamSpec::refused("lvs_support", "LVS direct routing (moving the address to lo) is not supported", &["false", "no", "0"]),
+    ParamSpec::refused("lvs_ipv6_addrlabel", "LVS IPv6 address labels are not supported", &["false", "no", "0"]),
+    ParamSpec::refused("lvs_ipv6_addrlabel_value", "LVS IPv6 address labels are not supported", &["99"]),
+    ParamSpec::refused("mac", "CLUSTERIP (iptables) load sharing is not supported", &[]),
+    ParamSpec::refused("clusterip_hash", "CLUSTERIP (iptables) load sharing is not supported", &["sourceip-sourceport"]),
+    ParamSpec::refused("unique_clone_address", "cloned addresses are not supported", &["false", "no", "0"]),
+    ParamSpec::refused("send_arp_opts", "the built-in sender takes arp_mode, arp_mac, arp_count and arp_interval instead", &[]),
+    ParamSpec::refused("flush_routes", "routes are left to the routing table's owner", &["false", "no", "0"]),
 ];
 
 static ACTIONS: &[ActionSpec] = &[
@@ -453,39 +461,13 @@ impl<N: Net> Vip<N> {
         }
         let pidfile = Self::pidfile(ctx);
         let _ = self.net.cancel_announcer(&pidfile, cfg.ip);
-        let first = Announce {
-            count: 1,
-            ..cfg.announce.clone()
-        };
-        self.net
-            .announce(link, cfg.ip, &first, ctx.deadline.instant())?;
-        let rest = cfg.announce.count - 1;
-        if rest == 0 {
-            return Ok(());
-        }
-        let more = Announce {
-            count: rest,
-            ..cfg.announce.clone()
-        };
-        if cfg.background {
-            // The detached announcer starts one interval later than the first round.
-            match self.net.spawn_announcer(link, cfg.ip, &more, &pidfile) {
-                Ok(pid) => ctx
-                    .log
-                    .debug(&format!("announcer {pid} sends {rest} more rounds")),
-                Err(e) => {
-                    ctx.log.warn(&format!(
-                        "cannot start the background announcer ({e}); announcing inline"
-                    ));
-                    std::thread::sleep(cfg.announce.interval.min(ctx.deadline.remaining()));
-                    self.net
-                        .announce(link, cfg.ip, &more, ctx.deadline.instant())?;
-                }
-            }
-        } else {
-            std::thread::sleep(cfg.announce.interval.min(ctx.deadline.remaining()));
+        let bg = cfg.background.then_some(pidfile.as_path());
+        if let Some(pid) =
             self.net
-                .announce(link, cfg.ip, &more, ctx.deadline.instant())?;
+                .announce(link, cfg.ip, &cfg.announce, bg, ctx.deadline.instant())?
+        {
+            ctx.log
+                .debug(&format!("announcer {pid} sends the remaining rounds"));
         }
         Ok(())
     }
@@ -579,15 +561,24 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
         .str("cidr_netmask")
         .map(|v| parse_prefix(v.trim(), &ip))
         .transpose()?;
-    let nic = p.str("nic").map(str::trim).map(str::to_string);
-    if let Some(n) = &nic {
-        if n.contains(':') {
-            return Err(ParamError::invalid(
-                "nic",
-                n.as_str(),
-                "give the base interface; use iflabel for a label",
-            ));
+    let mut nic = p.str("nic").map(str::trim).map(str::to_string);
+    let mut iflabel = p.str("iflabel").map(str::trim).map(str::to_string);
+    // IPaddr2 accepts an alias (eth0:1) as nic and uses the part after the colon as the
+    // label; so do we, unless it contradicts iflabel.
+    if let Some((base, alias)) = nic.clone().as_deref().and_then(|n| n.split_once(':')) {
+        match &iflabel {
+            Some(l) if l != alias => {
+                return Err(ParamError::invalid(
+                    "nic",
+                    format!("{base}:{alias}"),
+                    format!("its alias contradicts iflabel={l}"),
+                ));
+            }
+            _ => iflabel = Some(alias.to_string()),
         }
+        nic = Some(base.to_string());
+    }
+    if let Some(n) = &nic {
         if !valid_ifname(n) {
             return Err(ParamError::invalid(
                 "nic",
@@ -621,7 +612,6 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             })?)
         }
     };
-    let iflabel = p.str("iflabel").map(str::trim).map(str::to_string);
     if let Some(l) = &iflabel {
         if ip.is_ipv6() {
             return Err(ParamError::invalid(
@@ -755,11 +745,19 @@ impl<N: Net> Agent for Vip<N> {
         }
         let present = self.find_addr(cfg, ctx)?;
         if let Some(a) = present.iter().find(|a| a.index == p.link.index) {
-            if a.flags & IFA_F_DADFAILED == 0 {
+            let want = self.request(cfg, &p);
+            let label = |l: &Option<String>| l.clone().unwrap_or_else(|| p.link.name.clone());
+            let label_ok = cfg.ip.is_ipv6() || label(&a.label) == label(&want.label);
+            let prefix_ok = cfg.prefix.is_none() || a.prefix == p.prefix;
+            if a.flags & IFA_F_DADFAILED == 0 && label_ok && prefix_ok {
                 ctx.log
                     .info(&format!("{} is already on {}", cfg.ip, p.link.name));
                 return Ok(());
             }
+            ctx.log.info(&format!(
+                "{} is on {} with another label or prefix, or failed DAD: re-adding it",
+                cfg.ip, p.link.name
+            ));
             self.net.del_addr(a, ctx.deadline.instant())?;
         } else if let Some(a) = present.first() {
             return Err(VipError::Failed(format!(
@@ -894,7 +892,7 @@ impl<N: Net> Agent for Vip<N> {
                 ..cfg.announce.clone()
             };
             self.net
-                .announce(&link, cfg.ip, &a, ctx.deadline.instant())?;
+                .announce(&link, cfg.ip, &a, None, ctx.deadline.instant())?;
         }
         Ok(Status::Running)
     }
@@ -998,11 +996,10 @@ mod tests {
         assert_eq!(a.label.as_deref(), Some("eth0:pgvip"));
         assert_eq!(a.broadcast, Some("10.99.1.255".parse().unwrap()));
         assert_eq!(act(&v, "monitor", &p).0, 0);
-        // first round inline, the other four in the background
-        assert_eq!(v.net.announced.borrow()[0], ("eth0".to_string(), a.ip, 1));
+        // five rounds, with the background announcer, and only once (start was idempotent)
         assert_eq!(
-            v.net.announced.borrow()[1],
-            ("bg:eth0".to_string(), a.ip, 4)
+            *v.net.announced.borrow(),
+            [("bg:eth0".to_string(), a.ip, 5)]
         );
         assert_eq!(act(&v, "stop", &p).0, 0);
         assert!(v.net.addrs.borrow().is_empty());
@@ -1012,6 +1009,19 @@ mod tests {
         );
         assert_eq!(act(&v, "stop", &p).0, 0);
         assert_eq!(act(&v, "monitor", &p).0, 7);
+    }
+
+    #[test]
+    fn start_replaces_an_address_with_the_wrong_label() {
+        let v = Vip::new(net());
+        assert_eq!(
+            act(&v, "start", &[("ip", "10.99.1.50"), ("iflabel", "old")]).0,
+            0
+        );
+        let p = [("ip", "10.99.1.50"), ("iflabel", "pgvip")];
+        assert_eq!(act(&v, "start", &p).0, 0);
+        assert_eq!(v.net.addrs.borrow()[0].label.as_deref(), Some("eth0:pgvip"));
+        assert_eq!(act(&v, "monitor", &p).0, 0);
     }
 
     #[test]
@@ -1095,7 +1105,7 @@ mod tests {
             ("ip", "224.0.0.1"),
             ("cidr_netmask", "33"),
             ("cidr_netmask", "255.0.255.0"),
-            ("nic", "eth0:1"),
+            ("iflabel", "a b"),
             ("nic", "a/b"),
             ("iflabel", "bad label"),
             ("iflabel", "muchtoolonglabel"),
@@ -1117,6 +1127,42 @@ mod tests {
             assert!(reason.unwrap().contains(k), "{k}={val}");
         }
         assert_eq!(act(&v, "validate-all", &[]).0, 6);
+        // IPaddr2 parameters we do not support are refused unless they ask for nothing.
+        assert_eq!(
+            act(
+                &v,
+                "validate-all",
+                &[("ip", "10.99.1.50"), ("lvs_support", "false")]
+            )
+            .0,
+            0
+        );
+        let (code, reason) = act(
+            &v,
+            "validate-all",
+            &[("ip", "10.99.1.50"), ("lvs_support", "true")],
+        );
+        assert_eq!(code, 6);
+        assert!(reason.unwrap().contains("lvs_support"));
+        assert_eq!(
+            act(
+                &v,
+                "monitor",
+                &[("ip", "10.99.1.50"), ("clusterip_hash", "sourceip")]
+            )
+            .0,
+            7
+        );
+        // IPaddr2's alias form is accepted as a label, unless it contradicts iflabel.
+        let alias = [("ip", "10.99.1.50"), ("nic", "eth0:pg")];
+        assert_eq!(act(&v, "validate-all", &alias).0, 0);
+        let (code, reason) = act(
+            &v,
+            "validate-all",
+            &[("ip", "10.99.1.50"), ("nic", "eth0:pg"), ("iflabel", "x")],
+        );
+        assert_eq!(code, 6);
+        assert!(reason.unwrap().contains("contradicts iflabel"));
         assert_eq!(
             act(
                 &v,
@@ -1187,11 +1233,10 @@ mod tests {
     fn meta_data_lists_every_parameter_once() {
         let x = INFO.to_xml();
         for p in PARAMS {
-            assert_eq!(
-                x.matches(&format!("<parameter name=\"{}\"", p.name))
-                    .count(),
-                1
-            );
+            let n = x
+                .matches(&format!("<parameter name=\"{}\"", p.name))
+                .count();
+            assert_eq!(n, if p.is_refused() { 0 } else { 1 }, "{}", p.name);
         }
     }
 }

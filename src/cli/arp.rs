@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 
-use crate::sys::arp::{format_mac, parse_mac, ArpMode};
-use crate::sys::net::{Announce, Net, RealNet};
+use crate::sys::arp::{format_mac, parse_mac, ArpMode, Sender};
+use crate::sys::net::{send_rounds, Announce, Net, RealNet};
 use crate::sys::netlink::Link;
 
 #[derive(Subcommand)]
@@ -36,6 +36,9 @@ pub enum ArpCmd {
         /// Run inside this network namespace.
         #[arg(long)]
         netns: Option<String>,
+        /// Send on this inherited raw socket (the vip agent's background announcer).
+        #[arg(long, hide = true)]
+        socket_fd: Option<i32>,
     },
     /// Ask whether another host answers ARP for an IPv4 address: exit 0 free, 1 taken, 2 error.
     Probe {
@@ -74,6 +77,7 @@ pub fn run(cmd: ArpCmd) -> Result<u8> {
             dst_mac,
             delay,
             netns,
+            socket_fd,
         } => {
             if let Some(ns) = netns {
                 net.enter_netns(&ns)?;
@@ -86,16 +90,19 @@ pub fn run(cmd: ArpCmd) -> Result<u8> {
                 bail!("--interval {interval}: must be 1 to 60000 ms");
             }
             let link = link_named(&net, &iface)?;
-            std::thread::sleep(Duration::from_millis(delay.min(60_000)));
+            let sender = match socket_fd {
+                Some(fd) => Sender::adopt(fd, &link)?,
+                None => Sender::open(&link)?,
+            };
             let a = Announce {
                 mode,
                 dst,
                 count,
                 interval: Duration::from_millis(interval),
             };
+            let first = Instant::now() + Duration::from_millis(delay.min(60_000));
             let budget = Duration::from_millis(interval) * count + Duration::from_secs(5);
-            let sent = net
-                .announce(&link, ip, &a, Instant::now() + budget)
+            let sent = send_rounds(&sender, ip, &a, count, first, first + budget)
                 .with_context(|| format!("announcing {ip} on {iface}"))?;
             if sent < count {
                 bail!("only {sent} of {count} announcements sent");

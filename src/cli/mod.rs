@@ -3,6 +3,7 @@
 //! commands (clap). Operator commands use `anyhow`; agents never do.
 
 pub mod arp;
+pub mod drbd;
 pub mod install;
 pub mod vip;
 pub mod xfs;
@@ -16,6 +17,41 @@ use clap::{Parser, Subcommand};
 
 use crate::agents;
 use crate::ocf::OcfCode;
+
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Runs `f`, turning a panic into exit code 1 with an exit reason (never Rust's 101).
+pub fn guarded(exit_reason_prefix: &str, f: impl FnOnce() -> u8 + std::panic::UnwindSafe) -> u8 {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = match info.payload().downcast_ref::<&str>() {
+            Some(s) => s.to_string(),
+            None => info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "panic".into()),
+        };
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if let Ok(mut slot) = PANIC.lock() {
+            *slot = Some(format!("{msg}{at}"));
+        }
+    }));
+    match std::panic::catch_unwind(f) {
+        Ok(code) => code,
+        Err(_) => {
+            let msg = PANIC
+                .lock()
+                .ok()
+                .and_then(|s| s.clone())
+                .unwrap_or_default();
+            eprintln!("{exit_reason_prefix}internal error: {msg}");
+            OcfCode::ErrGeneric.as_u8()
+        }
+    }
+}
 
 /// Picks the face and runs it; returns the exit code for `main`.
 pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
@@ -103,6 +139,9 @@ enum Cmd {
     /// Gratuitous ARP / unsolicited NA and duplicate-address probes.
     #[command(subcommand)]
     Arp(arp::ArpCmd),
+    /// DRBD fencing handlers and recipes.
+    #[command(subcommand)]
+    Drbd(drbd::DrbdCmd),
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
@@ -131,6 +170,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Agent { name, action } => return ocf_face(&name, Some(action), vars),
         Cmd::Arp(c) => arp::run(c),
         Cmd::Vip(c) => vip::run(c, vars),
+        Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
@@ -141,5 +181,24 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
             eprintln!("pgstack: error: {e:#}");
             1
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_exit_1() {
+        assert_eq!(guarded("ocf-exit-reason:", || panic!("boom")), 1);
+        assert_eq!(
+            PANIC
+                .lock()
+                .unwrap()
+                .as_deref()
+                .map(|m| m.starts_with("boom at ")),
+            Some(true)
+        );
+        assert_eq!(guarded("ocf-exit-reason:", || 7), 7);
     }
 }

@@ -92,7 +92,7 @@ impl AgentInfo {
             esc(self.shortdesc)
         );
         x.push_str("<parameters>\n");
-        for p in self.params {
+        for p in self.params.iter().filter(|p| !p.is_refused()) {
             let _ = writeln!(
                 x,
                 "<parameter name=\"{}\" unique=\"{}\" required=\"{}\">",
@@ -150,7 +150,7 @@ impl AgentInfo {
         let _ = writeln!(m, "{}\n", self.shortdesc);
         let _ = writeln!(m, "{}\n", self.longdesc.trim());
         m.push_str("## Parameters\n\n| name | type | default | required | unique | description |\n|---|---|---|---|---|---|\n");
-        for p in self.params {
+        for p in self.params.iter().filter(|p| !p.is_refused()) {
             let _ = writeln!(
                 m,
                 "| `{}` | {} | {} | {} | {} | {} |",
@@ -161,6 +161,24 @@ impl AgentInfo {
                 if p.unique { "yes" } else { "" },
                 one_line(p.longdesc)
             );
+        }
+        let refused: Vec<_> = self
+            .params
+            .iter()
+            .filter_map(|p| p.refused.map(|r| (p.name, r)))
+            .collect();
+        if !refused.is_empty() {
+            m.push_str("\n## Parameters of the reference agent that are ignored or refused\n\nSetting one of these to anything but the listed values fails validation (OCF_ERR_CONFIGURED) instead of being silently ignored; \"any\" marks a parameter that is accepted and has no effect.\n\n| name | accepted values | why |\n|---|---|---|\n");
+            for (name, (why, ok)) in refused {
+                let _ = writeln!(
+                    m,
+                    "| `{name}` | {} | {why} |",
+                    ok.iter()
+                        .map(|v| format!("`{v}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
         }
         m.push_str("\n## Actions\n\n| action | timeout | interval | depth | role |\n|---|---|---|---|---|\n");
         for a in self.actions {
@@ -199,7 +217,7 @@ impl AgentInfo {
         );
         let _ = writeln!(m, ".SH DESCRIPTION\n{}", roff(self.longdesc.trim()));
         m.push_str(".SH PARAMETERS\n");
-        for p in self.params {
+        for p in self.params.iter().filter(|p| !p.is_refused()) {
             let _ = writeln!(
                 m,
                 ".TP\n\\fB{}\\fR ({}{}{})",

@@ -31,6 +31,9 @@ pub struct ParamSpec {
     pub unique: bool,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
+    /// A parameter of the reference agent this one does not support: why, and the values
+    /// that ask for nothing (those are accepted silently; any other is refused).
+    pub refused: Option<(&'static str, &'static [&'static str])>,
 }
 
 impl ParamSpec {
@@ -48,7 +51,24 @@ impl ParamSpec {
             unique: false,
             shortdesc,
             longdesc,
+            refused: None,
         }
+    }
+    /// A parameter of the reference agent that is not supported: setting it to anything
+    /// but one of `harmless` ("*": any value, accepted and ignored) is a configuration
+    /// error explaining `why`.
+    pub const fn refused(
+        name: &'static str,
+        why: &'static str,
+        harmless: &'static [&'static str],
+    ) -> ParamSpec {
+        ParamSpec {
+            refused: Some((why, harmless)),
+            ..ParamSpec::string(name, "", "")
+        }
+    }
+    pub fn is_refused(&self) -> bool {
+        self.refused.is_some()
     }
     pub const fn integer(
         name: &'static str,
@@ -86,6 +106,12 @@ impl ParamSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParamError {
+    #[error("parameter {name}={value:?} is not supported: {why}")]
+    Unsupported {
+        name: &'static str,
+        value: String,
+        why: &'static str,
+    },
     #[error("required parameter {name} is not set")]
     Missing { name: &'static str },
     #[error("parameter {name}={value:?}: {why}")]
@@ -136,6 +162,20 @@ impl Params {
         let mut given = Vec::new();
         for spec in specs {
             let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
+            if let Some((why, harmless)) = spec.refused {
+                if let Some(v) = raw.filter(|v| {
+                    !harmless
+                        .iter()
+                        .any(|h| *h == "*" || h.eq_ignore_ascii_case(v.trim()))
+                }) {
+                    return Err(ParamError::Unsupported {
+                        name: spec.name,
+                        value: v.to_string(),
+                        why,
+                    });
+                }
+                continue;
+            }
             if raw.is_some() {
                 given.push(spec.name);
             }
@@ -248,6 +288,7 @@ mod tests {
         ParamSpec::integer("count", "Count", "How many.").default("5"),
         ParamSpec::boolean("flag", "Flag", "A flag.").default("false"),
         ParamSpec::string("label", "Label", "A label."),
+        ParamSpec::refused("lvs_support", "no LVS here", &["false", "no"]),
     ];
 
     fn env(pairs: &[(&str, &str)]) -> OcfEnv {
@@ -286,6 +327,18 @@ mod tests {
         assert!(e.to_string().starts_with("parameter flag=\"maybe\""));
         let p = Params::parse(SPECS, &env(&[("ip", "x"), ("count", "0")])).unwrap();
         assert!(p.int_in("count", 1, 10).is_err());
+    }
+
+    #[test]
+    fn refused_parameters_accept_only_harmless_values() {
+        assert!(Params::parse(SPECS, &env(&[("ip", "x"), ("lvs_support", "False")])).is_ok());
+        let e = Params::parse(SPECS, &env(&[("ip", "x"), ("lvs_support", "true")])).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "parameter lvs_support=\"true\" is not supported: no LVS here"
+        );
+        let p = Params::parse(SPECS, &env(&[("ip", "x")])).unwrap();
+        assert!(p.unknown.is_empty());
     }
 
     #[test]

@@ -124,19 +124,6 @@ impl RawLink {
         }
     }
 
-    /// One round of gratuitous ARP for `ip`: a request, a reply, or both.
-    pub fn gratuitous_arp(&mut self, ip: Ipv4Addr, mode: ArpMode, dst: Mac) -> SysResult<()> {
-        if matches!(mode, ArpMode::Request | ArpMode::Both) {
-            let f = arp_frame(self.mac, dst, ArpOperations::Request, ip, [0; 6], ip);
-            self.send(&f, "a gratuitous ARP request")?;
-        }
-        if matches!(mode, ArpMode::Reply | ArpMode::Both) {
-            let f = arp_frame(self.mac, dst, ArpOperations::Reply, ip, BROADCAST, ip);
-            self.send(&f, "a gratuitous ARP reply")?;
-        }
-        Ok(())
-    }
-
     /// An RFC 5227 probe: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
     pub fn arp_probe(&mut self, ip: Ipv4Addr) -> SysResult<()> {
         let f = arp_frame(
@@ -167,9 +154,119 @@ impl RawLink {
         }
         Ok(None)
     }
+}
+
+/// A send-only raw socket bound to one interface. It registers no receive hook (protocol
+/// 0), so closing it is immediate; a receiving `AF_PACKET` socket waits for an RCU grace
+/// period on close, which would add milliseconds to every start.
+pub struct Sender {
+    fd: std::os::fd::OwnedFd,
+    mac: Mac,
+    name: String,
+}
+
+impl Sender {
+    pub fn open(link: &Link) -> SysResult<Sender> {
+        use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+        use std::os::fd::AsRawFd;
+        let mac = link
+            .mac
+            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let fd = socket(
+            AddressFamily::Packet,
+            SockType::Raw,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(|e| SysError::errno(format!("opening a raw socket on {}", link.name), e))?;
+        // SAFETY: sockaddr_ll is plain old data, fully initialised here (zeroed, then the
+        // family and interface index set); bind reads exactly size_of::<sockaddr_ll>() bytes
+        // of it and fd is an open socket we own.
+        let rc = unsafe {
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = link.index as i32;
+            libc::bind(
+                fd.as_raw_fd(),
+                &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(SysError::io(
+                format!("binding a raw socket to {}", link.name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(Sender {
+            fd,
+            mac,
+            name: link.name.clone(),
+        })
+    }
+
+    /// Takes over a socket opened by [`Sender::open`] in the process that started us and
+    /// handed down as `fd` (the background announcer).
+    pub fn adopt(fd: std::os::fd::RawFd, link: &Link) -> SysResult<Sender> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        let mac = link
+            .mac
+            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let st = nix::sys::stat::fstat(fd)
+            .map_err(|e| SysError::errno(format!("inherited socket {fd}"), e))?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+            return Err(SysError::Invalid(format!(
+                "inherited fd {fd} is not a socket"
+            )));
+        }
+        // SAFETY: fd is open (fstat succeeded) and was handed to this process for it alone;
+        // nothing else in this process owns or closes it.
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let domain = nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::SockType);
+        if domain != Ok(nix::sys::socket::SockType::Raw) {
+            return Err(SysError::Invalid(format!(
+                "inherited fd {} is not a raw socket",
+                fd.as_raw_fd()
+            )));
+        }
+        Ok(Sender {
+            fd,
+            mac,
+            name: link.name.clone(),
+        })
+    }
+
+    pub fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+
+    fn send(&self, frame: &[u8], what: &str) -> SysResult<()> {
+        use std::os::fd::AsRawFd;
+        nix::sys::socket::send(
+            self.fd.as_raw_fd(),
+            frame,
+            nix::sys::socket::MsgFlags::empty(),
+        )
+        .map(|_| ())
+        .map_err(|e| SysError::errno(format!("sending {what} on {}", self.name), e))
+    }
+
+    /// One round of gratuitous ARP for `ip`: a request, a reply, or both.
+    pub fn gratuitous_arp(&self, ip: Ipv4Addr, mode: ArpMode, dst: Mac) -> SysResult<()> {
+        if matches!(mode, ArpMode::Request | ArpMode::Both) {
+            let f = arp_frame(self.mac, dst, ArpOperations::Request, ip, [0; 6], ip);
+            self.send(&f, "a gratuitous ARP request")?;
+        }
+        if matches!(mode, ArpMode::Reply | ArpMode::Both) {
+            let f = arp_frame(self.mac, dst, ArpOperations::Reply, ip, BROADCAST, ip);
+            self.send(&f, "a gratuitous ARP reply")?;
+        }
+        Ok(())
+    }
 
     /// An unsolicited Neighbor Advertisement for `ip` to all nodes (RFC 4861 7.2.6).
-    pub fn unsolicited_na(&mut self, ip: Ipv6Addr) -> SysResult<()> {
+    pub fn unsolicited_na(&self, ip: Ipv6Addr) -> SysResult<()> {
         let f = na_frame(self.mac, ip);
         self.send(&f, "an unsolicited neighbor advertisement")
     }

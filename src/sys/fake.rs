@@ -164,24 +164,23 @@ impl Net for FakeNet {
             .filter(|(i, _)| *i == ip)
             .map(|(_, m)| m))
     }
-    fn announce(&self, link: &Link, ip: IpAddr, a: &Announce, _d: Instant) -> SysResult<u32> {
-        self.announced
-            .borrow_mut()
-            .push((link.name.clone(), ip, a.count));
-        Ok(a.count)
-    }
-    fn spawn_announcer(
+    fn announce(
         &self,
         link: &Link,
         ip: IpAddr,
         a: &Announce,
-        pidfile: &Path,
-    ) -> SysResult<u32> {
+        background: Option<&Path>,
+        _d: Instant,
+    ) -> SysResult<Option<u32>> {
+        let tag = if background.is_some() { "bg:" } else { "" };
         self.announced
             .borrow_mut()
-            .push((format!("bg:{}", link.name), ip, a.count));
-        self.announcers.borrow_mut().push(pidfile.to_path_buf());
-        Ok(4242)
+            .push((format!("{tag}{}", link.name), ip, a.count));
+        if let Some(p) = background.filter(|_| a.count > 1) {
+            self.announcers.borrow_mut().push(p.to_path_buf());
+            return Ok(Some(4242));
+        }
+        Ok(None)
     }
     fn cancel_announcer(&self, pidfile: &Path, _ip: IpAddr) -> SysResult<bool> {
         let mut v = self.announcers.borrow_mut();

@@ -6,7 +6,9 @@
 
 pub mod arp;
 pub mod blockio;
+pub mod cib;
 pub mod cluster;
+pub mod drbd;
 pub mod error;
 pub mod fake;
 pub mod mount;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
 
-use super::arp::{format_mac, ArpMode, Mac, RawLink};
+use super::arp::{format_mac, ArpMode, Mac, RawLink, Sender};
 use super::error::{SysError, SysResult};
 use super::netlink::{Addr, AddrRequest, Link, Netlink, Route};
 use super::proc;
@@ -43,16 +43,17 @@ pub trait Net {
         wait: Duration,
     ) -> SysResult<Option<Mac>>;
     /// Sends `a.count` announcements (ARP for IPv4, unsolicited NA for IPv6) `a.interval`
-    /// apart, stopping at `deadline`. Returns how many rounds went out.
-    fn announce(&self, link: &Link, ip: IpAddr, a: &Announce, deadline: Instant) -> SysResult<u32>;
-    /// Starts the announcer in a session of its own and records it in `pidfile`.
-    fn spawn_announcer(
+    /// apart. The first goes out at once; with `background`, the rest come from a detached
+    /// announcer recorded in that pid file (its pid is returned), otherwise from here,
+    /// stopping at `deadline`.
+    fn announce(
         &self,
         link: &Link,
         ip: IpAddr,
         a: &Announce,
-        pidfile: &Path,
-    ) -> SysResult<u32>;
+        background: Option<&Path>,
+        deadline: Instant,
+    ) -> SysResult<Option<u32>>;
     /// Stops the announcer recorded in `pidfile` (only if it is one of ours for `ip`).
     fn cancel_announcer(&self, pidfile: &Path, ip: IpAddr) -> SysResult<bool>;
 }
@@ -115,53 +116,36 @@ impl Net for RealNet {
         Ok(None)
     }
 
-    fn announce(&self, link: &Link, ip: IpAddr, a: &Announce, deadline: Instant) -> SysResult<u32> {
-        let mut raw = RawLink::open(link)?;
-        let mut sent = 0;
-        let mut next = Instant::now();
-        while sent < a.count {
-            let now = Instant::now();
-            if now > deadline {
-                break;
-            }
-            if next > now {
-                thread::sleep(next - now);
-            }
-            match ip {
-                IpAddr::V4(v4) => raw.gratuitous_arp(v4, a.mode, a.dst)?,
-                IpAddr::V6(v6) => raw.unsolicited_na(v6)?,
-            }
-            sent += 1;
-            next += a.interval;
-        }
-        Ok(sent)
-    }
-
-    fn spawn_announcer(
+    fn announce(
         &self,
         link: &Link,
         ip: IpAddr,
         a: &Announce,
-        pidfile: &Path,
-    ) -> SysResult<u32> {
-        let exe =
-            std::env::current_exe().map_err(|e| SysError::io("locating our own binary", e))?;
-        let cmd = Cmd::new(exe)
-            .args([
-                "arp",
-                "announce",
-                "--iface",
-                &link.name,
-                "--ip",
-                &ip.to_string(),
-            ])
-            .args(["--count", &a.count.to_string()])
-            .args(["--interval", &a.interval.as_millis().to_string()])
-            .args(["--delay", &a.interval.as_millis().to_string()])
-            .args(["--mode", a.mode.name(), "--dst-mac", &format_mac(&a.dst)]);
-        let pid = spawn_detached(&cmd)?;
-        proc::write_pidfile(pidfile, pid)?;
-        Ok(pid)
+        background: Option<&Path>,
+        deadline: Instant,
+    ) -> SysResult<Option<u32>> {
+        if a.count == 0 {
+            return Ok(None);
+        }
+        let sender = Sender::open(link)?;
+        send_rounds(&sender, ip, a, 1, Instant::now(), deadline)?;
+        if a.count == 1 {
+            return Ok(None);
+        }
+        let rest = Announce {
+            count: a.count - 1,
+            ..a.clone()
+        };
+        if let Some(pidfile) = background {
+            // The announcer inherits the socket: closing an AF_PACKET socket waits for an
+            // RCU grace period (milliseconds), which the announcer then pays, not start.
+            if let Ok(pid) = spawn_announcer(link, ip, &rest, &sender, pidfile) {
+                return Ok(Some(pid));
+            }
+        }
+        let next = Instant::now() + a.interval;
+        send_rounds(&sender, ip, &rest, rest.count, next, deadline)?;
+        Ok(None)
     }
 
     fn cancel_announcer(&self, pidfile: &Path, ip: IpAddr) -> SysResult<bool> {
@@ -175,6 +159,57 @@ impl Net for RealNet {
         proc::remove_file(pidfile)?;
         Ok(ours)
     }
+}
+
+/// Sends `count` rounds from `first` on, `a.interval` apart, none after `deadline`.
+pub fn send_rounds(
+    sender: &Sender,
+    ip: IpAddr,
+    a: &Announce,
+    count: u32,
+    first: Instant,
+    deadline: Instant,
+) -> SysResult<u32> {
+    let mut sent = 0;
+    let mut next = first;
+    while sent < count {
+        if next > deadline {
+            break;
+        }
+        let now = Instant::now();
+        if next > now {
+            thread::sleep(next - now);
+        }
+        match ip {
+            IpAddr::V4(v4) => sender.gratuitous_arp(v4, a.mode, a.dst)?,
+            IpAddr::V6(v6) => sender.unsolicited_na(v6)?,
+        }
+        sent += 1;
+        next += a.interval;
+    }
+    Ok(sent)
+}
+
+fn spawn_announcer(
+    link: &Link,
+    ip: IpAddr,
+    a: &Announce,
+    sender: &Sender,
+    pidfile: &Path,
+) -> SysResult<u32> {
+    let exe = std::env::current_exe().map_err(|e| SysError::io("locating our own binary", e))?;
+    let fd = sender.raw_fd();
+    let cmd = Cmd::new(exe)
+        .args(["arp", "announce", "--iface", &link.name])
+        .args(["--ip", &ip.to_string(), "--count", &a.count.to_string()])
+        .args(["--interval", &a.interval.as_millis().to_string()])
+        .args(["--delay", &a.interval.as_millis().to_string()])
+        .args(["--mode", a.mode.name(), "--dst-mac", &format_mac(&a.dst)])
+        .args(["--socket-fd", &fd.to_string()])
+        .inherit_fd(fd);
+    let pid = spawn_detached(&cmd)?;
+    proc::write_pidfile(pidfile, pid)?;
+    Ok(pid)
 }
 
 /// True when `argv` is our announcer for `ip` (a recycled pid must never be killed).

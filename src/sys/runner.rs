@@ -57,6 +57,7 @@ pub struct Cmd {
     stdin: Option<Vec<u8>>,
     creds: Option<Credentials>,
     cwd: Option<OsString>,
+    inherit: Option<std::os::fd::RawFd>,
 }
 
 impl Cmd {
@@ -68,6 +69,7 @@ impl Cmd {
             stdin: None,
             creds: None,
             cwd: None,
+            inherit: None,
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
@@ -101,6 +103,12 @@ impl Cmd {
         self.cwd = Some(dir.as_ref().to_owned());
         self
     }
+    /// Lets the child inherit this descriptor under the same number (others are closed
+    /// on exec as usual).
+    pub fn inherit_fd(mut self, fd: std::os::fd::RawFd) -> Cmd {
+        self.inherit = Some(fd);
+        self
+    }
     pub fn program(&self) -> &OsStr {
         &self.program
     }
@@ -130,14 +138,19 @@ impl Cmd {
             c.process_group(0);
         }
         let creds = self.creds.clone();
-        if creds.is_some() || detached {
+        let inherit = self.inherit;
+        if creds.is_some() || detached || inherit.is_some() {
             // SAFETY: the closure runs in the forked child before exec and calls only
-            // async-signal-safe functions (setsid, setgroups, setgid, setuid) on data
+            // async-signal-safe functions (setsid, fcntl, setgroups, setgid, setuid) on data
             // prepared before the fork; it allocates nothing.
             unsafe {
                 c.pre_exec(move || {
                     if detached {
                         nix::unistd::setsid()?;
+                    }
+                    if let Some(fd) = inherit {
+                        use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+                        fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty()))?;
                     }
                     if let Some(cr) = &creds {
                         nix::unistd::setgroups(&cr.groups)?;

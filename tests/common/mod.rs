@@ -7,6 +7,7 @@
 
 pub mod loopfs;
 pub mod netns;
+pub mod uml;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,0 +1,179 @@
+//! `pgstack drbd ...`: DRBD handlers and recipes.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use std::io::Write;
+
+use anyhow::{anyhow, bail, Result};
+use clap::Subcommand;
+
+use crate::fence::{fence_peer, unfence_peer, HandlerEnv};
+use crate::sys::cib::CibTool;
+use crate::sys::drbd::{valid_resource_name, Drbd, RealDrbd, Role};
+use crate::sys::runner::{run as run_cmd, Cmd};
+
+#[derive(Subcommand)]
+pub enum DrbdCmd {
+    /// DRBD fence-peer handler: forbid promotion anywhere but here while the peer is cut off.
+    FencePeer {
+        /// Seconds to wait for the cluster to learn the peer's fate.
+        #[arg(long, default_value_t = 90)]
+        timeout: u64,
+        /// Work on a CIB file instead of the live cluster (also taken from CIB_file).
+        #[arg(long)]
+        cib_file: Option<PathBuf>,
+    },
+    /// DRBD after-resync-target handler: remove the constraint fence-peer placed.
+    UnfencePeer {
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        cib_file: Option<PathBuf>,
+    },
+    /// Recover from a split brain: run on the victim first (its changes since the split are
+    /// discarded), then on the survivor.
+    SplitBrain {
+        #[arg(long)]
+        resource: String,
+        /// The node whose data is kept.
+        #[arg(long)]
+        survivor: String,
+        /// Volume group on top of DRBD to deactivate on the victim first.
+        #[arg(long)]
+        vg: Option<String>,
+        /// This node's name (default: crm_node -n, else the host name).
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long, default_value = "/etc/drbd.conf")]
+        drbdconf: PathBuf,
+        /// Do not ask for confirmation on the victim.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
+    if let DrbdCmd::SplitBrain {
+        resource,
+        survivor,
+        vg,
+        node,
+        drbdconf,
+        yes,
+    } = cmd
+    {
+        return split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes);
+    }
+    let env = match HandlerEnv::from_vars(|k| vars.get(k).cloned()) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("pgstack drbd: {e}");
+            return Ok(1);
+        }
+    };
+    let cib_of = |f: Option<PathBuf>| CibTool {
+        file: f.or_else(|| vars.get("CIB_file").map(PathBuf::from)),
+    };
+    let (code, msg) = match cmd {
+        DrbdCmd::FencePeer { timeout, cib_file } => {
+            let cib = cib_of(cib_file);
+            let me = cib.local_node(Instant::now() + Duration::from_secs(5));
+            fence_peer(
+                &env,
+                &cib,
+                &RealDrbd,
+                &me,
+                Duration::from_secs(timeout.clamp(1, 3600)),
+            )
+        }
+        DrbdCmd::UnfencePeer { timeout, cib_file } => unfence_peer(
+            &env,
+            &cib_of(cib_file),
+            Duration::from_secs(timeout.clamp(1, 3600)),
+        ),
+        DrbdCmd::SplitBrain { .. } => unreachable!("handled above"),
+    };
+    eprintln!("pgstack drbd: {msg} (exit {code})");
+    Ok(code)
+}
+
+fn adm(conf: &std::path::Path, args: &[&str], res: &str) -> Result<()> {
+    let out = RealDrbd.adm(conf, args, res, Instant::now() + Duration::from_secs(60))?;
+    if !out.success() {
+        bail!("drbdadm {} {res}: {}", args.join(" "), out.describe());
+    }
+    println!("drbdadm {} {res}: done", args.join(" "));
+    Ok(())
+}
+
+/// The book's split-brain recovery. The victim drops its changes; the survivor reconnects
+/// last, so the decision can be aborted until then.
+fn split_brain(
+    res: &str,
+    survivor: &str,
+    vg: Option<&str>,
+    node: Option<String>,
+    conf: &std::path::Path,
+    yes: bool,
+) -> Result<u8> {
+    if !valid_resource_name(res) {
+        bail!("--resource {res:?} is not a valid DRBD resource name");
+    }
+    let me = node
+        .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
+    let st = RealDrbd
+        .state(res, Instant::now() + Duration::from_secs(30))?
+        .ok_or_else(|| anyhow!("{res} is not up on this node"))?;
+    if st.peers.iter().any(|p| p.connected()) {
+        bail!("{res} is connected to its peer: there is no split brain to resolve here");
+    }
+    if me == survivor {
+        println!("{me} is the survivor: its data is kept");
+        if st.peers.iter().any(|p| p.connection == "StandAlone") {
+            adm(conf, &["connect"], res)?;
+        } else {
+            println!("{res} is already waiting for its peer");
+        }
+        return Ok(0);
+    }
+    println!("{me} is the victim: every change made here since the split brain is discarded, {survivor}'s data is kept");
+    if !yes {
+        print!("type the resource name ({res}) to go on: ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if line.trim() != res {
+            bail!("not confirmed; nothing changed");
+        }
+    }
+    if let Some(vg) = vg {
+        if !vg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
+            || vg.starts_with('-')
+        {
+            bail!("--vg {vg:?} is not a volume group name");
+        }
+        let out = run_cmd(
+            &Cmd::new("vgchange").args(["-a", "n", vg]),
+            Instant::now() + Duration::from_secs(60),
+        )?;
+        if !out.success() {
+            bail!("vgchange -a n {vg}: {}", out.describe());
+        }
+        println!("vgchange -a n {vg}: done");
+    }
+    if st.role == Role::Primary {
+        adm(conf, &["secondary"], res)?;
+    }
+    if st.peers.iter().any(|p| p.connection != "StandAlone") {
+        adm(conf, &["disconnect"], res)?;
+    }
+    adm(conf, &["connect", "--discard-my-data"], res)?;
+    println!(
+        "now run on {survivor}: pgstack drbd split-brain --resource {res} --survivor {survivor}"
+    );
+    Ok(0)
+}

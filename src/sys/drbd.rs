@@ -1,0 +1,322 @@
+//! DRBD: one typed model of a resource's state, read from `drbdsetup events2 --now`
+//! (which drbd-utils 9 answers for DRBD 9 and 8.4 kernels alike), the module version from
+//! `/proc/drbd`, and `drbdadm` runs. The fence handlers use the same model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use super::error::{SysError, SysResult};
+use super::runner::{run, Cmd, Outcome};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Primary,
+    Secondary,
+    Unknown,
+}
+
+impl Role {
+    fn parse(s: &str) -> Role {
+        match s {
+            "Primary" => Role::Primary,
+            "Secondary" => Role::Secondary,
+            _ => Role::Unknown,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Disk {
+    Diskless,
+    Attaching,
+    Detaching,
+    Failed,
+    Negotiating,
+    Inconsistent,
+    Outdated,
+    DUnknown,
+    Consistent,
+    UpToDate,
+}
+
+impl Disk {
+    pub fn parse(s: &str) -> Disk {
+        match s {
+            "Diskless" => Disk::Diskless,
+            "Attaching" => Disk::Attaching,
+            "Detaching" => Disk::Detaching,
+            "Failed" => Disk::Failed,
+            "Negotiating" => Disk::Negotiating,
+            "Inconsistent" => Disk::Inconsistent,
+            "Outdated" => Disk::Outdated,
+            "Consistent" => Disk::Consistent,
+            "UpToDate" => Disk::UpToDate,
+            _ => Disk::DUnknown,
+        }
+    }
+}
+
+/// One peer as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: String,
+    pub name: String,
+    /// `Connected`, `Connecting` (8.4: WFConnection), `StandAlone`, ...
+    pub connection: String,
+    pub role: Role,
+    /// Worst disk state over this peer's volumes.
+    pub disk: Disk,
+    /// `Established`, `SyncSource`, `SyncTarget`, `Off`, ...
+    pub replication: String,
+}
+
+impl Peer {
+    pub fn connected(&self) -> bool {
+        self.connection == "Connected"
+    }
+}
+
+/// A configured resource. `None` from the readers means the resource is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct State {
+    pub name: String,
+    pub role: Role,
+    /// Worst local disk state over the volumes.
+    pub disk: Disk,
+    pub minors: Vec<u32>,
+    pub peers: Vec<Peer>,
+    pub quorum: bool,
+}
+
+impl State {
+    pub fn peer_primary(&self) -> bool {
+        self.peers.iter().any(|p| p.role == Role::Primary)
+    }
+    pub fn all_peers_up_to_date(&self) -> bool {
+        !self.peers.is_empty() && self.peers.iter().all(|p| p.disk == Disk::UpToDate)
+    }
+    pub fn any_peer_up_to_date(&self) -> bool {
+        self.peers.iter().any(|p| p.disk == Disk::UpToDate)
+    }
+    pub fn syncing(&self) -> bool {
+        self.peers
+            .iter()
+            .any(|p| p.replication.starts_with("Sync") || p.replication.starts_with("PausedSync"))
+    }
+}
+
+fn fields(line: &str) -> BTreeMap<&str, &str> {
+    line.split_whitespace()
+        .filter_map(|w| w.split_once(':'))
+        .collect()
+}
+
+/// Parses `drbdsetup events2 --now <res>` output. Only lines for `res` are used; a lone
+/// `exists -` (or nothing) means the resource is not configured.
+pub fn parse_events2(text: &str, res: &str) -> Option<State> {
+    let mut st: Option<State> = None;
+    let mut peers: BTreeMap<String, Peer> = BTreeMap::new();
+    let mut disks: Vec<Disk> = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("exists") {
+            continue;
+        }
+        let Some(kind) = words.next() else { continue };
+        let f = fields(line);
+        if f.get("name") != Some(&res) {
+            continue;
+        }
+        match kind {
+            "resource" => {
+                st = Some(State {
+                    name: res.to_string(),
+                    role: Role::parse(f.get("role").copied().unwrap_or("")),
+                    disk: Disk::DUnknown,
+                    minors: Vec::new(),
+                    peers: Vec::new(),
+                    quorum: f.get("quorum") != Some(&"no"),
+                })
+            }
+            "device" => {
+                if let Some(s) = st.as_mut() {
+                    if let Some(m) = f.get("minor").and_then(|m| m.parse().ok()) {
+                        s.minors.push(m);
+                    }
+                    if f.get("quorum") == Some(&"no") {
+                        s.quorum = false;
+                    }
+                }
+                disks.push(Disk::parse(f.get("disk").copied().unwrap_or("")));
+            }
+            "connection" => {
+                let id = f.get("peer-node-id").copied().unwrap_or("").to_string();
+                let p = peers.entry(id.clone()).or_insert_with(|| Peer {
+                    node_id: id,
+                    name: String::new(),
+                    connection: String::new(),
+                    role: Role::Unknown,
+                    disk: Disk::UpToDate,
+                    replication: String::new(),
+                });
+                p.name = f.get("conn-name").copied().unwrap_or("").to_string();
+                p.connection = f.get("connection").copied().unwrap_or("").to_string();
+                p.role = Role::parse(f.get("role").copied().unwrap_or(""));
+            }
+            "peer-device" => {
+                let id = f.get("peer-node-id").copied().unwrap_or("").to_string();
+                if let Some(p) = peers.get_mut(&id) {
+                    let d = Disk::parse(f.get("peer-disk").copied().unwrap_or(""));
+                    p.disk = p.disk.min(d);
+                    p.replication = f.get("replication").copied().unwrap_or("").to_string();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut st = st?;
+    st.disk = disks.into_iter().min().unwrap_or(Disk::Diskless);
+    st.peers = peers
+        .into_values()
+        .map(|mut p| {
+            if !p.connected() {
+                p.disk = Disk::DUnknown;
+            }
+            p
+        })
+        .collect();
+    Some(st)
+}
+
+/// The loaded module's version from `/proc/drbd` ("version: 8.4.11 (api:1/...)").
+pub fn parse_module_version(proc_drbd: &str) -> Option<(u32, u32, u32)> {
+    let line = proc_drbd.lines().find(|l| l.starts_with("version:"))?;
+    let v = line.split_whitespace().nth(1)?;
+    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
+}
+
+/// Resource names we pass to drbdadm: what DRBD itself allows, never a shell word.
+pub fn valid_resource_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.+".contains(&b))
+        && !s.starts_with(['-', '.'])
+}
+
+pub trait Drbd {
+    /// The resource's state, `None` when it is down.
+    fn state(&self, res: &str, deadline: Instant) -> SysResult<Option<State>>;
+    /// `drbdadm -c <conf> <args> <res>`.
+    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<Outcome>;
+    /// The loaded kernel module's version, `None` when no module is loaded.
+    fn module_version(&self) -> Option<(u32, u32, u32)>;
+}
+
+pub struct RealDrbd;
+
+impl Drbd for RealDrbd {
+    fn state(&self, res: &str, deadline: Instant) -> SysResult<Option<State>> {
+        let out = run(
+            &Cmd::new("drbdsetup").args(["events2", "--now", res]),
+            deadline,
+        )?;
+        match &out {
+            Outcome::Exited {
+                code: 0, stdout, ..
+            } => Ok(parse_events2(&String::from_utf8_lossy(stdout), res)),
+            // drbdsetup says "no such resource" with exit 10 on some versions.
+            Outcome::Exited { code: 10, .. } => Ok(None),
+            _ => Err(SysError::Invalid(format!(
+                "drbdsetup events2 --now {res}: {}",
+                out.describe()
+            ))),
+        }
+    }
+
+    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<Outcome> {
+        let cmd = Cmd::new("drbdadm").arg("-c").arg(conf).args(args).arg(res);
+        Ok(run(&cmd, deadline)?)
+    }
+
+    fn module_version(&self) -> Option<(u32, u32, u32)> {
+        parse_module_version(&std::fs::read_to_string("/proc/drbd").ok()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn connected_primary_and_secondary() {
+        let p =
+            parse_events2(&fixture("drbdsetup_events2/84-connected-primary.txt"), "r0").unwrap();
+        assert_eq!(p.role, Role::Primary);
+        assert_eq!(p.disk, Disk::UpToDate);
+        assert_eq!(p.minors, [0]);
+        assert_eq!(p.peers.len(), 1);
+        assert!(p.peers[0].connected());
+        assert_eq!(p.peers[0].role, Role::Secondary);
+        assert_eq!(p.peers[0].disk, Disk::UpToDate);
+        assert!(p.all_peers_up_to_date() && !p.peer_primary() && !p.syncing());
+        let s = parse_events2(
+            &fixture("drbdsetup_events2/84-connected-secondary.txt"),
+            "r0",
+        )
+        .unwrap();
+        assert_eq!(s.role, Role::Secondary);
+        assert!(s.peer_primary());
+    }
+
+    #[test]
+    fn peer_gone_is_unknown() {
+        let p =
+            parse_events2(&fixture("drbdsetup_events2/84-primary-peer-down.txt"), "r0").unwrap();
+        assert_eq!(p.peers[0].connection, "Connecting");
+        assert_eq!(p.peers[0].disk, Disk::DUnknown);
+        assert!(!p.any_peer_up_to_date());
+    }
+
+    #[test]
+    fn down_resource_and_other_names() {
+        assert_eq!(parse_events2("exists -\n", "r0"), None);
+        assert_eq!(parse_events2("", "r0"), None);
+        assert_eq!(
+            parse_events2(&fixture("drbdsetup_events2/84-connected-primary.txt"), "r1"),
+            None
+        );
+    }
+
+    #[test]
+    fn module_versions() {
+        assert_eq!(
+            parse_module_version(&fixture("proc_drbd/connected-primary.txt")),
+            Some((8, 4, 11))
+        );
+        assert_eq!(
+            parse_module_version("version: 9.2.12 (api:2/proto:86-122)\n"),
+            Some((9, 2, 12))
+        );
+        assert_eq!(parse_module_version("nothing"), None);
+    }
+
+    #[test]
+    fn resource_names() {
+        assert!(valid_resource_name("pg"));
+        assert!(valid_resource_name("r0.data-1"));
+        for bad in ["", "-x", "a b", "a;b", "$(id)", "a/b", ".hidden"] {
+            assert!(!valid_resource_name(bad), "{bad}");
+        }
+    }
+}
