@@ -1,6 +1,7 @@
 //! The agents, one module each, and the registry that finds them by name.
 
 pub mod drbd;
+pub mod filesystem;
 pub mod postgresql;
 pub mod vip;
 
@@ -13,10 +14,16 @@ use crate::ocf::metadata::AgentInfo;
 use crate::ocf::OcfCode;
 use crate::sys::cluster::CrmTools;
 use crate::sys::drbd::RealDrbd;
+use crate::sys::mount::RealMounts;
 use crate::sys::net::RealNet;
 
 /// Every agent this binary provides.
-pub static AGENTS: &[&AgentInfo] = &[&drbd::INFO, &postgresql::INFO, &vip::INFO];
+pub static AGENTS: &[&AgentInfo] = &[
+    &drbd::INFO,
+    &filesystem::INFO,
+    &postgresql::INFO,
+    &vip::INFO,
+];
 
 pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
@@ -35,6 +42,7 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
             &env,
             &log,
         ),
+        "filesystem" => dispatch::run(&filesystem::Filesystem::new(RealMounts), action, &env, &log),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,
             format!(

@@ -72,7 +72,10 @@ pub fn run(a: InstallArgs) -> Result<u8> {
     }
     for agent in AGENTS {
         files.push((
-            under(&a.destdir, &format!("{}/{}", a.ocf_dir, agent.name)),
+            under(
+                &a.destdir,
+                &format!("{}/{}", a.ocf_dir.trim_end_matches('/'), agent.name),
+            ),
             shim(&bin).into_bytes(),
             0o755,
         ));

@@ -6,6 +6,7 @@ pub mod arp;
 pub mod drbd;
 pub mod install;
 pub mod vip;
+pub mod xfs;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -174,6 +175,9 @@ enum Cmd {
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
+    /// The book's XFS settings: format a device, print mount options.
+    #[command(subcommand)]
+    Xfs(xfs::XfsCmd),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
     /// Write docs/agents/<agent>.md and docs/man/ocf_pgstack_<agent>.7 from the agents' tables.
@@ -197,6 +201,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Arp(c) => arp::run(c),
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),
+        Cmd::Xfs(c) => xfs::run(c),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };

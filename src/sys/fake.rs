@@ -189,3 +189,226 @@ impl Net for FakeNet {
         Ok(v.len() != before)
     }
 }
+
+fn fake_entry(
+    id: u32,
+    parent: u32,
+    dev: (u32, u32),
+    dir: &str,
+    source: &str,
+) -> super::mount::MountEntry {
+    super::mount::MountEntry {
+        id,
+        parent,
+        major: dev.0,
+        minor: dev.1,
+        root: "/".into(),
+        mount_point: PathBuf::from(dir),
+        options: "rw".into(),
+        fstype: "xfs".into(),
+        source: source.into(),
+        super_options: "rw".into(),
+    }
+}
+
+/// A process of [`FakeMounts`]: holds one mount, dies of any signal it does not ignore.
+#[derive(Debug, Clone)]
+pub struct FakeProc {
+    pub pid: u32,
+    pub comm: String,
+    pub mount_id: u32,
+    pub ignores: Vec<nix::sys::signal::Signal>,
+    pub alive: bool,
+    /// Never to be signalled (a cluster daemon, an ancestor).
+    pub protected: bool,
+}
+
+/// A mount table with processes holding mounts, for unit tests of the filesystem agent.
+/// umount refuses (EBUSY) while a mount has a live holder or a mount on top of it.
+#[derive(Default)]
+pub struct FakeMounts {
+    pub table: RefCell<Vec<super::mount::MountEntry>>,
+    pub devices: RefCell<Vec<(PathBuf, super::mount::DevKind)>>,
+    pub procs: RefCell<Vec<FakeProc>>,
+    pub probe_error: RefCell<Option<super::blockio::ProbeError>>,
+    pub probes: RefCell<Vec<Vec<super::blockio::Op>>>,
+    pub calls: RefCell<Vec<String>>,
+}
+
+impl FakeMounts {
+    pub fn with_mount(
+        self,
+        id: u32,
+        parent: u32,
+        dev: (u32, u32),
+        dir: &str,
+        source: &str,
+    ) -> Self {
+        self.table
+            .borrow_mut()
+            .push(fake_entry(id, parent, dev, dir, source));
+        self
+    }
+    pub fn with_device(self, path: &str, dev: (u32, u32)) -> Self {
+        self.devices.borrow_mut().push((
+            PathBuf::from(path),
+            super::mount::DevKind::Block(super::mount::BlockDev {
+                path: PathBuf::from(path),
+                major: dev.0,
+                minor: dev.1,
+            }),
+        ));
+        self
+    }
+    pub fn with_proc(self, pid: u32, mount_id: u32, ignores: &[nix::sys::signal::Signal]) -> Self {
+        self.procs.borrow_mut().push(FakeProc {
+            pid,
+            comm: format!("proc{pid}"),
+            mount_id,
+            ignores: ignores.to_vec(),
+            alive: true,
+            protected: false,
+        });
+        self
+    }
+    pub fn protect(self, pid: u32) -> Self {
+        for p in self.procs.borrow_mut().iter_mut().filter(|p| p.pid == pid) {
+            p.protected = true;
+        }
+        self
+    }
+    pub fn alive(&self, pid: u32) -> bool {
+        self.procs.borrow().iter().any(|p| p.pid == pid && p.alive)
+    }
+    fn held(&self, t: &super::procwalk::Target, protected: bool) -> Vec<super::procwalk::Holder> {
+        self.procs
+            .borrow()
+            .iter()
+            .filter(|p| p.alive && p.protected == protected && t.mount_ids.contains(&p.mount_id))
+            .map(|p| super::procwalk::Holder {
+                pid: p.pid,
+                comm: p.comm.clone(),
+                how: "cwd".into(),
+            })
+            .collect()
+    }
+}
+
+impl super::mount::Mounts for FakeMounts {
+    fn mountinfo(&self) -> SysResult<Vec<super::mount::MountEntry>> {
+        Ok(self.table.borrow().clone())
+    }
+    fn block_device(&self, path: &Path) -> SysResult<super::mount::DevKind> {
+        Ok(self
+            .devices
+            .borrow()
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, k)| k.clone())
+            .unwrap_or(super::mount::DevKind::Missing))
+    }
+    fn find_tagged(&self, _tag: &str, _value: &str, _d: Instant) -> SysResult<Option<PathBuf>> {
+        Ok(None)
+    }
+    fn kernel_filesystems(&self, _load: Option<&str>, _d: Instant) -> SysResult<Vec<String>> {
+        Ok(vec!["xfs".into(), "ext4".into()])
+    }
+    fn path_kind(&self, _path: &Path) -> super::mount::PathKind {
+        super::mount::PathKind::Dir
+    }
+    fn create_dir_all(&self, path: &Path) -> SysResult<()> {
+        self.calls
+            .borrow_mut()
+            .push(format!("mkdir {}", path.display()));
+        Ok(())
+    }
+    fn mount(
+        &self,
+        source: &str,
+        target: &Path,
+        _fstype: &str,
+        _opts: &super::mount::MountOptions,
+        _raw: &str,
+        _d: Instant,
+    ) -> SysResult<()> {
+        self.calls
+            .borrow_mut()
+            .push(format!("mount {source} {}", target.display()));
+        let dev = match self.block_device(Path::new(source))? {
+            super::mount::DevKind::Block(b) => (b.major, b.minor),
+            _ => (0, 99),
+        };
+        let id = self.table.borrow().iter().map(|m| m.id).max().unwrap_or(0) + 1;
+        self.table.borrow_mut().push(fake_entry(
+            id,
+            1,
+            dev,
+            &target.display().to_string(),
+            source,
+        ));
+        Ok(())
+    }
+    fn umount(&self, target: &Path, _force: bool) -> SysResult<()> {
+        self.calls
+            .borrow_mut()
+            .push(format!("umount {}", target.display()));
+        let mut table = self.table.borrow_mut();
+        let Some(pos) = table.iter().rposition(|m| m.mount_point == target) else {
+            return Err(SysError::errno("umount", nix::errno::Errno::EINVAL));
+        };
+        let id = table[pos].id;
+        let busy = table.iter().any(|m| m.parent == id)
+            || self
+                .procs
+                .borrow()
+                .iter()
+                .any(|p| p.alive && p.mount_id == id);
+        if busy {
+            return Err(SysError::errno("umount", nix::errno::Errno::EBUSY));
+        }
+        table.remove(pos);
+        Ok(())
+    }
+    fn fsck(&self, device: &Path, _t: &str, _d: Instant) -> SysResult<super::mount::FsckResult> {
+        self.calls
+            .borrow_mut()
+            .push(format!("fsck {}", device.display()));
+        Ok(super::mount::FsckResult::Clean)
+    }
+    fn xfs_check(&self, device: &Path, _d: Instant) -> SysResult<super::mount::FsckResult> {
+        self.calls
+            .borrow_mut()
+            .push(format!("xfs_repair -n {}", device.display()));
+        Ok(super::mount::FsckResult::Clean)
+    }
+    fn holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder> {
+        self.held(t, false)
+    }
+    fn protected_holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder> {
+        self.held(t, true)
+    }
+    fn signal(&self, pid: u32, sig: nix::sys::signal::Signal) -> SysResult<()> {
+        self.calls.borrow_mut().push(format!("kill {sig} {pid}"));
+        for p in self.procs.borrow_mut().iter_mut().filter(|p| p.pid == pid) {
+            assert!(!p.protected, "signalled protected pid {pid}");
+            if !p.ignores.contains(&sig) {
+                p.alive = false;
+            }
+        }
+        Ok(())
+    }
+    fn live(&self, pid: u32) -> bool {
+        self.alive(pid)
+    }
+    fn probe(
+        &self,
+        ops: &[super::blockio::Op],
+        _d: Instant,
+    ) -> Result<(), super::blockio::ProbeError> {
+        self.probes.borrow_mut().push(ops.to_vec());
+        match self.probe_error.borrow().clone() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

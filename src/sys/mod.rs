@@ -5,15 +5,18 @@
 //! implementation here and recording fakes in `fake`, injected by whoever builds the agent.
 
 pub mod arp;
+pub mod blockio;
 pub mod cib;
 pub mod cluster;
 pub mod drbd;
 pub mod error;
 pub mod fake;
+pub mod mount;
 pub mod net;
 pub mod netlink;
 pub mod pg;
 pub mod proc;
+pub mod procwalk;
 pub mod runner;
 
 pub use error::{SysError, SysResult};
