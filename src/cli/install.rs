@@ -10,6 +10,15 @@ use clap::Args;
 use crate::agents::{shim, AGENTS};
 
 pub const OCF_DIR: &str = "/usr/lib/ocf/resource.d/pgstack";
+/// Directory of the alert agent shim the CIB templates name (`alert_path`).
+pub const ALERT_DIR: &str = "/usr/lib/pgstack";
+
+/// The alert agent Pacemaker execs (an alert path takes no arguments).
+pub fn alert_shim(binary: &str) -> String {
+    format!(
+        "#!/bin/sh\n# Pacemaker alert agent of pgstack: the event is in the CRM_alert_* variables;\n# the work is done by the pgstack binary.\nexec {binary} alert \"$@\"\n"
+    )
+}
 
 #[derive(Args)]
 pub struct InstallArgs {
@@ -22,6 +31,9 @@ pub struct InstallArgs {
     /// Directory of the OCF shims (Pacemaker looks only in the default).
     #[arg(long, default_value = OCF_DIR)]
     ocf_dir: String,
+    /// Directory of the alert agent shim `pgstack-alert`.
+    #[arg(long, default_value = ALERT_DIR)]
+    alert_dir: String,
     /// Remove what install puts in place.
     #[arg(long)]
     uninstall: bool,
@@ -67,7 +79,7 @@ pub fn run(a: InstallArgs) -> Result<u8> {
     }
     for agent in AGENTS {
         files.push((
-            under(&a.destdir, &format!("{OCF_DIR}/{}", agent.name)),
+            under(&a.destdir, &format!("{}/{}", a.ocf_dir, agent.name)),
             shim(&bin).into_bytes(),
             0o755,
         ));
@@ -78,12 +90,18 @@ pub fn run(a: InstallArgs) -> Result<u8> {
         );
         files.push((under(&a.destdir, &man), agent.to_man().into_bytes(), 0o644));
     }
+    files.push((
+        under(&a.destdir, &format!("{}/pgstack-alert", a.alert_dir)),
+        alert_shim(&bin).into_bytes(),
+        0o755,
+    ));
     if a.uninstall {
         files.push((under(&a.destdir, &bin), Vec::new(), 0));
         for (p, _, _) in &files {
             remove(p)?;
         }
         let _ = fs::remove_dir(under(&a.destdir, &a.ocf_dir));
+        let _ = fs::remove_dir(under(&a.destdir, &a.alert_dir));
     } else {
         for (p, data, mode) in &files {
             write(p, data, *mode)?;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod fake;
 pub mod net;
 pub mod netlink;
+pub mod pacemaker;
 pub mod proc;
 pub mod runner;
 
