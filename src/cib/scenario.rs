@@ -173,6 +173,8 @@ pub struct Steady {
     pub nodes: Vec<String>,
     pub main: String,
     pub bring_up: Vec<Step>,
+    /// Promotion scores seeded at bring-up: (attribute, node, score).
+    pub seeds: Vec<(String, String, &'static str)>,
 }
 
 /// Brings `text` (a CIB) to a steady state in a private directory.
@@ -192,6 +194,7 @@ pub fn steady(text: &str, primary: Option<&str>, deadline: Instant) -> Result<St
         .ok_or_else(|| CibError::Invalid("the CIB has no resources to simulate".into()))?;
     let dir = Workdir::new("cib-sim")?;
     let mut input = dir.write("state-0.xml", &cib.to_xml())?;
+    let mut seeds = Vec::new();
     if fresh {
         let first = primary
             .map(str::to_string)
@@ -203,14 +206,9 @@ pub fn steady(text: &str, primary: Option<&str>, deadline: Instant) -> Result<St
                 } else {
                     OTHER_SCORE
                 };
-                pcmk::crm_attribute(
-                    Some(&input),
-                    n,
-                    &format!("master-{prim}"),
-                    score,
-                    "reboot",
-                    deadline,
-                )?;
+                let name = format!("master-{prim}");
+                pcmk::crm_attribute(Some(&input), n, &name, score, "reboot", deadline)?;
+                seeds.push((name, n.clone(), score));
             }
         }
     }
@@ -231,6 +229,7 @@ pub fn steady(text: &str, primary: Option<&str>, deadline: Instant) -> Result<St
                 nodes: names,
                 main,
                 bring_up,
+                seeds,
             });
         }
     }
@@ -347,7 +346,26 @@ pub fn simulate(
                     title: format!("{n} returns after fencing"),
                     actions: sim.actions,
                 });
-                back
+                // Fencing erased the node's transient attributes; once its agents run again
+                // they report their promotion scores: the ones seeded at bring-up, so a
+                // node that was preferred is preferred again and only stickiness keeps
+                // the resources where they are.
+                let mut seeded = false;
+                for (attr, node, score) in s.seeds.iter().filter(|(_, node, _)| *node == n) {
+                    pcmk::crm_attribute(Some(&back), node, attr, score, "reboot", deadline)?;
+                    seeded = true;
+                }
+                if seeded {
+                    let scored = d.path("fail-3.xml");
+                    let sim = pcmk::crm_simulate(&back, &[], Some(&scored), deadline)?;
+                    steps.push(Step {
+                        title: format!("{n} reports its promotion scores again"),
+                        actions: sim.actions,
+                    });
+                    scored
+                } else {
+                    back
+                }
             } else {
                 failed
             };

@@ -316,7 +316,7 @@ pub fn pcs(c: &Config, header: &str) -> String {
             } => {
                 let _ = writeln!(
                     o,
-                    "pcs -f \"$CIB\" constraint location add {id} {rsc} {node} {score}"
+                    "pcs -f \"$CIB\" constraint location add -- {id} {rsc} {node} {score}"
                 );
             }
             Constraint::Colocation {

@@ -5,6 +5,7 @@
 //! fd00:99::/32, inside namespaces the test made.
 #![allow(dead_code)]
 
+pub mod cib;
 pub mod netns;
 
 use std::collections::BTreeMap;
@@ -39,7 +40,11 @@ fn nix_is_root() -> bool {
     // SAFETY-free: read our effective uid from /proc.
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(2) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -53,11 +58,16 @@ pub fn artifacts() -> PathBuf {
 /// Runs a command to completion with a timeout; panics (naming it) if it hangs.
 pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
     let mut c = Command::new(argv[0]);
-    c.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c.spawn().unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let mut child = c
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
     let end = Instant::now() + timeout;
     loop {
         if let Some(_st) = child.try_wait().unwrap() {
@@ -98,13 +108,21 @@ pub struct AgentRun {
 
 impl AgentRun {
     pub fn exit_reason(&self) -> Option<String> {
-        self.stderr.lines().find_map(|l| l.strip_prefix("ocf-exit-reason:").map(str::to_string))
+        self.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("ocf-exit-reason:").map(str::to_string))
     }
 }
 
 /// Runs `agent_path action` with OCF_RESKEY_* from `params` plus extra variables, through
 /// `prefix` (e.g. `ip netns exec NS`).
-pub fn ocf(prefix: &[&str], agent_path: &str, action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
+pub fn ocf(
+    prefix: &[&str],
+    agent_path: &str,
+    action: &str,
+    params: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> AgentRun {
     let mut env: BTreeMap<String, String> = BTreeMap::new();
     env.insert("OCF_ROOT".into(), "/usr/lib/ocf".into());
     env.insert("OCF_RESOURCE_INSTANCE".into(), "test".into());

@@ -15,7 +15,11 @@ pub struct Netns {
 impl Netns {
     /// A fresh namespace `pgst-<tag>-<pid>-<n>` with loopback up.
     pub fn new(tag: &str) -> Netns {
-        let name = format!("pgst-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "pgst-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         sh_ok(&["ip", "netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -49,42 +53,65 @@ impl Netns {
     /// Starts tcpdump on `ifname` printing link-level headers, and waits until it listens.
     pub fn tcpdump(&self, ifname: &str, filter: &[&str]) -> Capture {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, "tcpdump", "-i", ifname, "-n", "-e", "-l", "-tt", "--immediate-mode"])
-            .args(filter)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        c.args([
+            "netns",
+            "exec",
+            &self.name,
+            "tcpdump",
+            "-i",
+            ifname,
+            "-n",
+            "-e",
+            "-l",
+            "-tt",
+            "--immediate-mode",
+        ])
+        .args(filter)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = c.spawn().expect("tcpdump");
         // tcpdump says "listening on" on stderr once the capture is armed.
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains("listening on") {
                     let _ = tx.send(());
                 }
             }
         });
-        rx.recv_timeout(Duration::from_secs(10)).expect("tcpdump did not start listening");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("tcpdump did not start listening");
         Capture { child: Some(child) }
     }
 }
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
+        if let Ok(out) = Command::new("ip")
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 /// A veth pair between two namespaces, both ends up, with IPv6 DAD fast.
 pub fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
-    a.ip(&["link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name]);
+    a.ip(&[
+        "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
+    ]);
     for (ns, ifn) in [(a, a_if), (b, b_if)] {
         ns.ip(&["link", "set", ifn, "up"]);
     }
@@ -110,14 +137,19 @@ pub struct Capture {
 impl Capture {
     pub fn finish(mut self) -> Vec<String> {
         let mut child = self.child.take().unwrap();
-        let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
         let end = Instant::now() + Duration::from_secs(5);
         while child.try_wait().unwrap().is_none() && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(10));
         }
         let _ = child.kill();
         let out = child.wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
     }
 }
 
