@@ -210,7 +210,12 @@ pub fn crm(c: &Config, header: &str) -> String {
     o
 }
 
-fn pcs_create(o: &mut String, p: &Primitive, group: Option<&str>) {
+fn pcs_create(
+    o: &mut String,
+    p: &Primitive,
+    group: Option<&str>,
+    clone: Option<(&str, &str, &[Nv])>,
+) {
     if p.class == "stonith" {
         let _ = write!(o, "pcs -f \"$CIB\" stonith create {} {}", p.id, p.kind);
     } else {
@@ -227,6 +232,9 @@ fn pcs_create(o: &mut String, p: &Primitive, group: Option<&str>) {
     }
     if let Some(g) = group {
         let _ = write!(o, " \\\n\t--group {g}");
+    }
+    if let Some((verb, id, opts)) = clone {
+        let _ = write!(o, " \\\n\t{verb} {id} {}", pairs(opts, sh_q));
     }
     o.push_str(" \\\n\t--no-default-ops $FORCE\n");
 }
@@ -264,10 +272,10 @@ pub fn pcs(c: &Config, header: &str) -> String {
     }
     for r in &c.resources {
         match r {
-            Resource::Primitive(p) => pcs_create(&mut o, p, None),
+            Resource::Primitive(p) => pcs_create(&mut o, p, None, None),
             Resource::Group { id, members, meta } => {
                 for m in members {
-                    pcs_create(&mut o, m, Some(id));
+                    pcs_create(&mut o, m, Some(id), None);
                 }
                 if !meta.is_empty() {
                     let _ = writeln!(
@@ -278,16 +286,7 @@ pub fn pcs(c: &Config, header: &str) -> String {
                 }
             }
             Resource::Clone { id, child, meta } => {
-                match child.as_ref() {
-                    Resource::Primitive(p) => pcs_create(&mut o, p, None),
-                    Resource::Group { id: g, members, .. } => {
-                        for m in members {
-                            pcs_create(&mut o, m, Some(g));
-                        }
-                    }
-                    Resource::Clone { .. } => {}
-                }
-                // `pcs resource promotable` adds promotable=true itself and refuses it twice.
+                // `promotable` adds promotable=true itself and refuses it twice.
                 let promotable = meta
                     .iter()
                     .any(|nv| nv.name == "promotable" && nv.value == "true");
@@ -297,12 +296,24 @@ pub fn pcs(c: &Config, header: &str) -> String {
                     .cloned()
                     .collect();
                 let verb = if promotable { "promotable" } else { "clone" };
-                let _ = writeln!(
-                    o,
-                    "pcs -f \"$CIB\" resource {verb} {} {id} {}",
-                    child.id(),
-                    pairs(&rest, sh_q)
-                );
+                match child.as_ref() {
+                    // Created as a clone at once: `pcs resource promotable` on an existing
+                    // primitive reads the agent's meta-data again and ignores --force.
+                    Resource::Primitive(p) => {
+                        pcs_create(&mut o, p, None, Some((verb, id, &rest)));
+                    }
+                    Resource::Group { id: g, members, .. } => {
+                        for m in members {
+                            pcs_create(&mut o, m, Some(g), None);
+                        }
+                        let _ = writeln!(
+                            o,
+                            "pcs -f \"$CIB\" resource {verb} {g} {id} {} $FORCE",
+                            pairs(&rest, sh_q)
+                        );
+                    }
+                    Resource::Clone { .. } => {}
+                }
             }
         }
     }
