@@ -226,6 +226,9 @@ fn bad_values_are_refused_with_a_message() {
         ("stickiness=-5", "replication", "stickiness"),
         ("pg_start_timeout=soon", "replication", "duration"),
         ("fence_agent=ipmilan", "fencing", "fence_"),
+        ("node1_addr=fd00::10", "advanced", "IPv4"),
+        ("node2_addr=192.168.56.10", "advanced", "two addresses"),
+        ("drbd_version=8.3", "advanced", "expected one of 8.4, 9"),
         (
             "fence_node2_ip=192.168.56.110",
             "fencing",
@@ -303,5 +306,148 @@ fn templates_lists_every_template_and_variable() {
         "node1_id",
     ] {
         assert!(r.stdout.contains(w), "{w} missing:\n{}", r.stdout);
+    }
+}
+
+#[test]
+fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
+    // drbdadm parses the file as the kernel module's version would (drbdadm-84 for 8.4);
+    // `dump` needs this host's name and a local address in one `on` section: the address
+    // lives in a namespace of this test.
+    if !common::root() {
+        return;
+    }
+    let ns = common::netns::Netns::new("cib-drbd");
+    ns.ip(&["addr", "add", "10.99.61.1/32", "dev", "lo"]);
+    let tmp = TempDir::new("drbd");
+    let host = common::sh_ok(&["uname", "-n"]).trim().to_string();
+    let host_set = format!("node1={host}");
+    for (version, drbdadm, fencing_in) in [
+        ("8.4", "/usr/lib/drbd/drbdadm-84", "disk"),
+        ("9", "/usr/sbin/drbdadm", "net"),
+    ] {
+        for fencing in [true, false] {
+            let v = format!("drbd_version={version}");
+            let mut args = vec![
+                "--format",
+                "drbd",
+                "--set",
+                &v,
+                "--set",
+                &host_set,
+                "--set",
+                "node2=pgst-cib-peer",
+                "--set",
+                "node1_addr=10.99.61.1",
+                "--set",
+                "node2_addr=10.99.61.2",
+                "--set",
+                "drbd_resource=pgstcib",
+            ];
+            if !fencing {
+                args.push("--no-fencing");
+            }
+            let f = render(
+                &tmp,
+                &format!("pgstcib-{version}-{fencing}.res"),
+                "advanced",
+                &args,
+            );
+            let out = ns.exec(&[drbdadm, "-c", f.to_str().unwrap(), "dump", "pgstcib"]);
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            );
+            assert!(
+                out.status.success(),
+                "{version} fencing={fencing}: {stderr}"
+            );
+            let r = common::cib::Ran {
+                code: 0,
+                stdout,
+                stderr,
+            };
+            let has = r.stdout.contains("fencing          resource-and-stonith;");
+            assert_eq!(has, fencing, "{version}: {}", r.stdout);
+            if fencing {
+                assert!(
+                    r.stdout
+                        .contains(&format!("    {fencing_in} {{\n        fencing")),
+                    "{}",
+                    r.stdout
+                );
+                assert!(
+                    r.stdout
+                        .contains("fence-peer       /usr/lib/drbd/crm-fence-peer"),
+                    "{}",
+                    r.stdout
+                );
+                assert!(
+                    r.stdout.contains("/usr/lib/drbd/crm-unfence-peer"),
+                    "{}",
+                    r.stdout
+                );
+            }
+        }
+    }
+    let r = pgstack(
+        &tmp,
+        &[
+            "cib",
+            "render",
+            "--template",
+            "replication",
+            "--format",
+            "drbd",
+        ],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no DRBD resource file"), "{}", r.stderr);
+}
+
+#[test]
+fn corosync_conf_passes_corosyncs_own_check() {
+    // `corosync -t` needs the key and one node address on a local interface: both are made
+    // by this test (the address in a namespace of its own).
+    if !common::root() {
+        return;
+    }
+    let ns = common::netns::Netns::new("cib-coro");
+    ns.ip(&["addr", "add", "10.99.62.1/32", "dev", "lo"]);
+    let tmp = TempDir::new("corosync");
+    let key = tmp.file("authkey");
+    std::fs::write(&key, [0x5au8; 128]).unwrap();
+    let keyfile = format!("corosync_keyfile={key}");
+    for template in ["advanced", "replication", "fencing"] {
+        let f = render(
+            &tmp,
+            &format!("{template}.conf"),
+            template,
+            &[
+                "--format",
+                "corosync",
+                "--set",
+                &keyfile,
+                "--set",
+                "node1_addr=10.99.62.1",
+                "--set",
+                "node2_addr=10.99.62.2",
+                "--set",
+                "cluster_name=pgst_cib",
+            ],
+        );
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(text.contains("two_node: 1"), "{text}");
+        let out = ns.exec(&["corosync", "-t", "-c", f.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{template}: corosync -t: {:?}\n{text}",
+            out
+        );
+        // The same file with a broken quorum setting is refused: the check is real.
+        let broken = tmp.path("broken.conf");
+        std::fs::write(&broken, text.replace("two_node: 1", "two_node: yes")).unwrap();
+        let out = ns.exec(&["corosync", "-t", "-c", broken.to_str().unwrap()]);
+        assert!(!out.status.success());
     }
 }

@@ -62,6 +62,10 @@ pub enum Format {
     Xml,
     Crm,
     Pcs,
+    /// The DRBD resource file (advanced stack).
+    Drbd,
+    /// corosync.conf of the two nodes.
+    Corosync,
 }
 
 /// A rendered template.
@@ -71,6 +75,9 @@ pub struct Rendered {
     pub values: BTreeMap<String, String>,
     pub xml: String,
     pub config: model::Config,
+    /// The DRBD resource file, for templates that have one.
+    pub drbd: Option<String>,
+    pub corosync: Option<String>,
 }
 
 impl Rendered {
@@ -83,12 +90,22 @@ impl Rendered {
         )
     }
 
-    pub fn format(&self, f: Format) -> String {
-        match f {
+    pub fn format(&self, f: Format) -> Result<String, CibError> {
+        Ok(match f {
             Format::Xml => self.xml.clone(),
             Format::Crm => script::crm(&self.config, &self.origin()),
             Format::Pcs => script::pcs(&self.config, &self.origin()),
-        }
+            Format::Drbd | Format::Corosync => {
+                let (body, what) = match f {
+                    Format::Drbd => (&self.drbd, "DRBD resource file"),
+                    _ => (&self.corosync, "corosync.conf"),
+                };
+                let body = body.as_ref().ok_or_else(|| {
+                    CibError::Invalid(format!("the template {:?} has no {what}", self.template))
+                })?;
+                format!("# {}.\n{body}", self.origin())
+            }
+        })
     }
 }
 
@@ -171,6 +188,8 @@ pub fn render(
         values,
         xml,
         config,
+        drbd: sections.get("drbd").cloned(),
+        corosync: sections.get("corosync").cloned(),
     })
 }
 

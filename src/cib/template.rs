@@ -31,6 +31,10 @@ pub const SECTIONS: &[&str] = &[
     "fencing_topology",
     "rsc_defaults",
     "alerts",
+    // Not CIB (plain text, not escaped): the DRBD resource file of the advanced stack and
+    // the corosync.conf of the two nodes.
+    "drbd",
+    "corosync",
 ];
 
 /// The embedded template files.
@@ -360,7 +364,8 @@ impl Bundle {
                             .find(|x| **x == section.as_str())
                             .copied()
                             .expect("sections are checked at parse time");
-                        let text = substitute(&t.name, s, values)?;
+                        let text =
+                            substitute(&t.name, s, values, key != "drbd" && key != "corosync")?;
                         let _ = writeln!(out.entry(key).or_default(), "{text}");
                     }
                     Line::Text(_) => {}
@@ -394,7 +399,12 @@ fn eval(t: &str, c: &Cond, values: &BTreeMap<String, String>) -> Result<bool, Ci
     })
 }
 
-fn substitute(t: &str, s: &str, values: &BTreeMap<String, String>) -> Result<String, CibError> {
+fn substitute(
+    t: &str,
+    s: &str,
+    values: &BTreeMap<String, String>,
+    escape: bool,
+) -> Result<String, CibError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(i) = rest.find("${") {
@@ -404,7 +414,12 @@ fn substitute(t: &str, s: &str, values: &BTreeMap<String, String>) -> Result<Str
             .find('}')
             .ok_or_else(|| CibError::Invalid(format!("template {t}: unclosed ${{ in {s:?}")))?;
         let name = &after[..j];
-        out.push_str(&xml_escape(lookup(t, name, values)?));
+        let v = lookup(t, name, values)?;
+        if escape {
+            out.push_str(&xml_escape(v));
+        } else {
+            out.push_str(v);
+        }
         rest = &after[j + 1..];
     }
     out.push_str(rest);

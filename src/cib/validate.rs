@@ -313,6 +313,24 @@ pub fn cross_check(values: &BTreeMap<String, String>) -> Result<(), CibError> {
             }
         }
     }
+    for k in ["node1_addr", "node2_addr"] {
+        if let Some(a) = get(k) {
+            if !a.contains('.') {
+                return Err(CibError::BadValue {
+                    name: k.into(),
+                    value: a.into(),
+                    why: "the DRBD resource file is written for IPv4 replication addresses".into(),
+                });
+            }
+        }
+    }
+    if let (Some(a), Some(b)) = (get("node1_addr"), get("node2_addr")) {
+        if a == b {
+            return Err(CibError::Invalid(format!(
+                "node1_addr and node2_addr are both {a}: DRBD replicates between two addresses"
+            )));
+        }
+    }
     if let Some(d) = get("directory") {
         if d == "/" {
             return Err(CibError::BadValue {

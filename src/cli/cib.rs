@@ -18,6 +18,10 @@ pub enum FormatArg {
     Crm,
     /// A pcs script (sh FILE CIB_FILE).
     Pcs,
+    /// The DRBD resource file with its fencing handlers (advanced template).
+    Drbd,
+    /// corosync.conf with the two-node quorum settings.
+    Corosync,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -203,9 +207,11 @@ pub fn run(c: CibCmd) -> Result<u8> {
                     scenario::bring_online(&mut doc)?;
                     format!("<?xml version=\"1.0\"?>\n{}", doc.to_xml())
                 }
-                FormatArg::Xml => r.format(Format::Xml),
-                FormatArg::Crm => r.format(Format::Crm),
-                FormatArg::Pcs => r.format(Format::Pcs),
+                FormatArg::Xml => r.format(Format::Xml)?,
+                FormatArg::Crm => r.format(Format::Crm)?,
+                FormatArg::Pcs => r.format(Format::Pcs)?,
+                FormatArg::Drbd => r.format(Format::Drbd)?,
+                FormatArg::Corosync => r.format(Format::Corosync)?,
             };
             match out {
                 Some(p) => pcmk::write_file(&p, &text)
