@@ -10,9 +10,7 @@
 
 mod common;
 
-use common::cib::{
-    diff, fresh_cluster_cib, normal_configuration, pgstack, render, run_env, TempDir,
-};
+use common::cib::{diff, fresh_cluster_cib, normal_configuration, render, run_env, TempDir};
 
 fn expected(tmp: &TempDir, name: &str, template: &str, extra: &[&str]) -> String {
     let f = render(tmp, name, template, extra);

@@ -286,9 +286,8 @@ pub fn simulate(
     };
     let before = pcmk::crm_resource_locate(Some(&start), &main, deadline)?;
     let mut steps = s.bring_up.clone();
-    let last: std::path::PathBuf;
-    match scenario {
-        Scenario::Steady => last = start.clone(),
+    let last: std::path::PathBuf = match scenario {
+        Scenario::Steady => start.clone(),
         Scenario::Migrate { node, lifetime, .. } => {
             let from = active_node(&s, &main, deadline)?;
             let to = match node {
@@ -313,7 +312,7 @@ pub fn simulate(
                 title: format!("crm_resource --clear {main}"),
                 actions: sim.actions,
             });
-            last = cleared;
+            cleared
         }
         Scenario::NodeFail { node } | Scenario::Fence { node } => {
             let n = match node {
@@ -334,7 +333,7 @@ pub fn simulate(
                 title: format!("{n} fails"),
                 actions: sim.actions,
             });
-            last = if matches!(scenario, Scenario::Fence { .. }) {
+            if matches!(scenario, Scenario::Fence { .. }) {
                 let back = d.path("fail-2.xml");
                 let sim = pcmk::crm_simulate(
                     &failed,
@@ -368,7 +367,7 @@ pub fn simulate(
                 }
             } else {
                 failed
-            };
+            }
         }
         Scenario::Standby { node } => {
             let n = match node {
@@ -386,9 +385,9 @@ pub fn simulate(
                 title: format!("{n} goes to standby"),
                 actions: sim.actions,
             });
-            last = done;
+            done
         }
-    }
+    };
     let after = pcmk::crm_resource_locate(Some(&last), &main, deadline)?;
     if let Some(out) = save {
         pcmk::write_file(out, &pcmk::read_file(&last)?)?;

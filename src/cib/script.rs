@@ -199,7 +199,7 @@ pub fn crm(c: &Config, header: &str) -> String {
         levels.sort_by_key(|l| l.index.parse::<u32>().unwrap_or(u32::MAX));
         let words: Vec<String> = levels
             .iter()
-            .map(|l| format!("{}: {}", l.target, l.devices.replace(',', ",")))
+            .map(|l| format!("{}: {}", l.target, l.devices))
             .collect();
         let _ = writeln!(o, "fencing_topology {}", words.join(" "));
     }

@@ -545,7 +545,7 @@ mod tests {
         let mut v = BTreeMap::new();
         v.insert("a".to_string(), "x\"<&".to_string());
         assert_eq!(
-            substitute("t", "v=\"${a}\"", &v).unwrap(),
+            substitute("t", "v=\"${a}\"", &v, true).unwrap(),
             "v=\"x&quot;&lt;&amp;\""
         );
     }
