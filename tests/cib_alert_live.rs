@@ -173,15 +173,14 @@ fn pacemaker_runs_the_rendered_alert_agent() {
         "{start}"
     );
     // The first result of the recurring monitor is reported too, after the start.
-    let lines: Vec<&str> = text.lines().collect();
-    let started = lines
-        .iter()
-        .position(|l| l.contains("rsc=dummy task=start"))
-        .unwrap();
-    let monitor = lines
-        .iter()
-        .position(|l| l.contains("rsc=dummy task=monitor interval=10000 rc=0"));
-    assert!(monitor.is_some_and(|m| m > started), "{}", diag());
+    // Pacemaker runs alert agents concurrently: the lines may land in any order, the
+    // timestamps (Pacemaker's, microseconds) give the order of the events.
+    let stamp = |l: &str| l.split(' ').take(2).collect::<Vec<_>>().join(" ");
+    let monitor = text
+        .lines()
+        .find(|l| l.contains("rsc=dummy task=monitor interval=10000 rc=0"))
+        .unwrap_or_else(|| panic!("no monitor alert\n{}", diag()));
+    assert!(stamp(monitor) > stamp(start), "{}", diag());
     // The timestamp is Pacemaker's, in the template's timestamp-format.
     let ts = start.split(' ').take(2).collect::<Vec<_>>().join(" ");
     assert_eq!(ts.len(), "2026-11-25 22:10:00.123456".len(), "{start}");
