@@ -186,6 +186,9 @@ pub fn run(c: CibCmd) -> Result<u8> {
             out,
         } => {
             let sets = parse_sets(&sets)?;
+            if online_status && !matches!(format, FormatArg::Xml) {
+                bail!("--online-status applies to --format xml only");
+            }
             if no_fencing {
                 eprintln!(
                     "pgstack: WARNING: rendering without fencing (stonith-enabled=false, \
