@@ -12,6 +12,15 @@ use crate::agents::{shim, AGENTS};
 
 pub const OCF_DIR: &str = "/usr/lib/ocf/resource.d/pgstack";
 pub const INITD_DIR: &str = "/etc/init.d";
+/// Directory of the alert agent shim the CIB templates name (`alert_path`).
+pub const ALERT_DIR: &str = "/usr/lib/pgstack";
+
+/// The alert agent Pacemaker execs (an alert path takes no arguments).
+pub fn alert_shim(binary: &str) -> String {
+    format!(
+        "#!/bin/sh\n# Pacemaker alert agent of pgstack: the event is in the CRM_alert_* variables;\n# the work is done by the pgstack binary.\nexec {binary} alert \"$@\"\n"
+    )
+}
 
 #[derive(Args)]
 pub struct InstallArgs {
@@ -27,6 +36,9 @@ pub struct InstallArgs {
     /// Directory of the init script postgresql-ha (Pacemaker's lsb class looks here).
     #[arg(long, default_value = INITD_DIR)]
     initd_dir: String,
+    /// Directory of the alert agent shim `pgstack-alert`.
+    #[arg(long, default_value = ALERT_DIR)]
+    alert_dir: String,
     /// Remove what install puts in place.
     #[arg(long)]
     uninstall: bool,
@@ -91,12 +103,18 @@ pub fn run(a: InstallArgs) -> Result<u8> {
         lsb::initd_shim(&bin).into_bytes(),
         0o755,
     ));
+    files.push((
+        under(&a.destdir, &format!("{}/pgstack-alert", a.alert_dir)),
+        alert_shim(&bin).into_bytes(),
+        0o755,
+    ));
     if a.uninstall {
         files.push((under(&a.destdir, &bin), Vec::new(), 0));
         for (p, _, _) in &files {
             remove(p)?;
         }
         let _ = fs::remove_dir(under(&a.destdir, &a.ocf_dir));
+        let _ = fs::remove_dir(under(&a.destdir, &a.alert_dir));
     } else {
         for (p, data, mode) in &files {
             write(p, data, *mode)?;

@@ -2,7 +2,9 @@
 //! `ocf` entry), the development entry `pgstack agent <name> <action>`, and the operator
 //! commands (clap). Operator commands use `anyhow`; agents never do.
 
+pub mod alert;
 pub mod arp;
+pub mod cib;
 pub mod drbd;
 pub mod install;
 pub mod vip;
@@ -178,6 +180,11 @@ enum Cmd {
     /// The book's XFS settings: format a device, print mount options.
     #[command(subcommand)]
     Xfs(xfs::XfsCmd),
+    /// CIB templates, checks and simulations with Pacemaker's offline tools, safe migration.
+    #[command(subcommand)]
+    Cib(cib::CibCmd),
+    /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
+    Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
     /// Write docs/agents/<agent>.md and docs/man/ocf_pgstack_<agent>.7 from the agents' tables.
@@ -202,6 +209,8 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
+        Cmd::Cib(c) => cib::run(c),
+        Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };

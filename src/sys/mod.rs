@@ -14,6 +14,7 @@ pub mod fake;
 pub mod mount;
 pub mod net;
 pub mod netlink;
+pub mod pacemaker;
 pub mod pg;
 pub mod proc;
 pub mod procwalk;

@@ -5,6 +5,7 @@
 //! fd00:99::/32, inside namespaces the test made.
 #![allow(dead_code)]
 
+pub mod cib;
 pub mod loopfs;
 pub mod netns;
 pub mod pg;

@@ -1,0 +1,192 @@
+//! The crm and pcs renders, applied by crmsh (`crm -f`) and pcs (`pcs -f`) to the CIB of a
+//! freshly started cluster, give the same configuration as the XML render.
+//!
+//! With `provider=heartbeat` every agent is installed (resource-agents, drbd-utils,
+//! fence-agents), so crmsh and pcs check each agent's meta-data and parameter names and
+//! run without any force option. The pgstack agents other than `vip` are not installed
+//! yet: crmsh then refuses the primitives ("no such resource agent") and pcs asks for
+//! --force, so the pgstack-provider cases run with `crm -F` and `FORCE=--force` and the
+//! test first shows that the refusal is about the missing agents only.
+
+mod common;
+
+use common::cib::{diff, fresh_cluster_cib, normal_configuration, render, run_env, TempDir};
+
+fn expected(tmp: &TempDir, name: &str, template: &str, extra: &[&str]) -> String {
+    let f = render(tmp, name, template, extra);
+    let text = std::fs::read_to_string(f).unwrap();
+    // The render's nodes are those of the fresh cluster (pg1=1, pg2=2).
+    assert!(text.contains("<node id=\"1\" uname=\"pg1\"/>"));
+    normal_configuration(&text)
+}
+
+fn fresh(tmp: &TempDir, name: &str) -> String {
+    let p = tmp.file(name);
+    std::fs::write(&p, fresh_cluster_cib()).unwrap();
+    p
+}
+
+fn apply_crm(tmp: &TempDir, tag: &str, template: &str, extra: &[&str], force: bool) -> String {
+    let mut args = extra.to_vec();
+    args.extend(["--format", "crm"]);
+    let script = render(tmp, &format!("{tag}.crm"), template, &args);
+    let cib = fresh(tmp, &format!("{tag}-crm.xml"));
+    let s = script.to_str().unwrap();
+    let argv: Vec<&str> = if force {
+        vec!["crm", "-F", "-f", s]
+    } else {
+        vec!["crm", "-f", s]
+    };
+    let r = run_env(&argv, &[("CIB_file", &cib)]);
+    assert_eq!(r.code, 0, "crm -f {tag}: {}\n{}", r.stdout, r.stderr);
+    if !force {
+        assert!(!r.stderr.contains("ERROR"), "crm -f {tag}: {}", r.stderr);
+    }
+    std::fs::read_to_string(&cib).unwrap()
+}
+
+fn apply_pcs(tmp: &TempDir, tag: &str, template: &str, extra: &[&str], force: bool) -> String {
+    let mut args = extra.to_vec();
+    args.extend(["--format", "pcs"]);
+    let script = render(tmp, &format!("{tag}.sh"), template, &args);
+    let cib = fresh(tmp, &format!("{tag}-pcs.xml"));
+    let env: Vec<(&str, &str)> = if force {
+        vec![("FORCE", "--force")]
+    } else {
+        vec![]
+    };
+    let r = run_env(&["sh", script.to_str().unwrap(), &cib], &env);
+    assert_eq!(r.code, 0, "pcs script {tag}: {}\n{}", r.stdout, r.stderr);
+    std::fs::read_to_string(&cib).unwrap()
+}
+
+fn same(tag: &str, want: &str, got_cib: &str) {
+    let got = normal_configuration(got_cib);
+    assert!(
+        want == got,
+        "{tag}: configurations differ\n{}",
+        diff(want, &got)
+    );
+}
+
+#[test]
+fn crm_scripts_give_the_xml_configuration() {
+    let tmp = TempDir::new("crm");
+    for (tag, template, extra, force) in [
+        (
+            "adv-hb",
+            "advanced",
+            vec!["--set", "provider=heartbeat"],
+            false,
+        ),
+        (
+            "adv-hb-nofence",
+            "advanced",
+            vec!["--set", "provider=heartbeat", "--no-fencing"],
+            false,
+        ),
+        (
+            "repl-hb",
+            "replication",
+            vec![
+                "--set",
+                "provider=heartbeat",
+                "--set",
+                "alert_recipient=/var/log/pg-alerts.log",
+            ],
+            false,
+        ),
+        ("adv-pgstack", "advanced", vec![], true),
+        ("repl-pgstack", "replication", vec![], true),
+    ] {
+        let want = expected(&tmp, &format!("{tag}.xml"), template, &extra);
+        same(tag, &want, &apply_crm(&tmp, tag, template, &extra, force));
+    }
+}
+
+#[test]
+fn crmsh_refuses_the_pgstack_primitives_only_for_their_missing_agents() {
+    let tmp = TempDir::new("crm-noforce");
+    let script = render(&tmp, "a.crm", "advanced", &["--format", "crm"]);
+    let cib = fresh(&tmp, "a.xml");
+    let r = run_env(
+        &["crm", "-f", script.to_str().unwrap()],
+        &[("CIB_file", &cib)],
+    );
+    let errors: Vec<&str> = r.stderr.lines().filter(|l| l.contains("ERROR")).collect();
+    assert!(
+        !errors.is_empty(),
+        "crmsh accepted agents that are not installed: {}",
+        r.stderr
+    );
+    for e in &errors {
+        let missing = ["drbd", "lvm", "filesystem", "postgresql"]
+            .iter()
+            .any(|a| e.contains(&format!("ocf:pgstack:{a}")));
+        assert!(missing, "an error not about a missing pgstack agent: {e}");
+    }
+}
+
+#[test]
+fn pcs_script_gives_the_xml_configuration_with_installed_agents() {
+    let tmp = TempDir::new("pcs-hb");
+    let extra = ["--set", "provider=heartbeat"];
+    let want = expected(&tmp, "a.xml", "advanced", &extra);
+    same(
+        "pcs adv-hb",
+        &want,
+        &apply_pcs(&tmp, "adv-hb", "advanced", &extra, false),
+    );
+}
+
+#[test]
+fn pcs_script_gives_the_xml_configuration_with_pgstack_agents() {
+    let tmp = TempDir::new("pcs-pgstack");
+    let extra = ["--set", "alert_recipient=/var/log/pgstack/alerts.log"];
+    let want = expected(&tmp, "r.xml", "replication", &extra);
+    same(
+        "pcs repl-pgstack",
+        &want,
+        &apply_pcs(&tmp, "repl", "replication", &extra, true),
+    );
+}
+
+#[test]
+fn the_comparison_sees_a_difference() {
+    // The normal form drops generated ids and meaningless order only: one changed value,
+    // one role or one reordered group member is a difference.
+    let tmp = TempDir::new("crm-diff");
+    let a = render(&tmp, "a.xml", "advanced", &[]);
+    let a = std::fs::read_to_string(a).unwrap();
+    let base = normal_configuration(&a);
+    for (from, to) in [
+        ("value=\"100\"", "value=\"101\""),
+        ("with-rsc-role=\"Promoted\"", "with-rsc-role=\"Unpromoted\""),
+        ("id=\"nvpair-x\"", "id=\"nvpair-x\""),
+    ] {
+        let changed = normal_configuration(&a.replacen(from, to, 1));
+        assert_eq!(changed == base, from == to, "{from} -> {to}");
+    }
+    // Swapping two group members changes the start order: a difference.
+    let fs_start = a.find("<primitive id=\"pg_fs\"").unwrap();
+    let db_start = a.find("<primitive id=\"pg_db\"").unwrap();
+    let vip_start = a.find("<primitive id=\"pg_vip\"").unwrap();
+    let swapped = format!(
+        "{}{}{}{}",
+        &a[..fs_start],
+        &a[db_start..vip_start],
+        &a[fs_start..db_start],
+        &a[vip_start..]
+    );
+    assert_ne!(normal_configuration(&swapped), base);
+    // And the ids that name things count.
+    assert_ne!(
+        normal_configuration(&a.replace("id=\"ord_pg\"", "id=\"ord_x\"")),
+        base
+    );
+    // Ids of attribute sets do not.
+    assert_eq!(
+        normal_configuration(&a.replace("id=\"rsc-options\"", "id=\"build-resource-defaults\"")),
+        base
+    );
+}
