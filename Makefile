@@ -26,7 +26,7 @@ test:
 	./target/release/pgstack install --prefix $(PREFIX)
 	tests/cleanup
 	# A PID namespace of its own: whatever a test starts dies with the run.
-	unshare --pid --fork --mount-proc $(CARGO) test --locked -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
+	unshare --pid --fork --mount-proc $(CARGO) test --locked --no-fail-fast -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
 
 bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
