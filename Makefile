@@ -25,8 +25,10 @@ test:
 	$(MAKE) build
 	./target/release/pgstack install --prefix $(PREFIX)
 	tests/cleanup
-	# A PID namespace of its own: whatever a test starts dies with the run.
-	unshare --pid --fork --mount-proc $(CARGO) test --locked --no-fail-fast -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
+	# A PID namespace of its own, with tini as its init: orphans are reaped (a killed
+	# server must not linger as a zombie a reference agent takes for a live one), and
+	# whatever a test starts dies with the run.
+	unshare --pid --fork --mount-proc tini -s -- $(CARGO) test --locked --no-fail-fast -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
 
 bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test

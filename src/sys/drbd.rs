@@ -169,7 +169,11 @@ pub fn parse_events2(text: &str, res: &str) -> Option<State> {
                 if let Some(p) = peers.get_mut(&id) {
                     let d = Disk::parse(f.get("peer-disk").copied().unwrap_or(""));
                     p.disk = p.disk.min(d);
-                    p.replication = f.get("replication").copied().unwrap_or("").to_string();
+                    // Several volumes: a resync on any of them is the peer's state.
+                    let busy = |r: &str| r.starts_with("Sync") || r.starts_with("PausedSync");
+                    if !busy(&p.replication) {
+                        p.replication = f.get("replication").copied().unwrap_or("").to_string();
+                    }
                 }
             }
             _ => {}
@@ -296,6 +300,31 @@ mod tests {
             parse_events2(&fixture("drbdsetup_events2/84-connected-primary.txt"), "r1"),
             None
         );
+    }
+
+    #[test]
+    fn drbd9_several_peers_and_volumes() {
+        let s = parse_events2(
+            &fixture("drbdsetup_events2/9-three-nodes-synctarget.txt"),
+            "pg",
+        )
+        .unwrap();
+        assert_eq!(s.role, Role::Secondary);
+        assert_eq!(s.minors, [0, 1]);
+        // worst local volume
+        assert_eq!(s.disk, Disk::Inconsistent);
+        assert_eq!(s.peers.len(), 2);
+        assert!(s.peer_primary() && s.syncing() && s.any_peer_up_to_date());
+        assert!(!s.all_peers_up_to_date(), "pg3 is not connected");
+        assert_eq!(s.peers[1].disk, Disk::DUnknown);
+        assert!(s.quorum);
+        let q = parse_events2(
+            &fixture("drbdsetup_events2/9-primary-lost-quorum.txt"),
+            "pg",
+        )
+        .unwrap();
+        assert_eq!(q.role, Role::Primary);
+        assert!(!q.quorum);
     }
 
     #[test]
