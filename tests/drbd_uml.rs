@@ -31,7 +31,11 @@ resource r0 {
 
 /// LVM below DRBD on both guests, metadata, up, initial sync with n1 Primary.
 fn provision(p: &mut UmlPair) {
-    std::fs::write(p.shared("drbd.conf"), DRBD_CONF).unwrap();
+    provision_with(p, DRBD_CONF)
+}
+
+fn provision_with(p: &mut UmlPair, conf: &str) {
+    std::fs::write(p.shared("drbd.conf"), conf).unwrap();
     for i in 0..2 {
         p.ok(
             i,
@@ -272,21 +276,7 @@ fn fence_peer_handler_places_and_removes_the_constraint() {
                 "  meta-disk internal;\n  disk {{ fencing resource-only; }}\n  handlers {{\n    fence-peer \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd fence-peer --timeout 20\";\n    after-resync-target \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd unfence-peer\";\n  }}\n"
             ),
         );
-    std::fs::write(p.shared("drbd.conf"), &conf).unwrap();
-    for i in 0..2 {
-        p.ok(
-            i,
-            "set -e
-            cp /shared/drbd.conf /etc/drbd.conf
-            pvcreate -q /dev/ubdb; vgcreate -q vg0 /dev/ubdb; lvcreate -q -y -L 64M -n lv0 vg0
-            drbdadm -- --force create-md r0 >/dev/null 2>&1
-            drbdadm up r0",
-        );
-    }
-    p.ok(0, "i=0; until grep -q cs:Connected /proc/drbd; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 1; done; drbdadm primary --force r0");
-    for i in 0..2 {
-        p.ok(i, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 1500 ] && exit 1; done; true");
-    }
+    provision_with(&mut p, &conf);
     let id = "drbd-fence-by-handler-r0-ms_drbd_r0";
     assert!(!std::fs::read_to_string(&cib).unwrap().contains(id));
     assert_eq!(promotion_score(&cib, "n2"), "10000");
