@@ -37,7 +37,7 @@ pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome
         "postgresql" => dispatch::run(&postgresql::Postgresql, action, &env, &log),
         "vip" => dispatch::run(&vip::Vip::new(RealNet), action, &env, &log),
         "drbd" => dispatch::run(
-            &drbd::DrbdAgent::new(RealDrbd, CrmTools),
+            &drbd::DrbdAgent::new(RealDrbd, CrmTools::default()),
             action,
             &env,
             &log,

@@ -20,7 +20,12 @@ pub fn set_score(cluster: &dyn Cluster, ctx: &Ctx, score: i64) -> bool {
     }
     report(
         ctx,
-        cluster.promotion_score(ctx.env.instance_base(), Some(s), ctx.deadline.instant()),
+        cluster.promotion_score(
+            ctx.env.instance_base(),
+            ctx.env.meta.on_node.as_deref(),
+            Some(s),
+            ctx.deadline.instant(),
+        ),
         &format!("set promotion score {s}"),
     )
 }
@@ -29,7 +34,12 @@ pub fn set_score(cluster: &dyn Cluster, ctx: &Ctx, score: i64) -> bool {
 pub fn clear_score(cluster: &dyn Cluster, ctx: &Ctx) -> bool {
     report(
         ctx,
-        cluster.promotion_score(ctx.env.instance_base(), None, ctx.deadline.instant()),
+        cluster.promotion_score(
+            ctx.env.instance_base(),
+            ctx.env.meta.on_node.as_deref(),
+            None,
+            ctx.deadline.instant(),
+        ),
         "remove promotion score",
     )
 }

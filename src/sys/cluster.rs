@@ -1,5 +1,6 @@
 //! Pacemaker's command-line tools, for what an agent writes into the cluster.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::error::{SysError, SysResult};
@@ -7,41 +8,57 @@ use super::runner::{run, Cmd, Outcome, SpawnError};
 
 /// What agents ask of the cluster.
 pub trait Cluster {
-    /// Sets (`Some`) or deletes (`None`) the promotion score of `instance` on this node.
+    /// Sets (`Some`) or deletes (`None`) the promotion score of `instance` on `node`
+    /// (this node when `None`).
     fn promotion_score(
         &self,
         instance: &str,
+        node: Option<&str>,
         score: Option<i64>,
         deadline: Instant,
     ) -> SysResult<()>;
 }
 
 /// The real cluster: `crm_attribute --promotion`, falling back to the older `crm_master`.
-pub struct CrmTools;
+#[derive(Debug, Clone, Default)]
+pub struct CrmTools {
+    /// Work on a CIB file instead of the live cluster (tests; never set by the agents).
+    pub cib_file: Option<PathBuf>,
+}
+
+impl CrmTools {
+    fn cmd(&self, program: &str, instance: &str) -> Cmd {
+        let c = Cmd::new(program).env("OCF_RESOURCE_INSTANCE", instance);
+        match &self.cib_file {
+            Some(f) => c.env("CIB_file", f),
+            None => c,
+        }
+    }
+}
 
 impl Cluster for CrmTools {
     fn promotion_score(
         &self,
         instance: &str,
+        node: Option<&str>,
         score: Option<i64>,
         deadline: Instant,
     ) -> SysResult<()> {
-        let value: Vec<String> = match score {
-            Some(s) => vec!["-v".into(), s.to_string()],
-            None => vec!["-D".into()],
-        };
-        let primary = Cmd::new("crm_attribute")
+        let mut args: Vec<String> = vec!["-l".into(), "reboot".into(), "-q".into()];
+        if let Some(n) = node {
+            args.extend(["-N".into(), n.to_string()]);
+        }
+        match score {
+            Some(s) => args.extend(["-v".into(), s.to_string()]),
+            None => args.push("-D".into()),
+        }
+        let primary = self
+            .cmd("crm_attribute", instance)
             .arg(format!("--promotion={instance}"))
-            .args(["-l", "reboot", "-q"])
-            .args(&value)
-            .env("OCF_RESOURCE_INSTANCE", instance);
+            .args(&args);
         let out = match run(&primary, deadline) {
             Err(SpawnError::NotFound { .. }) => {
-                let legacy = Cmd::new("crm_master")
-                    .args(["-l", "reboot", "-q"])
-                    .args(&value)
-                    .env("OCF_RESOURCE_INSTANCE", instance);
-                run(&legacy, deadline)?
+                run(&self.cmd("crm_master", instance).args(&args), deadline)?
             }
             other => other?,
         };

@@ -19,7 +19,13 @@ pub struct FakeCluster {
 }
 
 impl Cluster for FakeCluster {
-    fn promotion_score(&self, instance: &str, score: Option<i64>, _d: Instant) -> SysResult<()> {
+    fn promotion_score(
+        &self,
+        instance: &str,
+        _node: Option<&str>,
+        score: Option<i64>,
+        _d: Instant,
+    ) -> SysResult<()> {
         if self.fail.get() {
             return Err(SysError::Invalid(
                 "crm_attribute: exit 102: could not connect".into(),
