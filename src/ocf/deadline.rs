@@ -24,13 +24,6 @@ impl Deadline {
         }
     }
 
-    pub fn at(end: Instant) -> Deadline {
-        Deadline {
-            start: Instant::now(),
-            end,
-        }
-    }
-
     pub fn instant(&self) -> Instant {
         self.end
     }
@@ -54,11 +47,6 @@ impl Deadline {
             start: Instant::now(),
             end: Instant::now() + self.remaining().mul_f64(f),
         }
-    }
-
-    /// The earlier of this deadline and `now + d`.
-    pub fn cap(&self, d: Duration) -> Instant {
-        self.end.min(Instant::now() + d)
     }
 }
 

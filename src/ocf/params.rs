@@ -152,14 +152,11 @@ pub struct Params {
     values: BTreeMap<&'static str, Value>,
     /// `OCF_RESKEY_*` names given but not declared (kept for a warning).
     pub unknown: Vec<String>,
-    /// Names given explicitly (not from defaults).
-    given: Vec<&'static str>,
 }
 
 impl Params {
     pub fn parse(specs: &'static [ParamSpec], env: &OcfEnv) -> Result<Params, ParamError> {
         let mut values = BTreeMap::new();
-        let mut given = Vec::new();
         for spec in specs {
             let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
             if let Some((why, harmless)) = spec.refused {
@@ -175,9 +172,6 @@ impl Params {
                     });
                 }
                 continue;
-            }
-            if raw.is_some() {
-                given.push(spec.name);
             }
             let Some(text) = raw.or(spec.default).filter(|v| !v.is_empty()) else {
                 if spec.required {
@@ -218,7 +212,6 @@ impl Params {
             specs,
             values,
             unknown,
-            given,
         })
     }
 
@@ -257,11 +250,6 @@ impl Params {
             return false;
         }
         matches!(self.values.get(name), Some(Value::Bool(true)))
-    }
-
-    /// Whether the user set this parameter (rather than it taking its default).
-    pub fn is_given(&self, name: &str) -> bool {
-        self.given.contains(&name)
     }
 
     /// An integer within `lo..=hi`, as a typed error naming the parameter otherwise.
@@ -312,7 +300,6 @@ mod tests {
         assert!(p.bool("flag"));
         assert_eq!(p.str("label"), None);
         assert_eq!(p.unknown, ["bogus"]);
-        assert!(p.is_given("ip") && !p.is_given("count"));
     }
 
     #[test]

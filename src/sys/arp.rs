@@ -109,10 +109,6 @@ impl RawLink {
         }
     }
 
-    pub fn mac(&self) -> Mac {
-        self.mac
-    }
-
     fn send(&mut self, frame: &[u8], what: &str) -> SysResult<()> {
         match self.tx.send_to(frame, None) {
             Some(Ok(())) => Ok(()),

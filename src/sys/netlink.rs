@@ -68,7 +68,6 @@ pub const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
 pub const RT_TABLE_MAIN: u32 = 254;
 pub const RTN_UNICAST: u8 = 1;
-pub const RTN_LOCAL: u8 = 2;
 
 /// An infinite address lifetime.
 pub const LIFETIME_FOREVER: u32 = u32::MAX;
@@ -88,9 +87,6 @@ impl Link {
     }
     pub fn is_loopback(&self) -> bool {
         self.flags & IFF_LOOPBACK != 0
-    }
-    pub fn has_carrier(&self) -> bool {
-        self.flags & IFF_LOWER_UP != 0
     }
 }
 

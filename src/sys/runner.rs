@@ -109,9 +109,6 @@ impl Cmd {
         self.inherit = Some(fd);
         self
     }
-    pub fn program(&self) -> &OsStr {
-        &self.program
-    }
     /// The command as one line for messages; never passed to a shell.
     pub fn display(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
