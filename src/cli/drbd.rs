@@ -74,6 +74,10 @@ pub enum DrbdCmd {
 }
 
 pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
+    let cib_of = |f: Option<PathBuf>| CibTool {
+        file: f.or_else(|| vars.get("CIB_file").map(PathBuf::from)),
+    };
+    let limit = |s: u64| Duration::from_secs(s.clamp(1, 3600));
     match cmd {
         DrbdCmd::SplitBrain {
             resource,
@@ -82,7 +86,7 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => return split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes),
+        } => split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes),
         DrbdCmd::DetachNode {
             resource,
             good,
@@ -90,9 +94,23 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => return detach_node(&resource, &good, destroy, node, &drbdconf, yes),
-        DrbdCmd::FencePeer { .. } | DrbdCmd::UnfencePeer { .. } => {}
+        } => detach_node(&resource, &good, destroy, node, &drbdconf, yes),
+        DrbdCmd::FencePeer { timeout, cib_file } => handler(vars, |env| {
+            let cib = cib_of(cib_file);
+            let me = cib.local_node(Instant::now() + Duration::from_secs(5));
+            fence_peer(env, &cib, &RealDrbd, &me, limit(timeout))
+        }),
+        DrbdCmd::UnfencePeer { timeout, cib_file } => handler(vars, |env| {
+            unfence_peer(env, &cib_of(cib_file), limit(timeout))
+        }),
     }
+}
+
+/// Runs a DRBD handler on the variables DRBD set; its exit code goes back to DRBD.
+fn handler(
+    vars: &BTreeMap<String, String>,
+    f: impl FnOnce(&HandlerEnv) -> (u8, String),
+) -> Result<u8> {
     let env = match HandlerEnv::from_vars(|k| vars.get(k).cloned()) {
         Ok(e) => e,
         Err(e) => {
@@ -100,28 +118,7 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             return Ok(1);
         }
     };
-    let cib_of = |f: Option<PathBuf>| CibTool {
-        file: f.or_else(|| vars.get("CIB_file").map(PathBuf::from)),
-    };
-    let (code, msg) = match cmd {
-        DrbdCmd::FencePeer { timeout, cib_file } => {
-            let cib = cib_of(cib_file);
-            let me = cib.local_node(Instant::now() + Duration::from_secs(5));
-            fence_peer(
-                &env,
-                &cib,
-                &RealDrbd,
-                &me,
-                Duration::from_secs(timeout.clamp(1, 3600)),
-            )
-        }
-        DrbdCmd::UnfencePeer { timeout, cib_file } => unfence_peer(
-            &env,
-            &cib_of(cib_file),
-            Duration::from_secs(timeout.clamp(1, 3600)),
-        ),
-        DrbdCmd::SplitBrain { .. } | DrbdCmd::DetachNode { .. } => unreachable!("handled above"),
-    };
+    let (code, msg) = f(&env);
     eprintln!("pgstack drbd: {msg} (exit {code})");
     Ok(code)
 }
