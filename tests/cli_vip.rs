@@ -242,11 +242,72 @@ fn vip_move_refuses_while_the_old_holder_keeps_the_address() {
     );
     assert_eq!(code, 1);
     assert!(text.contains("release command false failed"), "{text}");
-    // claim refuses as well, naming the holder.
+    // claim refuses as well, naming the holder, once no full probe (500 ms) fits in its
+    // timeout (2 s less the 10 % margin).
+    let t = std::time::Instant::now();
     let (code, text) = pg(
         &b,
-        &["vip", "claim", "--ip", "10.99.1.71/24", "--iface", "vb"],
+        &[
+            "vip",
+            "claim",
+            "--ip",
+            "10.99.1.71/24",
+            "--iface",
+            "vb",
+            "--timeout",
+            "2",
+        ],
     );
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "{text}");
     assert!(text.contains(&mac_a), "{text}");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1150) && took < Duration::from_secs(3),
+        "claim gave up after {took:?}"
+    );
+}
+
+#[test]
+fn vip_claim_takes_the_address_once_the_old_holder_goes_quiet() {
+    if !root() {
+        return;
+    }
+    // The same rule as the agent's start (the same code): keep probing, claim as soon as
+    // nobody answers.
+    let (a, b) = pair("quiet");
+    a.ip(&["addr", "add", "10.99.1.72/24", "dev", "va"]);
+    let a_name = a.name.clone();
+    let t = std::time::Instant::now();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        let st = std::process::Command::new("ip")
+            .args(["-n", &a_name, "addr", "del", "10.99.1.72/24", "dev", "va"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        t.elapsed()
+    });
+    let (code, text) = pg(
+        &b,
+        &[
+            "vip",
+            "claim",
+            "--ip",
+            "10.99.1.72/24",
+            "--iface",
+            "vb",
+            "--timeout",
+            "8",
+        ],
+    );
+    let took = t.elapsed();
+    let released = releaser.join().unwrap();
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        took > released && took < Duration::from_secs(7),
+        "{took:?} {released:?}"
+    );
+    assert!(b
+        .ip(&["-o", "addr", "show", "dev", "vb"])
+        .contains("10.99.1.72/24"));
 }

@@ -216,12 +216,20 @@ fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
     p.b.ip(&["addr", "add", "10.99.1.53/24", "dev", "vb"]);
     let mac_b = p.b.mac("vb");
     let params = [("ip", "10.99.1.53"), ("cidr_netmask", "24"), ("nic", "va")];
-    let r = p.vip("start", &params);
+    // A holder that never leaves: start keeps probing and fails only at its deadline
+    // (3 s less the 10 % margin), naming the holder.
+    let t = Instant::now();
+    let r = p.vip_env("start", &params, &[("OCF_RESKEY_CRM_meta_timeout", "3000")]);
+    let took = t.elapsed();
     assert_eq!(r.code, 1, "{r:?}");
     let reason = r.exit_reason().unwrap();
     assert!(
-        reason.contains(&mac_b) && reason.contains("already in use"),
+        reason.contains(&mac_b) && reason.contains("in use by another host"),
         "{reason}"
+    );
+    assert!(
+        took >= Duration::from_millis(2400) && took < Duration::from_millis(3000),
+        "start gave up after {took:?}, not at its deadline"
     );
     assert!(!p
         .a
@@ -244,6 +252,60 @@ fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
     assert!(deep.exit_reason().unwrap().contains(&mac_b));
     assert_eq!(p.vip("monitor", &off).code, 0);
     assert_eq!(p.vip("stop", &off).code, 0);
+}
+
+#[test]
+fn start_claims_the_address_once_the_old_holder_goes_quiet() {
+    if !root() {
+        return;
+    }
+    // The old holder (a node being fenced, or hung but still answering ARP) lets the
+    // address go 2 s after our start began: start keeps probing, logs who still answers,
+    // and claims the address within its timeout instead of failing at the first answer.
+    let p = pair("leave");
+    p.b.ip(&["addr", "add", "10.99.1.56/24", "dev", "vb"]);
+    let mac_b = p.b.mac("vb");
+    let params = [
+        ("ip", "10.99.1.56"),
+        ("cidr_netmask", "24"),
+        ("nic", "va"),
+        ("arp_bg", "false"),
+        ("arp_count", "1"),
+    ];
+    let b = p.b.name.clone();
+    let t = Instant::now();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        let st = std::process::Command::new("ip")
+            .args(["-n", &b, "addr", "del", "10.99.1.56/24", "dev", "vb"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        t.elapsed()
+    });
+    let r = p.vip_env(
+        "start",
+        &params,
+        &[("OCF_RESKEY_CRM_meta_timeout", "10000")],
+    );
+    let took = t.elapsed();
+    let released = releaser.join().unwrap();
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        took > released && took < Duration::from_secs(9),
+        "start took {took:?}, the holder left after {released:?}"
+    );
+    assert!(
+        r.stderr.contains(&mac_b) && r.stderr.contains("still answered"),
+        "who still answered is not logged: {}",
+        r.stderr
+    );
+    assert!(p
+        .a
+        .ip(&["-o", "addr", "show", "dev", "va"])
+        .contains("10.99.1.56/24"));
+    assert_eq!(p.vip("monitor", &params).code, 0);
+    assert_eq!(p.vip("stop", &params).code, 0);
 }
 
 #[test]

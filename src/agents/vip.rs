@@ -5,9 +5,9 @@
 //!
 //! **Actions**
 //! - `start`: finds the link and prefix from the routing table when not given (the longest
-//!   matching connected route; an ambiguity is an error naming every candidate), refuses an
-//!   IPv4 address another host already answers ARP for (RFC 5227 probe, `run_arping`),
-//!   adds the address with its label, waits for IPv6 duplicate address detection within
+//!   matching connected route; an ambiguity is an error naming every candidate), waits
+//!   while another host still answers ARP for an IPv4 address (RFC 5227 probes until the
+//!   deadline, `run_arping`; it fails naming that host only then), adds the address with its label, waits for IPv6 duplicate address detection within
 //!   the deadline (removing the address again if it failed), then announces it: the first
 //!   gratuitous ARP (or unsolicited Neighbor Advertisement) goes out at once, the rest
 //!   from a detached announcer in a session of its own, so Pacemaker's kill of the action's
@@ -24,7 +24,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
@@ -36,6 +36,8 @@ use crate::sys::netlink::{
     broadcast_of, contains, Addr, AddrRequest, Link, AF_INET, AF_INET6, IFA_F_DADFAILED,
     IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, IFF_NOARP, RTN_UNICAST,
 };
+use crate::sys::SysError;
+use crate::wait::{self, Backoff};
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -124,15 +126,17 @@ static PARAMS: &[ParamSpec] = &[
         "run_arping",
         "Refuse addresses in use",
         "Before adding an IPv4 address, probe (RFC 5227) whether another host already answers \
-         for it, and fail the start naming that host's MAC address if one does. Unlike \
-         IPaddr2 this is on by default.",
+         for it. While one does (an old holder being fenced, say), start logs its MAC address \
+         and keeps probing; it adds the address as soon as nobody answers and fails, naming \
+         that MAC address, only when no probe fits before its timeout. Unlike IPaddr2 this \
+         is on by default.",
     )
     .default("true"),
     ParamSpec::integer(
         "arp_probe_wait",
         "Milliseconds to wait for a conflicting host",
-        "How long the duplicate-address probe listens for an answer, from 10 to 10000 \
-         milliseconds.",
+        "How long one round of the duplicate-address probe listens for an answer, from 10 \
+         to 10000 milliseconds.",
     )
     .default("200"),
     ParamSpec::boolean(
@@ -193,8 +197,12 @@ pub static INFO: AgentInfo = AgentInfo {
 /// Start failures that carry the address and what was found.
 #[derive(Debug, thiserror::Error)]
 pub enum VipFailure {
-    #[error("{ip} is already in use by another host ({mac}); not taking it")]
-    Conflict { ip: IpAddr, mac: String },
+    #[error(
+        "{ip} is still in use by another host ({mac}) after {ms} ms of probing; not taking it"
+    )]
+    Conflict { ip: IpAddr, mac: String, ms: u128 },
+    #[error("{ip} is also answered by another host ({mac})")]
+    InUse { ip: IpAddr, mac: String },
     #[error("{ip}: IPv6 duplicate address detection failed on {link}; address removed")]
     DadFailed { ip: IpAddr, link: String },
 }
@@ -456,7 +464,68 @@ impl<N: Net> Vip<N> {
         Ok(())
     }
 
-    /// Another host's MAC if it answers ARP for the address.
+    /// Probes (RFC 5227) until no other host answers for the address, and fails only
+    /// when one still does at the deadline. An old holder that is being fenced, or hung
+    /// but still answering, goes quiet seconds later; failing at its first answer would
+    /// leave the address down for good (a failed start bans the node). The last probe
+    /// gets its full listening time and ends [`CLAIM_RESERVE`] before the deadline, so
+    /// the address can still be added after it.
+    fn await_free(&self, cfg: &VipConfig, link: &Link, ctx: &Ctx) -> Result<(), OcfError> {
+        let IpAddr::V4(v4) = cfg.ip else {
+            return Ok(());
+        };
+        if !can_probe(link) {
+            return Ok(());
+        }
+        let listen = cfg.probe_wait.min(ctx.deadline.remaining());
+        let now = Instant::now();
+        let last = ctx
+            .deadline
+            .instant()
+            .checked_sub(listen + CLAIM_RESERVE)
+            .filter(|t| *t > now)
+            .unwrap_or(now);
+        let mut holder: Option<Mac> = None;
+        let free = wait::poll_until(last, Backoff::millis(50, 250), || {
+            match self.net.arp_probe(link, v4, 2, listen)? {
+                None => Ok(Some(())),
+                Some(mac) => {
+                    if holder != Some(mac) {
+                        ctx.log.warn(&format!(
+                            "{} is still answered by {} on {}; probing until the start \
+                             deadline ({} ms left)",
+                            cfg.ip,
+                            format_mac(&mac),
+                            link.name,
+                            ctx.deadline.remaining().as_millis()
+                        ));
+                    }
+                    holder = Some(mac);
+                    Ok::<_, SysError>(None)
+                }
+            }
+        })?;
+        match (free, holder) {
+            (Some(()), Some(mac)) => {
+                ctx.log.info(&format!(
+                    "{} is no longer answered by {} after {} ms: claiming it",
+                    cfg.ip,
+                    format_mac(&mac),
+                    ctx.deadline.elapsed().as_millis()
+                ));
+                Ok(())
+            }
+            (Some(()), None) => Ok(()),
+            (None, mac) => Err(VipFailure::Conflict {
+                ip: cfg.ip,
+                mac: mac.map(|m| format_mac(&m)).unwrap_or_default(),
+                ms: ctx.deadline.elapsed().as_millis(),
+            }
+            .into()),
+        }
+    }
+
+    /// Another host's MAC if it answers ARP for the address (one probe round).
     fn conflicting_host(
         &self,
         cfg: &VipConfig,
@@ -466,12 +535,20 @@ impl<N: Net> Vip<N> {
         let IpAddr::V4(v4) = cfg.ip else {
             return Ok(None);
         };
-        if link.flags & IFF_NOARP != 0 || link.is_loopback() || link.mac.is_none() {
+        if !can_probe(link) {
             return Ok(None);
         }
         let wait = cfg.probe_wait.min(ctx.deadline.remaining());
         Ok(self.net.arp_probe(link, v4, 2, wait)?)
     }
+}
+
+/// Time kept after the last duplicate-address probe to add and announce the address.
+const CLAIM_RESERVE: Duration = Duration::from_millis(100);
+
+/// ARP probes need an ARP-speaking link with a hardware address.
+fn can_probe(link: &Link) -> bool {
+    link.flags & IFF_NOARP == 0 && !link.is_loopback() && link.mac.is_some()
 }
 
 fn parse_prefix(v: &str, ip: &IpAddr) -> Result<u8, ParamError> {
@@ -751,13 +828,7 @@ impl<N: Net> Agent for Vip<N> {
             )));
         }
         if cfg.check_conflict {
-            if let Some(mac) = self.conflicting_host(cfg, &p.link, ctx)? {
-                return Err(VipFailure::Conflict {
-                    ip: cfg.ip,
-                    mac: format_mac(&mac),
-                }
-                .into());
-            }
+            self.await_free(cfg, &p.link, ctx)?;
         }
         let req = self.request(cfg, &p);
         match self.net.add_addr(&req, ctx.deadline.instant()) {
@@ -867,7 +938,7 @@ impl<N: Net> Agent for Vip<N> {
         }
         if ctx.env.check_level >= 10 {
             if let Some(mac) = self.conflicting_host(cfg, &link, ctx)? {
-                return Err(VipFailure::Conflict {
+                return Err(VipFailure::InUse {
                     ip: cfg.ip,
                     mac: format_mac(&mac),
                 }
@@ -1016,10 +1087,33 @@ mod tests {
     fn conflicting_host_fails_start_naming_its_mac() {
         let v = Vip::new(net());
         *v.net.claimant.borrow_mut() = Some(("10.99.1.50".parse().unwrap(), [2, 0xaa, 0, 0, 0, 1]));
-        let (code, reason) = act(&v, "start", &[("ip", "10.99.1.50")]);
+        let t = Instant::now();
+        let (code, reason) = act(
+            &v,
+            "start",
+            &[
+                ("ip", "10.99.1.50"),
+                ("OCF_RESKEY_CRM_meta_timeout", "1000"),
+            ],
+        );
         assert_eq!(code, 1);
         assert!(reason.unwrap().contains("02:aa:00:00:00:01"));
         assert!(v.net.addrs.borrow().is_empty());
+        // It kept probing until its deadline (900 ms), not only once.
+        assert!(
+            t.elapsed() >= Duration::from_millis(600),
+            "{:?}",
+            t.elapsed()
+        );
+        let probes = |v: &Vip<FakeNet>| {
+            v.net
+                .calls
+                .borrow()
+                .iter()
+                .filter(|c| c.starts_with("probe"))
+                .count()
+        };
+        assert!(probes(&v) > 2);
         assert_eq!(
             act(
                 &v,
@@ -1029,6 +1123,31 @@ mod tests {
             .0,
             0
         );
+    }
+
+    #[test]
+    fn start_claims_once_the_holder_stops_answering() {
+        let v = Vip::new(net());
+        *v.net.claimant.borrow_mut() = Some(("10.99.1.50".parse().unwrap(), [2, 0xaa, 0, 0, 0, 1]));
+        v.net.claimant_answers.set(Some(3));
+        let e = env(&[("ip", "10.99.1.50")]);
+        let log = Logger::silent();
+        let ctx = Ctx {
+            env: &e,
+            action: Action::Start,
+            deadline: Deadline::from_timeout(Duration::from_secs(20)),
+            log: &log,
+        };
+        let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+        v.start(&cfg, &ctx).unwrap();
+        assert_eq!(v.net.addrs.borrow().len(), 1);
+        let logged = log.messages().join("\n");
+        assert!(
+            logged.contains("still answered by 02:aa:00:00:00:01"),
+            "{logged}"
+        );
+        assert_eq!(logged.matches("still answered").count(), 1, "{logged}");
+        assert!(ctx.deadline.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

@@ -3,15 +3,12 @@
 //! the cluster does.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, Subcommand};
 
 use crate::agents;
-use crate::sys::arp::format_mac;
-use crate::sys::net::{Net, RealNet};
 use crate::sys::runner::{run as run_cmd, Cmd};
 
 #[derive(Args, Clone)]
@@ -32,7 +29,7 @@ pub struct Target {
 
 #[derive(Subcommand)]
 pub enum VipCmd {
-    /// Add the address here after checking nobody else has it, then announce it.
+    /// Add the address here once nobody else answers for it, then announce it.
     Claim {
         #[command(flatten)]
         target: Target,
@@ -42,20 +39,23 @@ pub enum VipCmd {
         /// Skip the duplicate-address probe.
         #[arg(long)]
         no_probe: bool,
+        /// Seconds to keep probing while another host still answers for the address.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
     },
     /// Remove the address from this host.
     Release {
         #[command(flatten)]
         target: Target,
     },
-    /// Release (here, or on the old holder with --release-cmd), wait until nobody answers
-    /// for the address, then claim it here.
+    /// Release (here, or on the old holder with --release-cmd), then claim the address
+    /// here as soon as nobody answers for it.
     Move {
         #[command(flatten)]
         target: Target,
         #[arg(long, default_value_t = 3)]
         count: u32,
-        /// Seconds to wait for the address to become free.
+        /// Seconds for the whole move (release, then waiting for the address to be free).
         #[arg(long, default_value_t = 10)]
         timeout: u64,
         /// Command releasing the address on the old holder, run without a shell
@@ -115,8 +115,16 @@ fn agent(action: &str, m: BTreeMap<String, String>) -> Result<()> {
     }
 }
 
-fn claim(t: &Target, count: u32, probe: bool, vars: &BTreeMap<String, String>) -> Result<()> {
-    let mut m = agent_env(t, vars, Duration::from_secs(30))?;
+/// Runs the agent's start: with `probe`, it keeps probing while another host answers for
+/// the address and fails naming that host only when `timeout` is spent.
+fn claim(
+    t: &Target,
+    count: u32,
+    probe: bool,
+    timeout: Duration,
+    vars: &BTreeMap<String, String>,
+) -> Result<()> {
+    let mut m = agent_env(t, vars, timeout)?;
     m.insert("OCF_RESKEY_arp_count".into(), count.to_string());
     m.insert("OCF_RESKEY_run_arping".into(), probe.to_string());
     m.insert("OCF_RESKEY_arp_probe_wait".into(), "500".into());
@@ -129,8 +137,9 @@ pub fn run(cmd: VipCmd, vars: BTreeMap<String, String>) -> Result<u8> {
             target,
             count,
             no_probe,
+            timeout,
         } => {
-            claim(&target, count, !no_probe, &vars)?;
+            claim(&target, count, !no_probe, seconds(timeout), &vars)?;
             println!("{} claimed", target.ip);
             Ok(0)
         }
@@ -145,7 +154,7 @@ pub fn run(cmd: VipCmd, vars: BTreeMap<String, String>) -> Result<u8> {
             timeout,
             release_cmd,
         } => {
-            let deadline = Instant::now() + Duration::from_secs(timeout.clamp(1, 3600));
+            let deadline = Instant::now() + seconds(timeout);
             if let Some((prog, args)) = release_cmd.split_first() {
                 let out = run_cmd(&Cmd::new(prog).args(args), deadline)?;
                 if !out.success() {
@@ -156,39 +165,18 @@ pub fn run(cmd: VipCmd, vars: BTreeMap<String, String>) -> Result<u8> {
                     );
                 }
             }
-            wait_until_free(&target, deadline)?;
-            claim(&target, count, true, &vars)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            claim(&target, count, true, left.max(MIN_CLAIM), &vars)?;
             println!("{} moved here", target.ip);
             Ok(0)
         }
     }
 }
 
-/// Probes until no other host answers for the address, or fails naming the holder.
-fn wait_until_free(t: &Target, deadline: Instant) -> Result<()> {
-    let ip: IpAddr =
-        t.ip.split('/')
-            .next()
-            .unwrap_or("")
-            .parse()
-            .map_err(|_| anyhow!("--ip {:?} is not an address", t.ip))?;
-    let IpAddr::V4(v4) = ip else {
-        // IPv6: duplicate address detection at claim time is the check.
-        return Ok(());
-    };
-    let net = RealNet;
-    if let Some(ns) = &t.netns {
-        net.enter_netns(ns)?;
-    }
-    let Some(iface) = &t.iface else { return Ok(()) };
-    let link = super::arp::link_named(&net, iface)?;
-    loop {
-        match net.arp_probe(&link, v4, 2, Duration::from_millis(300))? {
-            None => return Ok(()),
-            Some(mac) if Instant::now() >= deadline => {
-                bail!("{ip} is still answered by {} ; not claiming it (release it on that host first)", format_mac(&mac))
-            }
-            Some(_) => std::thread::sleep(Duration::from_millis(200)),
-        }
-    }
+/// A timeout given in seconds, bounded to what an operator can mean.
+fn seconds(s: u64) -> Duration {
+    Duration::from_secs(s.clamp(1, 3600))
 }
+
+/// The least time a claim gets after a slow release command: one probe and the add.
+const MIN_CLAIM: Duration = Duration::from_secs(1);

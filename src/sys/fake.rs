@@ -43,6 +43,8 @@ pub struct FakeNet {
     pub routes: RefCell<Vec<Route>>,
     /// Another host answering ARP for this address.
     pub claimant: RefCell<Option<(Ipv4Addr, Mac)>>,
+    /// The claimant answers only this many more probes, then is gone (None: forever).
+    pub claimant_answers: Cell<Option<u32>>,
     /// IPv6 duplicate address detection fails for every new address.
     pub dad_fails: Cell<bool>,
     pub announced: RefCell<Vec<(String, IpAddr, u32)>>,
@@ -164,6 +166,11 @@ impl Net for FakeNet {
     }
     fn arp_probe(&self, _l: &Link, ip: Ipv4Addr, _t: u32, _w: Duration) -> SysResult<Option<Mac>> {
         self.call(format!("probe {ip}"));
+        match self.claimant_answers.get() {
+            Some(0) => return Ok(None),
+            Some(n) => self.claimant_answers.set(Some(n - 1)),
+            None => {}
+        }
         Ok(self
             .claimant
             .borrow()
