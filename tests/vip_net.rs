@@ -382,6 +382,27 @@ fn nic_and_prefix_come_from_the_routing_table() {
         .ip(&["-o", "addr", "show", "dev", "va"])
         .contains("10.99.1.54/24"));
     assert_eq!(p.vip("stop", &[("ip", "10.99.1.54")]).code, 0);
+    // A /16 on the /24 network of va would send all of 10.99/16 out of va: refused
+    // without nic (5, naming the network), placed as asked with it.
+    let wide = [("ip", "10.99.1.54"), ("cidr_netmask", "16")];
+    let r = p.vip("start", &wide);
+    assert_eq!(r.code, 5, "{r:?}");
+    let reason = r.exit_reason().unwrap();
+    assert!(
+        reason.contains("wider than 10.99.1.0/24") && reason.contains("va"),
+        "{reason}"
+    );
+    assert!(!p
+        .a
+        .ip(&["-o", "addr", "show", "dev", "va"])
+        .contains("10.99.1.54"));
+    let wide_nic = [("ip", "10.99.1.54"), ("cidr_netmask", "16"), ("nic", "va")];
+    assert_eq!(p.vip("start", &wide_nic).code, 0);
+    assert!(p
+        .a
+        .ip(&["-o", "addr", "show", "dev", "va"])
+        .contains("10.99.1.54/16"));
+    assert_eq!(p.vip("stop", &wide_nic).code, 0);
     // A second link with the same subnet makes the choice ambiguous: the reason lists both.
     p.a.ip(&["link", "add", "vc", "type", "veth", "peer", "name", "vd"]);
     p.a.ip(&["link", "set", "vc", "up"]);

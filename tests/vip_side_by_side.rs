@@ -149,18 +149,60 @@ static CASES: &[Case] = &[
     Case {
         name: "address already used by another host, duplicate check on",
         peer_holds: Some("10.99.1.50/24"),
-        steps: &[s(
-            "start",
-            &[
+        steps: &[Step {
+            action: "start",
+            params: &[
                 ("ip", "10.99.1.50"),
                 ("cidr_netmask", "24"),
                 ("nic", "va"),
                 ("run_arping", "true"),
             ],
-        )],
+            // Ours probes until the deadline while the holder answers: keep it short.
+            extra: &[("OCF_RESKEY_CRM_meta_timeout", "2000")],
+        }],
+        differs: &[],
+    },
+    Case {
+        name: "cidr_netmask wider than the connected network, no nic",
+        peer_holds: None,
+        steps: &[
+            s("validate-all", WIDE),
+            s("start", WIDE),
+            s("monitor", WIDE),
+            s("stop", WIDE),
+        ],
+        // Both refuse to place it (the /16 route would send all of 10.99/16 out of va);
+        // ours says so with 5, as for no route at all: the network is this node's.
+        differs: &[(0, 1, 5), (1, 1, 5)],
+    },
+    Case {
+        name: "cidr_netmask narrower than the connected network, no nic",
+        peer_holds: None,
+        steps: &[
+            s("validate-all", NARROW),
+            s("start", NARROW),
+            s("monitor", NARROW),
+            s("stop", NARROW),
+        ],
+        differs: &[],
+    },
+    Case {
+        name: "cidr_netmask wider than the connected network, nic given",
+        peer_holds: None,
+        steps: &[
+            s("validate-all", WIDE_NIC),
+            s("start", WIDE_NIC),
+            s("monitor", WIDE_NIC),
+            s("stop", WIDE_NIC),
+        ],
         differs: &[],
     },
 ];
+
+/// A /16 on an interface whose connected network is 10.99.1.0/24.
+const WIDE: &[(&str, &str)] = &[("ip", "10.99.1.50"), ("cidr_netmask", "16")];
+const WIDE_NIC: &[(&str, &str)] = &[("ip", "10.99.1.50"), ("cidr_netmask", "16"), ("nic", "va")];
+const NARROW: &[(&str, &str)] = &[("ip", "10.99.1.50"), ("cidr_netmask", "28")];
 
 fn run_case(case: &Case, agent: &str, tag: &str) -> Vec<i32> {
     let a = Netns::new(tag);

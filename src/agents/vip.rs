@@ -59,7 +59,9 @@ static PARAMS: &[ParamSpec] = &[
         "cidr_netmask",
         "Prefix length or netmask",
         "The prefix length (24) or, for IPv4, a dotted netmask (255.255.255.0). When empty, \
-         the prefix of the matching connected route is used.",
+         the prefix of the matching connected route is used. Without nic, the address goes \
+         only on an interface whose connected network holds all of ip/cidr_netmask: a prefix \
+         wider than that network is refused (set nic to place it there anyway).",
     ),
     ParamSpec::string(
         "broadcast",
@@ -311,18 +313,43 @@ impl<N: Net> Vip<N> {
             });
         }
         let routes = self.net.routes(cfg.family(), d)?;
-        let mut cands: Vec<(u8, u32)> = routes
+        let name_of = |i: u32| {
+            links
+                .iter()
+                .find(|l| l.index == i)
+                .map(|l| l.name.clone())
+                .unwrap_or_else(|| i.to_string())
+        };
+        let mut holding: Vec<(u8, u32, IpAddr)> = routes
             .iter()
             .filter(|r| r.kind == RTN_UNICAST && r.gateway.is_none() && r.dst_len > 0)
             .filter_map(|r| Some((r.dst?, r.dst_len, r.oif?)))
             .filter(|(dst, len, _)| contains(*dst, *len, cfg.ip))
             .filter(|(_, _, oif)| named.as_ref().is_none_or(|l| l.index == *oif))
             .filter(|(_, _, oif)| links.iter().any(|l| l.index == *oif && !l.is_loopback()))
-            .map(|(_, len, oif)| (len, oif))
+            .map(|(dst, len, oif)| (len, oif, dst))
             .collect();
-        cands.sort();
+        holding.sort();
+        holding.dedup();
+        // A prefix wider than the connected network would send the whole wider range out
+        // of that interface (its prefix route shadows the gateway's): as IPaddr2's findif,
+        // only a network that holds all of ip/cidr_netmask places an address without nic.
+        let mut cands: Vec<(u8, u32)> = holding
+            .iter()
+            .filter(|(len, _, _)| cfg.prefix.is_none_or(|p| *len <= p))
+            .map(|(len, oif, _)| (*len, *oif))
+            .collect();
         cands.dedup();
         let Some(&(best, _)) = cands.iter().max_by_key(|(len, _)| *len) else {
+            if let (Some(p), Some((len, oif, dst))) = (cfg.prefix, holding.last()) {
+                return Err(OcfError::Installed(format!(
+                    "cidr_netmask={p} is wider than {dst}/{len}, the connected network of {} \
+                     that holds {}; use a prefix of {len} or more, or set nic to place it \
+                     there anyway",
+                    name_of(*oif),
+                    cfg.ip
+                )));
+            }
             return Err(OcfError::Installed(match &cfg.nic {
                 Some(n) => format!(
                     "no connected route on {n} contains {}; set cidr_netmask",
@@ -339,13 +366,6 @@ impl<N: Net> Vip<N> {
             .filter(|(l, _)| *l == best)
             .map(|(_, o)| *o)
             .collect();
-        let name_of = |i: u32| {
-            links
-                .iter()
-                .find(|l| l.index == i)
-                .map(|l| l.name.clone())
-                .unwrap_or_else(|| i.to_string())
-        };
         if top.len() > 1 {
             let list: Vec<String> = top.iter().map(|i| name_of(*i)).collect();
             return Err(OcfError::Installed(format!(
@@ -1017,6 +1037,48 @@ mod tests {
         let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
         let p = v.place(&cfg, &ctx).unwrap();
         assert_eq!((p.link.name.as_str(), p.prefix), ("eth1", 16));
+    }
+
+    #[test]
+    fn a_prefix_wider_than_the_connected_network_needs_nic() {
+        let v = Vip::new(net());
+        let ctx_env = env(&[]);
+        let log = Logger::silent();
+        let ctx = Ctx {
+            env: &ctx_env,
+            action: Action::Start,
+            deadline: Deadline::from_timeout(Duration::from_secs(5)),
+            log: &log,
+        };
+        let place = |pairs: &[(&str, &str)]| {
+            let e = env(pairs);
+            let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+            v.place(&cfg, &ctx)
+                .map(|p| (p.link.name, p.prefix))
+                .map_err(|e| (e.code(), e.to_string()))
+        };
+        // Narrower than eth0's /24: still eth0. As wide as eth1's /16: eth1 holds it all.
+        let ip = ("ip", "10.99.1.50");
+        assert_eq!(
+            place(&[ip, ("cidr_netmask", "28")]),
+            Ok(("eth0".into(), 28))
+        );
+        assert_eq!(
+            place(&[ip, ("cidr_netmask", "16")]),
+            Ok(("eth1".into(), 16))
+        );
+        let (code, msg) = place(&[ip, ("cidr_netmask", "12")]).unwrap_err();
+        assert_eq!(code, OcfCode::ErrInstalled);
+        assert!(
+            msg.contains("cidr_netmask=12 is wider than 10.99.1.0/24") && msg.contains("eth0"),
+            "{msg}"
+        );
+        // An explicit nic places it anyway, as IPaddr2 does.
+        assert_eq!(
+            place(&[ip, ("cidr_netmask", "12"), ("nic", "eth0")]),
+            Ok(("eth0".into(), 12))
+        );
+        assert_eq!(act(&v, "validate-all", &[ip, ("cidr_netmask", "12")]).0, 5);
     }
 
     #[test]
