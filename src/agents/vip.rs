@@ -33,8 +33,7 @@ use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::arp::{format_mac, parse_mac, ArpMode, Mac, BROADCAST};
 use crate::sys::net::{Announce, Net};
 use crate::sys::netlink::{
-    broadcast_of, contains, Addr, AddrRequest, Link, AF_INET, AF_INET6, IFA_F_DADFAILED,
-    IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, IFF_NOARP, RTN_UNICAST,
+    broadcast_of, contains, Added, Addr, AddrRequest, Family, Link, Removed,
 };
 use crate::sys::SysError;
 use crate::wait::{self, Backoff};
@@ -245,12 +244,8 @@ impl VipConfig {
     fn label(&self, nic: &str) -> Option<String> {
         self.iflabel.as_ref().map(|l| format!("{nic}:{l}"))
     }
-    fn family(&self) -> u8 {
-        if self.ip.is_ipv4() {
-            AF_INET
-        } else {
-            AF_INET6
-        }
+    fn family(&self) -> Family {
+        Family::of(&self.ip)
     }
 }
 
@@ -322,8 +317,7 @@ impl<N: Net> Vip<N> {
         };
         let mut holding: Vec<(u8, u32, IpAddr)> = routes
             .iter()
-            .filter(|r| r.kind == RTN_UNICAST && r.gateway.is_none() && r.dst_len > 0)
-            .filter_map(|r| Some((r.dst?, r.dst_len, r.oif?)))
+            .filter_map(|r| r.connected())
             .filter(|(dst, len, _)| contains(*dst, *len, cfg.ip))
             .filter(|(_, _, oif)| named.as_ref().is_none_or(|l| l.index == *oif))
             .filter(|(_, _, oif)| links.iter().any(|l| l.index == *oif && !l.is_loopback()))
@@ -398,13 +392,6 @@ impl<N: Net> Vip<N> {
     }
 
     fn request(&self, cfg: &VipConfig, p: &Placement) -> AddrRequest {
-        let mut flags = 0;
-        if cfg.nodad && cfg.ip.is_ipv6() {
-            flags |= IFA_F_NODAD;
-        }
-        if cfg.noprefixroute {
-            flags |= IFA_F_NOPREFIXROUTE;
-        }
         let broadcast = match (&cfg.broadcast, cfg.ip) {
             (Broadcast::Auto, IpAddr::V4(v4)) => broadcast_of(v4, p.prefix),
             (Broadcast::Addr(b), _) => Some(*b),
@@ -420,29 +407,31 @@ impl<N: Net> Vip<N> {
                 None
             },
             broadcast,
-            flags,
+            nodad: cfg.nodad,
+            noprefixroute: cfg.noprefixroute,
             preferred_lft: cfg.preferred_lft,
         }
     }
 
-    /// Waits for IPv6 duplicate address detection to finish.
+    /// Waits for IPv6 duplicate address detection to finish; a failed or unfinished
+    /// detection removes the address again.
     fn await_dad(&self, cfg: &VipConfig, p: &Placement, ctx: &Ctx) -> Result<(), OcfError> {
         if cfg.ip.is_ipv4() || cfg.nodad {
             return Ok(());
         }
-        let mut nap = Duration::from_millis(5);
-        loop {
+        let mut last: Option<Addr> = None;
+        let settled = ctx.deadline.poll(Backoff::millis(5, 50), || {
             let a = self
                 .find_addr(cfg, ctx)?
                 .into_iter()
                 .find(|a| a.index == p.link.index);
             let Some(a) = a else {
-                return Err(OcfError::Generic(format!(
+                return Err(OcfError::generic(format!(
                     "{} vanished from {} during DAD",
                     cfg.ip, p.link.name
                 )));
             };
-            if a.flags & IFA_F_DADFAILED != 0 {
+            if a.dad_failed() {
                 let _ = self.net.del_addr(&a, ctx.deadline.instant());
                 return Err(VipFailure::DadFailed {
                     ip: cfg.ip,
@@ -450,25 +439,27 @@ impl<N: Net> Vip<N> {
                 }
                 .into());
             }
-            if a.flags & IFA_F_TENTATIVE == 0 {
-                return Ok(());
-            }
-            if ctx.deadline.expired() {
-                let _ = self
-                    .net
-                    .del_addr(&a, ctx.deadline.instant() + Duration::from_millis(50));
-                return Err(OcfError::Deadline {
-                    what: format!("IPv6 duplicate address detection of {}", cfg.ip),
-                    ms: ctx.deadline.elapsed().as_millis(),
-                });
-            }
-            std::thread::sleep(nap.min(ctx.deadline.remaining()));
-            nap = (nap * 2).min(Duration::from_millis(50));
+            let done = !a.is_tentative();
+            last = Some(a);
+            Ok(done.then_some(()))
+        })?;
+        if settled.is_some() {
+            return Ok(());
         }
+        if let Some(a) = last {
+            // The deadline has passed: give the removal a moment of its own.
+            let _ = self
+                .net
+                .del_addr(&a, Instant::now() + Duration::from_millis(50));
+        }
+        Err(OcfError::Deadline {
+            what: format!("IPv6 duplicate address detection of {}", cfg.ip),
+            ms: ctx.deadline.elapsed().as_millis(),
+        })
     }
 
     fn announce(&self, cfg: &VipConfig, link: &Link, ctx: &Ctx) -> Result<(), OcfError> {
-        if cfg.announce.count == 0 || link.flags & IFF_NOARP != 0 || link.mac.is_none() {
+        if cfg.announce.count == 0 || !can_announce(link) {
             return Ok(());
         }
         let pidfile = Self::pidfile(ctx);
@@ -566,9 +557,14 @@ impl<N: Net> Vip<N> {
 /// Time kept after the last duplicate-address probe to add and announce the address.
 const CLAIM_RESERVE: Duration = Duration::from_millis(100);
 
-/// ARP probes need an ARP-speaking link with a hardware address.
+/// Announcements need an ARP-speaking link with a hardware address.
+fn can_announce(link: &Link) -> bool {
+    !link.is_noarp() && link.mac.is_some()
+}
+
+/// ARP probes need the same, and a link other hosts are on.
 fn can_probe(link: &Link) -> bool {
-    link.flags & IFF_NOARP == 0 && !link.is_loopback() && link.mac.is_some()
+    can_announce(link) && !link.is_loopback()
 }
 
 fn parse_prefix(v: &str, ip: &IpAddr) -> Result<u8, ParamError> {
@@ -831,7 +827,7 @@ impl<N: Net> Agent for Vip<N> {
             let label = |l: &Option<String>| l.clone().unwrap_or_else(|| p.link.name.clone());
             let label_ok = cfg.ip.is_ipv6() || label(&a.label) == label(&want.label);
             let prefix_ok = cfg.prefix.is_none() || a.prefix == p.prefix;
-            if a.flags & IFA_F_DADFAILED == 0 && label_ok && prefix_ok {
+            if !a.dad_failed() && label_ok && prefix_ok {
                 ctx.log
                     .info(&format!("{} is already on {}", cfg.ip, p.link.name));
                 return Ok(());
@@ -851,12 +847,9 @@ impl<N: Net> Agent for Vip<N> {
             self.await_free(cfg, &p.link, ctx)?;
         }
         let req = self.request(cfg, &p);
-        match self.net.add_addr(&req, ctx.deadline.instant()) {
-            Ok(()) => {}
-            Err(e) if e.raw_errno() == Some(nix::errno::Errno::EEXIST) => ctx
-                .log
-                .info(&format!("{} appeared on {} meanwhile", cfg.ip, p.link.name)),
-            Err(e) => return Err(e.into()),
+        if self.net.add_addr(&req, ctx.deadline.instant())? == Added::Existed {
+            ctx.log
+                .info(&format!("{} appeared on {} meanwhile", cfg.ip, p.link.name));
         }
         self.await_dad(cfg, &p, ctx)?;
         self.announce(cfg, &p.link, ctx)?;
@@ -888,12 +881,9 @@ impl<N: Net> Agent for Vip<N> {
                 ));
                 continue;
             }
-            match self.net.del_addr(&a, ctx.deadline.instant()) {
-                Ok(()) => ctx
-                    .log
-                    .info(&format!("{}/{} removed from {name}", a.ip, a.prefix)),
-                Err(e) if e.raw_errno() == Some(nix::errno::Errno::EADDRNOTAVAIL) => {}
-                Err(e) => return Err(e.into()),
+            if self.net.del_addr(&a, ctx.deadline.instant())? == Removed::Gone {
+                ctx.log
+                    .info(&format!("{}/{} removed from {name}", a.ip, a.prefix));
             }
         }
         Ok(())
@@ -933,7 +923,7 @@ impl<N: Net> Agent for Vip<N> {
             return Err(OcfError::Generic(msg));
         };
         let link = on(a).expect("filtered above");
-        if a.flags & IFA_F_DADFAILED != 0 {
+        if a.dad_failed() {
             return Err(VipFailure::DadFailed {
                 ip: cfg.ip,
                 link: link.name,
@@ -965,7 +955,7 @@ impl<N: Net> Agent for Vip<N> {
                 .into());
             }
         }
-        if cfg.refresh > 0 && !ctx.is_probe() && link.flags & IFF_NOARP == 0 && link.mac.is_some() {
+        if cfg.refresh > 0 && !ctx.is_probe() && can_announce(&link) {
             let a = Announce {
                 count: cfg.refresh,
                 ..cfg.announce.clone()

@@ -10,7 +10,10 @@ use super::arp::Mac;
 use super::cluster::Cluster;
 use super::error::{SysError, SysResult};
 use super::net::{Announce, Net};
-use super::netlink::{Addr, AddrRequest, Link, Route, IFA_F_DADFAILED, IFA_F_NODAD};
+use super::netlink::{
+    Added, Addr, AddrRequest, Family, Link, Removed, Route, IFA_F_DADFAILED, IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE,
+};
 
 #[derive(Default)]
 pub struct FakeCluster {
@@ -102,25 +105,25 @@ impl Net for FakeNet {
     fn links(&self, _d: Instant) -> SysResult<Vec<Link>> {
         Ok(self.links.borrow().clone())
     }
-    fn addrs(&self, family: u8, _d: Instant) -> SysResult<Vec<Addr>> {
+    fn addrs(&self, family: Family, _d: Instant) -> SysResult<Vec<Addr>> {
         Ok(self
             .addrs
             .borrow()
             .iter()
-            .filter(|a| family == 0 || (a.ip.is_ipv4() == (family == 2)))
+            .filter(|a| Family::of(&a.ip) == family)
             .cloned()
             .collect())
     }
-    fn routes(&self, family: u8, _d: Instant) -> SysResult<Vec<Route>> {
+    fn routes(&self, family: Family, _d: Instant) -> SysResult<Vec<Route>> {
         Ok(self
             .routes
             .borrow()
             .iter()
-            .filter(|r| r.family == family)
+            .filter(|r| r.family == family.raw())
             .cloned()
             .collect())
     }
-    fn add_addr(&self, req: &AddrRequest, _d: Instant) -> SysResult<()> {
+    fn add_addr(&self, req: &AddrRequest, _d: Instant) -> SysResult<Added> {
         self.call(format!("add {}/{} dev {}", req.ip, req.prefix, req.index));
         if self
             .addrs
@@ -128,10 +131,16 @@ impl Net for FakeNet {
             .iter()
             .any(|a| a.ip == req.ip && a.index == req.index)
         {
-            return Err(SysError::errno("adding", nix::errno::Errno::EEXIST));
+            return Ok(Added::Existed);
         }
-        let mut flags = req.flags;
-        if req.ip.is_ipv6() && self.dad_fails.get() && flags & IFA_F_NODAD == 0 {
+        let mut flags = 0;
+        if req.nodad && req.ip.is_ipv6() {
+            flags |= IFA_F_NODAD;
+        }
+        if req.noprefixroute {
+            flags |= IFA_F_NOPREFIXROUTE;
+        }
+        if req.ip.is_ipv6() && self.dad_fails.get() && !req.nodad {
             flags |= IFA_F_DADFAILED;
         }
         self.addrs.borrow_mut().push(Addr {
@@ -145,9 +154,9 @@ impl Net for FakeNet {
             preferred_lft: req.preferred_lft,
             valid_lft: None,
         });
-        Ok(())
+        Ok(Added::New)
     }
-    fn del_addr(&self, addr: &Addr, _d: Instant) -> SysResult<()> {
+    fn del_addr(&self, addr: &Addr, _d: Instant) -> SysResult<Removed> {
         self.call(format!(
             "del {}/{} dev {}",
             addr.ip, addr.prefix, addr.index
@@ -157,12 +166,9 @@ impl Net for FakeNet {
             .borrow_mut()
             .retain(|a| !(a.ip == addr.ip && a.index == addr.index));
         if self.addrs.borrow().len() == before {
-            return Err(SysError::errno(
-                "removing",
-                nix::errno::Errno::EADDRNOTAVAIL,
-            ));
+            return Ok(Removed::WasAbsent);
         }
-        Ok(())
+        Ok(Removed::Gone)
     }
     fn arp_probe(&self, _l: &Link, ip: Ipv4Addr, _t: u32, _w: Duration) -> SysResult<Option<Mac>> {
         self.call(format!("probe {ip}"));

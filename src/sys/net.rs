@@ -12,7 +12,7 @@ use nix::sys::signal::Signal;
 
 use super::arp::{format_mac, ArpMode, Mac, RawLink, Sender};
 use super::error::{SysError, SysResult};
-use super::netlink::{Addr, AddrRequest, Link, Netlink, Route};
+use super::netlink::{Added, Addr, AddrRequest, Family, Link, Netlink, Removed, Route};
 use super::proc;
 use super::runner::{spawn_detached, Cmd};
 
@@ -29,10 +29,12 @@ pub trait Net {
     /// Moves this process into the named network namespace (`/run/netns/<name>`).
     fn enter_netns(&self, name: &str) -> SysResult<()>;
     fn links(&self, deadline: Instant) -> SysResult<Vec<Link>>;
-    fn addrs(&self, family: u8, deadline: Instant) -> SysResult<Vec<Addr>>;
-    fn routes(&self, family: u8, deadline: Instant) -> SysResult<Vec<Route>>;
-    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<()>;
-    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<()>;
+    fn addrs(&self, family: Family, deadline: Instant) -> SysResult<Vec<Addr>>;
+    fn routes(&self, family: Family, deadline: Instant) -> SysResult<Vec<Route>>;
+    /// Adds the address; one the link already has is [`Added::Existed`], not an error.
+    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<Added>;
+    /// Removes the address; one already gone is [`Removed::WasAbsent`], not an error.
+    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<Removed>;
     /// Sends `tries` RFC 5227 probes spread over `wait` and returns the MAC of another
     /// host that claims `ip`, if one does.
     fn arp_probe(
@@ -79,19 +81,19 @@ impl Net for RealNet {
         Netlink::open(deadline)?.links()
     }
 
-    fn addrs(&self, family: u8, deadline: Instant) -> SysResult<Vec<Addr>> {
+    fn addrs(&self, family: Family, deadline: Instant) -> SysResult<Vec<Addr>> {
         Netlink::open(deadline)?.addrs(family)
     }
 
-    fn routes(&self, family: u8, deadline: Instant) -> SysResult<Vec<Route>> {
+    fn routes(&self, family: Family, deadline: Instant) -> SysResult<Vec<Route>> {
         Netlink::open(deadline)?.routes(family)
     }
 
-    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<()> {
+    fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<Added> {
         Netlink::open(deadline)?.add_addr(req)
     }
 
-    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<()> {
+    fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<Removed> {
         Netlink::open(deadline)?.del_addr(addr)
     }
 

@@ -72,6 +72,45 @@ pub const RTN_UNICAST: u8 = 1;
 /// An infinite address lifetime.
 pub const LIFETIME_FOREVER: u32 = u32::MAX;
 
+/// An address family, as the kernel numbers it only inside this module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Inet,
+    Inet6,
+}
+
+impl Family {
+    pub fn of(ip: &IpAddr) -> Family {
+        if ip.is_ipv4() {
+            Family::Inet
+        } else {
+            Family::Inet6
+        }
+    }
+    pub fn raw(self) -> u8 {
+        match self {
+            Family::Inet => AF_INET,
+            Family::Inet6 => AF_INET6,
+        }
+    }
+}
+
+/// What adding an address found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    New,
+    /// The kernel already had it on that link (EEXIST).
+    Existed,
+}
+
+/// What removing an address found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Removed {
+    Gone,
+    /// It was not there (EADDRNOTAVAIL): someone else removed it first.
+    WasAbsent,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     pub index: u32,
@@ -87,6 +126,39 @@ impl Link {
     }
     pub fn is_loopback(&self) -> bool {
         self.flags & IFF_LOOPBACK != 0
+    }
+    /// The link does not speak ARP (`ip link set arp off`, point-to-point tunnels).
+    pub fn is_noarp(&self) -> bool {
+        self.flags & IFF_NOARP != 0
+    }
+}
+
+impl Addr {
+    /// IPv6 duplicate address detection is still running.
+    pub fn is_tentative(&self) -> bool {
+        self.flags & IFA_F_TENTATIVE != 0
+    }
+    /// IPv6 duplicate address detection found another holder.
+    pub fn dad_failed(&self) -> bool {
+        self.flags & IFA_F_DADFAILED != 0
+    }
+    /// Added without duplicate address detection.
+    pub fn is_nodad(&self) -> bool {
+        self.flags & IFA_F_NODAD != 0
+    }
+    pub fn is_noprefixroute(&self) -> bool {
+        self.flags & IFA_F_NOPREFIXROUTE != 0
+    }
+}
+
+impl Route {
+    /// A directly connected unicast network (no gateway, not the default route): its
+    /// address, prefix length and outgoing link.
+    pub fn connected(&self) -> Option<(IpAddr, u8, u32)> {
+        if self.kind != RTN_UNICAST || self.gateway.is_some() || self.dst_len == 0 {
+            return None;
+        }
+        Some((self.dst?, self.dst_len, self.oif?))
     }
 }
 
@@ -111,9 +183,38 @@ pub struct AddrRequest {
     pub prefix: u8,
     pub label: Option<String>,
     pub broadcast: Option<Ipv4Addr>,
-    pub flags: u32,
+    /// Skip IPv6 duplicate address detection.
+    pub nodad: bool,
+    /// Create no route for the address's prefix.
+    pub noprefixroute: bool,
     /// Preferred lifetime in seconds; `None` is forever.
     pub preferred_lft: Option<u32>,
+}
+
+impl AddrRequest {
+    /// What identifies `a` for its removal: link, address and prefix.
+    pub fn removal(a: &Addr) -> AddrRequest {
+        AddrRequest {
+            index: a.index,
+            ip: a.ip,
+            prefix: a.prefix,
+            label: None,
+            broadcast: None,
+            nodad: false,
+            noprefixroute: false,
+            preferred_lft: None,
+        }
+    }
+    fn flags(&self) -> u32 {
+        let mut f = 0;
+        if self.nodad && self.ip.is_ipv6() {
+            f |= IFA_F_NODAD;
+        }
+        if self.noprefixroute {
+            f |= IFA_F_NOPREFIXROUTE;
+        }
+        f
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,8 +336,8 @@ impl Netlink {
             .collect())
     }
 
-    pub fn addrs(&mut self, family: u8) -> SysResult<Vec<Addr>> {
-        let body = [family, 0, 0, 0, 0, 0, 0, 0];
+    pub fn addrs(&mut self, family: Family) -> SysResult<Vec<Addr>> {
+        let body = [family.raw(), 0, 0, 0, 0, 0, 0, 0];
         let msgs = self.exchange(RTM_GETADDR, NLM_F_DUMP, &body, "address dump")?;
         Ok(msgs
             .iter()
@@ -245,9 +346,9 @@ impl Netlink {
             .collect())
     }
 
-    pub fn routes(&mut self, family: u8) -> SysResult<Vec<Route>> {
+    pub fn routes(&mut self, family: Family) -> SysResult<Vec<Route>> {
         let mut body = [0u8; 12];
-        body[0] = family;
+        body[0] = family.raw();
         let msgs = self.exchange(RTM_GETROUTE, NLM_F_DUMP, &body, "route dump")?;
         Ok(msgs
             .iter()
@@ -256,35 +357,34 @@ impl Netlink {
             .collect())
     }
 
-    pub fn add_addr(&mut self, req: &AddrRequest) -> SysResult<()> {
+    pub fn add_addr(&mut self, req: &AddrRequest) -> SysResult<Added> {
         let body = encode_addr_request(req);
-        self.exchange(
+        let r = self.exchange(
             RTM_NEWADDR,
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
             &body,
             &format!("adding {}/{}", req.ip, req.prefix),
-        )
-        .map(|_| ())
+        );
+        match r {
+            Ok(_) => Ok(Added::New),
+            Err(e) if e.raw_errno() == Some(Errno::EEXIST) => Ok(Added::Existed),
+            Err(e) => Err(e),
+        }
     }
 
-    pub fn del_addr(&mut self, a: &Addr) -> SysResult<()> {
-        let req = AddrRequest {
-            index: a.index,
-            ip: a.ip,
-            prefix: a.prefix,
-            label: None,
-            broadcast: None,
-            flags: 0,
-            preferred_lft: None,
-        };
-        let body = encode_addr_request(&req);
-        self.exchange(
+    pub fn del_addr(&mut self, a: &Addr) -> SysResult<Removed> {
+        let body = encode_addr_request(&AddrRequest::removal(a));
+        let r = self.exchange(
             RTM_DELADDR,
             NLM_F_ACK,
             &body,
             &format!("removing {}/{}", a.ip, a.prefix),
-        )
-        .map(|_| ())
+        );
+        match r {
+            Ok(_) => Ok(Removed::Gone),
+            Err(e) if e.raw_errno() == Some(Errno::EADDRNOTAVAIL) => Ok(Removed::WasAbsent),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -372,7 +472,8 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
 
 pub fn encode_addr_request(req: &AddrRequest) -> Vec<u8> {
     let family = if req.ip.is_ipv4() { AF_INET } else { AF_INET6 };
-    let mut b = vec![family, req.prefix, (req.flags & 0xff) as u8, 0];
+    let flags = req.flags();
+    let mut b = vec![family, req.prefix, (flags & 0xff) as u8, 0];
     b.extend_from_slice(&req.index.to_ne_bytes());
     let ip = ip_bytes(&req.ip);
     push_attr(&mut b, IFA_LOCAL, &ip);
@@ -385,8 +486,8 @@ pub fn encode_addr_request(req: &AddrRequest) -> Vec<u8> {
         v.push(0);
         push_attr(&mut b, IFA_LABEL, &v);
     }
-    if req.flags != 0 {
-        push_attr(&mut b, IFA_FLAGS, &req.flags.to_ne_bytes());
+    if flags != 0 {
+        push_attr(&mut b, IFA_FLAGS, &flags.to_ne_bytes());
     }
     if let Some(p) = req.preferred_lft {
         let mut ci = Vec::with_capacity(16);
@@ -533,7 +634,8 @@ mod tests {
             prefix: 24,
             label: Some("veth0:pgvip".into()),
             broadcast: Some("10.99.1.255".parse().unwrap()),
-            flags: IFA_F_NOPREFIXROUTE,
+            nodad: false,
+            noprefixroute: true,
             preferred_lft: Some(0),
         };
         let body = encode_addr_request(&req);
@@ -544,7 +646,7 @@ mod tests {
         assert_eq!(a.prefix, 24);
         assert_eq!(a.label.as_deref(), Some("veth0:pgvip"));
         assert_eq!(a.broadcast, req.broadcast);
-        assert_eq!(a.flags, IFA_F_NOPREFIXROUTE);
+        assert!(a.is_noprefixroute() && !a.is_nodad() && !a.is_tentative());
         assert_eq!(a.preferred_lft, Some(0));
         assert_eq!(a.valid_lft, Some(LIFETIME_FOREVER));
     }
@@ -557,12 +659,13 @@ mod tests {
             prefix: 64,
             label: None,
             broadcast: None,
-            flags: IFA_F_NODAD,
+            nodad: true,
+            noprefixroute: false,
             preferred_lft: None,
         };
         let a = parse_addr(&encode_addr_request(&req)).unwrap();
         assert_eq!(a.ip, req.ip);
-        assert_eq!(a.flags & IFA_F_NODAD, IFA_F_NODAD);
+        assert!(a.is_nodad());
         assert_eq!(a.label, None);
     }
 
@@ -574,7 +677,8 @@ mod tests {
             prefix: 16,
             label: Some("x".into()),
             broadcast: None,
-            flags: 0,
+            nodad: false,
+            noprefixroute: false,
             preferred_lft: None,
         });
         for n in 0..body.len() {
@@ -608,7 +712,7 @@ mod tests {
         let links = nl.links().unwrap();
         let lo = links.iter().find(|l| l.name == "lo").expect("lo");
         assert!(lo.is_loopback());
-        let addrs = nl.addrs(AF_INET).unwrap();
+        let addrs = nl.addrs(Family::Inet).unwrap();
         // lo carries 127.0.0.1 whenever it is up.
         if lo.is_up() {
             assert!(addrs
