@@ -723,14 +723,19 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             ));
         }
     }
-    let interval = p.int_in("arp_interval", 1, 10_000)?.unwrap_or(200);
-    let count = p.int_in("arp_count", 0, 1000)?.unwrap_or(5);
-    let refresh = p.int_in("arp_count_refresh", 0, 1000)?.unwrap_or(0);
-    let probe_wait = p.int_in("arp_probe_wait", 10, 10_000)?.unwrap_or(200);
-    let mac_raw = p.str("arp_mac").unwrap_or("ffffffffffff");
+    // The given value within its range, or the declared default.
+    let int = |name: &'static str, lo: i64, hi: i64| -> Result<i64, ParamError> {
+        p.int_in(name, lo, hi)?;
+        Ok(p.int_value(name))
+    };
+    let interval = int("arp_interval", 1, 10_000)?;
+    let count = int("arp_count", 0, 1000)?;
+    let refresh = int("arp_count_refresh", 0, 1000)?;
+    let probe_wait = int("arp_probe_wait", 10, 10_000)?;
+    let mac_raw = p.str_value("arp_mac");
     let dst = parse_mac(mac_raw)
         .ok_or_else(|| ParamError::invalid("arp_mac", mac_raw, "not a MAC address"))?;
-    match p.str("arp_sender").map(str::trim).unwrap_or("native") {
+    match p.str_value("arp_sender").trim() {
         "native" | "send_arp" | "iputils_arping" | "libnet_arping" => {}
         other => {
             return Err(ParamError::invalid(
@@ -740,12 +745,12 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             ))
         }
     }
-    let mode_raw = p.str("arp_mode").unwrap_or("both");
+    let mode_raw = p.str_value("arp_mode");
     let mode = ArpMode::parse(mode_raw.trim())
         .ok_or_else(|| ParamError::invalid("arp_mode", mode_raw, "use request, reply or both"))?;
-    let preferred_lft = match p.str("preferred_lft").map(str::trim) {
-        None | Some("forever") => None,
-        Some(v) => Some(
+    let preferred_lft = match p.str_value("preferred_lft").trim() {
+        "forever" => None,
+        v => Some(
             v.parse::<u32>()
                 .ok()
                 .filter(|n| *n != u32::MAX)
