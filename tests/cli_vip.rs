@@ -276,17 +276,8 @@ fn vip_claim_takes_the_address_once_the_old_holder_goes_quiet() {
     // nobody answers.
     let (a, b) = pair("quiet");
     a.ip(&["addr", "add", "10.99.1.72/24", "dev", "va"]);
-    let a_name = a.name.clone();
     let t = std::time::Instant::now();
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(1500));
-        let st = std::process::Command::new("ip")
-            .args(["-n", &a_name, "addr", "del", "10.99.1.72/24", "dev", "va"])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        t.elapsed()
-    });
+    let releaser = a.del_addr_later("10.99.1.72/24", "va", Duration::from_millis(1500), t);
     let (code, text) = pg(
         &b,
         &[

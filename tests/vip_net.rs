@@ -272,17 +272,9 @@ fn start_claims_the_address_once_the_old_holder_goes_quiet() {
         ("arp_bg", "false"),
         ("arp_count", "1"),
     ];
-    let b = p.b.name.clone();
     let t = Instant::now();
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(2));
-        let st = std::process::Command::new("ip")
-            .args(["-n", &b, "addr", "del", "10.99.1.56/24", "dev", "vb"])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        t.elapsed()
-    });
+    let releaser =
+        p.b.del_addr_later("10.99.1.56/24", "vb", Duration::from_secs(2), t);
     let r = p.vip_env(
         "start",
         &params,

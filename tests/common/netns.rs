@@ -44,6 +44,27 @@ impl Netns {
         super::run(&full, &[], Duration::from_secs(60))
     }
 
+    /// Removes `addr` from `dev` `after` from now, on a thread of its own (an old holder
+    /// going quiet); joining gives when it was gone, measured from `since`.
+    pub fn del_addr_later(
+        &self,
+        addr: &str,
+        dev: &str,
+        after: Duration,
+        since: Instant,
+    ) -> std::thread::JoinHandle<Duration> {
+        let argv: Vec<String> = ["ip", "-n", &self.name, "addr", "del", addr, "dev", dev]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        std::thread::spawn(move || {
+            std::thread::sleep(after);
+            let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+            sh_ok(&refs);
+            since.elapsed()
+        })
+    }
+
     pub fn mac(&self, ifname: &str) -> String {
         let out = self.ip(&["-o", "link", "show", ifname]);
         let i = out.find("link/ether ").expect("an Ethernet link") + 11;
