@@ -1,6 +1,8 @@
 //! `pgstack arp announce|probe`: the `arping -A` of the book's recipe, and an RFC 5227
 //! duplicate-address probe, on raw sockets.
 
+#![forbid(unsafe_code)]
+
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 

@@ -2,6 +2,8 @@
 //! release run the `vip` agent's own start and stop, so they check and announce exactly as
 //! the cluster does.
 
+#![forbid(unsafe_code)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

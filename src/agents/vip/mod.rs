@@ -25,6 +25,8 @@
 //! Here: the parameter table, INFO and the failures that carry data; `config` decodes
 //! the parameters, `actions` places the address and runs the actions.
 
+#![forbid(unsafe_code)]
+
 mod actions;
 mod config;
 #[cfg(test)]
