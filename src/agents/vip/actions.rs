@@ -261,7 +261,7 @@ impl<N: Net> Vip<N> {
             .filter(|t| *t > now)
             .unwrap_or(now);
         let mut holder: Option<Mac> = None;
-        let free = wait::poll_until(last, Backoff::millis(50, 250), || {
+        let free = wait::poll_until(last, Backoff::millis(50, 100), || {
             match self.net.arp_probe(link, v4, 2, listen)? {
                 None => Ok(Some(())),
                 Some(mac) => {
