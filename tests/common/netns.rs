@@ -128,7 +128,7 @@ impl Drop for Netns {
     }
 }
 
-/// A veth pair between two namespaces, both ends up, with IPv6 DAD fast.
+/// A veth pair between two namespaces, both ends up.
 pub fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     a.ip(&[
         "link", "add", a_if, "type", "veth", "peer", "name", b_if, "netns", &b.name,
@@ -138,16 +138,20 @@ pub fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     }
 }
 
-/// Waits until `f` holds, polling, or panics with `what` after `timeout`.
+/// Waits until `f` holds, polling, or panics with `what` after `timeout` (after a last
+/// look at the end, so a state reached during the final nap still counts).
 pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
     let end = Instant::now() + timeout;
-    while Instant::now() < end {
+    loop {
         if f() {
             return;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        if now >= end {
+            panic!("timed out waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20).min(end - now));
     }
-    panic!("timed out waiting for {what}");
 }
 
 /// A running tcpdump; `finish` stops it and returns the captured lines.
