@@ -30,6 +30,11 @@ fn pg(ns: &Netns, args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// [`pg`] with the arguments given as one line of words (none contains a space).
+fn pg_words(ns: &Netns, line: &str) -> (i32, String) {
+    pg(ns, &line.split_whitespace().collect::<Vec<_>>())
+}
+
 #[test]
 fn arp_probe_reports_free_taken_and_errors() {
     if !root() {
@@ -245,19 +250,7 @@ fn vip_move_refuses_while_the_old_holder_keeps_the_address() {
     // claim refuses as well, naming the holder, once no full probe (500 ms) fits in its
     // timeout (2 s less the 10 % margin).
     let t = std::time::Instant::now();
-    let (code, text) = pg(
-        &b,
-        &[
-            "vip",
-            "claim",
-            "--ip",
-            "10.99.1.71/24",
-            "--iface",
-            "vb",
-            "--timeout",
-            "2",
-        ],
-    );
+    let (code, text) = pg_words(&b, "vip claim --ip 10.99.1.71/24 --iface vb --timeout 2");
     assert_eq!(code, 1, "{text}");
     assert!(text.contains(&mac_a), "{text}");
     let took = t.elapsed();
@@ -278,19 +271,7 @@ fn vip_claim_takes_the_address_once_the_old_holder_goes_quiet() {
     a.ip(&["addr", "add", "10.99.1.72/24", "dev", "va"]);
     let t = std::time::Instant::now();
     let releaser = a.del_addr_later("10.99.1.72/24", "va", Duration::from_millis(1500), t);
-    let (code, text) = pg(
-        &b,
-        &[
-            "vip",
-            "claim",
-            "--ip",
-            "10.99.1.72/24",
-            "--iface",
-            "vb",
-            "--timeout",
-            "8",
-        ],
-    );
+    let (code, text) = pg_words(&b, "vip claim --ip 10.99.1.72/24 --iface vb --timeout 8");
     let took = t.elapsed();
     let released = releaser.join().unwrap();
     assert_eq!(code, 0, "{text}");
