@@ -47,6 +47,10 @@ pub struct AgentInfo {
     pub longdesc: &'static str,
     pub params: &'static [ParamSpec],
     pub actions: &'static [ActionSpec],
+    /// The agent acts on what only root may (addresses, mounts, devices, another user's
+    /// server): the dispatcher answers 4 to every action but meta-data and usage when it
+    /// runs without root, after the parameter check for validate-all.
+    pub needs_root: bool,
 }
 
 impl AgentInfo {
@@ -299,6 +303,7 @@ mod tests {
         params: &[ParamSpec::integer("n", "N", "A number.")
             .default("3")
             .required()],
+        needs_root: false,
         actions: &[
             ActionSpec::new(Action::Start, 20),
             ActionSpec::new(Action::Monitor, 20).interval(10).depth(0),

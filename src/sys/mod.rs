@@ -21,3 +21,8 @@ pub mod procwalk;
 pub mod runner;
 
 pub use error::{SysError, SysResult};
+
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
