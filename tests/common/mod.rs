@@ -63,8 +63,10 @@ pub fn artifacts() -> PathBuf {
     d
 }
 
-/// Runs a command to completion with a timeout; panics (naming it) if it hangs.
+/// Runs a command to completion with a timeout; panics (naming it) if it hangs. Its
+/// output is read while it runs, so a chatty command never blocks on a full pipe.
 pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    use std::io::Read;
     let mut c = Command::new(argv[0]);
     c.args(&argv[1..])
         .stdin(Stdio::null())
@@ -76,21 +78,54 @@ pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
     let mut child = c
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
     let end = Instant::now() + timeout;
-    loop {
-        if let Some(_st) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
         }
         if Instant::now() > end {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{argv:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(2));
+    };
+    // A grandchild that keeps the pipes open would keep the readers waiting: give them
+    // a moment after the command itself ended.
+    let collect = |h: std::thread::JoinHandle<Vec<u8>>| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !h.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if h.is_finished() {
+            h.join().unwrap_or_default()
+        } else {
+            b"(output still open after the command ended)".to_vec()
+        }
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{argv:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 
