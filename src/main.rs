@@ -2,6 +2,8 @@
 //! `ocf`/`agent` entry of the shims, or the operator CLI), turns a panic into exit 1 with
 //! an exit reason, and is the only place that exits.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::bin;
 use common::netns::{link, Netns};
-use common::{bin, root};
 
 fn pair(tag: &str) -> (Netns, Netns) {
     let a = Netns::new(tag);
@@ -32,9 +32,7 @@ fn pg(ns: &Netns, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn arp_probe_reports_free_taken_and_errors() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("probe");
     b.ip(&["addr", "add", "10.99.1.60/24", "dev", "vb"]);
     let mac_b = b.mac("vb");
@@ -79,9 +77,7 @@ fn arp_probe_reports_free_taken_and_errors() {
 
 #[test]
 fn arp_announce_sends_gratuitous_replies() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("annc");
     let cap = b.tcpdump("vb", &["arp"]);
     let (code, text) = pg(
@@ -124,9 +120,7 @@ fn arp_announce_sends_gratuitous_replies() {
 
 #[test]
 fn vip_move_releases_on_the_old_holder_then_claims() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("move");
     let (code, text) = pg(
         &a,
@@ -198,9 +192,7 @@ fn vip_move_releases_on_the_old_holder_then_claims() {
 
 #[test]
 fn vip_move_refuses_while_the_old_holder_keeps_the_address() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("stuck");
     a.ip(&["addr", "add", "10.99.1.71/24", "dev", "va"]);
     let mac_a = a.mac("va");

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::netns::{link, wait_for, Netns};
-use common::{agent_path, ocf, root, AgentRun};
+use common::{agent_path, ocf, AgentRun};
 
 struct Pair {
     a: Netns,
@@ -54,9 +54,7 @@ fn announcer_running(ip: &str) -> bool {
 
 #[test]
 fn gratuitous_arp_reaches_the_peer_and_moves_its_neighbour_entry() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("garp");
     let mac_a = p.a.mac("va");
     // The peer still believes the address is at the old holder's MAC.
@@ -117,9 +115,7 @@ fn gratuitous_arp_reaches_the_peer_and_moves_its_neighbour_entry() {
 
 #[test]
 fn reply_and_both_modes() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("mode");
     let cap = p.b.tcpdump("vb", &["arp"]);
     let params = [
@@ -143,9 +139,7 @@ fn reply_and_both_modes() {
 
 #[test]
 fn announcer_outlives_a_group_kill_and_stop_cancels_it() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("bg");
     let params = [
         ("ip", "10.99.1.52"),
@@ -209,9 +203,7 @@ fn announcer_outlives_a_group_kill_and_stop_cancels_it() {
 
 #[test]
 fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("dup");
     p.b.ip(&["addr", "add", "10.99.1.53/24", "dev", "vb"]);
     let mac_b = p.b.mac("vb");
@@ -248,9 +240,7 @@ fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
 
 #[test]
 fn ipv6_start_waits_for_dad_and_sends_unsolicited_na() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("v6");
     let cap = p.b.tcpdump("vb", &["icmp6"]);
     let params = [
@@ -289,9 +279,7 @@ fn ipv6_start_waits_for_dad_and_sends_unsolicited_na() {
 
 #[test]
 fn ipv6_dad_failure_fails_start_and_removes_the_address() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("dad");
     p.b.ip(&["addr", "add", "fd00:99::51/64", "dev", "vb", "nodad"]);
     let params = [("ip", "fd00:99::51"), ("cidr_netmask", "64"), ("nic", "va")];
@@ -309,9 +297,7 @@ fn ipv6_dad_failure_fails_start_and_removes_the_address() {
 
 #[test]
 fn nic_and_prefix_come_from_the_routing_table() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("route");
     let r = p.vip("start", &[("ip", "10.99.1.54")]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -332,9 +318,7 @@ fn nic_and_prefix_come_from_the_routing_table() {
 
 #[test]
 fn network_namespace_parameter() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("nsparam");
     // Run from the host namespace; the agent enters the namespace itself.
     let params = [

@@ -16,18 +16,23 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The installed pgstack binary (override with PGSTACK_BIN).
+/// The installed pgstack binary (override with PGSTACK_BIN), checked at first use to be
+/// the build of the tree under test.
 pub fn bin() -> String {
-    std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into())
+    let b = std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into());
+    check_build(&b);
+    b
 }
 
 /// The directory of the installed OCF shims (override with PGSTACK_OCF_DIR).
 pub fn ocf_dir() -> String {
+    bin();
     std::env::var("PGSTACK_OCF_DIR").unwrap_or_else(|_| "/usr/lib/ocf/resource.d/pgstack".into())
 }
 
 /// The directory of the installed init script (override with PGSTACK_INITD_DIR).
 pub fn initd_dir() -> String {
+    bin();
     std::env::var("PGSTACK_INITD_DIR").unwrap_or_else(|_| "/etc/init.d".into())
 }
 
@@ -35,17 +40,60 @@ pub fn agent_path(name: &str) -> String {
     format!("{}/{name}", ocf_dir())
 }
 
-/// Root-only tests call this first; outside root they say so and do nothing.
-pub fn root() -> bool {
-    let ok = nix_is_root();
-    if !ok {
-        eprintln!("SKIPPED: this test needs root (run `make test` as root)");
+/// Black-box tests run the installed binary: it must be the build of this tree, never an
+/// older install. `pgstack --build-id` prints the digest build.rs took of src/ and
+/// Cargo.lock; the same digest is taken here of the tree under test.
+fn check_build(bin: &str) {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let r = CHECKED.get_or_init(|| {
+        let out = Command::new(bin)
+            .arg("--build-id")
+            .env_clear()
+            .output()
+            .map_err(|e| format!("cannot run {bin}: {e}; run make install"))?;
+        let installed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let tree = build_id::of_tree(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+        if installed == tree {
+            Ok(())
+        } else {
+            Err(format!(
+                "installed pgstack is stale: run make install ({bin} is build {installed:?}, the tree is {tree:?})"
+            ))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{e}");
     }
-    ok
+}
+
+#[path = "../../build_id.rs"]
+mod build_id;
+
+/// A test that cannot run here (not root, a tool missing) fails and says why: a test
+/// that did not run never reports "ok". `make test` runs as root with every package of
+/// `.ci/packages-test` installed, so there nothing fails for this reason.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "NOT RUN: this test needs root (run `make test` as root)"
+    );
+}
+
+/// Like [`require_root`], for a file the test needs (a reference agent, a tool).
+pub fn require_file(path: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "NOT RUN: this test needs {path} (installed by .ci/packages-test)"
+    );
+}
+
+/// Whether this process runs as root (for tests that check the behaviour without it).
+pub fn is_root() -> bool {
+    nix_is_root()
 }
 
 fn nix_is_root() -> bool {
-    // SAFETY-free: read our effective uid from /proc.
+    // Our effective uid, from /proc (no unsafe call needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -54,6 +102,21 @@ fn nix_is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(2) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// Waits until `done` holds, looking every few milliseconds; panics naming `what` at
+/// the deadline. Tests wait for a state this way, never with a fixed sleep.
+pub fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    let mut nap = Duration::from_millis(2);
+    loop {
+        if done() {
+            return;
+        }
+        assert!(Instant::now() < end, "{what}: not within {timeout:?}");
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(100));
+    }
 }
 
 /// Where tests keep artifacts (tool outputs worth reading after a run).
