@@ -161,7 +161,8 @@ pub struct Params {
 
 impl Params {
     pub fn parse(specs: &'static [ParamSpec], env: &OcfEnv) -> Result<Params, ParamError> {
-        let mut values = BTreeMap::new();
+        // First: a value that cannot be read is the error to report, whatever else is
+        // wrong, since it is what would otherwise be silently replaced.
         for spec in specs {
             if let Some(v) = env.undecodable_param(spec.name) {
                 return Err(ParamError::Undecodable {
@@ -169,6 +170,9 @@ impl Params {
                     value: v.to_string_lossy().into_owned(),
                 });
             }
+        }
+        let mut values = BTreeMap::new();
+        for spec in specs {
             let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
             if let Some((why, harmless)) = spec.refused {
                 if let Some(v) = raw.filter(|v| {
