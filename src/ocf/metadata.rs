@@ -276,20 +276,8 @@ fn roff(s: &str) -> String {
         .join("\n")
 }
 
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+/// XML escaping of a value (all five special characters): quick-xml's own.
+pub use quick_xml::escape::escape as esc;
 
 #[cfg(test)]
 mod tests {
