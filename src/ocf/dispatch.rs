@@ -6,7 +6,6 @@ use std::time::Duration;
 use super::action::Action;
 use super::agent::{Agent, Ctx, Status};
 use super::code::OcfCode;
-use super::deadline::Deadline;
 use super::env::OcfEnv;
 use super::error::{ExitCode, OcfError};
 use super::log::{one_line, Logger};
@@ -89,12 +88,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
         .meta
         .timeout
         .unwrap_or_else(|| Duration::from_secs(info.default_timeout(action) as u64));
-    let ctx = Ctx {
-        env,
-        action,
-        deadline: Deadline::from_timeout(timeout),
-        log,
-    };
+    let ctx = Ctx::new(env, action, timeout, log);
     log.debug(&format!(
         "{action} begins (timeout {} ms)",
         timeout.as_millis()
@@ -270,12 +264,7 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)], euid: Option<u32>) -> OcfEnv {
-        let mut e = OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let mut e = OcfEnv::from_pairs(pairs);
         e.euid = euid;
         e
     }

@@ -84,6 +84,17 @@ impl OcfEnv {
         env
     }
 
+    /// [`Self::from_map`] from `(name, value)` pairs (tests, and faces that build an
+    /// environment of their own).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     pub fn from_map(vars: BTreeMap<String, String>) -> OcfEnv {
         let get = |k: &str| {
             vars.get(&format!("{META}{k}"))
@@ -235,13 +246,8 @@ pub fn is_false(v: &str) -> bool {
 mod tests {
     use super::*;
 
-    pub fn env(pairs: &[(&str, &str)]) -> OcfEnv {
-        OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+    fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_pairs(pairs)
     }
 
     #[test]

@@ -206,12 +206,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> OcfEnv {
-        OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        OcfEnv::from_pairs(pairs)
     }
 
     #[test]
