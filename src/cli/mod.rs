@@ -51,6 +51,7 @@ pub fn guarded(exit_reason_prefix: &str, f: impl FnOnce() -> u8 + std::panic::Un
                 .ok()
                 .and_then(|s| s.clone())
                 .unwrap_or_default();
+            let msg = crate::ocf::log::one_line(&msg);
             eprintln!("{exit_reason_prefix}internal error: {msg}");
             OcfCode::ErrGeneric.as_u8()
         }
