@@ -3,6 +3,11 @@
 //! removed in `Drop`, so a failing (panicking) test leaves nothing behind; `tests/cleanup`
 //! is the safety net for killed runs. Test addresses are from 10.99.0.0/16 and
 //! fd00:99::/32, inside namespaces the test made.
+//!
+//! Honesty rules: the installed binary must be the build of this tree ([`bin`] checks
+//! its build id once); a test that cannot run here fails with `NOT RUN: why`
+//! ([`require_root`], [`require_file`]); a test waits for a state with [`wait_for`],
+//! never with a fixed sleep before an assertion.
 #![allow(dead_code)]
 
 pub mod cib;
