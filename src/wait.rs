@@ -3,8 +3,6 @@
 //! cap; the last nap never runs past the end, and the condition is checked once more at
 //! the end, so a caller never gives up on a state that arrived during the final nap.
 
-#![forbid(unsafe_code)]
-
 use std::time::{Duration, Instant};
 
 /// How the naps between two looks grow: from `first`, doubling, capped at `max`.

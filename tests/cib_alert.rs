@@ -209,6 +209,39 @@ fn a_failed_resource_action_is_flagged_in_the_subject() {
 }
 
 #[test]
+fn a_100_kb_subject_is_folded_cut_and_valid_mail() {
+    let tmp = TempDir::new("alert-huge");
+    let sendmail = fake_sendmail(&tmp, 0);
+    let huge = format!("pg1 {}", "node-name-".repeat(10_000));
+    let mut ev: Vec<(&str, &str)> = FENCED.to_vec();
+    ev.retain(|(k, _)| *k != "CRM_alert_node");
+    ev.push(("CRM_alert_node", &huge));
+    exec_alert(
+        &alert_path(),
+        &ev,
+        &[
+            ("CRM_alert_recipient", "dba@example.org"),
+            ("PGSTACK_ALERT_SENDMAIL", &sendmail),
+        ],
+    )
+    .ok();
+    let raw = std::fs::read_to_string(tmp.path("message")).unwrap();
+    for l in raw.split("\r\n") {
+        assert!(l.len() <= 998, "a line of {} octets", l.len());
+    }
+    let head = raw.split("\r\n\r\n").next().unwrap();
+    assert!(head.len() < 2000, "headers of {} octets", head.len());
+    let parsed = parse_mail(&tmp.file("message"));
+    let subject = parsed.lines().find(|l| l.starts_with("Subject: ")).unwrap();
+    assert!(
+        subject.starts_with("Subject: [pgstack] fencing of pg1 node-name-")
+            && subject.ends_with("..."),
+        "{subject}"
+    );
+    assert!(subject.len() <= 220, "{}", subject.len());
+}
+
+#[test]
 fn delivery_failures_are_reported() {
     let tmp = TempDir::new("alert-err");
     // The MTA refuses (EX_TEMPFAIL): exit 1, the message names sendmail and the event.

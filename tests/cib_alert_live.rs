@@ -77,9 +77,7 @@ fn seed_cib(alerts: &str) -> String {
 
 #[test]
 fn pacemaker_runs_the_rendered_alert_agent() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let tmp = TempDir::new("live");
     let drop_box = tmp.path("alerts");
     std::fs::create_dir(&drop_box).unwrap();

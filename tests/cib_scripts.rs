@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::cib::{diff, fresh_cluster_cib, normal_configuration, render, run_env, TempDir};
+use common::cib::{crm, diff, fresh_cluster_cib, normal_configuration, render, run_env, TempDir};
 
 fn expected(tmp: &TempDir, name: &str, template: &str, extra: &[&str]) -> String {
     let f = render(tmp, name, template, extra);
@@ -33,11 +33,11 @@ fn apply_crm(tmp: &TempDir, tag: &str, template: &str, extra: &[&str], force: bo
     let cib = fresh(tmp, &format!("{tag}-crm.xml"));
     let s = script.to_str().unwrap();
     let argv: Vec<&str> = if force {
-        vec!["crm", "-F", "-f", s]
+        vec!["-F", "-f", s]
     } else {
-        vec!["crm", "-f", s]
+        vec!["-f", s]
     };
-    let r = run_env(&argv, &[("CIB_file", &cib)]);
+    let r = crm(tmp, &argv, &cib);
     assert_eq!(r.code, 0, "crm -f {tag}: {}\n{}", r.stdout, r.stderr);
     if !force {
         assert!(!r.stderr.contains("ERROR"), "crm -f {tag}: {}", r.stderr);
@@ -109,10 +109,7 @@ fn crmsh_refuses_the_pgstack_primitives_only_for_their_missing_agents() {
     let tmp = TempDir::new("crm-noforce");
     let script = render(&tmp, "a.crm", "advanced", &["--format", "crm"]);
     let cib = fresh(&tmp, "a.xml");
-    let r = run_env(
-        &["crm", "-f", script.to_str().unwrap()],
-        &[("CIB_file", &cib)],
-    );
+    let r = crm(&tmp, &["-f", script.to_str().unwrap()], &cib);
     let errors: Vec<&str> = r.stderr.lines().filter(|l| l.contains("ERROR")).collect();
     assert!(
         !errors.is_empty(),

@@ -314,9 +314,7 @@ fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
     // drbdadm parses the file as the kernel module's version would (drbdadm-84 for 8.4);
     // `dump` needs this host's name and a local address in one `on` section: the address
     // lives in a namespace of this test.
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let ns = common::netns::Netns::new("cib-drbd");
     ns.ip(&["addr", "add", "10.99.61.1/32", "dev", "lo"]);
     let tmp = TempDir::new("drbd");
@@ -409,9 +407,7 @@ fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
 fn corosync_conf_passes_corosyncs_own_check() {
     // `corosync -t` needs the key and one node address on a local interface: both are made
     // by this test (the address in a namespace of its own).
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let ns = common::netns::Netns::new("cib-coro");
     ns.ip(&["addr", "add", "10.99.62.1/32", "dev", "lo"]);
     let tmp = TempDir::new("corosync");

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
+use common::bin;
 use common::netns::{link, Netns};
-use common::{bin, root};
 
 fn pair(tag: &str) -> (Netns, Netns) {
     let a = Netns::new(tag);
@@ -37,9 +37,7 @@ fn pg_words(ns: &Netns, line: &str) -> (i32, String) {
 
 #[test]
 fn arp_probe_reports_free_taken_and_errors() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("probe");
     b.ip(&["addr", "add", "10.99.1.60/24", "dev", "vb"]);
     let mac_b = b.mac("vb");
@@ -84,9 +82,7 @@ fn arp_probe_reports_free_taken_and_errors() {
 
 #[test]
 fn arp_announce_sends_gratuitous_replies() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("annc");
     let cap = b.tcpdump("vb", &["arp"]);
     let (code, text) = pg(
@@ -129,9 +125,7 @@ fn arp_announce_sends_gratuitous_replies() {
 
 #[test]
 fn vip_move_releases_on_the_old_holder_then_claims() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("move");
     let (code, text) = pg(
         &a,
@@ -203,9 +197,7 @@ fn vip_move_releases_on_the_old_holder_then_claims() {
 
 #[test]
 fn vip_move_refuses_while_the_old_holder_keeps_the_address() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, b) = pair("stuck");
     a.ip(&["addr", "add", "10.99.1.71/24", "dev", "va"]);
     let mac_a = a.mac("va");
@@ -262,9 +254,7 @@ fn vip_move_refuses_while_the_old_holder_keeps_the_address() {
 
 #[test]
 fn vip_claim_takes_the_address_once_the_old_holder_goes_quiet() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     // The same rule as the agent's start (the same code): keep probing, claim as soon as
     // nobody answers.
     let (a, b) = pair("quiet");

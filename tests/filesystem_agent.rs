@@ -38,9 +38,7 @@ fn expect(r: &AgentRun, code: i32, what: &str) {
 
 #[test]
 fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("cycle");
     let dev = b.device("xfs");
     let dir = b.path("pg data");
@@ -93,9 +91,7 @@ fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
 
 #[test]
 fn ext4_with_fsck_and_uuid_device() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("ext4");
     let dev = b.device("ext4");
     let uuid = loopfs::sh(&["blkid", "-o", "value", "-s", "UUID", &dev]);
@@ -127,9 +123,7 @@ fn ext4_with_fsck_and_uuid_device() {
 /// of a sibling mount below the same parent and a process with its cwd in the parent live.
 #[test]
 fn busy_stop_kills_exactly_the_holders_of_the_mount() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("busy");
     let dev = b.device("xfs");
     let other = b.device("ext4");
@@ -181,9 +175,7 @@ fn busy_stop_kills_exactly_the_holders_of_the_mount() {
 
 #[test]
 fn term_ignored_escalates_to_kill() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("kill");
     let dev = b.device("xfs");
     let dir = b.path("data");
@@ -210,9 +202,7 @@ fn term_ignored_escalates_to_kill() {
 
 #[test]
 fn unkillable_holder_fails_within_the_timeout_naming_it() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("stuck");
     let dev = b.device("xfs");
     let dir = b.path("data");
@@ -250,9 +240,7 @@ fn unkillable_holder_fails_within_the_timeout_naming_it() {
 
 #[test]
 fn forced_shutdown_is_caught_at_depth_10_and_20() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("shut");
     let dev = b.device("xfs");
     let dir = b.path("data");
@@ -277,9 +265,7 @@ fn forced_shutdown_is_caught_at_depth_10_and_20() {
 
 #[test]
 fn bad_input_gives_reasons_and_the_right_codes() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("bad");
     let dev = b.device("xfs");
     let dir = b.path("data");
@@ -401,9 +387,7 @@ fn bad_input_gives_reasons_and_the_right_codes() {
 
 #[test]
 fn another_device_on_the_directory_is_an_error_and_left_alone() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("foreign");
     let dev = b.device("xfs");
     let other = b.device("ext4");
@@ -421,9 +405,7 @@ fn another_device_on_the_directory_is_an_error_and_left_alone() {
 
 #[test]
 fn clones_of_xfs_are_refused_unless_forced() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("clone");
     let dev = b.device("xfs");
     let d = b.path("data");
@@ -457,9 +439,7 @@ impl Drop for Frozen {
 /// have Pacemaker kill it; depth 0 and 10 (reads) still pass.
 #[test]
 fn a_hung_write_fails_depth_20_before_the_timeout() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("frozen");
     let dev = b.device("xfs");
     let dir = b.path("data");
@@ -499,9 +479,7 @@ fn a_hung_write_fails_depth_20_before_the_timeout() {
 /// it, which is how the mount is recognised.
 #[test]
 fn bind_mount_of_a_directory() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("bind");
     let dev = b.device("xfs");
     let lower = b.path("lower");

@@ -9,9 +9,7 @@ use common::loopfs::{is_mounted, Base};
 
 #[test]
 fn ocf_tester_passes_for_xfs_with_the_books_options() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("tester");
     let dev = b.device("xfs");
     let dir = b.path("db");

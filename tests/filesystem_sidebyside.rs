@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::loopfs::{self, is_mounted, sleep_in, Base};
 use common::{agent_path, ocf, AgentRun};
 
@@ -27,9 +25,8 @@ fn both(
 
 #[test]
 fn exit_codes_agree_with_the_reference_agent() {
-    if !common::root() || !Path::new(REFERENCE).exists() {
-        return;
-    }
+    common::require_root();
+    common::require_file(REFERENCE);
     let mut b = Base::new("sbs");
     let dev = b.device("xfs");
     let dir = b.path("db");
@@ -234,9 +231,8 @@ fn exit_codes_agree_with_the_reference_agent() {
 /// Where pgstack deliberately differs (docs/compatibility.md, "filesystem").
 #[test]
 fn documented_differences() {
-    if !common::root() || !Path::new(REFERENCE).exists() {
-        return;
-    }
+    common::require_root();
+    common::require_file(REFERENCE);
     let mut b = Base::new("sbsdiff");
     let dev = b.device("xfs");
     let other = b.device("ext4");

@@ -31,9 +31,7 @@ fn mount_options_are_the_books_and_nobarrier_warns() {
 
 #[test]
 fn format_computes_agcount_from_cpus_and_size() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let mut b = Base::new("mkfs");
     let dev = b.device("raw");
     let out = common::run(

@@ -23,9 +23,7 @@ fn probe(c: &PgCluster) -> AgentRun {
 
 #[test]
 fn ocf_tester_passes() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(1);
     let mut argv: Vec<String> = vec!["ocf-tester".into(), "-n".into(), "pgst-pg-ocft".into()];
     for (k, v) in c.params() {
@@ -51,9 +49,7 @@ fn ocf_tester_passes() {
 
 #[test]
 fn start_monitor_stop_are_idempotent_and_data_survives() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(2);
     let r = probe(&c);
     assert_eq!(r.code, 7, "{r:?}");
@@ -85,9 +81,7 @@ fn start_monitor_stop_are_idempotent_and_data_survives() {
 
 #[test]
 fn kill_9_of_the_postmaster_is_not_running_with_a_reason_and_start_recovers() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(3);
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
     assert!(c.psql("create table t(x int); insert into t values (7)").0);
@@ -110,9 +104,7 @@ fn kill_9_of_the_postmaster_is_not_running_with_a_reason_and_start_recovers() {
 
 #[test]
 fn stale_pid_file_naming_an_unrelated_process_is_not_running_and_spares_it() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(4);
     let other = Bystander::new();
     let pf = format!(
@@ -148,9 +140,7 @@ fn stale_pid_file_naming_an_unrelated_process_is_not_running_and_spares_it() {
 
 #[test]
 fn stop_ends_long_queries_and_idle_transactions_within_the_timeout() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(5);
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
     let _long = c.session("select pg_sleep(600);\n");
@@ -167,9 +157,7 @@ fn stop_ends_long_queries_and_idle_transactions_within_the_timeout() {
 
 #[test]
 fn a_postmaster_that_ignores_shutdown_is_killed_with_its_children_inside_the_deadline() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(6);
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
     let _long = c.session("select pg_sleep(600);\n");
@@ -197,9 +185,7 @@ fn a_postmaster_that_ignores_shutdown_is_killed_with_its_children_inside_the_dea
 
 #[test]
 fn bad_input_gives_reasons_and_codes_and_touches_no_data() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(7);
     let before = std::fs::read_dir(c.data()).unwrap().count();
     let check = |over: &[(&str, &str)], action: &str, code: i32, words: &str| {
@@ -297,9 +283,7 @@ fn bad_input_gives_reasons_and_codes_and_touches_no_data() {
 
 #[test]
 fn monitor_authenticates_by_peer_or_by_password_file() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::with_auth(9, "peer");
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
     // Peer authentication: root cannot connect as postgres, the monitor (root, taking the
@@ -368,9 +352,7 @@ fn monitor_authenticates_by_peer_or_by_password_file() {
 
 #[test]
 fn expected_mount_accepts_the_mount_point_or_device_of_the_data() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(10);
     let data = c.data().display().to_string();
     let target = common::sh_ok(&["findmnt", "-n", "-o", "TARGET", "-T", &data]);
@@ -390,9 +372,7 @@ fn expected_mount_accepts_the_mount_point_or_device_of_the_data() {
 
 #[test]
 fn deep_monitor_cross_checks_pg_controldata_and_a_standby_is_degraded() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(11);
     assert_eq!(act(&c, "start", &[], &[]).code, 0);
     let r = act(&c, "monitor", &[], &[("OCF_CHECK_LEVEL", "10")]);

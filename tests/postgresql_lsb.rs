@@ -50,9 +50,7 @@ fn lsb(defaults: &str, action: &str) -> (i32, String) {
 
 #[test]
 fn the_books_three_checks_and_lsb_codes() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(20);
     let d = defaults(&c);
     // The book: start -> 0, stop -> 0, status when stopped -> 3.
@@ -109,9 +107,7 @@ fn the_books_three_checks_and_lsb_codes() {
 
 #[test]
 fn pacemakers_lsb_class_agrees() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let c = PgCluster::new(21);
     let d = defaults(&c);
     let script = script();

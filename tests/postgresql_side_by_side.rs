@@ -169,9 +169,7 @@ const IMPROVEMENTS: &[(&str, i32, i32)] = &[
 
 #[test]
 fn codes_agree_with_heartbeat_pgsql_except_documented_improvements() {
-    if !common::root() {
-        return;
-    }
+    common::require_root();
     let theirs = cases(Who::Theirs, 30);
     let ours = cases(Who::Ours, 31);
     let mut table = String::from("case | ocf:pgstack:postgresql | ocf:heartbeat:pgsql\n");

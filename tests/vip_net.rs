@@ -5,8 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::netns::{link, wait_for, Netns};
-use common::{agent_path, ocf, root, AgentRun};
+use common::netns::{link, Netns};
+use common::wait_for;
+use common::{agent_path, ocf, AgentRun};
 
 struct Pair {
     a: Netns,
@@ -54,9 +55,7 @@ fn announcer_running(ip: &str) -> bool {
 
 #[test]
 fn gratuitous_arp_reaches_the_peer_and_moves_its_neighbour_entry() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("garp");
     let mac_a = p.a.mac("va");
     // The peer still believes the address is at the old holder's MAC.
@@ -117,9 +116,7 @@ fn gratuitous_arp_reaches_the_peer_and_moves_its_neighbour_entry() {
 
 #[test]
 fn reply_and_both_modes() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("mode");
     let cap = p.b.tcpdump("vb", &["arp"]);
     let params = [
@@ -143,9 +140,7 @@ fn reply_and_both_modes() {
 
 #[test]
 fn announcer_outlives_a_group_kill_and_stop_cancels_it() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("bg");
     let params = [
         ("ip", "10.99.1.52"),
@@ -207,9 +202,7 @@ fn announcer_outlives_a_group_kill_and_stop_cancels_it() {
 
 #[test]
 fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("dup");
     p.b.ip(&["addr", "add", "10.99.1.53/24", "dev", "vb"]);
     let mac_b = p.b.mac("vb");
@@ -256,9 +249,7 @@ fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
 
 #[test]
 fn start_claims_the_address_once_the_old_holder_goes_quiet() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     // The old holder (a node being fenced, or hung but still answering ARP) lets the
     // address go 2 s after our start began: start keeps probing, logs who still answers,
     // and claims the address within its timeout instead of failing at the first answer.
@@ -302,9 +293,7 @@ fn start_claims_the_address_once_the_old_holder_goes_quiet() {
 
 #[test]
 fn ipv6_start_waits_for_dad_and_sends_unsolicited_na() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("v6");
     let cap = p.b.tcpdump("vb", &["icmp6"]);
     let params = [
@@ -343,9 +332,7 @@ fn ipv6_start_waits_for_dad_and_sends_unsolicited_na() {
 
 #[test]
 fn ipv6_dad_failure_fails_start_and_removes_the_address() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("dad");
     p.b.ip(&["addr", "add", "fd00:99::51/64", "dev", "vb", "nodad"]);
     let params = [("ip", "fd00:99::51"), ("cidr_netmask", "64"), ("nic", "va")];
@@ -363,9 +350,7 @@ fn ipv6_dad_failure_fails_start_and_removes_the_address() {
 
 #[test]
 fn nic_and_prefix_come_from_the_routing_table() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("route");
     let r = p.vip("start", &[("ip", "10.99.1.54")]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -407,9 +392,7 @@ fn nic_and_prefix_come_from_the_routing_table() {
 
 #[test]
 fn network_namespace_parameter() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let p = pair("nsparam");
     // Run from the host namespace; the agent enters the namespace itself.
     let params = [

@@ -4,7 +4,7 @@
 mod common;
 
 use common::netns::{link, Netns};
-use common::{agent_path, artifacts, bin, ocf, root, run};
+use common::{agent_path, artifacts, bin, ocf, run};
 use std::time::Duration;
 
 fn two_hosts(tag: &str) -> (Netns, Netns) {
@@ -18,9 +18,7 @@ fn two_hosts(tag: &str) -> (Netns, Netns) {
 
 #[test]
 fn ocf_tester_passes_in_a_namespace() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let (a, _b) = two_hosts("ocft");
     let mut argv = a.prefix();
     let agent = agent_path("vip");
@@ -78,9 +76,7 @@ fn meta_data_is_valid_against_the_ocf_dtd() {
 
 #[test]
 fn meta_data_works_as_nobody_with_an_empty_environment() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let agent = agent_path("vip");
     let out = run(
         &[
@@ -104,23 +100,20 @@ fn meta_data_works_as_nobody_with_an_empty_environment() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("<resource-agent name=\"vip\""));
 }
 
-/// Pacemaker finds agents only in its own directory; these run only against the real install.
-fn system_install() -> bool {
-    let real = common::ocf_dir() == "/usr/lib/ocf/resource.d/pgstack";
-    if !real {
-        eprintln!(
-            "SKIPPED: agents are installed in {}, not where Pacemaker looks",
-            common::ocf_dir()
-        );
-    }
-    real
+/// Pacemaker finds agents only in its own directory; these run only against the real
+/// install, and fail (not run) against another one.
+fn system_install() {
+    assert_eq!(
+        common::ocf_dir(),
+        "/usr/lib/ocf/resource.d/pgstack",
+        "NOT RUN: agents are installed in {}, not where Pacemaker looks",
+        common::ocf_dir()
+    );
 }
 
 #[test]
 fn pacemaker_tools_read_the_meta_data_without_warnings() {
-    if !system_install() {
-        return;
-    }
+    system_install();
     let out = run(
         &["crm_resource", "--show-metadata", "ocf:pgstack:vip"],
         &[],
@@ -159,9 +152,7 @@ fn pacemaker_tools_read_the_meta_data_without_warnings() {
 
 #[test]
 fn crm_resource_validate_runs_validate_all() {
-    if !system_install() {
-        return;
-    }
+    system_install();
     let ok = run(
         &[
             "crm_resource",

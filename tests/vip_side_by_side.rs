@@ -5,7 +5,7 @@
 mod common;
 
 use common::netns::{link, Netns};
-use common::{agent_path, ocf, root};
+use common::{agent_path, ocf};
 
 const IPADDR2: &str = "/usr/lib/ocf/resource.d/heartbeat/IPaddr2";
 
@@ -229,9 +229,7 @@ fn run_case(case: &Case, agent: &str, tag: &str) -> Vec<i32> {
 
 #[test]
 fn exit_codes_agree_with_ipaddr2() {
-    if !root() {
-        return;
-    }
+    common::require_root();
     let mut report = String::new();
     let mut failures = Vec::new();
     for case in CASES {

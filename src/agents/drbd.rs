@@ -120,6 +120,7 @@ pub static INFO: AgentInfo = AgentInfo {
         clone-node-max=1 and promoted-node-max=1.",
     params: PARAMS,
     actions: ACTIONS,
+    needs_root: true,
 };
 
 type Version = (u32, u32, u32);

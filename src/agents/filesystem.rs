@@ -156,6 +156,7 @@ pub static INFO: AgentInfo = AgentInfo {
         ocf:heartbeat:Filesystem.",
     params: PARAMS,
     actions: ACTIONS,
+    needs_root: true,
 };
 
 /// A stop that could not free the mount, with the holders that remain.

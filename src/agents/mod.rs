@@ -31,7 +31,14 @@ pub fn info(name: &str) -> Option<&'static AgentInfo> {
 
 /// Runs `action` of the agent `name` against the real system.
 pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome, OcfEnv) {
-    let env = OcfEnv::from_map(vars);
+    run_env(name, action, OcfEnv::from_map(vars))
+}
+
+/// [`run`] with an environment as the process got it (values that are not UTF-8
+/// included, see [`OcfEnv::from_os`]). The real system needs the real privileges, so
+/// the effective uid is always this process's own.
+pub fn run_env(name: &str, action: &str, mut env: OcfEnv) -> (Outcome, OcfEnv) {
+    env.euid = Some(crate::sys::effective_uid());
     let log = Logger::new(name, &env);
     let out = match name {
         "postgresql" => dispatch::run(&postgresql::Postgresql, action, &env, &log),

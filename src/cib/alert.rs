@@ -54,6 +54,66 @@ fn header_value(v: &str) -> String {
         .collect()
 }
 
+/// RFC 5322 line limits: a line must not exceed 998 octets and should not exceed 78.
+const LINE_MAX: usize = 998;
+const LINE_SOFT: usize = 78;
+/// A longer subject is cut (and marked `...`): the whole event is in the body.
+const SUBJECT_MAX: usize = 200;
+
+/// `name: value` as header lines: the value made one ASCII line ([`header_value`]),
+/// folded before a word once a line passes 78 octets, a word longer than a line split.
+fn header(name: &str, value: &str) -> String {
+    let value = header_value(value);
+    let mut out = format!("{name}:");
+    let mut line = out.len();
+    let mut first = true;
+    for word in value.split(' ').filter(|w| !w.is_empty()) {
+        // ASCII: every byte is a char boundary.
+        for chunk in word.as_bytes().chunks(LINE_SOFT - 1) {
+            let chunk = std::str::from_utf8(chunk).unwrap_or_default();
+            if !first && line + 1 + chunk.len() > LINE_SOFT {
+                out.push_str("\r\n");
+                line = 0;
+            }
+            out.push(' ');
+            out.push_str(chunk);
+            line += 1 + chunk.len();
+            first = false;
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, marked `...` when cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(3);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end])
+}
+
+/// A body line (CRLF-terminated), wrapped so that no line exceeds [`LINE_MAX`] octets.
+fn push_body_line(m: &mut String, text: &str) {
+    let mut rest = text;
+    loop {
+        let mut end = rest.len().min(LINE_MAX);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        m.push_str(&rest[..end]);
+        m.push_str("\r\n");
+        rest = &rest[end..];
+        if rest.is_empty() {
+            break;
+        }
+    }
+}
+
 impl Event {
     /// Reads the event from the environment Pacemaker gave the agent.
     pub fn from_env(env: &BTreeMap<String, String>) -> Result<Event, CibError> {
@@ -151,31 +211,28 @@ impl Event {
         s
     }
 
-    /// A complete RFC 5322 message.
+    /// A complete RFC 5322 message: no header can be injected, no line is longer than
+    /// 998 octets, header lines are folded at 78, the subject is at most 200 characters.
     pub fn mail(&self, to: &str, from: Option<&str>, now: SystemTime) -> String {
         let mut m = String::new();
         if let Some(f) = from {
-            m.push_str(&format!("From: {}\r\n", header_value(f)));
+            m.push_str(&header("From", f));
         }
         let tag = if self.is_failure() { "FAILED: " } else { "" };
-        m.push_str(&format!("To: {}\r\n", header_value(to)));
-        m.push_str(&format!(
-            "Subject: [pgstack] {tag}{}\r\n",
-            header_value(&self.summary())
-        ));
+        m.push_str(&header("To", to));
+        let subject = format!("[pgstack] {tag}{}", header_value(&self.summary()));
+        m.push_str(&header("Subject", &cut(&subject, SUBJECT_MAX)));
         m.push_str(&format!("Date: {}\r\n", rfc2822_utc(now)));
         m.push_str("MIME-Version: 1.0\r\n");
         m.push_str("Content-Type: text/plain; charset=utf-8\r\n");
         m.push_str("Content-Transfer-Encoding: 8bit\r\n");
         m.push_str("Auto-Submitted: auto-generated\r\n");
-        m.push_str(&format!(
-            "X-Pgstack-Alert-Kind: {}\r\n",
-            header_value(&self.kind)
-        ));
+        m.push_str(&header("X-Pgstack-Alert-Kind", &self.kind));
         m.push_str("\r\n");
-        m.push_str(&format!("{}\r\n\r\n", one_line(&self.summary())));
+        push_body_line(&mut m, &one_line(&self.summary()));
+        m.push_str("\r\n");
         for (k, v) in &self.vars {
-            m.push_str(&format!("CRM_alert_{k}: {}\r\n", one_line(v)));
+            push_body_line(&mut m, &format!("CRM_alert_{k}: {}", one_line(v)));
         }
         m
     }
@@ -342,11 +399,57 @@ mod tests {
         let m = e.mail("dba@example.org", None, UNIX_EPOCH);
         assert!(!m.contains("\r\nBcc:"), "{m}");
         assert!(
-            m.contains(
-                "Subject: [pgstack] FAILED: node pg1  Bcc: evil@example.org is now lost\r\n"
-            ),
+            m.contains("Subject: [pgstack] FAILED: node pg1 Bcc: evil@example.org is now lost\r\n"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn a_huge_subject_is_cut_and_every_line_is_within_rfc5322_limits() {
+        let long = format!(
+            "{}\r\nBcc: evil@example.org {}",
+            "x".repeat(50_000),
+            "é ".repeat(25_000)
+        );
+        let e = Event::from_env(&env(&[
+            ("CRM_alert_kind", "node"),
+            ("CRM_alert_node", &long),
+            ("CRM_alert_desc", "lost"),
+        ]))
+        .unwrap();
+        let m = e.mail("dba@example.org", Some("ha@example.org"), UNIX_EPOCH);
+        let (head, body) = m.split_once("\r\n\r\n").unwrap();
+        for l in m.split("\r\n") {
+            assert!(l.len() <= LINE_MAX, "a line of {} octets", l.len());
+        }
+        for l in head.split("\r\n") {
+            assert!(
+                l.len() <= LINE_SOFT,
+                "a header line of {} octets: {l}",
+                l.len()
+            );
+            assert!(!l.starts_with("Bcc"), "{l}");
+        }
+        let subject: String = head
+            .split("\r\n")
+            .skip_while(|l| !l.starts_with("Subject:"))
+            .take_while(|l| l.starts_with("Subject:") || l.starts_with(' '))
+            .collect();
+        assert!(subject.len() < SUBJECT_MAX + 20, "{}", subject.len());
+        assert!(subject.ends_with("..."), "{subject}");
+        assert!(subject.starts_with("Subject: [pgstack] FAILED: node xxx"));
+        // Nothing is lost from the body: the event is all there, wrapped.
+        assert!(body.replace("\r\n", "").contains(&"x".repeat(50_000)));
+        // A short subject is one line, unchanged.
+        let e = Event::from_env(&env(&[
+            ("CRM_alert_kind", "node"),
+            ("CRM_alert_node", "pg1"),
+            ("CRM_alert_desc", "member"),
+        ]))
+        .unwrap();
+        assert!(e
+            .mail("a@b.c", None, UNIX_EPOCH)
+            .contains("\r\nSubject: [pgstack] node pg1 is now member\r\nDate:"));
     }
 
     #[test]

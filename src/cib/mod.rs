@@ -50,8 +50,8 @@ pub enum CibError {
     },
     #[error("{0}")]
     Invalid(String),
-    #[error("XML: {0}")]
-    Xml(String),
+    #[error(transparent)]
+    Xml(#[from] xml::XmlError),
     #[error(transparent)]
     Sys(#[from] SysError),
 }

@@ -40,6 +40,16 @@ fn pairs(nvs: &[Nv], q: fn(&str) -> String) -> String {
         .join(" ")
 }
 
+/// The cluster properties and the resource defaults, each as one command line after
+/// its `heads` entry (when there are any).
+fn options(o: &mut String, c: &Config, heads: [&str; 2], q: fn(&str) -> String) {
+    for (head, list) in heads.into_iter().zip([&c.properties, &c.rsc_defaults]) {
+        if !list.is_empty() {
+            let _ = writeln!(o, "{head} {}", pairs(list, q));
+        }
+    }
+}
+
 fn op_words(op: &Op, q: fn(&str) -> String) -> String {
     let mut s = format!("op {} interval={}", op.name, q(&op.interval));
     if let Some(r) = &op.role {
@@ -130,20 +140,15 @@ pub fn crm(c: &Config, header: &str) -> String {
     for (id, uname) in &c.nodes {
         let _ = writeln!(o, "node {id}: {uname}");
     }
-    if !c.properties.is_empty() {
-        let _ = writeln!(
-            o,
-            "property cib-bootstrap-options: {}",
-            pairs(&c.properties, crm_q)
-        );
-    }
-    if !c.rsc_defaults.is_empty() {
-        let _ = writeln!(
-            o,
-            "rsc_defaults rsc-options: {}",
-            pairs(&c.rsc_defaults, crm_q)
-        );
-    }
+    options(
+        &mut o,
+        c,
+        [
+            "property cib-bootstrap-options:",
+            "rsc_defaults rsc-options:",
+        ],
+        crm_q,
+    );
     for r in &c.resources {
         crm_resource(&mut o, r);
     }
@@ -256,20 +261,15 @@ pub fn pcs(c: &Config, header: &str) -> String {
          FORCE=\"${FORCE:-}\"\n\
          case \"$FORCE\" in \"\"|--force) ;; *) echo \"FORCE must be empty or --force\" >&2; exit 2;; esac\n",
     );
-    if !c.properties.is_empty() {
-        let _ = writeln!(
-            o,
-            "pcs -f \"$CIB\" property set {}",
-            pairs(&c.properties, sh_q)
-        );
-    }
-    if !c.rsc_defaults.is_empty() {
-        let _ = writeln!(
-            o,
-            "pcs -f \"$CIB\" resource defaults update {}",
-            pairs(&c.rsc_defaults, sh_q)
-        );
-    }
+    options(
+        &mut o,
+        c,
+        [
+            "pcs -f \"$CIB\" property set",
+            "pcs -f \"$CIB\" resource defaults update",
+        ],
+        sh_q,
+    );
     for r in &c.resources {
         match r {
             Resource::Primitive(p) => pcs_create(&mut o, p, None, None),

@@ -416,7 +416,7 @@ fn substitute(
         let name = &after[..j];
         let v = lookup(t, name, values)?;
         if escape {
-            out.push_str(&xml_escape(v));
+            out.push_str(&super::xml::escape(v));
         } else {
             out.push_str(v);
         }
@@ -424,21 +424,6 @@ fn substitute(
     }
     out.push_str(rest);
     Ok(out)
-}
-
-pub fn xml_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
 }
 
 #[cfg(test)]

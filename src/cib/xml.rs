@@ -1,12 +1,19 @@
-//! A small element tree over quick-xml: enough to read a CIB or a tool's `--output-as=xml`
-//! answer, change it and write it back. Comments, processing instructions and whitespace
-//! between elements are dropped; text inside elements is kept.
+//! The crate's one XML reader: a small element tree over quick-xml, enough to read a CIB
+//! or a tool's `--output-as=xml` answer (crm_simulate, crm_mon, cibadmin), change it and
+//! write it back. Comments, processing instructions and whitespace between elements are
+//! dropped; text inside elements is kept. It depends on nothing else in the crate, so
+//! `sys` (reading tool output) and the CIB code share it; values are escaped with
+//! quick-xml's own [`escape`].
 
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
-use super::template::xml_escape;
-use super::CibError;
+pub use quick_xml::escape::escape;
+
+/// A document that is not well-formed XML (or not the shape a reader expects).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("XML: {0}")]
+pub struct XmlError(pub String);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Element {
@@ -70,6 +77,32 @@ impl Element {
         out
     }
 
+    /// Calls `f` for every element below this one, depth first in document order, with
+    /// the chain of its ancestors from this element down to its parent.
+    pub fn visit<'a>(&'a self, f: &mut impl FnMut(&'a Element, &[&'a Element])) {
+        fn walk<'a>(
+            e: &'a Element,
+            up: &mut Vec<&'a Element>,
+            f: &mut impl FnMut(&'a Element, &[&'a Element]),
+        ) {
+            up.push(e);
+            for c in &e.children {
+                f(c, up);
+                walk(c, up, f);
+            }
+            up.pop();
+        }
+        walk(self, &mut Vec::new(), f);
+    }
+
+    /// The first element at or below this one named `name`.
+    pub fn find(&self, name: &str) -> Option<&Element> {
+        if self.name == name {
+            return Some(self);
+        }
+        self.children.iter().find_map(|c| c.find(name))
+    }
+
     /// Writes the element as indented XML.
     pub fn write(&self, out: &mut String, indent: usize) {
         let pad = "  ".repeat(indent);
@@ -77,7 +110,7 @@ impl Element {
         out.push('<');
         out.push_str(&self.name);
         for (k, v) in &self.attrs {
-            out.push_str(&format!(" {k}=\"{}\"", xml_escape(v)));
+            out.push_str(&format!(" {k}=\"{}\"", escape(v)));
         }
         if self.children.is_empty() && self.text.is_empty() {
             out.push_str("/>\n");
@@ -85,7 +118,7 @@ impl Element {
         }
         out.push('>');
         if self.children.is_empty() {
-            out.push_str(&xml_escape(&self.text));
+            out.push_str(&escape(&self.text));
         } else {
             out.push('\n');
             for c in &self.children {
@@ -103,29 +136,29 @@ impl Element {
     }
 }
 
-fn start(e: &BytesStart) -> Result<Element, CibError> {
+fn start(e: &BytesStart) -> Result<Element, XmlError> {
     let name = e.name().as_ref().to_string();
     let mut el = Element::new(&name);
     for a in e.attributes() {
-        let a = a.map_err(|x| CibError::Xml(format!("<{name}>: {x}")))?;
+        let a = a.map_err(|x| XmlError(format!("<{name}>: {x}")))?;
         let k = a.key.as_ref().to_string();
         let v = a
             .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-            .map_err(|x| CibError::Xml(format!("<{name} {k}>: {x}")))?;
+            .map_err(|x| XmlError(format!("<{name} {k}>: {x}")))?;
         el.attrs.push((k, v.into_owned()));
     }
     Ok(el)
 }
 
 /// Parses a document into its root element.
-pub fn parse(text: &str) -> Result<Element, CibError> {
+pub fn parse(text: &str) -> Result<Element, XmlError> {
     let mut r = Reader::from_str(text);
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
         let ev = r
             .read_event()
-            .map_err(|e| CibError::Xml(format!("at byte {}: {e}", r.buffer_position())))?;
+            .map_err(|e| XmlError(format!("at byte {}: {e}", r.buffer_position())))?;
         match ev {
             Event::Start(e) => stack.push(start(&e)?),
             Event::Empty(e) => {
@@ -133,17 +166,17 @@ pub fn parse(text: &str) -> Result<Element, CibError> {
                 match stack.last_mut() {
                     Some(p) => p.children.push(el),
                     None if root.is_none() => root = Some(el),
-                    None => return Err(CibError::Xml("more than one root element".into())),
+                    None => return Err(XmlError("more than one root element".into())),
                 }
             }
             Event::End(_) => {
                 let el = stack
                     .pop()
-                    .ok_or_else(|| CibError::Xml("unbalanced end tag".into()))?;
+                    .ok_or_else(|| XmlError("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(p) => p.children.push(el),
                     None if root.is_none() => root = Some(el),
-                    None => return Err(CibError::Xml("more than one root element".into())),
+                    None => return Err(XmlError("more than one root element".into())),
                 }
             }
             Event::Text(t) => {
@@ -159,7 +192,7 @@ pub fn parse(text: &str) -> Result<Element, CibError> {
                 if let Some(p) = stack.last_mut() {
                     if let Some(ch) = g
                         .resolve_char_ref()
-                        .map_err(|e| CibError::Xml(format!("character reference: {e}")))?
+                        .map_err(|e| XmlError(format!("character reference: {e}")))?
                     {
                         p.text.push(ch);
                         continue;
@@ -171,7 +204,7 @@ pub fn parse(text: &str) -> Result<Element, CibError> {
                         "amp" => "&",
                         "quot" => "\"",
                         "apos" => "'",
-                        other => return Err(CibError::Xml(format!("unknown entity &{other};"))),
+                        other => return Err(XmlError(format!("unknown entity &{other};"))),
                     };
                     p.text.push_str(c);
                 }
@@ -186,9 +219,9 @@ pub fn parse(text: &str) -> Result<Element, CibError> {
         }
     }
     if !stack.is_empty() {
-        return Err(CibError::Xml(format!("<{}> is not closed", stack[0].name)));
+        return Err(XmlError(format!("<{}> is not closed", stack[0].name)));
     }
-    root.ok_or_else(|| CibError::Xml("no root element".into()))
+    root.ok_or_else(|| XmlError("no root element".into()))
 }
 
 #[cfg(test)]
@@ -204,6 +237,21 @@ mod tests {
         assert_eq!(e.child("c").unwrap().text, "t<x");
         let again = parse(&e.to_xml()).unwrap();
         assert_eq!(again, e);
+    }
+
+    #[test]
+    fn visit_sees_every_element_with_its_ancestors() {
+        let e = parse("<a id=\"1\"><b id=\"2\"><c id=\"3\"/></b><d id=\"4\"/></a>").unwrap();
+        let mut seen = Vec::new();
+        e.visit(&mut |el, up| {
+            let chain: Vec<&str> = up.iter().map(|u| u.name.as_str()).collect();
+            seen.push(format!("{}<{}", el.name, chain.join("/")));
+        });
+        assert_eq!(seen, ["b<a", "c<a/b", "d<a"]);
+        assert_eq!(e.find("c").and_then(|c| c.attr("id")), Some("3"));
+        assert_eq!(e.find("a").map(|a| a.name.as_str()), Some("a"));
+        assert!(e.find("x").is_none());
+        assert_eq!(escape("a<'\"&>"), "a&lt;&apos;&quot;&amp;&gt;");
     }
 
     #[test]

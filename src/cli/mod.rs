@@ -19,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 use crate::agents;
 use crate::agents::postgresql::lsb;
+use crate::ocf::env::OcfEnv;
 use crate::ocf::OcfCode;
 
 static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
@@ -50,14 +51,22 @@ pub fn guarded(exit_reason_prefix: &str, f: impl FnOnce() -> u8 + std::panic::Un
                 .ok()
                 .and_then(|s| s.clone())
                 .unwrap_or_default();
+            let msg = crate::ocf::log::one_line(&msg);
             eprintln!("{exit_reason_prefix}internal error: {msg}");
             OcfCode::ErrGeneric.as_u8()
         }
     }
 }
 
-/// Picks the face and runs it; returns the exit code for `main`.
-pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
+/// Picks the face and runs it; returns the exit code for `main`. `os_vars` is the
+/// process environment as bytes: the OCF face gets all of it; the operator CLI and the
+/// LSB face, which read only their own variables, get the ones that decode.
+pub fn entry(args: Vec<OsString>, os_vars: Vec<(OsString, OsString)>) -> u8 {
+    let vars: BTreeMap<String, String> = os_vars
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_string(), v.to_str()?.to_string())))
+        .collect();
+    let ocf_env = move || OcfEnv::from_os(os_vars);
     let arg = |i: usize| args.get(i).and_then(|a| a.to_str()).map(str::to_string);
     let argv0 = arg(0).unwrap_or_default();
     let base = Path::new(&argv0)
@@ -65,7 +74,7 @@ pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         .and_then(|s| s.to_str())
         .unwrap_or("");
     if agents::info(base).is_some() {
-        return ocf_face(base, arg(1), vars);
+        return ocf_face(base, arg(1), ocf_env());
     }
     // The init script: called as postgresql-ha (a link) or through the installed shim
     // (`pgstack lsb postgresql-ha <action>`).
@@ -76,9 +85,15 @@ pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         return lsb_face(arg(3), vars);
     }
     if argv0.contains("/resource.d/") {
-        return unknown_agent(base, &vars);
+        return unknown_agent(base, ocf_env());
     }
     match arg(1).as_deref() {
+        // The digest of the sources this binary was built from (build.rs): the tests
+        // refuse to run an install that is not the tree under test.
+        Some("--build-id") if args.len() == 2 => {
+            println!("{}", env!("PGSTACK_BUILD_ID"));
+            0
+        }
         // The installed shims: pgstack ocf /usr/lib/ocf/resource.d/pgstack/<agent> <action>
         Some("ocf") => {
             let path = arg(2).unwrap_or_default();
@@ -88,18 +103,18 @@ pub fn entry(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
                 .unwrap_or("")
                 .to_string();
             if agents::info(&name).is_none() {
-                return unknown_agent(&name, &vars);
+                return unknown_agent(&name, ocf_env());
             }
-            ocf_face(&name, arg(3), vars)
+            ocf_face(&name, arg(3), ocf_env())
         }
         Some("agent") => {
             let name = arg(2).unwrap_or_default();
             if agents::info(&name).is_none() {
-                return unknown_agent(&name, &vars);
+                return unknown_agent(&name, ocf_env());
             }
-            ocf_face(&name, arg(3), vars)
+            ocf_face(&name, arg(3), ocf_env())
         }
-        _ => operator(args, vars),
+        _ => operator(args, vars, ocf_env()),
     }
 }
 
@@ -124,21 +139,21 @@ fn lsb_face(action: Option<String>, vars: BTreeMap<String, String>) -> u8 {
     r.code
 }
 
-fn unknown_agent(name: &str, vars: &BTreeMap<String, String>) -> u8 {
-    let (out, env) = agents::run(name, "start", vars.clone());
+fn unknown_agent(name: &str, env: OcfEnv) -> u8 {
+    let (out, env) = agents::run_env(name, "start", env);
     if let Some(l) = out.exit_reason_line(&env) {
         eprintln!("{l}");
     }
     out.code.as_u8()
 }
 
-fn ocf_face(name: &str, action: Option<String>, vars: BTreeMap<String, String>) -> u8 {
+fn ocf_face(name: &str, action: Option<String>, env: OcfEnv) -> u8 {
     let Some(action) = action else {
         let info = agents::info(name).expect("checked by the caller");
         eprint!("{}", info.usage());
         return OcfCode::ErrArgs.as_u8();
     };
-    let (out, env) = agents::run(name, &action, vars);
+    let (out, env) = agents::run_env(name, &action, env);
     let mut so = std::io::stdout().lock();
     let _ = so.write_all(out.stdout.as_bytes());
     let _ = so.flush();
@@ -195,7 +210,7 @@ enum Cmd {
     },
 }
 
-fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
+fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) -> u8 {
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         Err(e) => {
@@ -204,7 +219,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         }
     };
     let r = match cli.cmd {
-        Cmd::Agent { name, action } => return ocf_face(&name, Some(action), vars),
+        Cmd::Agent { name, action } => return ocf_face(&name, Some(action), env),
         Cmd::Arp(c) => arp::run(c),
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),

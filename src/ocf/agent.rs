@@ -1,6 +1,8 @@
 //! The contract every agent implements. The required actions have no default; optional
 //! ones answer "unimplemented" unless the agent overrides them.
 
+use std::time::Duration;
+
 use super::action::Action;
 use super::deadline::Deadline;
 use super::env::OcfEnv;
@@ -28,7 +30,17 @@ pub struct Ctx<'a> {
     pub log: &'a Logger,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
+    /// The context of `action`, its deadline `timeout` from now (less the margin).
+    pub fn new(env: &'a OcfEnv, action: Action, timeout: Duration, log: &'a Logger) -> Ctx<'a> {
+        Ctx {
+            env,
+            action,
+            deadline: Deadline::from_timeout(timeout),
+            log,
+        }
+    }
+
     pub fn is_probe(&self) -> bool {
         self.env.is_probe(self.action)
     }

@@ -1,7 +1,12 @@
 //! The environment an agent is called with, parsed from an injected map (never read
 //! from the process directly below `main`).
+//!
+//! Values arrive as bytes. A value that is not valid UTF-8 is kept aside (never dropped,
+//! never replaced by a default): a resource parameter with such a value is an error
+//! naming the parameter ([`super::params::ParamError::Undecodable`]).
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::time::Duration;
 
 use super::action::Action;
@@ -33,12 +38,63 @@ pub struct CrmMeta {
 #[derive(Debug, Clone, Default)]
 pub struct OcfEnv {
     vars: BTreeMap<String, String>,
+    /// Variables whose value is not valid UTF-8, by name.
+    undecodable: BTreeMap<String, OsString>,
+    /// The instance name (`OCF_RESOURCE_INSTANCE`), as given; [`Self::instance_line`] is
+    /// its form for a log line.
     pub instance: String,
     pub meta: CrmMeta,
     pub check_level: u32,
+    /// The effective uid the actions run with: set by whoever runs agents on the real
+    /// system ([`crate::agents::run_env`]); `None` in environments built around fakes,
+    /// which need no privilege.
+    pub euid: Option<u32>,
+}
+
+/// Pacemaker's own variables among `OCF_RESKEY_*`: the operation and clone meta
+/// attributes (`CRM_meta_*`) and the ones it adds for every action (`crm_feature_set`,
+/// any `crm_*`). They are never user parameters.
+pub fn is_pacemaker_var(param: &str) -> bool {
+    param.starts_with("CRM_meta_") || param.starts_with("crm_")
 }
 
 impl OcfEnv {
+    /// The environment of a process: names and values as the kernel passed them. A
+    /// variable whose name is not UTF-8 cannot be one of ours and is left out; a value
+    /// that is not UTF-8 is kept as bytes (see the module documentation).
+    pub fn from_os(vars: impl IntoIterator<Item = (OsString, OsString)>) -> OcfEnv {
+        let mut text = BTreeMap::new();
+        let mut undecodable = BTreeMap::new();
+        for (k, v) in vars {
+            let Ok(k) = k.into_string() else { continue };
+            match v.into_string() {
+                Ok(v) => {
+                    text.insert(k, v);
+                }
+                Err(v) => {
+                    undecodable.insert(k, v);
+                }
+            }
+        }
+        let mut env = OcfEnv::from_map(text);
+        if let Some(i) = undecodable.get("OCF_RESOURCE_INSTANCE") {
+            env.instance = i.to_string_lossy().into_owned();
+        }
+        env.undecodable = undecodable;
+        env
+    }
+
+    /// [`Self::from_map`] from `(name, value)` pairs (tests, and faces that build an
+    /// environment of their own).
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
     pub fn from_map(vars: BTreeMap<String, String>) -> OcfEnv {
         let get = |k: &str| {
             vars.get(&format!("{META}{k}"))
@@ -72,10 +128,36 @@ impl OcfEnv {
             .unwrap_or(0);
         OcfEnv {
             vars,
+            undecodable: BTreeMap::new(),
             instance,
             meta,
             check_level,
+            euid: None,
         }
+    }
+
+    /// Variables as the process got them, text or not (for a child's environment).
+    pub fn var_os(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .get(name)
+            .map(OsStr::new)
+            .or_else(|| self.undecodable.get(name).map(OsString::as_os_str))
+    }
+
+    /// A resource parameter whose value is not valid UTF-8, as given.
+    pub fn undecodable_param(&self, name: &str) -> Option<&OsStr> {
+        self.undecodable
+            .get(&format!("{RESKEY}{name}"))
+            .map(OsString::as_os_str)
+    }
+
+    /// Every resource parameter given, by name, whether its value decodes or not.
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        let text = self.vars.keys();
+        let bytes = self.undecodable.keys();
+        text.chain(bytes)
+            .filter_map(|k| k.strip_prefix(RESKEY))
+            .filter(|n| !is_pacemaker_var(n))
     }
 
     /// A variable other than a resource parameter (HA_*, OCF_ROOT, ...).
@@ -83,15 +165,12 @@ impl OcfEnv {
         self.vars.get(name).map(|s| s.as_str())
     }
 
-    /// Resource parameters as given: `OCF_RESKEY_<name>` without the `CRM_meta_` ones.
+    /// Resource parameters as given: `OCF_RESKEY_<name>` without Pacemaker's own
+    /// ([`is_pacemaker_var`]) and without values that are not UTF-8.
     pub fn raw_params(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().filter_map(|(k, v)| {
             let name = k.strip_prefix(RESKEY)?;
-            if k.starts_with(META) {
-                None
-            } else {
-                Some((name, v.as_str()))
-            }
+            (!is_pacemaker_var(name)).then_some((name, v.as_str()))
         })
     }
 
@@ -109,6 +188,11 @@ impl OcfEnv {
     /// The notification variables, present only for the notify action.
     pub fn notify(&self) -> Notify {
         Notify::from_env(|k| self.vars.get(&format!("{META}{k}")).map(|s| s.as_str()))
+    }
+
+    /// The instance name made safe for one log line (control characters escaped).
+    pub fn instance_line(&self) -> String {
+        super::log::one_line(&self.instance).into_owned()
     }
 
     /// The instance name without a clone suffix (`pgsql:1` -> `pgsql`).
@@ -162,13 +246,8 @@ pub fn is_false(v: &str) -> bool {
 mod tests {
     use super::*;
 
-    pub fn env(pairs: &[(&str, &str)]) -> OcfEnv {
-        OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+    fn env(pairs: &[(&str, &str)]) -> OcfEnv {
+        OcfEnv::from_pairs(pairs)
     }
 
     #[test]
@@ -198,6 +277,40 @@ mod tests {
         assert_eq!(e.instance_base(), "pg");
         let params: Vec<_> = e.raw_params().collect();
         assert_eq!(params, [("ip", "10.99.0.1")]);
+    }
+
+    #[test]
+    fn pacemaker_variables_are_not_parameters() {
+        let e = env(&[
+            ("OCF_RESKEY_crm_feature_set", "3.16.1"),
+            ("OCF_RESKEY_CRM_meta_timeout", "20000"),
+            ("OCF_RESKEY_crm_whatever", "x"),
+            ("OCF_RESKEY_ip", "10.99.0.1"),
+        ]);
+        assert_eq!(e.raw_params().collect::<Vec<_>>(), [("ip", "10.99.0.1")]);
+        assert_eq!(e.param_names().collect::<Vec<_>>(), ["ip"]);
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_are_kept_aside() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(b"/srv/\xffdb".to_vec());
+        let e = OcfEnv::from_os([
+            (OsString::from("OCF_RESKEY_pgdata"), bad.clone()),
+            (OsString::from("OCF_RESKEY_ip"), OsString::from("10.99.0.1")),
+            (
+                OsString::from("OCF_RESOURCE_INSTANCE"),
+                OsString::from_vec(b"r\xff".to_vec()),
+            ),
+            (OsString::from_vec(b"X\xff".to_vec()), OsString::from("1")),
+        ]);
+        assert_eq!(e.raw_param("pgdata"), None);
+        assert_eq!(e.undecodable_param("pgdata"), Some(bad.as_os_str()));
+        assert_eq!(e.var_os("OCF_RESKEY_pgdata"), Some(bad.as_os_str()));
+        assert_eq!(e.raw_param("ip"), Some("10.99.0.1"));
+        assert_eq!(e.param_names().collect::<Vec<_>>(), ["ip", "pgdata"]);
+        assert_eq!(e.instance, "r\u{fffd}");
+        assert_eq!(e.euid, None);
     }
 
     #[test]

@@ -4,7 +4,12 @@
 //! Honours `HA_LOGFACILITY`/`HA_logfacility` (`none` turns syslog off), `HA_LOGFILE`/
 //! `HA_logfile` and `HA_debug`. The syslog connection is opened on the first message,
 //! so an action that logs nothing costs nothing.
+//!
+//! Every message and the tag are made one line ([`one_line`]) before they are written:
+//! Pacemaker takes any stderr line starting `ocf-exit-reason:` as the exit reason, so a
+//! newline in the instance name or in a parameter value must never start a line.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -55,9 +60,9 @@ impl Logger {
             None => Some(Facility::LOG_DAEMON),
         };
         let process = if env.instance.is_empty() {
-            agent.to_string()
+            one_line(agent).into_owned()
         } else {
-            format!("{agent}({})", env.instance)
+            format!("{}({})", one_line(agent), env.instance_line())
         };
         Logger {
             process,
@@ -93,6 +98,7 @@ impl Logger {
         if level == Level::Debug && !self.debug {
             return;
         }
+        let msg: &str = &one_line(msg);
         self.captured.borrow_mut().push((level, msg.to_string()));
         if self.stderr {
             let _ = writeln!(std::io::stderr(), "{}: {}: {msg}", self.tag(), level.name());
@@ -152,6 +158,24 @@ impl Logger {
     }
 }
 
+/// `s` on one line: control characters (newline, carriage return, escape, ...) are
+/// written as Rust escapes (`\n`, `\u{1b}`), so nothing a value contains can start a
+/// line or move the terminal cursor. Borrowed when there is nothing to escape.
+pub fn one_line(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// UTC time as `YYYY-MM-DDTHH:MM:SSZ`, without a time-zone database.
 fn timestamp() -> String {
     let secs = SystemTime::now()
@@ -182,12 +206,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> OcfEnv {
-        OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
+        OcfEnv::from_pairs(pairs)
     }
 
     #[test]
@@ -232,6 +251,30 @@ mod tests {
             text.contains("vip(v)[") && text.contains("WARNING: hello"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn nothing_logged_can_start_a_line() {
+        let l = Logger::new(
+            "vip",
+            &env(&[
+                (
+                    "OCF_RESOURCE_INSTANCE",
+                    "x\nocf-exit-reason:forged\r\u{1b}[2J",
+                ),
+                ("HA_LOGFACILITY", "none"),
+            ]),
+        );
+        assert!(!l.tag().contains(['\n', '\r', '\u{1b}']), "{}", l.tag());
+        assert!(l
+            .tag()
+            .starts_with("vip(x\\nocf-exit-reason:forged\\r\\u{1b}[2J)["));
+        let mut l = l;
+        l.stderr = false;
+        l.warn("value \"a\nocf-exit-reason:b\"");
+        assert_eq!(l.messages(), ["value \"a\\nocf-exit-reason:b\""]);
+        assert!(matches!(one_line("plain"), Cow::Borrowed("plain")));
+        assert_eq!(one_line("tab\there"), "tab\\there");
     }
 
     #[test]

@@ -47,6 +47,10 @@ pub struct AgentInfo {
     pub longdesc: &'static str,
     pub params: &'static [ParamSpec],
     pub actions: &'static [ActionSpec],
+    /// The agent acts on what only root may (addresses, mounts, devices, another user's
+    /// server): the dispatcher answers 4 to every action but meta-data and usage when it
+    /// runs without root, after the parameter check for validate-all.
+    pub needs_root: bool,
 }
 
 impl AgentInfo {
@@ -272,20 +276,8 @@ fn roff(s: &str) -> String {
         .join("\n")
 }
 
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+/// XML escaping of a value (all five special characters): quick-xml's own.
+pub use quick_xml::escape::escape as esc;
 
 #[cfg(test)]
 mod tests {
@@ -299,6 +291,7 @@ mod tests {
         params: &[ParamSpec::integer("n", "N", "A number.")
             .default("3")
             .required()],
+        needs_root: false,
         actions: &[
             ActionSpec::new(Action::Start, 20),
             ActionSpec::new(Action::Monitor, 20).interval(10).depth(0),

@@ -114,6 +114,10 @@ pub enum ParamError {
     },
     #[error("required parameter {name} is not set")]
     Missing { name: &'static str },
+    /// The value is not valid UTF-8: it cannot name anything the agent could act on,
+    /// and falling back to the default would act on something else.
+    #[error("parameter {name}={value:?}: the value is not valid UTF-8")]
+    Undecodable { name: &'static str, value: String },
     #[error("parameter {name}={value:?}: {why}")]
     Invalid {
         name: &'static str,
@@ -150,12 +154,23 @@ enum Value {
 pub struct Params {
     specs: &'static [ParamSpec],
     values: BTreeMap<&'static str, Value>,
-    /// `OCF_RESKEY_*` names given but not declared (kept for a warning).
+    /// `OCF_RESKEY_*` names given but not declared (kept for a warning); Pacemaker's own
+    /// variables are never among them.
     pub unknown: Vec<String>,
 }
 
 impl Params {
     pub fn parse(specs: &'static [ParamSpec], env: &OcfEnv) -> Result<Params, ParamError> {
+        // First: a value that cannot be read is the error to report, whatever else is
+        // wrong, since it is what would otherwise be silently replaced.
+        for spec in specs {
+            if let Some(v) = env.undecodable_param(spec.name) {
+                return Err(ParamError::Undecodable {
+                    name: spec.name,
+                    value: v.to_string_lossy().into_owned(),
+                });
+            }
+        }
         let mut values = BTreeMap::new();
         for spec in specs {
             let raw = env.raw_param(spec.name).filter(|v| !v.is_empty());
@@ -203,8 +218,7 @@ impl Params {
             values.insert(spec.name, v);
         }
         let unknown = env
-            .raw_params()
-            .map(|(k, _)| k)
+            .param_names()
             .filter(|k| !specs.iter().any(|s| s.name == *k))
             .map(str::to_string)
             .collect();
@@ -344,6 +358,52 @@ mod tests {
         assert!(e.to_string().starts_with("parameter flag=\"maybe\""));
         let p = Params::parse(SPECS, &env(&[("ip", "x"), ("count", "0")])).unwrap();
         assert!(p.int_in("count", 1, 10).is_err());
+    }
+
+    #[test]
+    fn pacemaker_variables_are_never_unknown() {
+        let p = Params::parse(
+            SPECS,
+            &env(&[
+                ("ip", "x"),
+                ("crm_feature_set", "3.16.1"),
+                ("CRM_meta_timeout", "20000"),
+                ("CRM_meta_notify_start_uname", "n1"),
+            ]),
+        )
+        .unwrap();
+        assert!(p.unknown.is_empty(), "{:?}", p.unknown);
+    }
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_an_error_naming_the_parameter() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let e = OcfEnv::from_os([
+            (OsString::from("OCF_RESKEY_ip"), OsString::from("x")),
+            (
+                OsString::from("OCF_RESKEY_label"),
+                OsString::from_vec(b"a\xffb".to_vec()),
+            ),
+        ]);
+        let err = Params::parse(SPECS, &e).unwrap_err();
+        assert_eq!(
+            err,
+            ParamError::Undecodable {
+                name: "label",
+                value: "a\u{fffd}b".into()
+            }
+        );
+        assert!(err.to_string().starts_with("parameter label="), "{err}");
+        // An undeclared name with such a value is only unknown.
+        let e = OcfEnv::from_os([
+            (OsString::from("OCF_RESKEY_ip"), OsString::from("x")),
+            (
+                OsString::from("OCF_RESKEY_bogus"),
+                OsString::from_vec(vec![0xff]),
+            ),
+        ]);
+        assert_eq!(Params::parse(SPECS, &e).unwrap().unknown, ["bogus"]);
     }
 
     #[test]

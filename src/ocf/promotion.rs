@@ -61,21 +61,15 @@ fn report(ctx: &Ctx, r: crate::sys::SysResult<()>, what: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ocf::{action::Action, deadline::Deadline, env::OcfEnv, log::Logger};
+    use crate::ocf::{action::Action, env::OcfEnv, log::Logger};
     use crate::sys::fake::FakeCluster;
     use std::time::Duration;
 
     #[test]
     fn scores_are_clamped_and_failures_not_fatal() {
-        let env =
-            OcfEnv::from_map([("OCF_RESOURCE_INSTANCE".to_string(), "pg:1".to_string())].into());
+        let env = OcfEnv::from_pairs(&[("OCF_RESOURCE_INSTANCE", "pg:1")]);
         let log = Logger::silent();
-        let ctx = Ctx {
-            env: &env,
-            action: Action::Monitor,
-            deadline: Deadline::from_timeout(Duration::from_secs(5)),
-            log: &log,
-        };
+        let ctx = Ctx::new(&env, Action::Monitor, Duration::from_secs(5), &log);
         let c = FakeCluster::default();
         assert!(set_score(&c, &ctx, 5_000_000));
         assert!(clear_score(&c, &ctx));

@@ -11,9 +11,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Instant;
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
-
 use super::error::{SysError, SysResult};
 use super::runner::{run, Cmd, Outcome};
 
@@ -134,75 +131,55 @@ impl std::fmt::Display for Action {
     }
 }
 
-fn attr(e: &quick_xml::events::BytesStart, key: &str) -> SysResult<Option<String>> {
-    for a in e.attributes() {
-        let a = a.map_err(|x| SysError::Invalid(format!("crm_simulate output: {x}")))?;
-        if a.key.as_ref() == key {
-            let v = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|x| SysError::Invalid(format!("crm_simulate output: {x}")))?;
-            return Ok(Some(v.into_owned()));
-        }
-    }
-    Ok(None)
-}
-
 /// The ordered actions of the `<transition>` of `crm_simulate --output-as=xml`.
 pub fn parse_transition(xml: &str) -> SysResult<Vec<Action>> {
-    let mut r = Reader::from_str(xml);
-    let mut inside = false;
-    let mut seen = false;
+    let doc = crate::cib::xml::parse(xml)
+        .map_err(|e| SysError::Invalid(format!("crm_simulate output is not XML: {e}")))?;
+    let t = doc.find("transition").ok_or_else(|| {
+        SysError::Invalid("crm_simulate output has no <transition> (was --simulate given?)".into())
+    })?;
     let mut out = Vec::new();
-    loop {
-        let ev = r
-            .read_event()
-            .map_err(|e| SysError::Invalid(format!("crm_simulate output is not XML: {e}")))?;
-        match ev {
-            Event::Start(e) if e.name().as_ref() == "transition" => {
-                inside = true;
-                seen = true;
-            }
-            Event::Empty(e) if e.name().as_ref() == "transition" => seen = true,
-            Event::End(e) if e.name().as_ref() == "transition" => inside = false,
-            Event::Empty(e) | Event::Start(e) if inside => {
-                let need = |k: &str| -> SysResult<String> {
-                    attr(&e, k)?.ok_or_else(|| {
-                        SysError::Invalid(format!(
-                            "crm_simulate output: <{}> without {k}",
-                            e.name().as_ref()
-                        ))
-                    })
-                };
-                match e.name().as_ref() {
-                    "rsc_action" => out.push(Action::Resource {
-                        resource: need("resource")?,
-                        op: need("op")?,
-                        node: need("node")?,
-                        interval: attr(&e, "interval")?.and_then(|v| v.parse().ok()),
-                    }),
-                    "fencing_action" => out.push(Action::Fence {
-                        target: need("target")?,
-                        op: need("op")?,
-                    }),
-                    "pseudo_action" => out.push(Action::Pseudo {
-                        task: need("task")?,
-                    }),
-                    "cluster_action" => out.push(Action::Shutdown {
-                        node: need("node")?,
-                    }),
-                    _ => {}
-                }
-            }
-            Event::Eof => break,
-            _ => {}
+    let mut failed = None;
+    t.visit(&mut |e, _| {
+        if failed.is_some() {
+            return;
         }
+        let need = |k: &str| -> SysResult<String> {
+            e.attr(k).map(str::to_string).ok_or_else(|| {
+                SysError::Invalid(format!("crm_simulate output: <{}> without {k}", e.name))
+            })
+        };
+        let action = || -> SysResult<Option<Action>> {
+            Ok(Some(match e.name.as_str() {
+                "rsc_action" => Action::Resource {
+                    resource: need("resource")?,
+                    op: need("op")?,
+                    node: need("node")?,
+                    interval: e.attr("interval").and_then(|v| v.parse().ok()),
+                },
+                "fencing_action" => Action::Fence {
+                    target: need("target")?,
+                    op: need("op")?,
+                },
+                "pseudo_action" => Action::Pseudo {
+                    task: need("task")?,
+                },
+                "cluster_action" => Action::Shutdown {
+                    node: need("node")?,
+                },
+                _ => return Ok(None),
+            }))
+        };
+        match action() {
+            Ok(Some(a)) => out.push(a),
+            Ok(None) => {}
+            Err(err) => failed = Some(err),
+        }
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
     }
-    if !seen {
-        return Err(SysError::Invalid(
-            "crm_simulate output has no <transition> (was --simulate given?)".into(),
-        ));
-    }
-    Ok(out)
 }
 
 /// A run of `crm_simulate --simulate`.

@@ -73,6 +73,26 @@ pub fn run_env(argv: &[&str], env: &[(&str, &str)]) -> Ran {
     }
 }
 
+/// crmsh (`crm ARGS...`) on the CIB file `cib`, with a HOME and cache of its own under
+/// `tmp`: crmsh creates `~/.cache/crm` at start without tolerating a concurrent creator,
+/// so parallel tests sharing /root raced (FileExistsError).
+pub fn crm(tmp: &TempDir, args: &[&str], cib: &str) -> Ran {
+    let home = tmp.path("crm-home");
+    let cache = home.join(".cache");
+    std::fs::create_dir_all(cache.join("crm")).unwrap();
+    let (home, cache) = (home.to_string_lossy(), cache.to_string_lossy());
+    let mut argv = vec!["crm"];
+    argv.extend_from_slice(args);
+    run_env(
+        &argv,
+        &[
+            ("CIB_file", cib),
+            ("HOME", &home),
+            ("XDG_CACHE_HOME", &cache),
+        ],
+    )
+}
+
 /// `pgstack ARGS...`; TMPDIR points into `tmp` so the binary's own work files stay there.
 pub fn pgstack(tmp: &TempDir, args: &[&str]) -> Ran {
     let b = bin();

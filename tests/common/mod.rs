@@ -3,6 +3,11 @@
 //! removed in `Drop`, so a failing (panicking) test leaves nothing behind; `tests/cleanup`
 //! is the safety net for killed runs. Test addresses are from 10.99.0.0/16 and
 //! fd00:99::/32, inside namespaces the test made.
+//!
+//! Honesty rules: the installed binary must be the build of this tree ([`bin`] checks
+//! its build id once); a test that cannot run here fails with `NOT RUN: why`
+//! ([`require_root`], [`require_file`]); a test waits for a state with [`wait_for`],
+//! never with a fixed sleep before an assertion.
 #![allow(dead_code)]
 
 pub mod cib;
@@ -16,18 +21,23 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The installed pgstack binary (override with PGSTACK_BIN).
+/// The installed pgstack binary (override with PGSTACK_BIN), checked at first use to be
+/// the build of the tree under test.
 pub fn bin() -> String {
-    std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into())
+    let b = std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into());
+    check_build(&b);
+    b
 }
 
 /// The directory of the installed OCF shims (override with PGSTACK_OCF_DIR).
 pub fn ocf_dir() -> String {
+    bin();
     std::env::var("PGSTACK_OCF_DIR").unwrap_or_else(|_| "/usr/lib/ocf/resource.d/pgstack".into())
 }
 
 /// The directory of the installed init script (override with PGSTACK_INITD_DIR).
 pub fn initd_dir() -> String {
+    bin();
     std::env::var("PGSTACK_INITD_DIR").unwrap_or_else(|_| "/etc/init.d".into())
 }
 
@@ -35,17 +45,60 @@ pub fn agent_path(name: &str) -> String {
     format!("{}/{name}", ocf_dir())
 }
 
-/// Root-only tests call this first; outside root they say so and do nothing.
-pub fn root() -> bool {
-    let ok = nix_is_root();
-    if !ok {
-        eprintln!("SKIPPED: this test needs root (run `make test` as root)");
+/// Black-box tests run the installed binary: it must be the build of this tree, never an
+/// older install. `pgstack --build-id` prints the digest build.rs took of src/ and
+/// Cargo.lock; the same digest is taken here of the tree under test.
+fn check_build(bin: &str) {
+    static CHECKED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let r = CHECKED.get_or_init(|| {
+        let out = Command::new(bin)
+            .arg("--build-id")
+            .env_clear()
+            .output()
+            .map_err(|e| format!("cannot run {bin}: {e}; run make install"))?;
+        let installed = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let tree = build_id::of_tree(std::path::Path::new(env!("CARGO_MANIFEST_DIR")));
+        if installed == tree {
+            Ok(())
+        } else {
+            Err(format!(
+                "installed pgstack is stale: run make install ({bin} is build {installed:?}, the tree is {tree:?})"
+            ))
+        }
+    });
+    if let Err(e) = r {
+        panic!("{e}");
     }
-    ok
+}
+
+#[path = "../../build_id.rs"]
+mod build_id;
+
+/// A test that cannot run here (not root, a tool missing) fails and says why: a test
+/// that did not run never reports "ok". `make test` runs as root with every package of
+/// `.ci/packages-test` installed, so there nothing fails for this reason.
+pub fn require_root() {
+    assert!(
+        nix_is_root(),
+        "NOT RUN: this test needs root (run `make test` as root)"
+    );
+}
+
+/// Like [`require_root`], for a file the test needs (a reference agent, a tool).
+pub fn require_file(path: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "NOT RUN: this test needs {path} (installed by .ci/packages-test)"
+    );
+}
+
+/// Whether this process runs as root (for tests that check the behaviour without it).
+pub fn is_root() -> bool {
+    nix_is_root()
 }
 
 fn nix_is_root() -> bool {
-    // SAFETY-free: read our effective uid from /proc.
+    // Our effective uid, from /proc (no unsafe call needed).
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -56,6 +109,20 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Waits until `done` holds, looking every few milliseconds; panics naming `what` at
+/// the deadline. Tests wait for a state this way, never with a fixed sleep.
+pub fn wait_for(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    let held = pgstack::wait::until(
+        Instant::now() + timeout,
+        pgstack::wait::Backoff::millis(2, 100),
+        done,
+    );
+    assert!(
+        held,
+        "timed out waiting for {what} (not within {timeout:?})"
+    );
+}
+
 /// Where tests keep artifacts (tool outputs worth reading after a run).
 pub fn artifacts() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
@@ -63,8 +130,10 @@ pub fn artifacts() -> PathBuf {
     d
 }
 
-/// Runs a command to completion with a timeout; panics (naming it) if it hangs.
+/// Runs a command to completion with a timeout; panics (naming it) if it hangs. Its
+/// output is read while it runs, so a chatty command never blocks on a full pipe.
 pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
+    use std::io::Read;
     let mut c = Command::new(argv[0]);
     c.args(&argv[1..])
         .stdin(Stdio::null())
@@ -76,21 +145,54 @@ pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
     let mut child = c
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {argv:?}: {e}"));
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as _));
     let end = Instant::now() + timeout;
-    loop {
-        if let Some(_st) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break Some(st);
         }
         if Instant::now() > end {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{argv:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(2));
+    };
+    // A grandchild that keeps the pipes open would keep the readers waiting: give them
+    // a moment after the command itself ended.
+    let collect = |h: std::thread::JoinHandle<Vec<u8>>| {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !h.is_finished() && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if h.is_finished() {
+            h.join().unwrap_or_default()
+        } else {
+            b"(output still open after the command ended)".to_vec()
+        }
+    };
+    let (stdout, stderr) = (collect(out), collect(err));
+    match status {
+        Some(status) => Output {
+            status,
+            stdout,
+            stderr,
+        },
+        None => panic!(
+            "{argv:?} did not finish within {timeout:?}\nstdout: {}\nstderr: {}",
+            String::from_utf8_lossy(&stdout),
+            String::from_utf8_lossy(&stderr)
+        ),
     }
 }
 

@@ -138,22 +138,6 @@ pub fn link(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
     }
 }
 
-/// Waits until `f` holds, polling, or panics with `what` after `timeout` (after a last
-/// look at the end, so a state reached during the final nap still counts).
-pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    loop {
-        if f() {
-            return;
-        }
-        let now = Instant::now();
-        if now >= end {
-            panic!("timed out waiting for {what}");
-        }
-        std::thread::sleep(Duration::from_millis(20).min(end - now));
-    }
-}
-
 /// A running tcpdump; `finish` stops it and returns the captured lines.
 pub struct Capture {
     child: Option<Child>,

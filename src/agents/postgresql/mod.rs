@@ -204,6 +204,7 @@ pub static INFO: AgentInfo = AgentInfo {
         process of the cluster is left. Parameter names follow ocf:heartbeat:pgsql and PAF.",
     params: PARAMS,
     actions: ACTIONS,
+    needs_root: true,
 };
 
 /// A monitor could not get an answer from the server.

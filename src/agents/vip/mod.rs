@@ -196,6 +196,7 @@ pub static INFO: AgentInfo = AgentInfo {
         ocf:heartbeat:IPaddr2.",
     params: PARAMS,
     actions: ACTIONS,
+    needs_root: true,
 };
 
 /// Start failures that carry the address and what was found.
