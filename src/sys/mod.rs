@@ -19,5 +19,6 @@ pub mod pg;
 pub mod proc;
 pub mod procwalk;
 pub mod runner;
+pub mod safefs;
 
 pub use error::{SysError, SysResult};
