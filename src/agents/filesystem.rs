@@ -230,7 +230,9 @@ fn local_only(fstype: &str) -> bool {
     )
 }
 
-/// An absolute directory, trailing slashes removed; `/`, `.` and `..` refused.
+/// An absolute directory, trailing slashes and `.` components removed; `..` and any
+/// spelling of `/` refused. Symbolic links are resolved per action, on the node
+/// ([`Filesystem::canonical`]).
 pub fn parse_directory(v: &str) -> Result<PathBuf, ParamError> {
     let bad = |why: &str| ParamError::invalid("directory", v, why);
     if v.chars().any(|c| c.is_control()) {
@@ -244,12 +246,15 @@ pub fn parse_directory(v: &str) -> Result<PathBuf, ParamError> {
         return Err(bad("refusing to manage the root file system"));
     }
     let p = Path::new(t);
-    if p.components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
-        return Err(bad("must not contain . or .. components"));
+    if p.components().any(|c| matches!(c, Component::ParentDir)) {
+        return Err(bad("must not contain .. components"));
     }
-    Ok(p.components().collect())
+    // `.` components are dropped (`/srv/./db` is `/srv/db`, `/.` is `/`).
+    let p: PathBuf = p.components().collect();
+    if p == Path::new("/") {
+        return Err(bad("refusing to manage the root file system"));
+    }
+    Ok(p)
 }
 
 pub fn parse_device(v: &str) -> Result<DeviceSpec, ParamError> {
@@ -424,11 +429,11 @@ impl<M: Mounts> Filesystem<M> {
             DeviceSpec::Other(s) => return Ok(Resolved::Source(s.clone())),
             DeviceSpec::Path(p) => p.clone(),
             DeviceSpec::Uuid(u) => match self.sys.find_tagged("UUID", u, deadline)? {
-                Some(p) => p,
+                Some(p) => self.sys.resolve_path(&p, &[])?,
                 None => return Ok(Resolved::Missing(format!("no device has UUID={u}"))),
             },
             DeviceSpec::Label(l) => match self.sys.find_tagged("LABEL", l, deadline)? {
-                Some(p) => p,
+                Some(p) => self.sys.resolve_path(&p, &[])?,
                 None => return Ok(Resolved::Missing(format!("no device has LABEL={l}"))),
             },
         };
@@ -439,6 +444,67 @@ impl<M: Mounts> Filesystem<M> {
             }
             DevKind::NotBlock => Resolved::NotBlock(path),
         })
+    }
+
+    /// `cfg` with `directory` (and a device path) in their one canonical form, resolved
+    /// once per action and used for every later step and comparison (mountinfo shows
+    /// canonical paths); `None` when the directory resolves to `/`.
+    fn canonical(
+        &self,
+        cfg: &FsConfig,
+        table: &[MountEntry],
+    ) -> Result<Option<FsConfig>, OcfError> {
+        let directory = self.sys.resolve_path(&cfg.directory, table)?;
+        if directory == Path::new("/") {
+            return Ok(None);
+        }
+        let device = match &cfg.device {
+            DeviceSpec::Path(p) => DeviceSpec::Path(self.sys.resolve_path(p, &[])?),
+            d => d.clone(),
+        };
+        Ok(Some(FsConfig {
+            directory,
+            device,
+            ..cfg.clone()
+        }))
+    }
+
+    /// [`Self::canonical`], refusing a directory that resolves to `/`.
+    fn canonical_or_refuse(
+        &self,
+        cfg: &FsConfig,
+        table: &[MountEntry],
+    ) -> Result<FsConfig, OcfError> {
+        self.canonical(cfg, table)?.ok_or_else(|| {
+            OcfError::Configured(format!(
+                "directory {} resolves to /: refusing to manage the root file system",
+                cfg.directory.display()
+            ))
+        })
+    }
+
+    /// Unmounts what this start mounted (the new mounts of the device or on the
+    /// directory), after a failure.
+    fn undo_mount(&self, before: &[MountEntry], r: &Resolved, cfg: &FsConfig, ctx: &Ctx) {
+        let Ok(after) = self.sys.mountinfo() else {
+            return;
+        };
+        let mine: Vec<&MountEntry> = after
+            .iter()
+            .filter(|m| !before.iter().any(|b| b.id == m.id))
+            .filter(|m| m.mount_point == cfg.directory || Self::ours(m, r, &after))
+            .collect();
+        for m in mine.iter().rev() {
+            match self.sys.umount(&m.mount_point, false) {
+                Ok(()) => ctx.log.warn(&format!(
+                    "start failed after mounting: unmounted {} again",
+                    m.mount_point.display()
+                )),
+                Err(e) => ctx.log.error(&format!(
+                    "start failed after mounting, and undoing it failed too: {e}"
+                )),
+            }
+        }
     }
 
     /// Whether the mount `m` is of our device.
@@ -506,16 +572,16 @@ impl<M: Mounts> Filesystem<M> {
         )))
     }
 
-    /// The mount point must be a directory (or absent, to be created), not a symbolic
-    /// link: mountinfo shows where a link points, so the mount could not be recognised.
+    /// The (canonical) mount point must be a directory, or absent to be created. A link
+    /// there now was put there after the path was resolved: refused.
     fn check_directory(&self, cfg: &FsConfig) -> Result<PathKind, OcfError> {
         match self.sys.path_kind(&cfg.directory) {
             PathKind::Other => Err(OcfError::Installed(format!(
                 "directory {} exists and is not a directory",
                 cfg.directory.display()
             ))),
-            PathKind::LinkToDir => Err(OcfError::Configured(format!(
-                "directory {} is a symbolic link; give the path it points to",
+            PathKind::LinkToDir => Err(OcfError::Generic(format!(
+                "directory {} became a symbolic link while starting",
                 cfg.directory.display()
             ))),
             k => Ok(k),
@@ -740,6 +806,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
     }
 
     fn validate(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        let cfg = &self.canonical_or_refuse(cfg, &self.sys.mountinfo()?)?;
         Self::check_clone(cfg, ctx)?;
         self.check_fstype(cfg, ctx.deadline.instant())?;
         match self.resolve(cfg, ctx.deadline.instant())? {
@@ -757,8 +824,9 @@ impl<M: Mounts> Agent for Filesystem<M> {
 
     fn start(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let dl = ctx.deadline.instant();
-        let r = self.resolve(cfg, dl)?;
         let table = self.sys.mountinfo()?;
+        let cfg = &self.canonical_or_refuse(cfg, &table)?;
+        let r = self.resolve(cfg, dl)?;
         if let Some(m) = mount::mount_at(&table, &cfg.directory) {
             if Self::ours(m, &r, &table) {
                 ctx.log
@@ -817,30 +885,39 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 dl,
             )
             .map_err(|e| OcfError::Generic(e.to_string()))?;
-        let table = self.sys.mountinfo()?;
-        match mount::mount_at(&table, &cfg.directory) {
-            Some(m) if Self::ours(m, &r, &table) || matches!(r, Resolved::Source(_)) => {
+        let after = self.sys.mountinfo()?;
+        let failure = match mount::mount_at(&after, &cfg.directory) {
+            Some(m) if Self::ours(m, &r, &after) || matches!(r, Resolved::Source(_)) => {
                 ctx.log.info(&format!(
                     "mounted {source} on {} ({}, {})",
                     cfg.directory.display(),
                     m.fstype,
                     m.options
                 ));
-                Ok(())
+                return Ok(());
             }
-            Some(m) => Err(OcfError::Generic(format!(
+            Some(m) => format!(
                 "after mounting, {} shows {} instead of {source}",
                 cfg.directory.display(),
                 m.source
-            ))),
-            None => Err(OcfError::Generic(format!(
+            ),
+            None => format!(
                 "mounted {source}, but {} does not appear in mountinfo",
                 cfg.directory.display()
-            ))),
-        }
+            ),
+        };
+        self.undo_mount(&table, &r, cfg, ctx);
+        Err(OcfError::Generic(failure))
     }
 
     fn stop(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        let Some(cfg) = &self.canonical(cfg, &self.sys.mountinfo()?)? else {
+            ctx.log.warn(&format!(
+                "directory {} resolves to /: nothing of this resource is mounted there; left alone",
+                cfg.directory.display()
+            ));
+            return Ok(());
+        };
         let r = self
             .resolve(cfg, ctx.deadline.instant())
             .unwrap_or_else(|e| Resolved::Missing(e.to_string()));
@@ -849,6 +926,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
 
     fn monitor(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         let table = self.sys.mountinfo()?;
+        let cfg = &self.canonical_or_refuse(cfg, &table)?;
         let Some(m) = mount::mount_at(&table, &cfg.directory) else {
             return Ok(Status::NotRunning(None));
         };
@@ -1135,6 +1213,73 @@ mod tests {
         assert_eq!(act(&fs, "monitor", &[]).0, 7);
         assert_eq!(act(&fs, "start", &[("device", "/dev/loop9")]).0, 5);
         assert_eq!(act(&fs, "monitor", &[("device", "/dev/loop9")]).0, 7);
+    }
+
+    #[test]
+    fn a_directory_and_device_through_links_are_used_in_their_canonical_form() {
+        let fs = Filesystem::new(
+            FakeMounts::default()
+                .with_device("/dev/loop7", (7, 7))
+                .with_mount(1, 0, (8, 1), "/", "/dev/vda")
+                .with_link("/var/run", "/run")
+                .with_link("/dev/disk/pg", "/dev/loop7"),
+        );
+        let p = [("directory", "/var/run/db"), ("device", "/dev/disk/pg")];
+        assert_eq!(act(&fs, "start", &p).0, 0);
+        assert!(fs
+            .sys
+            .calls
+            .borrow()
+            .iter()
+            .any(|c| c == "mount /dev/loop7 /run/db"));
+        assert_eq!(act(&fs, "monitor", &p).0, 0);
+        assert_eq!(act(&fs, "stop", &p).0, 0);
+        assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /run/db"));
+        assert_eq!(act(&fs, "monitor", &p).0, 7);
+    }
+
+    #[test]
+    fn a_start_that_fails_after_mounting_unmounts_again() {
+        let fs = Filesystem::new(
+            FakeMounts::default()
+                .with_device("/dev/loop7", (7, 7))
+                .with_mount(1, 0, (8, 1), "/", "/dev/vda"),
+        );
+        *fs.sys.mount_lands_at.borrow_mut() = Some(PathBuf::from("/elsewhere"));
+        let (code, why) = act(&fs, "start", &[]);
+        assert_eq!(code, 1);
+        assert!(why.contains("does not appear"), "{why}");
+        assert!(fs
+            .sys
+            .calls
+            .borrow()
+            .iter()
+            .any(|c| c == "umount /elsewhere"));
+        assert_eq!(fs.sys.table.borrow().len(), 1);
+    }
+
+    #[test]
+    fn every_spelling_of_the_root_is_refused() {
+        for d in ["/", "/.", "/./", "//.//", "/./."] {
+            let e = parse_directory(d).unwrap_err();
+            assert!(e.to_string().contains("root"), "{d}: {e}");
+        }
+        assert_eq!(
+            parse_directory("/srv/./db").unwrap(),
+            PathBuf::from("/srv/db")
+        );
+        let fs = Filesystem::new(tree().with_link("/toroot", "/").with_proc(100, 1, &[]));
+        let p = [("directory", "/toroot")];
+        let (code, why) = act(&fs, "validate-all", &p);
+        assert_eq!((code, why.contains("root")), (6, true), "{why}");
+        assert_eq!(act(&fs, "start", &p).0, 6);
+        assert_eq!(act(&fs, "monitor", &p).0, 6);
+        assert_eq!(act(&fs, "stop", &p).0, 0);
+        assert!(
+            fs.sys.calls.borrow().is_empty(),
+            "{:?}",
+            fs.sys.calls.borrow()
+        );
     }
 
     fn params(pairs: &[(&str, &str)]) -> Result<FsConfig, ParamError> {

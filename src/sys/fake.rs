@@ -239,6 +239,10 @@ pub struct FakeMounts {
     pub probe_error: RefCell<Option<super::blockio::ProbeError>>,
     pub probes: RefCell<Vec<Vec<super::blockio::Op>>>,
     pub calls: RefCell<Vec<String>>,
+    /// Symbolic links: a path prefix and what it points to (absolute).
+    pub links: RefCell<Vec<(PathBuf, PathBuf)>>,
+    /// Where the next mount really lands (a link swapped in under the agent's feet).
+    pub mount_lands_at: RefCell<Option<PathBuf>>,
 }
 
 impl FakeMounts {
@@ -275,6 +279,12 @@ impl FakeMounts {
             alive: true,
             protected: false,
         });
+        self
+    }
+    pub fn with_link(self, from: &str, to: &str) -> Self {
+        self.links
+            .borrow_mut()
+            .push((PathBuf::from(from), PathBuf::from(to)));
         self
     }
     pub fn protect(self, pid: u32) -> Self {
@@ -322,6 +332,17 @@ impl super::mount::Mounts for FakeMounts {
     fn path_kind(&self, _path: &Path) -> super::mount::PathKind {
         super::mount::PathKind::Dir
     }
+    fn resolve_path(&self, path: &Path, _t: &[super::mount::MountEntry]) -> SysResult<PathBuf> {
+        let mut p: PathBuf = path.components().collect();
+        for _ in 0..40 {
+            let links = self.links.borrow();
+            let Some((from, to)) = links.iter().find(|(f, _)| p.starts_with(f)) else {
+                return Ok(p);
+            };
+            p = to.join(p.strip_prefix(from).unwrap_or(Path::new("")));
+        }
+        Err(SysError::errno("resolve", nix::errno::Errno::ELOOP))
+    }
     fn create_dir_all(&self, path: &Path) -> SysResult<()> {
         self.calls
             .borrow_mut()
@@ -345,13 +366,14 @@ impl super::mount::Mounts for FakeMounts {
             _ => (0, 99),
         };
         let id = self.table.borrow().iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        self.table.borrow_mut().push(fake_entry(
-            id,
-            1,
-            dev,
-            &target.display().to_string(),
-            source,
-        ));
+        let at = self
+            .mount_lands_at
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| target.to_path_buf());
+        self.table
+            .borrow_mut()
+            .push(fake_entry(id, 1, dev, &at.display().to_string(), source));
         Ok(())
     }
     fn umount(&self, target: &Path, _force: bool) -> SysResult<()> {

@@ -1,0 +1,168 @@
+//! The `filesystem` agent against a hostile environment, on real XFS and ext4 loop
+//! devices (root only): mount directories reached through symbolic links, spellings of
+//! `/`, a stop that must not touch a mount it cannot identify, links planted where the
+//! depth-20 monitor writes, and concurrent starts of one resource.
+
+mod common;
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::loopfs::{is_mounted, mounts_below, Base};
+use common::{agent_path, ocf, AgentRun};
+
+const BOOK: &str = "noatime,nodiratime,logbsize=256k,allocsize=1m";
+
+fn fs(action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
+    ocf(&[], &agent_path("filesystem"), action, params, extra)
+}
+
+fn xfs_params<'a>(dev: &'a str, dir: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("device", dev),
+        ("directory", dir),
+        ("fstype", "xfs"),
+        ("options", BOOK),
+    ]
+}
+
+const DEPTH_20: [(&str, &str); 2] = [
+    ("OCF_CHECK_LEVEL", "20"),
+    ("OCF_RESKEY_CRM_meta_interval", "20000"),
+];
+
+#[track_caller]
+fn expect(r: &AgentRun, code: i32, what: &str) {
+    assert_eq!(r.code, code, "{what}: {r:?}");
+}
+
+/// How many mounts sit exactly on `dir` (stacked mounts count each).
+fn mounts_on(dir: &Path) -> usize {
+    mounts_below(dir)
+        .iter()
+        .filter(|p| p.as_path() == dir)
+        .count()
+}
+
+/// A directory outside the test base (e.g. under /run), unmounted and removed in Drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        for m in mounts_below(&self.0) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&m)
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn cycle(dev: &str, dir: &str, mounted_at: &Path) {
+    let p = xfs_params(dev, dir);
+    expect(&fs("start", &p, &[]), 0, &format!("start on {dir}"));
+    assert!(
+        is_mounted(mounted_at),
+        "{} not mounted",
+        mounted_at.display()
+    );
+    assert_eq!(mounts_on(mounted_at), 1);
+    expect(&fs("start", &p, &[]), 0, "second start");
+    assert_eq!(mounts_on(mounted_at), 1, "the second start mounted again");
+    expect(&fs("monitor", &p, &[]), 0, "monitor");
+    expect(&fs("monitor", &p, &DEPTH_20), 0, "monitor depth 20");
+    expect(&fs("stop", &p, &[]), 0, "stop");
+    assert!(
+        !is_mounted(mounted_at),
+        "stop left {}",
+        mounted_at.display()
+    );
+    expect(&fs("monitor", &p, &[]), 7, "monitor after stop");
+}
+
+/// Issue 9, defect 1: `/var/run/x` (Debian's `/var/run -> /run`) and `/db -> /srv/db`.
+#[test]
+fn a_directory_reached_through_symbolic_links_is_managed_by_its_real_path() {
+    assert!(common::root(), "needs root");
+    let mut b = Base::new("symdir");
+    let dev = b.device("xfs");
+    let real = b.mkdir("real");
+    // A link on the way (`/var/run -> /run`): the directory below it is created.
+    symlink(&real, b.path("via")).unwrap();
+    let d = b.path("via/mnt");
+    cycle(&dev, d.to_str().unwrap(), &real.join("mnt"));
+    // A link as the last component, to a directory that does not exist yet.
+    symlink(real.join("srvdb"), b.path("db")).unwrap();
+    let d = b.path("db");
+    cycle(&dev, d.to_str().unwrap(), &real.join("srvdb"));
+    // The same with a relative link and `.`/`//` spellings.
+    symlink("real/./rel", b.path("rel")).unwrap();
+    let d = format!("{}//./rel/", b.dir.display());
+    cycle(&dev, &d, &real.join("rel"));
+    // Debian's own link.
+    if std::fs::read_link("/var/run").is_ok_and(|t| t == Path::new("/run")) {
+        let name = format!("pgst-fs-varrun-{}", std::process::id());
+        let scratch = Scratch(Path::new("/run").join(&name));
+        std::fs::create_dir_all(&scratch.0).unwrap();
+        let d = format!("/var/run/{name}/t");
+        cycle(&dev, &d, &scratch.0.join("t"));
+    }
+}
+
+fn isolated() -> [&'static str; 6] {
+    // A mount and PID namespace of its own: whatever the agent unmounts or signals,
+    // it is not the host's.
+    [
+        "unshare",
+        "--mount",
+        "--propagation=private",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+    ]
+}
+
+/// Issue 9, defect 2: every spelling of `/` is refused like `/`, and stop touches nothing.
+#[test]
+fn every_spelling_of_the_root_is_refused() {
+    assert!(common::root(), "needs root");
+    let mut b = Base::new("rootdir");
+    let dev = b.device("xfs");
+    symlink("/", b.path("toroot")).unwrap();
+    symlink("/tmp/..", b.path("tmpup")).unwrap();
+    let link = b.path("toroot");
+    let up = b.path("tmpup");
+    let spellings = [
+        "/",
+        "/.",
+        "/./",
+        "//.//",
+        "/./.",
+        link.to_str().unwrap(),
+        up.to_str().unwrap(),
+    ];
+    let agent = agent_path("filesystem");
+    for dir in spellings {
+        let p = [
+            ("device", dev.as_str()),
+            ("directory", dir),
+            ("fstype", "xfs"),
+        ];
+        for action in ["validate-all", "start"] {
+            let r = ocf(&isolated(), &agent, action, &p, &[]);
+            expect(&r, 6, &format!("{action} directory={dir}"));
+            assert!(
+                r.exit_reason().unwrap_or_default().contains("root"),
+                "{action} {dir}: {r:?}"
+            );
+        }
+        let r = ocf(&isolated(), &agent, "stop", &p, &[]);
+        expect(&r, 0, &format!("stop directory={dir}"));
+        assert!(
+            !r.stderr.contains("unmounted") && !r.stderr.contains("sent SIG"),
+            "stop directory={dir} acted: {}",
+            r.stderr
+        );
+    }
+}
