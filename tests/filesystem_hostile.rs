@@ -8,7 +8,7 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::loopfs::{is_mounted, mounts_below, Base};
+use common::loopfs::{self, is_mounted, mounts_below, sleep_in, Base};
 use common::{agent_path, ocf, AgentRun};
 
 const BOOK: &str = "noatime,nodiratime,logbsize=256k,allocsize=1m";
@@ -165,4 +165,76 @@ fn every_spelling_of_the_root_is_refused() {
             r.stderr
         );
     }
+}
+
+/// Issue 9, defect 3: stop with a device it cannot find (a missing path, the UUID of an
+/// absent disk) or with parameters that do not parse leaves another device's mount,
+/// and its holders, alone.
+#[test]
+fn stop_never_unmounts_what_it_cannot_identify() {
+    assert!(common::root(), "needs root");
+    let mut b = Base::new("unknown");
+    let ours = b.device("xfs");
+    let other = b.device("ext4");
+    let dir = b.path("data");
+    let d = dir.to_str().unwrap();
+    loopfs::mount(&other, "ext4", &dir);
+    let mut h = sleep_in(&dir, "holder of the other mount");
+    type Case<'a> = Vec<(&'a str, &'a str)>;
+    let cases: Vec<Case> = vec![
+        vec![
+            ("device", "/dev/pgst-fs-nosuch"),
+            ("directory", d),
+            ("fstype", "xfs"),
+        ],
+        vec![
+            ("device", "UUID=00000000-1111-2222-3333-444444444444"),
+            ("directory", d),
+            ("fstype", "xfs"),
+        ],
+        vec![
+            ("device", "LABEL=pgst-fs-nosuch"),
+            ("directory", d),
+            ("fstype", "xfs"),
+        ],
+        vec![
+            ("device", "/dev/pgst-fs-nosuch"),
+            ("directory", d),
+            ("options", "a;b"),
+        ],
+        vec![
+            ("device", ours.as_str()),
+            ("directory", d),
+            ("fstype", "xfs"),
+            ("options", "a;b"),
+        ],
+        vec![("directory", d), ("fstype", "xfs")],
+        vec![
+            ("device", ours.as_str()),
+            ("directory", d),
+            ("signal_delay", "many"),
+        ],
+    ];
+    for p in &cases {
+        let r = fs("stop", p, &[]);
+        expect(&r, 0, &format!("stop {p:?}"));
+        assert!(is_mounted(&dir), "stop {p:?} unmounted the other device");
+        assert!(h.alive(), "stop {p:?} killed a holder of the other device");
+        assert!(
+            r.stderr.contains("left alone") || r.stderr.contains("not ours"),
+            "stop {p:?} did not say it left the mount: {}",
+            r.stderr
+        );
+    }
+    // Identified: the right device with a typo elsewhere is still unmounted.
+    drop(h);
+    loopfs::sh(&["umount", d]);
+    expect(&fs("start", &xfs_params(&ours, d), &[]), 0, "start");
+    let bad = [
+        ("device", ours.as_str()),
+        ("directory", d),
+        ("options", "a;b"),
+    ];
+    expect(&fs("stop", &bad, &[]), 0, "stop of our mount, bad options");
+    assert!(!is_mounted(&dir));
 }

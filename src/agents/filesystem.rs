@@ -731,32 +731,45 @@ impl<M: Mounts> Filesystem<M> {
         Err(Busy { dir, holders }.into())
     }
 
-    /// Unmounts everything at and below `dir`: deepest first, one deadline for all.
+    /// Unmounts the mount on the directory and every mount on top of it, deepest first,
+    /// with one deadline for all, but only when the mount on the directory is positively
+    /// identified as this device: another device, or one that cannot be identified (the
+    /// device is missing here), is left alone and said so.
     fn unmount_tree(&self, cfg: &FsConfig, r: &Resolved, ctx: &Ctx) -> Result<(), OcfError> {
-        for _pass in 0..16 {
+        let dir = cfg.directory.display();
+        for pass in 0..16 {
             let table = self.sys.mountinfo()?;
-            let top = mount::mount_at(&table, &cfg.directory);
-            if let Some(t) = top {
-                if !Self::ours(t, r, &table) && !matches!(r, Resolved::Missing(_)) {
-                    ctx.log.warn(&format!(
-                        "{} is mounted from {}, not from {}: left alone",
-                        cfg.directory.display(),
-                        t.source,
-                        cfg.device_text()
-                    ));
-                    return Ok(());
+            let Some(top) = mount::mount_at(&table, &cfg.directory) else {
+                if let Some(b) = mount::mounts_below(&table, &cfg.directory).first() {
+                    if pass == 0 {
+                        ctx.log.warn(&format!(
+                            "{dir} is not mounted, but {} below it is: not this resource's, left alone",
+                            b.mount_point.display()
+                        ));
+                    }
                 }
+                return Ok(());
+            };
+            if !Self::ours(top, r, &table) {
+                ctx.log.warn(&match r {
+                    Resolved::Missing(why) => format!(
+                        "{dir} is mounted from {}, which cannot be identified as {} ({why}): left alone",
+                        top.source,
+                        cfg.device_text()
+                    ),
+                    _ => format!(
+                        "{dir} is mounted from {}, not from {}: left alone",
+                        top.source,
+                        cfg.device_text()
+                    ),
+                });
+                return Ok(());
             }
-            let mut todo: Vec<MountEntry> = mount::mounts_below(&table, &cfg.directory)
+            let mut todo: Vec<MountEntry> = mount::submounts(&table, top.id)
                 .into_iter()
                 .cloned()
                 .collect();
-            if let Some(t) = top {
-                todo.push(t.clone());
-            }
-            if todo.is_empty() {
-                return Ok(());
-            }
+            todo.push(top.clone());
             for m in &todo {
                 let shared = table.iter().filter(|o| o.dev() == m.dev()).count() > 1;
                 self.unmount_one(cfg, m, shared, ctx)?;
@@ -764,10 +777,7 @@ impl<M: Mounts> Filesystem<M> {
                     .info(&format!("unmounted {}", m.mount_point.display()));
             }
         }
-        Err(OcfError::Generic(format!(
-            "{}: mounts keep reappearing",
-            cfg.directory.display()
-        )))
+        Err(OcfError::Generic(format!("{dir}: mounts keep reappearing")))
     }
 }
 
@@ -918,6 +928,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
             ));
             return Ok(());
         };
+        // A device that cannot be looked up cannot be identified: nothing is unmounted.
         let r = self
             .resolve(cfg, ctx.deadline.instant())
             .unwrap_or_else(|e| Resolved::Missing(e.to_string()));
@@ -990,34 +1001,53 @@ impl<M: Mounts> Agent for Filesystem<M> {
         }
     }
 
-    /// The parameters do not parse: still unmount whatever is mounted on the directory,
-    /// if it names one.
+    /// The parameters do not parse: stop as the parameters that do parse (defaults for
+    /// the others) describe it, if they still name a device and a directory; the mount is
+    /// unmounted only when it is positively identified as that device.
     fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
-        let Some(dir) = ctx
-            .env
-            .raw_param("directory")
-            .and_then(|d| parse_directory(d).ok())
-        else {
-            ctx.log.warn(&format!("stop with an invalid configuration ({err}) and no usable directory: nothing to unmount"));
-            return Ok(());
-        };
-        let cfg = FsConfig {
-            device: DeviceSpec::Other(String::new()),
-            directory: dir,
-            fstype: String::new(),
-            options: String::new(),
-            opts: MountOptions::default(),
-            statusfile_prefix: PathBuf::from(".Filesystem_status"),
-            run_fsck: Fsck::No,
-            fast_stop: false,
-            force_clones: false,
-            force_unmount: true,
-            term_signals: vec![Signal::SIGTERM],
-            kill_signals: vec![Signal::SIGKILL],
-            signal_delay: Duration::from_secs(1),
-        };
-        self.unmount_tree(&cfg, &Resolved::Missing(String::new()), ctx)
+        match fallback_config(ctx.env) {
+            Some(cfg) => {
+                ctx.log.warn(&format!(
+                    "stop with an invalid configuration ({err}): unmounting {} only if {} is mounted there",
+                    cfg.directory.display(),
+                    cfg.device_text()
+                ));
+                self.stop(&cfg, ctx)
+            }
+            None => {
+                ctx.log.warn(&format!(
+                    "stop with an invalid configuration ({err}) that names no usable device and directory: whatever is mounted on {} is left alone",
+                    ctx.env.raw_param("directory").unwrap_or("the directory")
+                ));
+                Ok(())
+            }
+        }
     }
+}
+
+/// The configuration of the parameters that parse, each one that does not replaced by
+/// its default; `None` when `device` or `directory` itself does not parse.
+fn fallback_config(env: &crate::ocf::env::OcfEnv) -> Option<FsConfig> {
+    let mut vars: std::collections::BTreeMap<String, String> = env
+        .raw_params()
+        .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+        .collect();
+    for _ in 0..=PARAMS.len() {
+        let env = crate::ocf::env::OcfEnv::from_map(vars.clone());
+        let err = match Params::parse(PARAMS, &env).and_then(|p| configure(&p)) {
+            Ok(c) => return Some(c),
+            Err(e) => e,
+        };
+        let name = match err {
+            ParamError::Invalid { name, .. } | ParamError::Unsupported { name, .. } => name,
+            ParamError::Missing { .. } => return None,
+        };
+        if name == "device" || name == "directory" {
+            return None;
+        }
+        vars.remove(&format!("OCF_RESKEY_{name}"))?;
+    }
+    None
 }
 
 #[cfg(test)]
@@ -1280,6 +1310,26 @@ mod tests {
             "{:?}",
             fs.sys.calls.borrow()
         );
+    }
+
+    #[test]
+    fn stop_leaves_alone_what_it_cannot_identify() {
+        for p in [
+            vec![("device", "/dev/loop9")],
+            vec![("device", "UUID=0000")],
+            vec![("device", "/dev/loop9"), ("options", "a;b")],
+            vec![("device", "/dev/loop8"), ("signal_delay", "x")],
+            vec![("device", "")],
+        ] {
+            let fs = Filesystem::new(tree().with_proc(101, 30, &[]));
+            assert_eq!(act(&fs, "stop", &p).0, 0, "{p:?}");
+            let calls = fs.sys.calls.borrow();
+            assert!(calls.is_empty(), "stop {p:?}: {calls:?}");
+        }
+        // Our device with a typo elsewhere: identified, unmounted.
+        let fs = Filesystem::new(tree());
+        assert_eq!(act(&fs, "stop", &[("signal_delay", "x")]).0, 0);
+        assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /srv/db"));
     }
 
     fn params(pairs: &[(&str, &str)]) -> Result<FsConfig, ParamError> {
