@@ -238,3 +238,65 @@ fn stop_never_unmounts_what_it_cannot_identify() {
     expect(&fs("stop", &bad, &[]), 0, "stop of our mount, bad options");
     assert!(!is_mounted(&dir));
 }
+
+/// The name of the depth-20 status file of instance `test` on this node.
+fn status_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    format!("test_{}", host.trim())
+}
+
+/// Issue 9, defect 4: links planted by a user who can write the file system's root are
+/// refused, never followed, by the depth-20 monitor.
+#[test]
+fn depth_20_never_writes_through_a_planted_link() {
+    assert!(common::root(), "needs root");
+    let mut b = Base::new("plant");
+    let dev = b.device("xfs");
+    let dir = b.path("data");
+    let d = dir.to_str().unwrap();
+    let p = xfs_params(&dev, d);
+    expect(&fs("start", &p, &[]), 0, "start");
+    let victim = b.path("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+    let elsewhere = b.mkdir("elsewhere");
+    let status = dir.join(".Filesystem_status");
+    let file = status.join(status_name());
+
+    // The status directory is a link to a directory elsewhere.
+    symlink(&elsewhere, &status).unwrap();
+    let r = fs("monitor", &p, &DEPTH_20);
+    expect(&r, 1, "depth 20 with the status directory a link");
+    assert!(r.exit_reason().unwrap().contains("link"), "{r:?}");
+    assert!(std::fs::read_dir(&elsewhere).unwrap().next().is_none());
+    std::fs::remove_file(&status).unwrap();
+
+    // The status file is a link to a file elsewhere (and a dangling one).
+    std::fs::create_dir(&status).unwrap();
+    symlink(&victim, &file).unwrap();
+    let r = fs("monitor", &p, &DEPTH_20);
+    expect(&r, 1, "depth 20 with the status file a link");
+    assert!(r.exit_reason().unwrap().contains("link"), "{r:?}");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    std::fs::remove_file(&file).unwrap();
+    symlink(b.path("created"), &file).unwrap();
+    expect(&fs("monitor", &p, &DEPTH_20), 1, "dangling link");
+    assert!(
+        !b.path("created").exists(),
+        "root created the link's target"
+    );
+    std::fs::remove_file(&file).unwrap();
+
+    // The status file is a hard link to another file of the file system.
+    let precious = dir.join("pg_control");
+    std::fs::write(&precious, b"precious").unwrap();
+    std::fs::hard_link(&precious, &file).unwrap();
+    let r = fs("monitor", &p, &DEPTH_20);
+    expect(&r, 1, "depth 20 with the status file a hard link");
+    assert!(r.exit_reason().unwrap().contains("hard link"), "{r:?}");
+    assert_eq!(std::fs::read(&precious).unwrap(), b"precious");
+    std::fs::remove_file(&file).unwrap();
+
+    expect(&fs("monitor", &p, &DEPTH_20), 0, "depth 20 once cleaned");
+    assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
+    expect(&fs("stop", &p, &[]), 0, "stop");
+}

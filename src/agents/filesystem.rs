@@ -32,6 +32,7 @@
 //! Not promotable; refuses to run as a clone of a non-cluster file system unless
 //! `force_clones` is set.
 
+use std::ffi::OsString;
 use std::path::{Component, Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -588,7 +589,8 @@ impl<M: Mounts> Filesystem<M> {
         }
     }
 
-    fn status_file(cfg: &FsConfig, ctx: &Ctx) -> (Vec<PathBuf>, PathBuf) {
+    /// The status directories below the mount (one name each) and the file's name.
+    fn status_file(cfg: &FsConfig, ctx: &Ctx) -> (Vec<OsString>, OsString) {
         let host = nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into());
@@ -596,14 +598,13 @@ impl<M: Mounts> Filesystem<M> {
         if let Some(c) = ctx.env.meta.clone {
             name = format!("{name}_{c}");
         }
-        let name = format!("{name}_{host}");
-        let mut dirs = Vec::new();
-        let mut d = cfg.directory.clone();
-        for c in cfg.statusfile_prefix.components() {
-            d.push(c);
-            dirs.push(d.clone());
-        }
-        (dirs, d.join(name))
+        let name = format!("{name}_{host}").replace('/', "_");
+        let dirs = cfg
+            .statusfile_prefix
+            .components()
+            .map(|c| c.as_os_str().to_os_string())
+            .collect();
+        (dirs, name.into())
     }
 
     /// Frees and unmounts `m`, signalling its holders, within `deadline`.
@@ -972,7 +973,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
         }
         ops.push(Op::ReadDir(cfg.directory.clone()));
         if level == 20 && !cfg.opts.read_only {
-            let (dirs, file) = Self::status_file(cfg, ctx);
+            let (subdirs, name) = Self::status_file(cfg, ctx);
             let nonce = format!(
                 "{}\n{} {}\n",
                 ctx.env.instance,
@@ -983,22 +984,14 @@ impl<M: Mounts> Agent for Filesystem<M> {
                     .unwrap_or(0)
             );
             ops.push(Op::WriteStatus {
-                dirs,
-                file,
+                dir: cfg.directory.clone(),
+                subdirs,
+                name,
                 content: nonce.into_bytes(),
             });
         }
-        match self.sys.probe(&ops, ctx.deadline.instant()) {
-            Ok(()) => Ok(Status::Running),
-            Err(ProbeError::Failed {
-                step,
-                path,
-                errno: nix::errno::Errno::EIO,
-            }) => Err(OcfError::Generic(format!(
-                "{step} {path}: I/O error (file system shut down or device failing)"
-            ))),
-            Err(e) => Err(e.into()),
-        }
+        self.sys.probe(&ops, ctx.deadline.instant())?;
+        Ok(Status::Running)
     }
 
     /// The parameters do not parse: stop as the parameters that do parse (defaults for
@@ -1191,22 +1184,21 @@ mod tests {
         assert!(matches!(&ops[1], Op::ReadDir(p) if p == Path::new("/srv/db")));
         match &ops[2] {
             Op::WriteStatus {
-                dirs,
-                file,
+                dir,
+                subdirs,
+                name,
                 content,
             } => {
-                assert_eq!(dirs, &[PathBuf::from("/srv/db/.Filesystem_status")]);
-                assert!(file
-                    .to_string_lossy()
-                    .starts_with("/srv/db/.Filesystem_status/fs_"));
+                assert_eq!(dir, Path::new("/srv/db"));
+                assert_eq!(subdirs, &[OsString::from(".Filesystem_status")]);
+                assert!(name.to_string_lossy().starts_with("fs_"));
                 assert!(content.starts_with(b"fs\n"));
             }
             o => panic!("{o:?}"),
         }
-        *fs.sys.probe_error.borrow_mut() = Some(ProbeError::Failed {
+        *fs.sys.probe_error.borrow_mut() = Some(ProbeError::Io {
             step: "writing",
             path: "/srv/db/x".into(),
-            errno: nix::errno::Errno::EIO,
         });
         let (code, why) = act(&fs, "monitor", &[("OCF_CHECK_LEVEL", "10")]);
         assert_eq!(code, 1);
