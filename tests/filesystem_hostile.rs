@@ -300,3 +300,32 @@ fn depth_20_never_writes_through_a_planted_link() {
     assert!(std::fs::symlink_metadata(&file).unwrap().is_file());
     expect(&fs("stop", &p, &[]), 0, "stop");
 }
+
+/// Issue 9, defect 5: two starts of one resource at the same time give one mount.
+#[test]
+fn concurrent_starts_of_one_resource_mount_once() {
+    assert!(common::root(), "needs root");
+    let mut b = Base::new("race");
+    let dev = b.device("xfs");
+    let dir = b.path("data");
+    let d = dir.to_str().unwrap();
+    let p = xfs_params(&dev, d);
+    let tries = 25;
+    for i in 0..tries {
+        let (r1, r2) = std::thread::scope(|s| {
+            let a = s.spawn(|| fs("start", &p, &[]));
+            let c = s.spawn(|| fs("start", &p, &[]));
+            (a.join().unwrap(), c.join().unwrap())
+        });
+        expect(&r1, 0, "first start");
+        expect(&r2, 0, "second start");
+        assert_eq!(
+            mounts_on(&dir),
+            1,
+            "try {i}: concurrent starts stacked mounts"
+        );
+        expect(&fs("stop", &p, &[]), 0, "stop");
+        assert_eq!(mounts_on(&dir), 0);
+    }
+    eprintln!("{tries} pairs of concurrent starts: one mount each time");
+}

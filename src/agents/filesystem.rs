@@ -835,6 +835,8 @@ impl<M: Mounts> Agent for Filesystem<M> {
 
     fn start(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let dl = ctx.deadline.instant();
+        // Two starts of this resource at once would both see it unmounted and mount twice.
+        let _lock = self.sys.lock(&ctx.env.instance_file_name(), dl)?;
         let table = self.sys.mountinfo()?;
         let cfg = &self.canonical_or_refuse(cfg, &table)?;
         let r = self.resolve(cfg, dl)?;
@@ -922,6 +924,9 @@ impl<M: Mounts> Agent for Filesystem<M> {
     }
 
     fn stop(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        let _lock = self
+            .sys
+            .lock(&ctx.env.instance_file_name(), ctx.deadline.instant())?;
         let Some(cfg) = &self.canonical(cfg, &self.sys.mountinfo()?)? else {
             ctx.log.warn(&format!(
                 "directory {} resolves to /: nothing of this resource is mounted there; left alone",

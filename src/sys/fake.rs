@@ -314,6 +314,9 @@ impl super::mount::Mounts for FakeMounts {
     fn mountinfo(&self) -> SysResult<Vec<super::mount::MountEntry>> {
         Ok(self.table.borrow().clone())
     }
+    fn lock(&self, _instance: &str, _until: Instant) -> SysResult<super::lock::InstanceLock> {
+        Ok(super::lock::InstanceLock::none())
+    }
     fn block_device(&self, path: &Path) -> SysResult<super::mount::DevKind> {
         Ok(self
             .devices

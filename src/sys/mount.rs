@@ -600,6 +600,8 @@ pub fn path_kind(p: &Path) -> PathKind {
 /// with a fake ([`super::fake::FakeMounts`]); [`RealMounts`] is the system.
 pub trait Mounts {
     fn mountinfo(&self) -> SysResult<Vec<MountEntry>>;
+    /// Serialises the actions of one resource instance (see [`super::lock`]).
+    fn lock(&self, instance: &str, until: Instant) -> SysResult<super::lock::InstanceLock>;
     fn block_device(&self, path: &Path) -> SysResult<DevKind>;
     fn find_tagged(&self, tag: &str, value: &str, deadline: Instant) -> SysResult<Option<PathBuf>>;
     /// The kernel's file-system types; with `load`, after trying to load its module.
@@ -637,6 +639,9 @@ pub struct RealMounts;
 impl Mounts for RealMounts {
     fn mountinfo(&self) -> SysResult<Vec<MountEntry>> {
         mountinfo(None)
+    }
+    fn lock(&self, instance: &str, until: Instant) -> SysResult<super::lock::InstanceLock> {
+        super::lock::instance_lock("filesystem", instance, until)
     }
     fn block_device(&self, path: &Path) -> SysResult<DevKind> {
         block_device(path)
