@@ -45,9 +45,10 @@ use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::blockio::{Op, ProbeError};
 use crate::sys::mount::{
-    self, BlockDev, DevKind, FsckResult, MountEntry, MountOptions, Mounts, PathKind,
+    self, BlockDev, DevKind, FsckResult, MountEntry, MountOptions, Mounts, PathKind, Umount,
 };
 use crate::sys::procwalk::{Holder, Target};
+use crate::wait::{poll_until, Backoff};
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -158,6 +159,13 @@ pub static INFO: AgentInfo = AgentInfo {
     params: PARAMS,
     actions: ACTIONS,
 };
+
+/// How one round of waiting for the holders of a busy mount ended early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RoundEnd {
+    Unmounted,
+    HoldersGone,
+}
 
 /// A stop that could not free the mount, with the holders that remain.
 #[derive(Debug, thiserror::Error)]
@@ -339,7 +347,7 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
     }
     let options = p.str("options").unwrap_or("").trim().to_string();
     let opts = parse_options(&options)?;
-    let prefix_raw = p.str("statusfile_prefix").unwrap_or(".Filesystem_status/");
+    let prefix_raw = p.str_value("statusfile_prefix");
     let prefix = PathBuf::from(prefix_raw);
     if prefix.is_absolute()
         || prefix
@@ -353,7 +361,7 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
             "must be a relative path below directory, without . or ..",
         ));
     }
-    let run_fsck = match p.str("run_fsck").unwrap_or("auto").trim() {
+    let run_fsck = match p.str_value("run_fsck").trim() {
         "auto" => Fsck::Auto,
         "force" => Fsck::Force,
         "no" => Fsck::No,
@@ -365,7 +373,7 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
             ))
         }
     };
-    let force_unmount = match p.str("force_unmount").unwrap_or("true").trim() {
+    let force_unmount = match p.str_value("force_unmount").trim() {
         "safe" => true,
         v if crate::ocf::env::is_true(v) => true,
         v if crate::ocf::env::is_false(v) => false,
@@ -377,9 +385,10 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
             ))
         }
     };
-    let term_signals = parse_signals("term_signals", p.str("term_signals").unwrap_or("TERM"))?;
-    let kill_signals = parse_signals("kill_signals", p.str("kill_signals").unwrap_or("KILL"))?;
-    let delay = p.int_in("signal_delay", 0, 60)?.unwrap_or(1);
+    let term_signals = parse_signals("term_signals", p.str_value("term_signals"))?;
+    let kill_signals = parse_signals("kill_signals", p.str_value("kill_signals"))?;
+    p.int_in("signal_delay", 0, 60)?;
+    let delay = p.int_value("signal_delay");
     if matches!(device, DeviceSpec::Other(_)) && block_type(&fstype) {
         return Err(ParamError::invalid(
             "device",
@@ -497,7 +506,7 @@ impl<M: Mounts> Filesystem<M> {
             .collect();
         for m in mine.iter().rev() {
             match self.sys.umount(&m.mount_point, false) {
-                Ok(()) => ctx.log.warn(&format!(
+                Ok(_) => ctx.log.warn(&format!(
                     "start failed after mounting: unmounted {} again",
                     m.mount_point.display()
                 )),
@@ -590,10 +599,8 @@ impl<M: Mounts> Filesystem<M> {
     }
 
     /// The status directories below the mount (one name each) and the file's name.
-    fn status_file(cfg: &FsConfig, ctx: &Ctx) -> (Vec<OsString>, OsString) {
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "localhost".into());
+    fn status_file(&self, cfg: &FsConfig, ctx: &Ctx) -> (Vec<OsString>, OsString) {
+        let host = self.sys.hostname();
         let mut name = ctx.env.instance_file_name();
         if let Some(c) = ctx.env.meta.clone {
             name = format!("{name}_{c}");
@@ -607,7 +614,7 @@ impl<M: Mounts> Filesystem<M> {
         (dirs, name.into())
     }
 
-    /// Frees and unmounts `m`, signalling its holders, within `deadline`.
+    /// Frees and unmounts `m`, signalling its holders, within the operation deadline.
     fn unmount_one(
         &self,
         cfg: &FsConfig,
@@ -620,20 +627,15 @@ impl<M: Mounts> Filesystem<M> {
             m.fstype.as_str(),
             "nfs" | "nfs4" | "cifs" | "smb3" | "smbfs"
         );
-        let try_umount = || self.sys.umount(&m.mount_point, force);
-        match try_umount() {
-            Ok(()) => return Ok(()),
-            Err(e)
-                if matches!(
-                    e.raw_errno(),
-                    Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)
-                ) =>
-            {
-                // Already gone (unmounted meanwhile, or hidden).
-                return Ok(());
-            }
-            Err(e) if e.raw_errno() != Some(nix::errno::Errno::EBUSY) => return Err(e.into()),
-            Err(_) => {}
+        // `true` once the mount is gone (unmounted now, or meanwhile by someone else).
+        let try_umount = || -> Result<bool, OcfError> {
+            Ok(match self.sys.umount(&m.mount_point, force)? {
+                Umount::Done | Umount::NotMounted => true,
+                Umount::Busy => false,
+            })
+        };
+        if try_umount()? {
+            return Ok(());
         }
         let target = Target {
             mount_ids: vec![m.id],
@@ -661,12 +663,8 @@ impl<M: Mounts> Filesystem<M> {
             start + (dl.saturating_duration_since(start) / 2)
         };
         let mut round = 0u32;
-        loop {
-            let now = Instant::now();
-            if now >= dl {
-                break;
-            }
-            let use_term = round == 0 || (now < term_until && !cfg.fast_stop);
+        while !ctx.deadline.expired() {
+            let use_term = round == 0 || (Instant::now() < term_until && !cfg.fast_stop);
             let sigs = if use_term {
                 &cfg.term_signals
             } else {
@@ -689,35 +687,19 @@ impl<M: Mounts> Filesystem<M> {
                     "{dir} is busy without a process holding it; retrying"
                 ));
             }
-            // Wait for the holders to go, retrying the unmount meanwhile.
+            // Wait for the holders to go, retrying the unmount meanwhile. Every holder
+            // gone but the mount still busy: look again at once (a holder may have left
+            // a child behind) rather than sleeping out the delay.
             let until = dl.min(Instant::now() + cfg.signal_delay.max(Duration::from_millis(20)));
-            let mut nap = Duration::from_millis(1);
-            loop {
-                match try_umount() {
-                    Ok(()) => return Ok(()),
-                    Err(e)
-                        if matches!(
-                            e.raw_errno(),
-                            Some(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT)
-                        ) =>
-                    {
-                        return Ok(())
-                    }
-                    Err(e) if e.raw_errno() != Some(nix::errno::Errno::EBUSY) => {
-                        return Err(e.into())
-                    }
-                    Err(_) => {}
+            let round_end = poll_until(until, Backoff::millis(1, 20), || {
+                if try_umount()? {
+                    return Ok(Some(RoundEnd::Unmounted));
                 }
-                if Instant::now() >= until {
-                    break;
-                }
-                // Every holder gone but the mount still busy: look again at once (a
-                // holder may have left a child behind) rather than sleeping out the delay.
-                if !hs.is_empty() && hs.iter().all(|h| !self.sys.live(h.pid)) {
-                    break;
-                }
-                std::thread::sleep(nap.min(until.saturating_duration_since(Instant::now())));
-                nap = (nap * 2).min(Duration::from_millis(20));
+                let all_gone = !hs.is_empty() && hs.iter().all(|h| !self.sys.live(h.pid));
+                Ok::<_, OcfError>(all_gone.then_some(RoundEnd::HoldersGone))
+            })?;
+            if round_end == Some(RoundEnd::Unmounted) {
+                return Ok(());
             }
             round += 1;
         }
@@ -978,7 +960,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
         }
         ops.push(Op::ReadDir(cfg.directory.clone()));
         if level == 20 && !cfg.opts.read_only {
-            let (subdirs, name) = Self::status_file(cfg, ctx);
+            let (subdirs, name) = self.status_file(cfg, ctx);
             let nonce = format!(
                 "{}\n{} {}\n",
                 ctx.env.instance,

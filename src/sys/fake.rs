@@ -335,6 +335,9 @@ impl super::mount::Mounts for FakeMounts {
     fn path_kind(&self, _path: &Path) -> super::mount::PathKind {
         super::mount::PathKind::Dir
     }
+    fn hostname(&self) -> String {
+        "node1".into()
+    }
     fn resolve_path(&self, path: &Path, _t: &[super::mount::MountEntry]) -> SysResult<PathBuf> {
         let mut p: PathBuf = path.components().collect();
         for _ in 0..40 {
@@ -379,13 +382,13 @@ impl super::mount::Mounts for FakeMounts {
             .push(fake_entry(id, 1, dev, &at.display().to_string(), source));
         Ok(())
     }
-    fn umount(&self, target: &Path, _force: bool) -> SysResult<()> {
+    fn umount(&self, target: &Path, _force: bool) -> SysResult<super::mount::Umount> {
         self.calls
             .borrow_mut()
             .push(format!("umount {}", target.display()));
         let mut table = self.table.borrow_mut();
         let Some(pos) = table.iter().rposition(|m| m.mount_point == target) else {
-            return Err(SysError::errno("umount", nix::errno::Errno::EINVAL));
+            return Ok(super::mount::Umount::NotMounted);
         };
         let id = table[pos].id;
         let busy = table.iter().any(|m| m.parent == id)
@@ -395,10 +398,10 @@ impl super::mount::Mounts for FakeMounts {
                 .iter()
                 .any(|p| p.alive && p.mount_id == id);
         if busy {
-            return Err(SysError::errno("umount", nix::errno::Errno::EBUSY));
+            return Ok(super::mount::Umount::Busy);
         }
         table.remove(pos);
-        Ok(())
+        Ok(super::mount::Umount::Done)
     }
     fn fsck(&self, device: &Path, _t: &str, _d: Instant) -> SysResult<super::mount::FsckResult> {
         self.calls

@@ -494,17 +494,33 @@ pub fn mount(
     }
 }
 
-/// umount2(2) of `target` (a link there is not followed); `Err` carries the errno (EBUSY
-/// for a busy mount). `force` (MNT_FORCE) aborts pending requests of network file
-/// systems.
-pub fn umount(target: &Path, force: bool) -> SysResult<()> {
+/// What an unmount did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Umount {
+    Done,
+    /// Nothing is mounted there (any more): EINVAL or ENOENT.
+    NotMounted,
+    /// EBUSY: the mount is in use.
+    Busy,
+}
+
+/// umount2(2) of `target` (a link there is not followed). `force` (MNT_FORCE) aborts
+/// pending requests of network file systems.
+pub fn umount(target: &Path, force: bool) -> SysResult<Umount> {
     let f = if force {
         MntFlags::MNT_FORCE | MntFlags::UMOUNT_NOFOLLOW
     } else {
         MntFlags::UMOUNT_NOFOLLOW
     };
-    nix::mount::umount2(target, f)
-        .map_err(|e| SysError::errno(format!("unmounting {}", target.display()), e))
+    match nix::mount::umount2(target, f) {
+        Ok(()) => Ok(Umount::Done),
+        Err(nix::errno::Errno::EBUSY) => Ok(Umount::Busy),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(Umount::NotMounted),
+        Err(e) => Err(SysError::errno(
+            format!("unmounting {}", target.display()),
+            e,
+        )),
+    }
 }
 
 /// Result of a file-system check.
@@ -607,6 +623,8 @@ pub trait Mounts {
     /// The kernel's file-system types; with `load`, after trying to load its module.
     fn kernel_filesystems(&self, load: Option<&str>, deadline: Instant) -> SysResult<Vec<String>>;
     fn path_kind(&self, path: &Path) -> PathKind;
+    /// This node's host name (names the depth-20 status file).
+    fn hostname(&self) -> String;
     /// See [`resolve_path`].
     fn resolve_path(&self, path: &Path, table: &[MountEntry]) -> SysResult<PathBuf>;
     fn create_dir_all(&self, path: &Path) -> SysResult<()>;
@@ -619,7 +637,7 @@ pub trait Mounts {
         raw_options: &str,
         deadline: Instant,
     ) -> SysResult<()>;
-    fn umount(&self, target: &Path, force: bool) -> SysResult<()>;
+    fn umount(&self, target: &Path, force: bool) -> SysResult<Umount>;
     fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult>;
     fn xfs_check(&self, device: &Path, deadline: Instant) -> SysResult<FsckResult>;
     fn holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder>;
@@ -658,6 +676,11 @@ impl Mounts for RealMounts {
     fn path_kind(&self, path: &Path) -> PathKind {
         path_kind(path)
     }
+    fn hostname(&self) -> String {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    }
     fn resolve_path(&self, path: &Path, table: &[MountEntry]) -> SysResult<PathBuf> {
         resolve_path(path, table)
     }
@@ -676,7 +699,7 @@ impl Mounts for RealMounts {
     ) -> SysResult<()> {
         mount(source, target, fstype, opts, raw_options, deadline)
     }
-    fn umount(&self, target: &Path, force: bool) -> SysResult<()> {
+    fn umount(&self, target: &Path, force: bool) -> SysResult<Umount> {
         umount(target, force)
     }
     fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult> {
