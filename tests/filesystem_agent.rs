@@ -50,15 +50,15 @@ fn xfs_life_cycle_with_the_books_options_and_a_path_with_spaces() {
     expect(&fs("validate-all", &p, &[]), 0, "validate-all");
     expect(&fs("start", &p, &[]), 0, "start (creates the directory)");
     assert!(is_mounted(&dir));
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let line = mi.lines().find(|l| l.contains("pg\\040data")).unwrap();
+    let table = pgstack::sys::mount::mountinfo(None).unwrap();
+    let m = pgstack::sys::mount::mount_at(&table, &dir).unwrap();
     assert!(
-        line.contains("noatime") && line.contains("nodiratime"),
-        "{line}"
+        m.options.contains("noatime") && m.options.contains("nodiratime"),
+        "{m:?}"
     );
     assert!(
-        line.contains("logbsize=256k") && line.contains("allocsize=1024k"),
-        "{line}"
+        m.super_options.contains("logbsize=256k") && m.super_options.contains("allocsize=1024k"),
+        "{m:?}"
     );
     expect(&fs("start", &p, &[]), 0, "second start");
     for level in ["0", "10", "20"] {

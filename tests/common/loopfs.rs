@@ -85,13 +85,13 @@ impl Drop for Base {
     }
 }
 
-/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo).
+/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo, read by
+/// the crate's own parser).
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ").replace("\\011", "\t")))
+    let table = pgstack::sys::mount::mountinfo(None).unwrap();
+    let mut v: Vec<PathBuf> = table
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|p| p.starts_with(dir))
         .collect();
     v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
