@@ -133,6 +133,19 @@ impl Holder {
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
     }
+    /// Whether it ended within `t` (polled; a signalled process takes a moment to die).
+    pub fn ended_within(&mut self, t: Duration) -> bool {
+        let end = std::time::Instant::now() + t;
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 impl Drop for Holder {
@@ -197,6 +210,15 @@ pub fn stubborn_in(dir: &Path, ignore: &str, name: &'static str) -> Holder {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    // The dispositions are set once the shell has exec'd sleep.
+    let comm = format!("/proc/{}/comm", child.id());
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(std::time::Instant::now() < end, "{script} did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     Holder { child, name }
 }
