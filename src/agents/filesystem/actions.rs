@@ -6,7 +6,7 @@ use super::{Filesystem, INFO};
 use crate::ocf::metadata::AgentInfo;
 use crate::ocf::{Agent, Ctx, OcfError, Status};
 use crate::sys::blockio::Op;
-use crate::sys::mount::{self, FsckResult, MountEntry, Mounts, PathKind};
+use crate::sys::mount::{self, FsckResult, MountEntry, Mounts, PathKind, Umount};
 
 impl<M: Mounts> Filesystem<M> {
     /// Unmounts what this start mounted (the new mounts of the device or on the
@@ -28,8 +28,13 @@ impl<M: Mounts> Filesystem<M> {
             .collect();
         for m in mine.iter().rev() {
             match self.sys.umount(&m.mount_point, false) {
-                Ok(_) => ctx.log.warn(&format!(
+                Ok(Umount::Done) => ctx.log.warn(&format!(
                     "start failed after mounting: unmounted {} again",
+                    m.mount_point.display()
+                )),
+                Ok(Umount::NotMounted) => {}
+                Ok(Umount::Busy) => ctx.log.error(&format!(
+                    "start failed after mounting, and {} is busy: left mounted",
                     m.mount_point.display()
                 )),
                 Err(e) => ctx.log.error(&format!(

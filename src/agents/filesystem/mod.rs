@@ -70,8 +70,9 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
         "directory",
         "Mount point",
-        "The absolute path to mount on; created at start when missing. Trailing slashes are \
-         ignored; '/' is refused.",
+        "The absolute path to mount on; created at start when missing. Symbolic links on \
+         the way are resolved: the mount is made and recognised on the real path. Trailing \
+         slashes are ignored; '/', however spelled, is refused.",
     )
     .required(),
     ParamSpec::string(

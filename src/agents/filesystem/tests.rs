@@ -396,3 +396,47 @@ fn paths_with_spaces_are_kept() {
     );
     assert!(parse_directory("/srv/../etc").is_err());
 }
+
+mod spellings {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn spelling() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("/"),
+                Just("//"),
+                Just("."),
+                Just(".."),
+                Just("db"),
+                Just("pg data"),
+                Just("./"),
+            ],
+            0..8,
+        )
+        .prop_map(|parts| parts.concat())
+    }
+
+    proptest! {
+        /// No spelling of a directory parses to `/`, a relative path or one with `.`
+        /// or `..` left in it; whatever parses, stop of a directory whose links lead
+        /// to `/` touches nothing.
+        #[test]
+        fn no_spelling_parses_to_the_root_or_keeps_dots(s in spelling()) {
+            if let Ok(p) = parse_directory(&s) {
+                prop_assert!(p.is_absolute());
+                prop_assert!(p != Path::new("/"));
+                prop_assert!(p.components().skip(1).all(|c| matches!(c, std::path::Component::Normal(_))));
+            }
+            let d = format!("/toroot/{s}");
+            let fs = Filesystem::new(tree().with_link("/toroot", "/").with_proc(100, 1, &[]));
+            let (code, _) = act(&fs, "stop", &[("directory", d.as_str())]);
+            prop_assert_eq!(code, 0);
+            let calls = fs.sys.calls.borrow();
+            prop_assert!(
+                calls.iter().all(|c| c != "umount /" && !c.starts_with("kill")),
+                "{}: {:?}", d, calls
+            );
+        }
+    }
+}
