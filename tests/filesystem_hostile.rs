@@ -8,33 +8,13 @@ mod common;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::loopfs::{self, is_mounted, mounts_below, sleep_in, Base};
-use common::{agent_path, ocf, AgentRun};
-
-const BOOK: &str = "noatime,nodiratime,logbsize=256k,allocsize=1m";
-
-fn fs(action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
-    ocf(&[], &agent_path("filesystem"), action, params, extra)
-}
-
-fn xfs_params<'a>(dev: &'a str, dir: &'a str) -> Vec<(&'a str, &'a str)> {
-    vec![
-        ("device", dev),
-        ("directory", dir),
-        ("fstype", "xfs"),
-        ("options", BOOK),
-    ]
-}
+use common::loopfs::{self, expect, fs, is_mounted, mounts_below, sleep_in, xfs_params, Base};
+use common::{agent_path, ocf};
 
 const DEPTH_20: [(&str, &str); 2] = [
     ("OCF_CHECK_LEVEL", "20"),
     ("OCF_RESKEY_CRM_meta_interval", "20000"),
 ];
-
-#[track_caller]
-fn expect(r: &AgentRun, code: i32, what: &str) {
-    assert_eq!(r.code, code, "{what}: {r:?}");
-}
 
 /// How many mounts sit exactly on `dir` (stacked mounts count each).
 fn mounts_on(dir: &Path) -> usize {

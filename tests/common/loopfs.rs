@@ -10,7 +10,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::run;
+use super::{agent_path, ocf, run, AgentRun};
+
+/// The book's XFS mount options.
+pub const BOOK: &str = "noatime,nodiratime,logbsize=256k,allocsize=1m";
+
+/// One action of the installed `filesystem` agent.
+pub fn fs(action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
+    ocf(&[], &agent_path("filesystem"), action, params, extra)
+}
+
+/// The book's XFS configuration of `dev` on `dir`.
+pub fn xfs_params<'a>(dev: &'a str, dir: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("device", dev),
+        ("directory", dir),
+        ("fstype", "xfs"),
+        ("options", BOOK),
+    ]
+}
+
+#[track_caller]
+pub fn expect(r: &AgentRun, code: i32, what: &str) {
+    assert_eq!(r.code, code, "{what}: {r:?}");
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

@@ -83,14 +83,20 @@ impl<M: Mounts> Filesystem<M> {
             start + (dl.saturating_duration_since(start) / 2)
         };
         let mut round = 0u32;
-        while !ctx.deadline.expired() {
+        // The failure report walks /proc twice after the last round: the rounds end early
+        // enough for it to fit before the deadline (as long as the slowest walk seen).
+        let mut walk = Duration::ZERO;
+        let rounds_end = |walk: Duration| dl.checked_sub(walk * 2).unwrap_or(dl);
+        while Instant::now() < rounds_end(walk) {
             let use_term = round == 0 || (Instant::now() < term_until && !cfg.fast_stop);
             let sigs = if use_term {
                 &cfg.term_signals
             } else {
                 &cfg.kill_signals
             };
+            let t = Instant::now();
             let hs = self.sys.holders(&target);
+            walk = walk.max(t.elapsed());
             for h in &hs {
                 for s in sigs {
                     match self.sys.signal(h.pid, *s) {
@@ -110,7 +116,8 @@ impl<M: Mounts> Filesystem<M> {
             // Wait for the holders to go, retrying the unmount meanwhile. Every holder
             // gone but the mount still busy: look again at once (a holder may have left
             // a child behind) rather than sleeping out the delay.
-            let until = dl.min(Instant::now() + cfg.signal_delay.max(Duration::from_millis(20)));
+            let until = rounds_end(walk)
+                .min(Instant::now() + cfg.signal_delay.max(Duration::from_millis(20)));
             let round_end = poll_until(until, Backoff::millis(1, 20), || {
                 if try_umount()? {
                     return Ok(Some(RoundEnd::Unmounted));
