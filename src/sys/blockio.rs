@@ -29,9 +29,11 @@ const BLOCK: usize = 4096;
 /// One probe step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Read the first 4 KiB of a block device with O_DIRECT.
+    /// Read the first 4 KiB of a block device with O_DIRECT (its canonical path: a link
+    /// there is not followed).
     ReadDevice(PathBuf),
-    /// Read the entries of a directory (fails with EIO on a shut-down XFS).
+    /// Read the entries of a directory (fails with EIO on a shut-down XFS); canonical
+    /// path, a link there is not followed.
     ReadDir(PathBuf),
     /// Below the directory `dir` (opened without following a link), open or create the
     /// sub-directories `subdirs` (one name each) and the file `name` without following
@@ -318,13 +320,21 @@ fn child_run(
         };
         match op {
             Prepared::Read(dev) => {
-                let fd =
-                    open_raw(None, dev, OFlag::O_RDONLY | OFlag::O_DIRECT).map_err(at(0, WHOLE))?;
+                let fd = open_raw(
+                    None,
+                    dev,
+                    OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_NOFOLLOW,
+                )
+                .map_err(at(0, WHOLE))?;
                 read_block(fd.as_fd(), &mut rbuf.0).map_err(|(s, e)| at(s, WHOLE)(e))?;
             }
             Prepared::Dir(dir) => {
-                let fd = open_raw(None, dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
-                    .map_err(at(0, WHOLE))?;
+                let fd = open_raw(
+                    None,
+                    dir,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+                )
+                .map_err(at(0, WHOLE))?;
                 // SAFETY: getdents64(2) writes at most BLOCK bytes into `rbuf`, which is
                 // BLOCK bytes long and exclusively borrowed; `fd` is an open directory.
                 let n = unsafe {
