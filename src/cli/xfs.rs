@@ -3,6 +3,8 @@
 //! the device's size allows) and runs mkfs.xfs; `mount-options` prints the recommended
 //! options for the `filesystem` agent's `options` parameter.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

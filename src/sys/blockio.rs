@@ -8,52 +8,80 @@
 //! reaped by init whenever its I/O returns); its standard streams point at /dev/null so
 //! it keeps no pipe of Pacemaker's open.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::ffi::CString;
+use std::ffi::{CStr, CString, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::libc;
+use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
 use nix::sys::signal::{kill, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::uio::{pread, pwrite};
 use nix::sys::wait::{waitpid, WaitPidFlag};
-use nix::unistd::{fork, ForkResult};
+use nix::unistd::{dup2, fork, fsync, write, ForkResult};
+
+use super::safefs;
 
 const BLOCK: usize = 4096;
 
 /// One probe step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
-    /// Read the first 4 KiB of a block device with O_DIRECT.
+    /// Read the first 4 KiB of a block device with O_DIRECT (its canonical path: a link
+    /// there is not followed).
     ReadDevice(PathBuf),
-    /// Read the entries of a directory (fails with EIO on a shut-down XFS).
+    /// Read the entries of a directory (fails with EIO on a shut-down XFS); canonical
+    /// path, a link there is not followed.
     ReadDir(PathBuf),
-    /// Create the directories, write `content` (padded to 4 KiB) with O_DIRECT (O_SYNC
-    /// where the file system has no O_DIRECT), fsync,
-    /// read it back with O_DIRECT and compare.
+    /// Below the directory `dir` (opened without following a link), open or create the
+    /// sub-directories `subdirs` (one name each) and the file `name` without following
+    /// links ([`safefs`]), write `content` (padded to 4 KiB) with O_DIRECT (O_SYNC where
+    /// the file system has no O_DIRECT), fsync, read it back with O_DIRECT and compare.
     WriteStatus {
-        dirs: Vec<PathBuf>,
-        file: PathBuf,
+        dir: PathBuf,
+        subdirs: Vec<OsString>,
+        name: OsString,
         content: Vec<u8>,
     },
 }
 
 impl Op {
-    fn target(&self) -> &Path {
+    /// The path of the op, or of its `part`-th sub-directory.
+    fn target(&self, part: Option<usize>) -> PathBuf {
         match self {
-            Op::ReadDevice(p) | Op::ReadDir(p) => p,
-            Op::WriteStatus { file, .. } => file,
+            Op::ReadDevice(p) | Op::ReadDir(p) => p.clone(),
+            Op::WriteStatus {
+                dir, subdirs, name, ..
+            } => {
+                let mut p = dir.clone();
+                match part {
+                    Some(k) => p.extend(subdirs.iter().take(k + 1)),
+                    None => {
+                        p.extend(subdirs);
+                        p.push(name);
+                    }
+                }
+                p
+            }
         }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
+    /// EIO: the file system is shut down or the device fails.
+    #[error("{step} {path}: I/O error (file system shut down or device failing)")]
+    Io { step: &'static str, path: String },
+    /// A link (or other non-file) where the status file or its directory goes.
+    #[error("{path} {why}: refusing to write there")]
+    Refused { path: String, why: &'static str },
     #[error("{step} {path}: {errno}")]
     Failed {
         step: &'static str,
         path: String,
-        errno: nix::errno::Errno,
+        errno: Errno,
     },
     #[error("{path}: read back different content than was written")]
     Mismatch { path: String },
@@ -73,39 +101,28 @@ const STEPS: [&str; 8] = [
     "comparing",
     "short I/O on",
 ];
+const STEP_CREATE: u8 = 4;
+const STEP_COMPARE: u8 = 6;
+/// The record's part byte when the failure is not in a sub-directory.
+const WHOLE: u8 = u8::MAX;
 
-struct Buf {
-    ptr: *mut u8,
-    layout: Layout,
-}
-
-impl Buf {
-    fn new() -> Buf {
-        let layout = Layout::from_size_align(BLOCK, BLOCK).expect("valid layout");
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(layout) };
-        assert!(!ptr.is_null(), "out of memory");
-        Buf { ptr, layout }
-    }
-}
-
-impl Drop for Buf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with this layout.
-        unsafe { dealloc(self.ptr, self.layout) }
-    }
-}
+/// One O_DIRECT-aligned block.
+#[repr(C, align(4096))]
+struct Block([u8; BLOCK]);
 
 /// What the child was given, prepared before the fork (no allocation after it).
 enum Prepared {
     Read(CString),
     Dir(CString),
-    Write { dirs: Vec<CString>, file: CString },
+    Write {
+        dir: CString,
+        subdirs: Vec<CString>,
+        name: CString,
+    },
 }
 
-fn cstr(p: &Path) -> Result<CString, ProbeError> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| ProbeError::Setup(format!("{} contains NUL", p.display())))
+fn cstr(p: &[u8], what: &Path) -> Result<CString, ProbeError> {
+    CString::new(p).map_err(|_| ProbeError::Setup(format!("{} contains NUL", what.display())))
 }
 
 /// Runs `ops` in order in a child; the first failure is returned.
@@ -113,17 +130,24 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
     let started = Instant::now();
     let mut prepared = Vec::new();
     for op in ops {
+        let t = op.target(None);
         prepared.push(match op {
-            Op::ReadDevice(p) => Prepared::Read(cstr(p)?),
-            Op::ReadDir(p) => Prepared::Dir(cstr(p)?),
-            Op::WriteStatus { dirs, file, .. } => Prepared::Write {
-                dirs: dirs.iter().map(|d| cstr(d)).collect::<Result<_, _>>()?,
-                file: cstr(file)?,
+            Op::ReadDevice(p) => Prepared::Read(cstr(p.as_os_str().as_bytes(), &t)?),
+            Op::ReadDir(p) => Prepared::Dir(cstr(p.as_os_str().as_bytes(), &t)?),
+            Op::WriteStatus {
+                dir, subdirs, name, ..
+            } => Prepared::Write {
+                dir: cstr(dir.as_os_str().as_bytes(), &t)?,
+                subdirs: subdirs
+                    .iter()
+                    .map(|d| cstr(d.as_bytes(), &t))
+                    .collect::<Result<_, _>>()?,
+                name: cstr(name.as_bytes(), &t)?,
             },
         });
     }
-    let wbuf = Buf::new();
-    let rbuf = Buf::new();
+    let mut wbuf = Box::new(Block([0; BLOCK]));
+    let mut rbuf = Box::new(Block([0; BLOCK]));
     let content: &[u8] = ops
         .iter()
         .find_map(|o| match o {
@@ -132,33 +156,14 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
         })
         .unwrap_or(&[]);
     let n = content.len().min(BLOCK);
-    // SAFETY: wbuf holds BLOCK bytes; n <= BLOCK.
-    unsafe { std::ptr::copy_nonoverlapping(content.as_ptr(), wbuf.ptr, n) };
-    let devnull = CString::new("/dev/null").expect("no NUL");
+    wbuf.0[..n].copy_from_slice(&content[..n]);
     let (rd, wr) = nix::unistd::pipe().map_err(|e| ProbeError::Setup(format!("pipe: {e}")))?;
-    // SAFETY: the child only makes async-signal-safe system calls on data prepared
-    // above and leaves with _exit; it never returns into Rust code of the parent.
+    // SAFETY: after the fork the child runs only `child_main`, which makes system calls
+    // on data prepared above (no allocation, no lock) and leaves with _exit; it never
+    // returns into Rust code of the parent.
     let child = match unsafe { fork() } {
         Err(e) => return Err(ProbeError::Setup(format!("fork: {e}"))),
-        Ok(ForkResult::Child) => {
-            // SAFETY: raw system calls on prepared, valid pointers; see above.
-            unsafe {
-                let null = libc::open(devnull.as_ptr(), libc::O_RDWR);
-                if null >= 0 {
-                    libc::dup2(null, 0);
-                    libc::dup2(null, 1);
-                    libc::dup2(null, 2);
-                }
-                let w = wr.as_raw_fd_i32();
-                let (idx, step, errno) = child_run(&prepared, wbuf.ptr, rbuf.ptr, w);
-                let rec: [u8; 7] = {
-                    let e = errno.to_ne_bytes();
-                    [b'!', idx, step, e[0], e[1], e[2], e[3]]
-                };
-                libc::write(w, rec.as_ptr() as *const libc::c_void, rec.len());
-                libc::_exit(0);
-            }
-        }
+        Ok(ForkResult::Child) => child_main(&prepared, &wbuf, &mut rbuf, wr.as_fd()),
         Ok(ForkResult::Parent { child }) => child,
     };
     drop(wr);
@@ -166,22 +171,25 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
     match answer {
         Some(rec) => {
             let _ = waitpid(child, None);
-            let (idx, step) = (rec[0], rec[1]);
+            let (idx, step, part) = (rec[0], rec[1], rec[2]);
             if idx == u8::MAX {
                 return Ok(());
             }
-            let errno = i32::from_ne_bytes([rec[2], rec[3], rec[4], rec[5]]);
+            let errno = Errno::from_raw(i32::from_ne_bytes([rec[3], rec[4], rec[5], rec[6]]));
             let path = ops
                 .get(idx as usize)
-                .map(|o| o.target().display().to_string())
-                .unwrap_or_default();
-            if step == 6 {
-                return Err(ProbeError::Mismatch { path });
-            }
-            Err(ProbeError::Failed {
-                step: STEPS.get(step as usize).copied().unwrap_or("?"),
-                path,
-                errno: nix::errno::Errno::from_raw(errno),
+                .map(|o| o.target((part != WHOLE).then_some(part as usize)))
+                .unwrap_or_default()
+                .display()
+                .to_string();
+            let step = STEPS.get(step as usize).copied().unwrap_or("?");
+            Err(match (step, errno) {
+                ("comparing", _) => ProbeError::Mismatch { path },
+                (_, Errno::EIO) => ProbeError::Io { step, path },
+                (_, e) => match safefs::refusal(e) {
+                    Some(why) => ProbeError::Refused { path, why },
+                    None => ProbeError::Failed { step, path, errno },
+                },
             })
         }
         None => {
@@ -191,7 +199,7 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
             let path = ops
                 .get(done)
                 .or(ops.last())
-                .map(|o| o.target().display().to_string())
+                .map(|o| o.target(None).display().to_string())
                 .unwrap_or_default();
             Err(ProbeError::TimedOut {
                 path,
@@ -201,25 +209,15 @@ pub fn probe(ops: &[Op], deadline: Instant) -> Result<(), ProbeError> {
     }
 }
 
-trait RawI32 {
-    fn as_raw_fd_i32(&self) -> i32;
-}
-impl RawI32 for std::os::fd::OwnedFd {
-    fn as_raw_fd_i32(&self) -> i32 {
-        std::os::fd::AsRawFd::as_raw_fd(self)
-    }
-}
-
 /// Reads the child's reports until the deadline: one `.` per finished step, then `!` and
-/// a 6-byte record. Returns the finished steps and the record, if it came.
-fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> (usize, Option<[u8; 6]>) {
+/// a 7-byte record. Returns the finished steps and the record, if it came.
+fn wait_answer(rd: &OwnedFd, deadline: Instant) -> (usize, Option<[u8; 7]>) {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-    use std::os::fd::AsFd;
     let mut done = 0;
-    let mut rec = [0u8; 6];
+    let mut rec = [0u8; 7];
     let mut have: Option<usize> = None;
     loop {
-        if have == Some(6) {
+        if have == Some(rec.len()) {
             return (done, Some(rec));
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -234,11 +232,11 @@ fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> (usize, Option<[
         ) {
             Ok(0) => return (done, None),
             Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
+            Err(Errno::EINTR) => continue,
             Err(_) => return (done, None),
         }
         let mut buf = [0u8; 64];
-        match nix::unistd::read(std::os::fd::AsRawFd::as_raw_fd(rd), &mut buf) {
+        match nix::unistd::read(rd.as_raw_fd(), &mut buf) {
             Ok(0) => return (done, None),
             Ok(n) => {
                 for &byte in &buf[..n] {
@@ -246,7 +244,7 @@ fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> (usize, Option<[
                         None if byte == b'.' => done += 1,
                         None if byte == b'!' => have = Some(0),
                         None => {}
-                        Some(i) if i < 6 => {
+                        Some(i) if i < rec.len() => {
                             rec[i] = byte;
                             have = Some(i + 1);
                         }
@@ -254,116 +252,137 @@ fn wait_answer(rd: &std::os::fd::OwnedFd, deadline: Instant) -> (usize, Option<[
                     }
                 }
             }
-            Err(nix::errno::Errno::EINTR) => {}
+            Err(Errno::EINTR) => {}
             Err(_) => return (done, None),
         }
     }
 }
 
-/// The child's work: (op index, step, errno); index 255 means success.
-///
-/// Runs only in the forked child: system calls, no allocation.
-fn child_run(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8, u8, i32) {
-    // SAFETY: `wbuf` and `rbuf` are live buffers of BLOCK bytes (see `probe`), the paths
-    // are NUL-terminated CStrings; every call is a plain system call.
-    unsafe { child_ops(ops, wbuf, rbuf, report) }
+/// The forked child: standard streams to /dev/null (no pipe of Pacemaker's is kept
+/// open), the ops, one record on `report`, `_exit`.
+fn child_main(ops: &[Prepared], wbuf: &Block, rbuf: &mut Block, report: BorrowedFd) -> ! {
+    if let Ok(null) = open_raw(None, c"/dev/null", OFlag::O_RDWR) {
+        for n in 0..3 {
+            let _ = dup2(null.as_raw_fd(), n);
+        }
+    }
+    let (idx, step, part, errno) = match child_run(ops, wbuf, rbuf, report) {
+        Ok(()) => (u8::MAX, 0, WHOLE, 0),
+        Err(f) => (f.idx, f.step, f.part, f.errno as i32),
+    };
+    let e = errno.to_ne_bytes();
+    let _ = write(report, &[b'!', idx, step, part, e[0], e[1], e[2], e[3]]);
+    // SAFETY: _exit ends the child without running the parent's exit handlers or
+    // destructors (which may hold locks copied at the fork).
+    unsafe { nix::libc::_exit(0) }
 }
 
-unsafe fn child_ops(ops: &[Prepared], wbuf: *mut u8, rbuf: *mut u8, report: i32) -> (u8, u8, i32) {
-    // SAFETY: the caller passes buffers of BLOCK bytes and NUL-terminated paths; only
-    // system calls are made and errno is read right after the failing call.
-    unsafe {
-        let err = || *libc::__errno_location();
-        for (i, op) in ops.iter().enumerate() {
+/// Where the child stopped: op index, step, sub-directory (or [`WHOLE`]), errno.
+struct Fail {
+    idx: u8,
+    step: u8,
+    part: u8,
+    errno: Errno,
+}
+
+fn open_raw(dir: Option<RawFd>, path: &CStr, flags: OFlag) -> Result<OwnedFd, Errno> {
+    let fd = openat(dir, path, flags | OFlag::O_CLOEXEC, Mode::empty())?;
+    // SAFETY: `fd` was just returned by a successful openat(2) and is owned here alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Fills `buf` from the start of `fd`; a short read is a failure of its own.
+fn read_block(fd: BorrowedFd, buf: &mut [u8]) -> Result<(), (u8, Errno)> {
+    match pread(fd, buf, 0) {
+        Ok(n) if n == buf.len() => Ok(()),
+        Ok(_) => Err((7, Errno::from_raw(0))),
+        Err(e) => Err((1, e)),
+    }
+}
+
+/// The child's work. Runs only in the forked child: system calls on prepared data and
+/// the two blocks, no allocation.
+fn child_run(
+    ops: &[Prepared],
+    wbuf: &Block,
+    rbuf: &mut Block,
+    report: BorrowedFd,
+) -> Result<(), Fail> {
+    for (i, op) in ops.iter().enumerate() {
+        let at = |step: u8, part: u8| {
             let i = i as u8;
-            match op {
-                Prepared::Read(dev) => {
-                    let fd = libc::open(
-                        dev.as_ptr(),
-                        libc::O_RDONLY | libc::O_DIRECT | libc::O_CLOEXEC,
-                    );
-                    if fd < 0 {
-                        return (i, 0, err());
-                    }
-                    let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
-                    if n < 0 {
-                        return (i, 1, err());
-                    }
-                    if (n as usize) < BLOCK {
-                        return (i, 7, 0);
-                    }
-                    libc::close(fd);
-                }
-                Prepared::Dir(dir) => {
-                    let fd = libc::open(
-                        dir.as_ptr(),
-                        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                    );
-                    if fd < 0 {
-                        return (i, 0, err());
-                    }
-                    let n = libc::syscall(libc::SYS_getdents64, fd, rbuf, BLOCK);
-                    if n < 0 {
-                        return (i, 5, err());
-                    }
-                    libc::close(fd);
-                }
-                Prepared::Write { dirs, file } => {
-                    for d in dirs {
-                        if libc::mkdir(d.as_ptr(), 0o755) < 0 && err() != libc::EEXIST {
-                            return (i, 4, err());
-                        }
-                    }
-                    let mut fd = libc::open(
-                        file.as_ptr(),
-                        libc::O_RDWR | libc::O_CREAT | libc::O_DIRECT | libc::O_CLOEXEC,
-                        0o644,
-                    );
-                    if fd < 0 && err() == libc::EINVAL {
-                        // No O_DIRECT on this file system (some network and FUSE
-                        // types): synchronous writes instead.
-                        fd = libc::open(
-                            file.as_ptr(),
-                            libc::O_RDWR | libc::O_CREAT | libc::O_SYNC | libc::O_CLOEXEC,
-                            0o644,
-                        );
-                    }
-                    if fd < 0 {
-                        return (i, 0, err());
-                    }
-                    let n = libc::pwrite(fd, wbuf as *const libc::c_void, BLOCK, 0);
-                    if n < 0 {
-                        return (i, 2, err());
-                    }
-                    if (n as usize) < BLOCK {
-                        return (i, 7, 0);
-                    }
-                    if libc::fsync(fd) < 0 {
-                        return (i, 3, err());
-                    }
-                    libc::memset(rbuf as *mut libc::c_void, 0, BLOCK);
-                    let n = libc::pread(fd, rbuf as *mut libc::c_void, BLOCK, 0);
-                    if n < 0 {
-                        return (i, 1, err());
-                    }
-                    if (n as usize) < BLOCK {
-                        return (i, 7, 0);
-                    }
-                    if libc::memcmp(
-                        wbuf as *const libc::c_void,
-                        rbuf as *const libc::c_void,
+            move |errno: Errno| Fail {
+                idx: i,
+                step,
+                part,
+                errno,
+            }
+        };
+        match op {
+            Prepared::Read(dev) => {
+                let fd = open_raw(
+                    None,
+                    dev,
+                    OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_NOFOLLOW,
+                )
+                .map_err(at(0, WHOLE))?;
+                read_block(fd.as_fd(), &mut rbuf.0).map_err(|(s, e)| at(s, WHOLE)(e))?;
+            }
+            Prepared::Dir(dir) => {
+                let fd = open_raw(
+                    None,
+                    dir,
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+                )
+                .map_err(at(0, WHOLE))?;
+                // SAFETY: getdents64(2) writes at most BLOCK bytes into `rbuf`, which is
+                // BLOCK bytes long and exclusively borrowed; `fd` is an open directory.
+                let n = unsafe {
+                    nix::libc::syscall(
+                        nix::libc::SYS_getdents64,
+                        fd.as_raw_fd(),
+                        rbuf.0.as_mut_ptr(),
                         BLOCK,
-                    ) != 0
-                    {
-                        return (i, 6, 0);
-                    }
-                    libc::close(fd);
+                    )
+                };
+                if n < 0 {
+                    return Err(at(5, WHOLE)(Errno::last()));
                 }
             }
-            libc::write(report, b".".as_ptr() as *const libc::c_void, 1);
+            Prepared::Write { dir, subdirs, name } => {
+                let mut d = safefs::open_dir_raw(dir).map_err(at(0, WHOLE))?;
+                for (k, sub) in subdirs.iter().enumerate() {
+                    d = safefs::mkdir_beneath_raw(d.as_fd(), sub, Mode::from_bits_truncate(0o755))
+                        .map_err(at(STEP_CREATE, k as u8))?;
+                }
+                let rw = OFlag::O_RDWR | OFlag::O_CREAT;
+                let mode = Mode::from_bits_truncate(0o644);
+                let fd =
+                    match safefs::open_beneath_raw(d.as_fd(), name, rw | OFlag::O_DIRECT, mode) {
+                        // No O_DIRECT on this file system (some network and FUSE types):
+                        // synchronous writes instead.
+                        Err(Errno::EINVAL) => {
+                            safefs::open_beneath_raw(d.as_fd(), name, rw | OFlag::O_SYNC, mode)
+                        }
+                        other => other,
+                    }
+                    .map_err(at(0, WHOLE))?;
+                match pwrite(fd.as_fd(), &wbuf.0, 0) {
+                    Ok(BLOCK) => {}
+                    Ok(_) => return Err(at(7, WHOLE)(Errno::from_raw(0))),
+                    Err(e) => return Err(at(2, WHOLE)(e)),
+                }
+                fsync(fd.as_raw_fd()).map_err(at(3, WHOLE))?;
+                rbuf.0.fill(0);
+                read_block(fd.as_fd(), &mut rbuf.0).map_err(|(s, e)| at(s, WHOLE)(e))?;
+                if rbuf.0 != wbuf.0 {
+                    return Err(at(STEP_COMPARE, WHOLE)(Errno::from_raw(0)));
+                }
+            }
         }
-        (u8::MAX, 0, 0)
+        let _ = write(report, b".");
     }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -382,20 +401,35 @@ mod tests {
         let d = tmp("rt");
         let file = d.join("st/x");
         let far = Instant::now() + Duration::from_secs(10);
-        let r = probe(
-            &[
-                Op::ReadDir(d.clone()),
-                Op::WriteStatus {
-                    dirs: vec![d.join("st")],
-                    file: file.clone(),
-                    content: b"inst\n".to_vec(),
-                },
-            ],
-            far,
-        );
+        let write = Op::WriteStatus {
+            dir: d.clone(),
+            subdirs: vec!["st".into()],
+            name: "x".into(),
+            content: b"inst\n".to_vec(),
+        };
+        let r = probe(&[Op::ReadDir(d.clone()), write.clone()], far);
         // tmpfs refuses O_DIRECT on older kernels: the write falls back to O_SYNC.
         r.unwrap();
         assert!(std::fs::read(&file).unwrap().starts_with(b"inst\n"));
+        // A link planted as the file, or as its directory, is refused, never followed.
+        let victim = d.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::fs::remove_file(&file).unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        let e = probe(std::slice::from_ref(&write), far).unwrap_err();
+        assert!(
+            matches!(&e, ProbeError::Refused { path, .. } if path.ends_with("st/x")),
+            "{e}"
+        );
+        std::fs::remove_file(&file).unwrap();
+        std::fs::remove_dir(d.join("st")).unwrap();
+        std::os::unix::fs::symlink("/", d.join("st")).unwrap();
+        let e = probe(std::slice::from_ref(&write), far).unwrap_err();
+        assert!(
+            matches!(&e, ProbeError::Refused { path, .. } if path.ends_with("/st")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         let e = probe(&[Op::ReadDevice(d.join("nosuch"))], far).unwrap_err();
         assert!(
             e.to_string().contains("nosuch") && e.to_string().contains("ENOENT"),

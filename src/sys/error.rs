@@ -19,6 +19,9 @@ pub enum SysError {
     Timeout { what: String },
     #[error("{0}")]
     Invalid(String),
+    /// A name in a directory others can write that root refuses to open (a link).
+    #[error("{path} {why}")]
+    Refused { path: String, why: &'static str },
 }
 
 impl SysError {

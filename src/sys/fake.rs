@@ -252,6 +252,10 @@ pub struct FakeMounts {
     pub probe_error: RefCell<Option<super::blockio::ProbeError>>,
     pub probes: RefCell<Vec<Vec<super::blockio::Op>>>,
     pub calls: RefCell<Vec<String>>,
+    /// Symbolic links: a path prefix and what it points to (absolute).
+    pub links: RefCell<Vec<(PathBuf, PathBuf)>>,
+    /// Where the next mount really lands (a link swapped in under the agent's feet).
+    pub mount_lands_at: RefCell<Option<PathBuf>>,
 }
 
 impl FakeMounts {
@@ -290,6 +294,12 @@ impl FakeMounts {
         });
         self
     }
+    pub fn with_link(self, from: &str, to: &str) -> Self {
+        self.links
+            .borrow_mut()
+            .push((PathBuf::from(from), PathBuf::from(to)));
+        self
+    }
     pub fn protect(self, pid: u32) -> Self {
         for p in self.procs.borrow_mut().iter_mut().filter(|p| p.pid == pid) {
             p.protected = true;
@@ -317,6 +327,9 @@ impl super::mount::Mounts for FakeMounts {
     fn mountinfo(&self) -> SysResult<Vec<super::mount::MountEntry>> {
         Ok(self.table.borrow().clone())
     }
+    fn lock(&self, _instance: &str, _until: Instant) -> SysResult<super::lock::InstanceLock> {
+        Ok(super::lock::InstanceLock::none())
+    }
     fn block_device(&self, path: &Path) -> SysResult<super::mount::DevKind> {
         Ok(self
             .devices
@@ -334,6 +347,20 @@ impl super::mount::Mounts for FakeMounts {
     }
     fn path_kind(&self, _path: &Path) -> super::mount::PathKind {
         super::mount::PathKind::Dir
+    }
+    fn hostname(&self) -> String {
+        "node1".into()
+    }
+    fn resolve_path(&self, path: &Path, _t: &[super::mount::MountEntry]) -> SysResult<PathBuf> {
+        let mut p: PathBuf = path.components().collect();
+        for _ in 0..40 {
+            let links = self.links.borrow();
+            let Some((from, to)) = links.iter().find(|(f, _)| p.starts_with(f)) else {
+                return Ok(p);
+            };
+            p = to.join(p.strip_prefix(from).unwrap_or(Path::new("")));
+        }
+        Err(SysError::errno("resolve", nix::errno::Errno::ELOOP))
     }
     fn create_dir_all(&self, path: &Path) -> SysResult<()> {
         self.calls
@@ -358,22 +385,23 @@ impl super::mount::Mounts for FakeMounts {
             _ => (0, 99),
         };
         let id = self.table.borrow().iter().map(|m| m.id).max().unwrap_or(0) + 1;
-        self.table.borrow_mut().push(fake_entry(
-            id,
-            1,
-            dev,
-            &target.display().to_string(),
-            source,
-        ));
+        let at = self
+            .mount_lands_at
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| target.to_path_buf());
+        self.table
+            .borrow_mut()
+            .push(fake_entry(id, 1, dev, &at.display().to_string(), source));
         Ok(())
     }
-    fn umount(&self, target: &Path, _force: bool) -> SysResult<()> {
+    fn umount(&self, target: &Path, _force: bool) -> SysResult<super::mount::Umount> {
         self.calls
             .borrow_mut()
             .push(format!("umount {}", target.display()));
         let mut table = self.table.borrow_mut();
         let Some(pos) = table.iter().rposition(|m| m.mount_point == target) else {
-            return Err(SysError::errno("umount", nix::errno::Errno::EINVAL));
+            return Ok(super::mount::Umount::NotMounted);
         };
         let id = table[pos].id;
         let busy = table.iter().any(|m| m.parent == id)
@@ -383,10 +411,10 @@ impl super::mount::Mounts for FakeMounts {
                 .iter()
                 .any(|p| p.alive && p.mount_id == id);
         if busy {
-            return Err(SysError::errno("umount", nix::errno::Errno::EBUSY));
+            return Ok(super::mount::Umount::Busy);
         }
         table.remove(pos);
-        Ok(())
+        Ok(super::mount::Umount::Done)
     }
     fn fsck(&self, device: &Path, _t: &str, _d: Instant) -> SysResult<super::mount::FsckResult> {
         self.calls

@@ -14,6 +14,7 @@ pub mod drbd;
 pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
+pub mod lock;
 pub mod mount;
 pub mod net;
 pub mod netlink;
@@ -22,6 +23,7 @@ pub mod pg;
 pub mod proc;
 pub mod procwalk;
 pub mod runner;
+pub mod safefs;
 
 pub use error::{SysError, SysResult};
 

@@ -134,6 +134,102 @@ pub fn mounts_below<'a>(table: &'a [MountEntry], dir: &Path) -> Vec<&'a MountEnt
     v
 }
 
+/// Every mount stacked on or below the mount `top` (by parent ID, so a mount hidden
+/// under `top` on the directory beneath it is not one of them), deepest first.
+pub fn submounts(table: &[MountEntry], top: u32) -> Vec<&MountEntry> {
+    let mut found: Vec<&MountEntry> = Vec::new();
+    let mut frontier = vec![top];
+    while let Some(p) = frontier.pop() {
+        for m in table.iter().filter(|m| m.parent == p && m.id != p) {
+            if !found.iter().any(|f| f.id == m.id) {
+                found.push(m);
+                frontier.push(m.id);
+            }
+        }
+    }
+    let order: Vec<u32> = table.iter().map(|m| m.id).collect();
+    found.sort_by_key(|m| {
+        let pos = order.iter().position(|i| *i == m.id).unwrap_or(0);
+        (
+            std::cmp::Reverse(m.mount_point.components().count()),
+            std::cmp::Reverse(pos),
+        )
+    });
+    found
+}
+
+/// The one canonical form of an absolute path, resolved once: every symbolic link on
+/// the way is followed (at most 40), `.` and `..` applied; what does not exist yet is
+/// appended as given (a start creates it). A component that is a mount point in `table`
+/// is a directory and is not looked at, so resolving a mounted directory does not
+/// touch its (possibly hung) file system.
+pub fn resolve_path(path: &Path, table: &[MountEntry]) -> SysResult<PathBuf> {
+    use std::collections::VecDeque;
+    use std::ffi::OsString;
+    use std::path::Component;
+    if !path.is_absolute() {
+        return Err(SysError::Invalid(format!(
+            "{}: not an absolute path",
+            path.display()
+        )));
+    }
+    let parts = |p: &Path| -> Vec<OsString> {
+        p.components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some(OsString::from("..")),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut todo: VecDeque<OsString> = parts(path).into();
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    let mut missing = false;
+    while let Some(c) = todo.pop_front() {
+        if c == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&c);
+        if missing || table.iter().any(|m| m.mount_point == next) {
+            out = next;
+            continue;
+        }
+        match fs::symlink_metadata(&next) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(SysError::errno(
+                        format!("resolving {}", path.display()),
+                        nix::errno::Errno::ELOOP,
+                    ));
+                }
+                let target = fs::read_link(&next)
+                    .map_err(|e| SysError::io(format!("reading link {}", next.display()), e))?;
+                if target.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                for t in parts(&target).into_iter().rev() {
+                    todo.push_front(t);
+                }
+            }
+            Ok(_) => out = next,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing = true;
+                out = next;
+            }
+            Err(e) => {
+                return Err(SysError::io(
+                    format!("resolving {} at {}", path.display(), next.display()),
+                    e,
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// What a bind mount of the directory `src` shows in mountinfo: the device of the mount
 /// holding `src` and the path of `src` within that file system (the `root` field).
 pub fn bind_origin(table: &[MountEntry], src: &Path) -> Option<((u32, u32), PathBuf)> {
@@ -398,16 +494,33 @@ pub fn mount(
     }
 }
 
-/// umount2(2) of `target`; `Err` carries the errno (EBUSY for a busy mount). `force`
-/// (MNT_FORCE) aborts pending requests of network file systems.
-pub fn umount(target: &Path, force: bool) -> SysResult<()> {
+/// What an unmount did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Umount {
+    Done,
+    /// Nothing is mounted there (any more): EINVAL or ENOENT.
+    NotMounted,
+    /// EBUSY: the mount is in use.
+    Busy,
+}
+
+/// umount2(2) of `target` (a link there is not followed). `force` (MNT_FORCE) aborts
+/// pending requests of network file systems.
+pub fn umount(target: &Path, force: bool) -> SysResult<Umount> {
     let f = if force {
-        MntFlags::MNT_FORCE
+        MntFlags::MNT_FORCE | MntFlags::UMOUNT_NOFOLLOW
     } else {
-        MntFlags::empty()
+        MntFlags::UMOUNT_NOFOLLOW
     };
-    nix::mount::umount2(target, f)
-        .map_err(|e| SysError::errno(format!("unmounting {}", target.display()), e))
+    match nix::mount::umount2(target, f) {
+        Ok(()) => Ok(Umount::Done),
+        Err(nix::errno::Errno::EBUSY) => Ok(Umount::Busy),
+        Err(nix::errno::Errno::EINVAL | nix::errno::Errno::ENOENT) => Ok(Umount::NotMounted),
+        Err(e) => Err(SysError::errno(
+            format!("unmounting {}", target.display()),
+            e,
+        )),
+    }
 }
 
 /// Result of a file-system check.
@@ -503,11 +616,17 @@ pub fn path_kind(p: &Path) -> PathKind {
 /// with a fake ([`super::fake::FakeMounts`]); [`RealMounts`] is the system.
 pub trait Mounts {
     fn mountinfo(&self) -> SysResult<Vec<MountEntry>>;
+    /// Serialises the actions of one resource instance (see [`super::lock`]).
+    fn lock(&self, instance: &str, until: Instant) -> SysResult<super::lock::InstanceLock>;
     fn block_device(&self, path: &Path) -> SysResult<DevKind>;
     fn find_tagged(&self, tag: &str, value: &str, deadline: Instant) -> SysResult<Option<PathBuf>>;
     /// The kernel's file-system types; with `load`, after trying to load its module.
     fn kernel_filesystems(&self, load: Option<&str>, deadline: Instant) -> SysResult<Vec<String>>;
     fn path_kind(&self, path: &Path) -> PathKind;
+    /// This node's host name (names the depth-20 status file).
+    fn hostname(&self) -> String;
+    /// See [`resolve_path`].
+    fn resolve_path(&self, path: &Path, table: &[MountEntry]) -> SysResult<PathBuf>;
     fn create_dir_all(&self, path: &Path) -> SysResult<()>;
     fn mount(
         &self,
@@ -518,7 +637,7 @@ pub trait Mounts {
         raw_options: &str,
         deadline: Instant,
     ) -> SysResult<()>;
-    fn umount(&self, target: &Path, force: bool) -> SysResult<()>;
+    fn umount(&self, target: &Path, force: bool) -> SysResult<Umount>;
     fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult>;
     fn xfs_check(&self, device: &Path, deadline: Instant) -> SysResult<FsckResult>;
     fn holders(&self, t: &super::procwalk::Target) -> Vec<super::procwalk::Holder>;
@@ -539,6 +658,9 @@ impl Mounts for RealMounts {
     fn mountinfo(&self) -> SysResult<Vec<MountEntry>> {
         mountinfo(None)
     }
+    fn lock(&self, instance: &str, until: Instant) -> SysResult<super::lock::InstanceLock> {
+        super::lock::instance_lock("filesystem", instance, until)
+    }
     fn block_device(&self, path: &Path) -> SysResult<DevKind> {
         block_device(path)
     }
@@ -553,6 +675,14 @@ impl Mounts for RealMounts {
     }
     fn path_kind(&self, path: &Path) -> PathKind {
         path_kind(path)
+    }
+    fn hostname(&self) -> String {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    }
+    fn resolve_path(&self, path: &Path, table: &[MountEntry]) -> SysResult<PathBuf> {
+        resolve_path(path, table)
     }
     fn create_dir_all(&self, path: &Path) -> SysResult<()> {
         fs::create_dir_all(path)
@@ -569,7 +699,7 @@ impl Mounts for RealMounts {
     ) -> SysResult<()> {
         mount(source, target, fstype, opts, raw_options, deadline)
     }
-    fn umount(&self, target: &Path, force: bool) -> SysResult<()> {
+    fn umount(&self, target: &Path, force: bool) -> SysResult<Umount> {
         umount(target, force)
     }
     fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult> {
@@ -641,6 +771,40 @@ mod tests {
         assert_eq!(root, PathBuf::from("/x/y"));
         let (_, root) = bind_origin(&t, Path::new("/tmp/pgst-fs-fix/mnt with space")).unwrap();
         assert_eq!(root, PathBuf::from("/"));
+    }
+
+    #[test]
+    fn paths_resolve_once_through_links_with_a_missing_tail() {
+        let d = std::env::temp_dir().join(format!("pgst-fs-resolve-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("real/sub")).unwrap();
+        let d = fs::canonicalize(&d).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), d.join("abs")).unwrap();
+        std::os::unix::fs::symlink("real/./sub/..", d.join("rel")).unwrap();
+        std::os::unix::fs::symlink("/", d.join("root")).unwrap();
+        std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
+        let r = |p: &str| resolve_path(&d.join(p), &[]);
+        assert_eq!(r("abs/sub").unwrap(), d.join("real/sub"));
+        assert_eq!(r("abs/new/deeper").unwrap(), d.join("real/new/deeper"));
+        assert_eq!(r("rel").unwrap(), d.join("real"));
+        assert_eq!(r("root").unwrap(), Path::new("/"));
+        assert_eq!(r("root/.").unwrap(), Path::new("/"));
+        assert!(r("loop/x").is_err());
+        // A mount point is taken as it is, without looking at it.
+        let t = parse_mountinfo(&fixture("mountinfo/loop-xfs-space.txt")).unwrap();
+        let m = Path::new("/tmp/pgst-fs-fix/mnt with space");
+        assert_eq!(resolve_path(m, &t).unwrap(), m);
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn submounts_follow_parent_ids() {
+        let t = parse_mountinfo(&fixture("mountinfo/loop-xfs-space.txt")).unwrap();
+        let top = mount_at(&t, Path::new("/tmp/pgst-fs-fix/mnt with space")).unwrap();
+        let subs = submounts(&t, top.id);
+        assert_eq!(subs.len(), 2);
+        assert!(subs[0].mount_point.ends_with("deeper"));
+        assert!(submounts(&t, subs[0].id).is_empty());
     }
 
     #[test]

@@ -13,9 +13,7 @@
 
 use std::fs;
 use std::os::fd::AsRawFd;
-
-use nix::fcntl::{open, OFlag};
-use nix::sys::stat::Mode;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// A process found holding a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,12 +105,14 @@ pub fn ancestry() -> Vec<u32> {
 }
 
 /// The mount ID a magic link (`/proc/<pid>/cwd`, ...) points into, without resolving it
-/// through the file system.
+/// through the file system (`O_PATH` takes the kernel's reference as it is).
 fn link_mnt_id(path: &str) -> Option<u32> {
-    let fd = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ok()?;
-    // SAFETY: `fd` was just returned by open and is owned here alone.
-    let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", owned.as_raw_fd())).ok()?;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH)
+        .open(path)
+        .ok()?;
+    let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", f.as_raw_fd())).ok()?;
     parse_fdinfo_mnt_id(&info)
 }
 

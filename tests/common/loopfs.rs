@@ -10,7 +10,30 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use super::run;
+use super::{agent_path, ocf, run, AgentRun};
+
+/// The book's XFS mount options.
+pub const BOOK: &str = "noatime,nodiratime,logbsize=256k,allocsize=1m";
+
+/// One action of the installed `filesystem` agent.
+pub fn fs(action: &str, params: &[(&str, &str)], extra: &[(&str, &str)]) -> AgentRun {
+    ocf(&[], &agent_path("filesystem"), action, params, extra)
+}
+
+/// The book's XFS configuration of `dev` on `dir`.
+pub fn xfs_params<'a>(dev: &'a str, dir: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("device", dev),
+        ("directory", dir),
+        ("fstype", "xfs"),
+        ("options", BOOK),
+    ]
+}
+
+#[track_caller]
+pub fn expect(r: &AgentRun, code: i32, what: &str) {
+    assert_eq!(r.code, code, "{what}: {r:?}");
+}
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -85,13 +108,13 @@ impl Drop for Base {
     }
 }
 
-/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo).
+/// Mount points at or below `dir`, deepest first (from /proc/self/mountinfo, read by
+/// the crate's own parser).
 pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
-    let text = fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let mut v: Vec<PathBuf> = text
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(p.replace("\\040", " ").replace("\\011", "\t")))
+    let table = pgstack::sys::mount::mountinfo(None).unwrap();
+    let mut v: Vec<PathBuf> = table
+        .into_iter()
+        .map(|m| m.mount_point)
         .filter(|p| p.starts_with(dir))
         .collect();
     v.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -132,6 +155,19 @@ impl Holder {
     /// Whether it still runs (reaps it when it has ended).
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+    /// Whether it ended within `t` (polled; a signalled process takes a moment to die).
+    pub fn ended_within(&mut self, t: Duration) -> bool {
+        let end = std::time::Instant::now() + t;
+        loop {
+            if !self.alive() {
+                return true;
+            }
+            if std::time::Instant::now() >= end {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 
@@ -197,6 +233,15 @@ pub fn stubborn_in(dir: &Path, ignore: &str, name: &'static str) -> Holder {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(50));
+    // The dispositions are set once the shell has exec'd sleep.
+    let comm = format!("/proc/{}/comm", child.id());
+    let end = std::time::Instant::now() + Duration::from_secs(10);
+    while fs::read_to_string(&comm)
+        .map(|c| c.trim() != "sleep")
+        .unwrap_or(true)
+    {
+        assert!(std::time::Instant::now() < end, "{script} did not start");
+        std::thread::sleep(Duration::from_millis(2));
+    }
     Holder { child, name }
 }

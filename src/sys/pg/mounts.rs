@@ -2,33 +2,20 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::sys::mount;
+
 /// The mount point and source of the mount holding `path` (from `/proc/self/mountinfo`).
 pub fn mount_of(path: &Path) -> Option<(PathBuf, String)> {
     let path = std::fs::canonicalize(path).ok()?;
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    let mut best: Option<(PathBuf, String)> = None;
-    for line in text.lines() {
-        let (left, right) = line.split_once(" - ")?;
-        let mp = unescape(left.split_whitespace().nth(4)?);
-        let src = right.split_whitespace().nth(1).unwrap_or("").to_string();
-        let mp = PathBuf::from(mp);
-        // The last matching line of the longest prefix is the mount on top.
-        if path.starts_with(&mp)
-            && best
-                .as_ref()
-                .is_none_or(|(b, _)| mp.as_os_str().len() >= b.as_os_str().len())
-        {
-            best = Some((mp, src));
+    let table = mount::mountinfo(None).ok()?;
+    // The last matching line of the longest prefix is the mount on top.
+    let mut best: Option<&mount::MountEntry> = None;
+    for m in table.iter().filter(|m| path.starts_with(&m.mount_point)) {
+        if best.is_none_or(|b| m.mount_point.as_os_str().len() >= b.mount_point.as_os_str().len()) {
+            best = Some(m);
         }
     }
-    best
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    best.map(|m| (m.mount_point.clone(), m.source.clone()))
 }
 
 #[cfg(test)]
@@ -36,10 +23,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_root_is_mounted_and_octal_escapes_are_decoded() {
+    fn the_root_is_mounted_and_missing_paths_have_no_mount() {
         let (mp, _) = mount_of(Path::new("/")).unwrap();
         assert_eq!(mp, Path::new("/"));
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
         assert_eq!(mount_of(Path::new("/nonexistent/pgst-pg")), None);
     }
 }
