@@ -94,7 +94,10 @@ pub trait Agent {
     /// Stop when the parameters do not parse. Nothing this configuration describes can
     /// have been started by us, so the default reports success; agents that can still
     /// clean up (unmount what is mounted, say) override it.
-    fn stop_unconfigured(&self, _err: &OcfError, _ctx: &Ctx) -> Result<(), OcfError> {
+    fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
+        ctx.log.warn(&format!(
+            "stop with an invalid configuration ({err}): nothing to stop"
+        ));
         Ok(())
     }
 }

@@ -182,13 +182,9 @@ fn failure(e: &OcfError, action: Action, log: &Logger) -> Outcome {
 /// other action fails with the configuration error.
 fn unconfigured<A: Agent>(agent: &A, action: Action, ctx: &Ctx, e: OcfError) -> Outcome {
     match action {
+        // The agent says what it did (the default: nothing to stop).
         Action::Stop => match agent.stop_unconfigured(&e, ctx) {
-            Ok(()) => {
-                ctx.log.warn(&format!(
-                    "stop with an invalid configuration ({e}): nothing to stop"
-                ));
-                Outcome::ok()
-            }
+            Ok(()) => Outcome::ok(),
             Err(e2) => failure(&e2, action, ctx.log),
         },
         Action::Monitor if ctx.is_probe() => {
