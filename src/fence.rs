@@ -255,10 +255,8 @@ impl HandlerEnv {
         let resource = get("DRBD_RESOURCE")
             .filter(|r| !r.is_empty())
             .ok_or("DRBD_RESOURCE is not set: run me as a DRBD handler")?;
-        if !crate::sys::drbd::valid_resource_name(&resource) {
-            return Err(format!(
-                "DRBD_RESOURCE={resource:?} is not a valid resource name"
-            ));
+        if let Err(why) = crate::sys::drbd::check_resource_name(&resource) {
+            return Err(format!("DRBD_RESOURCE={resource:?} refused: {why}"));
         }
         let peer = get("DRBD_PEER")
             .or_else(|| {

@@ -33,7 +33,7 @@ use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::promotion::{clear_score, set_score};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
 use crate::sys::cluster::Cluster;
-use crate::sys::drbd::{valid_resource_name, Disk, Drbd, Role, State};
+use crate::sys::drbd::{check_resource_name, valid_resource_name, Disk, Drbd, Role, State};
 use crate::sys::runner::Outcome;
 
 static PARAMS: &[ParamSpec] = &[
@@ -150,12 +150,8 @@ pub fn configure(p: &Params) -> Result<DrbdConfig, ParamError> {
         .unwrap_or_default()
         .trim()
         .to_string();
-    if !valid_resource_name(&res) {
-        return Err(ParamError::invalid(
-            "drbd_resource",
-            res,
-            "letters, digits, '_', '-', '.' and '+' only",
-        ));
+    if let Err(why) = check_resource_name(&res) {
+        return Err(ParamError::invalid("drbd_resource", res, why));
     }
     let conf = p.str("drbdconf").unwrap_or("/etc/drbd.conf");
     if !conf.starts_with('/') {
@@ -632,6 +628,7 @@ mod tests {
         for (k, v) in [
             ("drbd_resource", "pg;reboot"),
             ("drbd_resource", "$(id)"),
+            ("drbd_resource", "all"),
             ("adjust_master_score", "1 2 3"),
             ("adjust_master_score", "10 5 1 0"),
             ("adjust_master_score", "a b c d"),

@@ -11,7 +11,7 @@ use clap::Subcommand;
 
 use crate::fence::{fence_peer, unfence_peer, HandlerEnv};
 use crate::sys::cib::CibTool;
-use crate::sys::drbd::{valid_resource_name, Drbd, RealDrbd, Role};
+use crate::sys::drbd::{check_resource_name, Drbd, RealDrbd, Role};
 use crate::sys::runner::{run as run_cmd, Cmd};
 
 #[derive(Subcommand)]
@@ -142,8 +142,8 @@ fn split_brain(
     conf: &std::path::Path,
     yes: bool,
 ) -> Result<u8> {
-    if !valid_resource_name(res) {
-        bail!("--resource {res:?} is not a valid DRBD resource name");
+    if let Err(why) = check_resource_name(res) {
+        bail!("--resource {res:?} refused: {why}");
     }
     let me = node
         .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
@@ -217,8 +217,8 @@ fn detach_node(
     conf: &std::path::Path,
     yes: bool,
 ) -> Result<u8> {
-    if !valid_resource_name(res) {
-        bail!("--resource {res:?} is not a valid DRBD resource name");
+    if let Err(why) = check_resource_name(res) {
+        bail!("--resource {res:?} refused: {why}");
     }
     let me = node
         .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));

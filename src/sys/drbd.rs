@@ -201,13 +201,31 @@ pub fn parse_module_version(proc_drbd: &str) -> Option<(u32, u32, u32)> {
     Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }
 
-/// Resource names we pass to drbdadm: what DRBD itself allows, never a shell word.
-pub fn valid_resource_name(s: &str) -> bool {
-    !s.is_empty()
+/// `all` means every resource to drbdadm, never one resource.
+pub const RESERVED_RESOURCE_NAME: &str = "all";
+
+/// The one rule for DRBD resource names this program passes to drbdadm (the agent's
+/// `drbd_resource`, the CIB template variable, the CLI's `--resource`, the handlers'
+/// `DRBD_RESOURCE`): what DRBD itself allows, never a shell word, an option or a word
+/// drbdadm gives a meaning of its own. `Err` says why not.
+pub fn check_resource_name(s: &str) -> Result<(), &'static str> {
+    if s == RESERVED_RESOURCE_NAME {
+        return Err("\"all\" names every DRBD resource to drbdadm, not one resource");
+    }
+    let ok = !s.is_empty()
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.+".contains(&b))
-        && !s.starts_with(['-', '.'])
+        && !s.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err("a DRBD resource name has 1 to 128 letters, digits, '_', '-', '.' or '+', and does not start with '-' or '.'")
+    }
+}
+
+pub fn valid_resource_name(s: &str) -> bool {
+    check_resource_name(s).is_ok()
 }
 
 pub trait Drbd {
@@ -344,8 +362,15 @@ mod tests {
     fn resource_names() {
         assert!(valid_resource_name("pg"));
         assert!(valid_resource_name("r0.data-1"));
-        for bad in ["", "-x", "a b", "a;b", "$(id)", "a/b", ".hidden"] {
+        assert!(
+            valid_resource_name("All"),
+            "only drbdadm's own word is reserved"
+        );
+        for bad in ["", "-x", "a b", "a;b", "$(id)", "a/b", ".hidden", "all"] {
             assert!(!valid_resource_name(bad), "{bad}");
         }
+        assert!(check_resource_name("all")
+            .unwrap_err()
+            .contains("every DRBD resource"));
     }
 }
