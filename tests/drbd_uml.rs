@@ -1,4 +1,5 @@
-//! Real DRBD 8.4 between two User-Mode-Linux guests.
+//! Real DRBD 8.4 between two User-Mode-Linux guests, and the host itself as the node
+//! without the DRBD kernel module.
 
 mod common;
 
@@ -82,6 +83,142 @@ fn harness_role_swap_keeps_the_data() {
     assert_eq!(sum.trim(), sum2.trim());
     assert_eq!(sum.trim().len(), 32);
     eprintln!("both UpToDate, n1 Primary after {synced:?}");
+}
+
+/// A file removed when dropped.
+struct TempFile(std::path::PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The host has no DRBD module and cannot load one (ENVIRONMENT.md): it is a cluster node
+/// where DRBD is not installed. Nothing is running there, so a probe says 7 and a stop 0,
+/// without trying to load the module; only start fails, with 5. `all` (every resource, to
+/// drbdadm) is refused as a resource name by the agent, the CIB templates and the CLI.
+#[test]
+fn a_node_without_the_module_and_the_name_all() {
+    assert!(
+        common::root(),
+        "this test runs the agent as root, as Pacemaker does"
+    );
+    assert!(
+        !std::path::Path::new("/proc/drbd").exists(),
+        "this test needs a node without the DRBD module, and /proc/drbd exists here"
+    );
+    let conf =
+        TempFile(std::env::temp_dir().join(format!("pgst-drbd-nomod-{}.conf", std::process::id())));
+    std::fs::write(&conf.0, DRBD_CONF).unwrap();
+    let conf_path = conf.0.to_str().unwrap().to_string();
+    let agent = common::agent_path("drbd");
+    let meta: &[(&str, &str)] = &[
+        ("OCF_RESKEY_CRM_meta_clone_max", "2"),
+        ("OCF_RESKEY_CRM_meta_clone_node_max", "1"),
+        ("OCF_RESKEY_CRM_meta_master_max", "1"),
+        ("OCF_RESKEY_CRM_meta_master_node_max", "1"),
+        ("OCF_RESKEY_CRM_meta_notify", "true"),
+    ];
+    let run = |res: &str, action: &str, interval_ms: &str| {
+        let mut extra = meta.to_vec();
+        extra.push(("OCF_RESKEY_CRM_meta_interval", interval_ms));
+        let t = std::time::Instant::now();
+        let r = common::ocf(
+            &[],
+            &agent,
+            action,
+            &[("drbd_resource", res), ("drbdconf", &conf_path)],
+            &extra,
+        );
+        eprintln!(
+            "{res} {action} (interval {interval_ms}): {} in {:?}",
+            r.code,
+            t.elapsed()
+        );
+        r
+    };
+    let mut failures = Vec::new();
+    let mut expect = |res: &str, action: &str, interval: &str, code: i32, reason: &str| {
+        let r = run(res, action, interval);
+        let why = r.exit_reason().unwrap_or_default();
+        if r.code != code || !why.contains(reason) || r.stderr.contains("modprobe") {
+            failures.push(format!(
+                "{res} {action} (interval {interval}): exit {} (want {code}, reason with {reason:?})\n{}",
+                r.code, r.stderr
+            ));
+        }
+    };
+    expect("r0", "monitor", "0", 7, "");
+    expect("r0", "monitor", "31000", 7, "");
+    expect("r0", "stop", "0", 0, "");
+    expect("r0", "start", "0", 5, "drbd kernel module");
+    expect("r0", "validate-all", "0", 5, "drbd kernel module");
+    expect("all", "monitor", "0", 7, "");
+    expect("all", "stop", "0", 0, "");
+    expect("all", "start", "0", 6, "every DRBD resource");
+    expect("all", "validate-all", "0", 6, "every DRBD resource");
+
+    let bin = common::bin();
+    for argv in [
+        vec![
+            "drbd",
+            "detach-node",
+            "--resource",
+            "all",
+            "--good",
+            "n1",
+            "--node",
+            "n2",
+            "--destroy",
+            "--yes",
+        ],
+        vec![
+            "drbd",
+            "detach-node",
+            "--resource",
+            "all",
+            "--good",
+            "n1",
+            "--node",
+            "n1",
+        ],
+        vec![
+            "drbd",
+            "split-brain",
+            "--resource",
+            "all",
+            "--survivor",
+            "n1",
+            "--node",
+            "n2",
+            "--yes",
+        ],
+        vec![
+            "cib",
+            "render",
+            "--template",
+            "advanced",
+            "--set",
+            "drbd_resource=all",
+        ],
+    ] {
+        let mut full = vec![bin.as_str()];
+        full.extend(&argv);
+        let out = common::run(&full, &[], Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(1)
+            || !err.contains("every DRBD resource")
+            || !out.stdout.is_empty()
+        {
+            failures.push(format!(
+                "pgstack {}: {} accepted or unclear:\n{err}",
+                argv.join(" "),
+                out.status
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 const AGENT_ENV: &str = "OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=drbd_pg:0 HA_LOGFACILITY=none \
@@ -203,6 +340,43 @@ fn agent_validation_in_a_guest() {
     assert_eq!(
         agent(&mut p, 0, "monitor", "OCF_RESKEY_drbd_resource='a;b'").0,
         7
+    );
+
+    // A stop with an invalid configuration succeeds only when the resource is really down:
+    // a Primary whose device is mounted cannot be taken down.
+    p.ok(
+        0,
+        "set -e; pvcreate -q /dev/ubdb; vgcreate -q vg0 /dev/ubdb; lvcreate -q -y -L 64M -n lv0 vg0
+        drbdadm -- --force create-md r0 >/dev/null 2>&1; drbdadm up r0; drbdadm primary --force r0
+        export TEST_DIR=1 TEST_DEV=1 QA_CHECK_FS=1; mkfs.xfs -f -q /dev/drbd0
+        mkdir -p /mnt/r0; mount -t xfs /dev/drbd0 /mnt/r0",
+    );
+    let bogus = "OCF_RESKEY_adjust_master_score=bogus";
+    let (code, out) = agent(&mut p, 0, "stop", bogus);
+    assert_eq!(code, 1, "stop reported success with r0 still up:\n{out}");
+    assert!(out.contains("still up"), "{out}");
+    assert!(p.ok(0, "cat /proc/drbd").contains("ro:Primary"));
+    // `all` is not a resource: its stop touches nothing.
+    assert_eq!(
+        agent(&mut p, 0, "stop", "OCF_RESKEY_drbd_resource=all").0,
+        0
+    );
+    assert!(p.ok(0, "cat /proc/drbd").contains("ro:Primary"));
+    // Unmounted, the same stop demotes and takes r0 down.
+    p.ok(0, "umount /mnt/r0");
+    let (code, out) = agent(&mut p, 0, "stop", bogus);
+    assert_eq!(code, 0, "{out}");
+    assert!(!p.ok(0, "cat /proc/drbd").contains("cs:"), "r0 still up");
+    assert_eq!(agent(&mut p, 0, "monitor", "").0, 7);
+
+    // With r0 configured (metadata created) but down, `all` starts nothing: drbdadm
+    // would bring up every resource of the configuration.
+    let (code, out) = agent(&mut p, 0, "start", "OCF_RESKEY_drbd_resource=all");
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("every DRBD resource"), "{out}");
+    assert!(
+        !p.ok(0, "cat /proc/drbd").contains("cs:"),
+        "start with drbd_resource=all brought a resource up"
     );
 }
 

@@ -8,7 +8,11 @@
 //! - `start`: `drbdadm up` (or `adjust` when already configured), waits within the deadline
 //!   until the local disk has attached, then publishes the promotion score.
 //! - `stop`: demotes if needed, `drbdadm down`, checks the resource is gone, removes the
-//!   score. With a configuration that does not parse it still tries `drbdadm down`.
+//!   score. With a configuration that does not parse it still takes the named resource
+//!   down, and succeeds only when it is gone.
+//! - On a node without a loaded DRBD module nothing is up: probes say 7 and stop 0 without
+//!   running drbdsetup (which would try to load the module); start and validate-all say 5
+//!   when the module is not even installed.
 //! - `promote`: `drbdadm primary`, retried until the deadline; fails at once when a peer is
 //!   already Primary or the resource has lost quorum. `demote`: `drbdadm secondary`, retried.
 //! - `monitor`: 8 Primary, 0 Secondary, 7 down, 1 for a failed or missing local disk; every
@@ -33,8 +37,8 @@ use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::promotion::{clear_score, set_score};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
 use crate::sys::cluster::Cluster;
-use crate::sys::drbd::{check_resource_name, valid_resource_name, Disk, Drbd, Role, State};
-use crate::sys::runner::Outcome;
+use crate::sys::drbd::{check_resource_name, AdmError, Disk, Drbd, Refusal, Role, State};
+use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -122,7 +126,7 @@ pub static INFO: AgentInfo = AgentInfo {
     actions: ACTIONS,
 };
 
-type Version = (u32, u32, u32);
+use crate::sys::drbd::Version;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DrbdConfig {
@@ -229,7 +233,9 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
     }
 
     fn state(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<Option<State>, OcfError> {
-        Ok(self.drbd.state(&cfg.res, ctx.deadline.instant())?)
+        self.drbd
+            .state(&cfg.res, ctx.deadline.instant())
+            .map_err(installed_or_sys)
     }
 
     fn publish(&self, cfg: &DrbdConfig, st: Option<&State>, ctx: &Ctx) {
@@ -239,24 +245,29 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         };
     }
 
-    fn adm(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<Outcome, OcfError> {
-        Ok(self
+    /// `drbdadm <args> <res>`: `Err(Ok(failure))` when drbdadm answered with a failure,
+    /// `Err(Err(_))` when it could not be asked.
+    fn adm(
+        &self,
+        cfg: &DrbdConfig,
+        args: &[&str],
+        ctx: &Ctx,
+    ) -> Result<(), Result<AdmError, OcfError>> {
+        match self
             .drbd
-            .adm(&cfg.conf, args, &cfg.res, ctx.deadline.instant())?)
+            .adm(&cfg.conf, args, &cfg.res, ctx.deadline.instant())
+        {
+            Ok(_) => Ok(()),
+            Err(SysError::Drbd(e)) => Err(Ok(e)),
+            Err(e) => Err(Err(installed_or_sys(e))),
+        }
     }
 
     fn adm_ok(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<(), OcfError> {
-        let out = self.adm(cfg, args, ctx)?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(OcfError::Generic(format!(
-                "drbdadm {} {}: {}",
-                args.join(" "),
-                cfg.res,
-                out.describe()
-            )))
-        }
+        self.adm(cfg, args, ctx).map_err(|e| match e {
+            Ok(failed) => OcfError::generic(failed.to_string()),
+            Err(e) => e,
+        })
     }
 
     /// Runs `drbdadm <args>` until it succeeds, `stop_early` says give up, or the deadline.
@@ -265,30 +276,24 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         cfg: &DrbdConfig,
         args: &[&str],
         ctx: &Ctx,
-        stop_early: impl Fn(&Outcome) -> Option<String>,
+        stop_early: impl Fn(&AdmError) -> Option<String>,
     ) -> Result<(), OcfError> {
         loop {
-            let out = self.adm(cfg, args, ctx)?;
-            if out.success() {
-                return Ok(());
-            }
-            if let Some(why) = stop_early(&out) {
+            let failed = match self.adm(cfg, args, ctx) {
+                Ok(()) => return Ok(()),
+                Err(Ok(failed)) => failed,
+                Err(Err(e)) => return Err(e),
+            };
+            if let Some(why) = stop_early(&failed) {
                 return Err(OcfError::Generic(why));
             }
             if ctx.deadline.remaining() < Duration::from_millis(1200) {
                 return Err(OcfError::Generic(format!(
-                    "drbdadm {} {} kept failing until the operation deadline: {}",
-                    args.join(" "),
-                    cfg.res,
-                    out.describe()
+                    "{} kept failing until the operation deadline: {}",
+                    failed.command, failed.detail
                 )));
             }
-            ctx.log.info(&format!(
-                "drbdadm {} {}: {}; retrying",
-                args.join(" "),
-                cfg.res,
-                out.describe()
-            ));
+            ctx.log.info(&format!("{failed}; retrying"));
             std::thread::sleep(Duration::from_secs(1));
         }
     }
@@ -313,6 +318,16 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+/// A missing program or module is "not installed here" (5); other OS failures are 1.
+fn installed_or_sys(e: SysError) -> OcfError {
+    match e {
+        SysError::NotInstalled { .. } | SysError::ModuleMissing { .. } => {
+            OcfError::installed(e.to_string())
+        }
+        e => OcfError::Sys(e),
     }
 }
 
@@ -361,11 +376,11 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
                 cfg.conf.display()
             )));
         }
-        let v = self.drbd.module_version().ok_or_else(|| {
-            OcfError::Installed(
-                "the DRBD kernel module is not loaded (/proc/drbd is missing)".into(),
-            )
-        })?;
+        let v = self
+            .drbd
+            .module(ctx.deadline.instant())
+            .map_err(installed_or_sys)?
+            .version;
         if let Some(ge) = cfg.version_ge.filter(|ge| v < *ge) {
             return Err(OcfError::Installed(format!(
                 "DRBD module {} is older than require_drbd_module_version_ge={}",
@@ -380,23 +395,13 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
                 version_str(lt)
             )));
         }
-        let out = match self.adm(cfg, &["sh-minor"], ctx) {
-            Err(OcfError::Sys(e)) if e.to_string().contains("not found") => {
-                return Err(OcfError::Installed(format!(
-                    "drbdadm is not installed: {e}"
-                )))
-            }
-            other => other?,
-        };
-        if !out.success() {
-            return Err(OcfError::Configured(format!(
-                "resource {} is not defined for this node in {}: {}",
-                cfg.res,
-                cfg.conf.display(),
-                out.describe()
-            )));
+        match self
+            .drbd
+            .check_defined(&cfg.conf, &cfg.res, ctx.deadline.instant())
+        {
+            Err(e @ SysError::NotConfigured { .. }) => Err(OcfError::configured(e.to_string())),
+            other => other.map_err(installed_or_sys),
         }
-        Ok(())
     }
 
     fn start(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
@@ -443,23 +448,48 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
     }
 
     fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
-        // Best effort: a valid resource name is enough to take it down.
+        // A name that is not a resource name cannot name a running resource.
         let Some(res) = ctx
             .env
             .raw_param("drbd_resource")
             .map(str::trim)
-            .filter(|r| valid_resource_name(r))
+            .filter(|r| check_resource_name(r).is_ok())
         else {
             return Ok(());
         };
+        let down = |what: &str| -> Result<bool, OcfError> {
+            let st = self.drbd.state(res, ctx.deadline.instant()).map_err(|e| {
+                OcfError::generic(format!("{what}: reading the state of {res}: {e}"))
+            })?;
+            Ok(st.is_none())
+        };
+        if down("stop with an invalid configuration")? {
+            clear_score(&self.cluster, ctx);
+            return Ok(());
+        }
         ctx.log.warn(&format!(
             "stop with an invalid configuration ({err}): taking {res} down anyway"
         ));
-        let conf = std::path::Path::new("/etc/drbd.conf");
-        let _ = self
-            .drbd
-            .adm(conf, &["secondary"], res, ctx.deadline.instant());
-        let _ = self.drbd.adm(conf, &["down"], res, ctx.deadline.instant());
+        // The configured file if its name is usable, else drbdadm's default.
+        let conf = ctx
+            .env
+            .raw_param("drbdconf")
+            .filter(|c| c.starts_with('/'))
+            .unwrap_or("/etc/drbd.conf");
+        let conf = std::path::Path::new(conf);
+        let mut failures = Vec::new();
+        for step in ["secondary", "down"] {
+            if let Err(e) = self.drbd.adm(conf, &[step], res, ctx.deadline.instant()) {
+                failures.push(e.to_string());
+            }
+        }
+        // Success only when the resource is really gone, whatever drbdadm said.
+        if !down("after drbdadm down")? {
+            return Err(OcfError::generic(format!(
+                "{res} is still up after drbdadm down ({}); the configuration is invalid: {err}",
+                failures.join("; ")
+            )));
+        }
         clear_score(&self.cluster, ctx);
         Ok(())
     }
@@ -505,29 +535,14 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
             )));
         }
         let fail_early = cfg.fail_early;
-        self.retry(cfg, &["primary"], ctx, |out| {
-            let err = String::from_utf8_lossy(out.stderr()).to_lowercase();
-            if fail_early
-                && (err.contains("multiple primaries")
-                    || err.contains("peer is primary")
-                    || err.contains("(-1)"))
-            {
-                Some(format!(
-                    "{}: a peer is Primary: {}",
-                    cfg.res,
-                    out.describe()
-                ))
-            } else if err.contains("quorum") {
-                Some(format!("{}: no quorum: {}", cfg.res, out.describe()))
-            } else if err.contains("need access to uptodate data") || err.contains("(-2)") {
-                Some(format!(
-                    "{}: no access to UpToDate data: {}",
-                    cfg.res,
-                    out.describe()
-                ))
-            } else {
-                None
-            }
+        self.retry(cfg, &["primary"], ctx, |failed| {
+            let why = match failed.refusal {
+                Refusal::PeerPrimary if fail_early => "a peer is Primary",
+                Refusal::NoQuorum => "no quorum",
+                Refusal::NoUpToDateData => "no access to UpToDate data",
+                _ => return None,
+            };
+            Some(format!("{}: {why}: {}", cfg.res, failed.detail))
         })?;
         let st = self.state(cfg, ctx)?;
         self.publish(cfg, st.as_ref(), ctx);

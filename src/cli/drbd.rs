@@ -124,10 +124,7 @@ fn handler(
 }
 
 fn adm(conf: &std::path::Path, args: &[&str], res: &str) -> Result<()> {
-    let out = RealDrbd.adm(conf, args, res, Instant::now() + Duration::from_secs(60))?;
-    if !out.success() {
-        bail!("drbdadm {} {res}: {}", args.join(" "), out.describe());
-    }
+    RealDrbd.adm(conf, args, res, Instant::now() + Duration::from_secs(60))?;
     println!("drbdadm {} {res}: done", args.join(" "));
     Ok(())
 }
@@ -251,24 +248,17 @@ fn detach_node(
     );
     confirm(res, yes)?;
     if destroy {
-        let lower = RealDrbd.adm(
-            conf,
-            &["sh-ll-dev"],
-            res,
-            Instant::now() + Duration::from_secs(30),
-        )?;
-        let dev = lower
-            .stdout_str()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if !lower.success() || !dev.starts_with("/dev/") {
-            bail!(
-                "cannot find the backing device of {res}: {}",
-                lower.describe()
-            );
+        let lower = RealDrbd
+            .adm(
+                conf,
+                &["sh-ll-dev"],
+                res,
+                Instant::now() + Duration::from_secs(30),
+            )
+            .map_err(|e| anyhow!("cannot find the backing device of {res}: {e}"))?;
+        let dev = lower.lines().next().unwrap_or("").trim().to_string();
+        if !dev.starts_with("/dev/") {
+            bail!("cannot find the backing device of {res}: drbdadm sh-ll-dev printed {dev:?}");
         }
         if st.is_some() {
             adm(conf, &["down"], res)?;

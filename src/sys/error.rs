@@ -19,6 +19,21 @@ pub enum SysError {
     Timeout { what: String },
     #[error("{0}")]
     Invalid(String),
+    /// A kernel module is neither loaded nor installed on this node.
+    #[error("the {module} kernel module is neither loaded nor installed on this node ({detail})")]
+    ModuleMissing { module: String, detail: String },
+    /// A program is not installed (not found in the fixed `PATH`).
+    #[error(
+        "{program}: not installed (not found in {})",
+        super::runner::FIXED_PATH
+    )]
+    NotInstalled { program: String },
+    /// The named object is not defined in the configuration a tool read.
+    #[error("{what}")]
+    NotConfigured { what: String },
+    /// A DRBD command failed; the failure says why, typed.
+    #[error(transparent)]
+    Drbd(#[from] super::drbd::AdmError),
 }
 
 impl SysError {
