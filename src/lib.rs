@@ -8,7 +8,6 @@
 pub mod agents;
 pub mod cib;
 pub mod cli;
-pub mod fence;
 pub mod ocf;
 pub mod sys;
 pub mod wait;

@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 
-use crate::fence::{fence_peer, unfence_peer, HandlerEnv};
+use crate::agents::drbd::fence::{fence_peer, unfence_peer, HandlerEnv};
 use crate::sys::cib::CibTool;
 use crate::sys::drbd::{check_resource_name, Drbd, RealDrbd, Role};
 use crate::sys::runner::{run as run_cmd, Cmd};
