@@ -403,6 +403,36 @@ impl Drbd for RealDrbd {
     }
 }
 
+/// Deactivates a volume group that sits on top of DRBD (`vgchange -a n <vg>`), so DRBD
+/// can change role under it (split-brain recovery).
+pub fn deactivate_vg(vg: &str, deadline: Instant) -> SysResult<()> {
+    let cmd = Cmd::new("vgchange").args(["-a", "n", vg]);
+    let out = run_tool(&cmd, deadline)?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(SysError::Invalid(format!(
+            "vgchange -a n {vg}: {}",
+            out.describe()
+        )))
+    }
+}
+
+/// Overwrites the first `bytes` of a DRBD backing device with zeros and syncs (what is
+/// left of DRBD's signature after `wipe-md`).
+pub fn zero_head(dev: &Path, bytes: usize) -> SysResult<()> {
+    use std::io::Write;
+    let name = dev.display().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .map_err(|e| SysError::io(format!("opening {name}"), e))?;
+    f.write_all(&vec![0u8; bytes])
+        .map_err(|e| SysError::io(format!("writing {name}"), e))?;
+    f.sync_all()
+        .map_err(|e| SysError::io(format!("syncing {name}"), e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

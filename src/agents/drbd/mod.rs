@@ -31,7 +31,10 @@
 
 mod actions;
 mod config;
+#[cfg(test)]
+mod fake;
 pub mod fence;
+pub mod recovery;
 
 pub use actions::{score, DrbdAgent};
 pub use config::{configure, DrbdConfig};
