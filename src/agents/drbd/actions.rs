@@ -1,7 +1,7 @@
 //! The actions: state from `drbdsetup events2`, changes through `drbdadm`, scores from
 //! data currency.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::DrbdConfig;
 use super::INFO;
@@ -12,6 +12,7 @@ use crate::ocf::{Agent, Ctx, OcfError, Status};
 use crate::sys::cluster::Cluster;
 use crate::sys::drbd::{check_resource_name, AdmError, Disk, Drbd, Refusal, Role, State, Version};
 use crate::sys::SysError;
+use crate::wait::{poll_until, Backoff};
 
 /// The promotion score of this node for `st`, from the four tiers.
 pub fn score(st: &State, tiers: [i64; 4]) -> i64 {
@@ -82,7 +83,8 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         })
     }
 
-    /// Runs `drbdadm <args>` until it succeeds, `stop_early` says give up, or the deadline.
+    /// Runs `drbdadm <args>` until it succeeds, `stop_early` says give up, or shortly
+    /// before the deadline (a last drbdadm run needs time to answer).
     fn retry(
         &self,
         cfg: &DrbdConfig,
@@ -90,26 +92,35 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         ctx: &Ctx,
         stop_early: impl Fn(&AdmError) -> Option<String>,
     ) -> Result<(), OcfError> {
-        loop {
-            let failed = match self.adm(cfg, args, ctx) {
-                Ok(()) => return Ok(()),
-                Err(Ok(failed)) => failed,
-                Err(Err(e)) => return Err(e),
-            };
-            if let Some(why) = stop_early(&failed) {
-                return Err(OcfError::Generic(why));
+        let mut last: Option<AdmError> = None;
+        let done = poll_until(before_end(ctx, 1200), Backoff::every(1000), || {
+            match self.adm(cfg, args, ctx) {
+                Ok(()) => Ok(Some(())),
+                Err(Ok(failed)) => {
+                    if let Some(why) = stop_early(&failed) {
+                        return Err(OcfError::Generic(why));
+                    }
+                    ctx.log.info(&format!("{failed}; retrying"));
+                    last = Some(failed);
+                    Ok(None)
+                }
+                Err(Err(e)) => Err(e),
             }
-            if ctx.deadline.remaining() < Duration::from_millis(1200) {
-                return Err(OcfError::Generic(format!(
-                    "{} kept failing until the operation deadline: {}",
-                    failed.command, failed.detail
-                )));
-            }
-            ctx.log.info(&format!("{failed}; retrying"));
-            std::thread::sleep(Duration::from_secs(1));
+        })?;
+        match (done, last) {
+            (Some(()), _) => Ok(()),
+            (None, Some(failed)) => Err(OcfError::Generic(format!(
+                "{} kept failing until the operation deadline: {}",
+                failed.command, failed.detail
+            ))),
+            (None, None) => Err(OcfError::Deadline {
+                what: format!("drbdadm {} {}", args.join(" "), cfg.res),
+                ms: ctx.deadline.elapsed().as_millis(),
+            }),
         }
     }
 
+    /// Reads the state until `done` holds for it, or shortly before the deadline.
     fn wait_until(
         &self,
         cfg: &DrbdConfig,
@@ -117,21 +128,23 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         what: &str,
         done: impl Fn(Option<&State>) -> bool,
     ) -> Result<Option<State>, OcfError> {
-        loop {
+        poll_until(before_end(ctx, 300), Backoff::millis(50, 200), || {
             let st = self.state(cfg, ctx)?;
-            if done(st.as_ref()) {
-                return Ok(st);
-            }
-            if ctx.deadline.remaining() < Duration::from_millis(300) {
-                return Err(OcfError::Deadline {
-                    what: format!("{} {what}", cfg.res),
-                    ms: ctx.deadline.elapsed().as_millis(),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            Ok::<_, OcfError>(done(st.as_ref()).then_some(st))
+        })?
+        .ok_or_else(|| OcfError::Deadline {
+            what: format!("{} {what}", cfg.res),
+            ms: ctx.deadline.elapsed().as_millis(),
+        })
     }
 }
+
+/// `ms` before the end of the action's deadline.
+fn before_end(ctx: &Ctx, ms: u64) -> Instant {
+    let end = ctx.deadline.instant();
+    end.checked_sub(Duration::from_millis(ms)).unwrap_or(end)
+}
+
 /// A missing program or module is "not installed here" (5); other OS failures are 1.
 fn installed_or_sys(e: SysError) -> OcfError {
     match e {
@@ -274,12 +287,18 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         ctx.log.warn(&format!(
             "stop with an invalid configuration ({err}): taking {res} down anyway"
         ));
-        // The configured file if its name is usable, else drbdadm's default.
+        // The configured file if its name is usable, else the declared default.
+        let declared = INFO
+            .params
+            .iter()
+            .find(|p| p.name == "drbdconf")
+            .and_then(|p| p.default)
+            .unwrap_or_default();
         let conf = ctx
             .env
             .raw_param("drbdconf")
             .filter(|c| c.starts_with('/'))
-            .unwrap_or("/etc/drbd.conf");
+            .unwrap_or(declared);
         let conf = std::path::Path::new(conf);
         let mut failures = Vec::new();
         for step in ["secondary", "down"] {

@@ -36,7 +36,7 @@ pub fn configure(p: &Params) -> Result<DrbdConfig, ParamError> {
     if let Err(why) = check_resource_name(&res) {
         return Err(ParamError::invalid("drbd_resource", res, why));
     }
-    let conf = p.str("drbdconf").unwrap_or("/etc/drbd.conf");
+    let conf = p.str_value("drbdconf");
     if !conf.starts_with('/') {
         return Err(ParamError::invalid(
             "drbdconf",
@@ -44,7 +44,7 @@ pub fn configure(p: &Params) -> Result<DrbdConfig, ParamError> {
             "must be an absolute path",
         ));
     }
-    let raw = p.str("adjust_master_score").unwrap_or("0 10 1000 10000");
+    let raw = p.str_value("adjust_master_score");
     let nums: Result<Vec<i64>, _> = raw.split_whitespace().map(str::parse::<i64>).collect();
     let tiers: [i64; 4] = match nums {
         Ok(v)
