@@ -398,3 +398,94 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::fake::FakeDrbd;
+    use super::*;
+    use crate::ocf::dispatch::run;
+    use crate::ocf::env::OcfEnv;
+    use crate::ocf::log::Logger;
+    use crate::sys::drbd::Module;
+    use crate::sys::fake::FakeCluster;
+
+    fn act(
+        a: &DrbdAgent<FakeDrbd, FakeCluster>,
+        action: &str,
+        extra: &[(&str, &str)],
+    ) -> (u8, String) {
+        let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let mut vars: Vec<(String, String)> = vec![
+            ("OCF_RESKEY_drbd_resource".into(), "r0".into()),
+            ("OCF_RESKEY_drbdconf".into(), conf.into()),
+            ("OCF_RESKEY_CRM_meta_timeout".into(), "5000".into()),
+        ];
+        for (k, v) in extra {
+            vars.retain(|(n, _)| n != k);
+            vars.push((k.to_string(), v.to_string()));
+        }
+        let env = OcfEnv::from_map(vars.into_iter().collect());
+        let o = run(a, action, &env, &Logger::silent());
+        (o.code.as_u8(), o.exit_reason.unwrap_or_default())
+    }
+
+    fn agent(drbd: FakeDrbd) -> DrbdAgent<FakeDrbd, FakeCluster> {
+        DrbdAgent::new(drbd, FakeCluster::default())
+    }
+
+    const PROBE: (&str, &str) = ("OCF_RESKEY_CRM_meta_interval", "0");
+
+    #[test]
+    fn without_the_module_nothing_runs_and_nothing_starts() {
+        let a = agent(FakeDrbd::default());
+        assert_eq!(act(&a, "monitor", &[PROBE]).0, 7);
+        assert_eq!(act(&a, "stop", &[]).0, 0);
+        let (code, why) = act(&a, "start", &[]);
+        assert_eq!(code, 5, "{why}");
+        assert!(why.contains("drbd kernel module"), "{why}");
+        assert_eq!(act(&a, "validate-all", &[]).0, 5);
+        assert!(a.drbd.runs().is_empty(), "{:?}", a.drbd.runs());
+    }
+
+    #[test]
+    fn an_unconfigured_stop_succeeds_only_once_the_resource_is_down() {
+        let bogus = ("OCF_RESKEY_adjust_master_score", "bogus");
+        let d = FakeDrbd::with_fixture("84-connected-primary.txt");
+        d.answers
+            .borrow_mut()
+            .extend([Err(Refusal::HeldOpen), Err(Refusal::HeldOpen)]);
+        let a = agent(d);
+        let (code, why) = act(&a, "stop", &[bogus]);
+        assert_eq!(code, 1);
+        assert!(
+            why.contains("still up") && why.contains("adjust_master_score"),
+            "{why}"
+        );
+        assert_eq!(a.drbd.runs(), ["secondary r0", "down r0"]);
+        assert_eq!(act(&a, "stop", &[bogus]).0, 0);
+        assert!(a.drbd.state.borrow().is_none());
+        // `all` names nothing that runs: nothing is run.
+        let a = agent(FakeDrbd::with_fixture("84-connected-primary.txt"));
+        assert_eq!(act(&a, "stop", &[("OCF_RESKEY_drbd_resource", "all")]).0, 0);
+        assert!(a.drbd.runs().is_empty());
+    }
+
+    #[test]
+    fn promote_stops_early_on_typed_refusals_and_retries_others() {
+        let mut st = FakeDrbd::with_fixture("84-primary-peer-down.txt");
+        st.module = Some(Module {
+            version: (8, 4, 11),
+            loaded: true,
+        });
+        st.state.borrow_mut().as_mut().unwrap().role = Role::Secondary;
+        st.answers.borrow_mut().push_back(Err(Refusal::PeerPrimary));
+        let a = agent(st);
+        let (code, why) = act(&a, "promote", &[]);
+        assert_eq!(code, 1);
+        assert!(why.contains("a peer is Primary"), "{why}");
+        assert_eq!(a.drbd.runs(), ["primary r0"]);
+        a.drbd.answers.borrow_mut().push_back(Err(Refusal::Other));
+        assert_eq!(act(&a, "promote", &[]).0, 0);
+        assert_eq!(a.drbd.runs(), ["primary r0", "primary r0", "primary r0"]);
+    }
+}

@@ -46,8 +46,14 @@ impl Drbd for FakeDrbd {
     fn adm(&self, _conf: &Path, args: &[&str], res: &str, _deadline: Instant) -> SysResult<String> {
         let command = format!("{} {res}", args.join(" "));
         self.runs.borrow_mut().push(command.clone());
-        match self.answers.borrow_mut().pop_front() {
-            None => Ok(String::new()),
+        let answer = self.answers.borrow_mut().pop_front();
+        match answer {
+            None => {
+                if args == ["down"] {
+                    *self.state.borrow_mut() = None;
+                }
+                Ok(String::new())
+            }
             Some(Ok(out)) => Ok(out),
             Some(Err(refusal)) => Err(SysError::Drbd(AdmError {
                 command: format!("drbdadm {command}"),
