@@ -5,8 +5,21 @@ mod common;
 
 use std::time::Duration;
 
-use common::root;
 use common::uml::UmlPair;
+
+/// The guests need root and Debian's user-mode-linux: without them a test fails with the
+/// reason instead of passing without having run.
+fn require_uml() {
+    assert!(common::root(), "the UML guests need root");
+    for tool in ["linux.uml", "uml_switch"] {
+        assert!(
+            ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join(tool).exists()),
+            "{tool} is not installed (apt-get install user-mode-linux uml-utilities)"
+        );
+    }
+}
 
 /// One pair of guests at a time: two cores do not boot and sync two pairs quickly.
 static ONE_PAIR: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -55,9 +68,7 @@ fn provision_with(p: &mut UmlPair, conf: &str) {
 
 #[test]
 fn harness_role_swap_keeps_the_data() {
-    if !root() {
-        return;
-    }
+    require_uml();
     // Timed from after the lock: another test's pair may hold it first.
     let _one = ONE_PAIR.lock().unwrap_or_else(|e| e.into_inner());
     let t = std::time::Instant::now();
@@ -238,9 +249,7 @@ fn agent(p: &mut UmlPair, i: usize, action: &str, extra: &str) -> (i32, String) 
 
 #[test]
 fn agent_passes_ocf_tester_and_swaps_roles() {
-    if !root() {
-        return;
-    }
+    require_uml();
     let (_one, mut p) = boot(256);
     provision(&mut p);
     p.ok(0, "drbdadm secondary r0");
@@ -292,9 +301,7 @@ fn agent_passes_ocf_tester_and_swaps_roles() {
 
 #[test]
 fn agent_validation_in_a_guest() {
-    if !root() {
-        return;
-    }
+    require_uml();
     let (_one, mut p) = boot(128);
     std::fs::write(p.shared("drbd.conf"), DRBD_CONF).unwrap();
     p.ok(0, "cp /shared/drbd.conf /etc/drbd.conf");
@@ -432,9 +439,7 @@ fn promotion_score(cib: &std::path::Path, node: &str) -> String {
 
 #[test]
 fn fence_peer_handler_places_and_removes_the_constraint() {
-    if !root() {
-        return;
-    }
+    require_uml();
     let (_one, mut p) = boot(256);
     let cib = p.shared("cib.xml");
     std::fs::write(&cib, FENCE_CIB).unwrap();
@@ -504,9 +509,7 @@ fn fence_peer_handler_places_and_removes_the_constraint() {
 
 #[test]
 fn split_brain_recovery_keeps_the_survivors_data() {
-    if !root() {
-        return;
-    }
+    require_uml();
     let (_one, mut p) = boot(256);
     provision(&mut p);
     let bin = common::bin();
@@ -578,9 +581,7 @@ fn split_brain_recovery_keeps_the_survivors_data() {
 
 #[test]
 fn detach_node_resyncs_the_problem_node_and_destroy_wipes_it() {
-    if !root() {
-        return;
-    }
+    require_uml();
     let (_one, mut p) = boot(256);
     provision(&mut p);
     let bin = common::bin();
