@@ -2,7 +2,7 @@
 //! `agents::drbd::{fence, recovery}`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::io::Write;
@@ -11,7 +11,7 @@ use anyhow::Result;
 use clap::Subcommand;
 
 use crate::agents::drbd::fence::{fence_peer, unfence_peer, HandlerEnv};
-use crate::agents::drbd::recovery::{self, Operator, Target};
+use crate::agents::drbd::recovery::{self, Operator, RecoveryError, Target};
 use crate::sys::cib::CibTool;
 use crate::sys::drbd::RealDrbd;
 
@@ -87,17 +87,9 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => {
-            let me = node_name(node);
-            let t = Target {
-                drbd: &RealDrbd,
-                conf: &drbdconf,
-                res: &resource,
-                me: &me,
-            };
-            recovery::split_brain(&t, &survivor, vg.as_deref(), &mut Terminal { yes })?;
-            Ok(0)
-        }
+        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            recovery::split_brain(t, &survivor, vg.as_deref(), op)
+        }),
         DrbdCmd::DetachNode {
             resource,
             good,
@@ -105,17 +97,9 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => {
-            let me = node_name(node);
-            let t = Target {
-                drbd: &RealDrbd,
-                conf: &drbdconf,
-                res: &resource,
-                me: &me,
-            };
-            recovery::detach_node(&t, &good, destroy, &mut Terminal { yes })?;
-            Ok(0)
-        }
+        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            recovery::detach_node(t, &good, destroy, op)
+        }),
         DrbdCmd::FencePeer { timeout, cib_file } => handler(vars, |env| {
             let cib = cib_of(cib_file);
             let me = cib.local_node(Instant::now() + Duration::from_secs(5));
@@ -167,7 +151,22 @@ impl Operator for Terminal {
     }
 }
 
-/// This node's name: `--node`, else what the cluster calls it.
-fn node_name(node: Option<String>) -> String {
-    node.unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)))
+/// Runs a recovery of `res` on this node (`--node`, else what the cluster calls it).
+fn recover(
+    node: Option<String>,
+    conf: &Path,
+    res: &str,
+    yes: bool,
+    f: impl FnOnce(&Target, &mut Terminal) -> Result<(), RecoveryError>,
+) -> Result<u8> {
+    let me = node
+        .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
+    let t = Target {
+        drbd: &RealDrbd,
+        conf,
+        res,
+        me: &me,
+    };
+    f(&t, &mut Terminal { yes })?;
+    Ok(0)
 }
