@@ -169,6 +169,22 @@ fn a_node_without_the_module_and_the_name_all() {
     expect("all", "stop", "0", 0, "");
     expect("all", "start", "0", 6, "every DRBD resource");
     expect("all", "validate-all", "0", 6, "every DRBD resource");
+    // Hostile names: never a failure of a probe or a stop, always 6 for validate-all.
+    for bad in [
+        " all ",
+        "a;b",
+        "$(reboot)",
+        "-c",
+        "../r0",
+        "r0\nr1",
+        ".r0",
+        "r0 r1",
+        "",
+    ] {
+        expect(bad, "monitor", "0", 7, "");
+        expect(bad, "stop", "0", 0, "");
+        expect(bad, "validate-all", "0", 6, "");
+    }
 
     let bin = common::bin();
     for argv in [
