@@ -75,8 +75,10 @@ fn harness_role_swap_keeps_the_data() {
     let mut p = UmlPair::boot("drbd", "256M", 256);
     provision(&mut p);
     let synced = t.elapsed();
+    // The bound catches a hang, not a busy machine: 6-10 s on an idle 2-core machine,
+    // 28-33 s measured while other work loaded it to a load average of 15.
     assert!(
-        synced < Duration::from_secs(20),
+        synced < Duration::from_secs(60),
         "cold start to both UpToDate took {synced:?}"
     );
     let sum = p.ok(

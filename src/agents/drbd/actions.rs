@@ -158,6 +158,7 @@ fn installed_or_sys(e: SysError) -> OcfError {
 fn version_str(v: Version) -> String {
     format!("{}.{}.{}", v.0, v.1, v.2)
 }
+
 impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
     type Config = DrbdConfig;
 
@@ -308,9 +309,13 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         }
         // Success only when the resource is really gone, whatever drbdadm said.
         if !down("after drbdadm down")? {
-            return Err(OcfError::generic(format!(
-                "{res} is still up after drbdadm down ({}); the configuration is invalid: {err}",
+            let said = if failures.is_empty() {
+                "drbdadm reported success".to_string()
+            } else {
                 failures.join("; ")
+            };
+            return Err(OcfError::generic(format!(
+                "{res} is still up after drbdadm down ({said}); the configuration is invalid: {err}"
             )));
         }
         clear_score(&self.cluster, ctx);
