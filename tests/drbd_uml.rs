@@ -188,6 +188,30 @@ fn a_node_without_the_module_and_the_name_all() {
         expect(bad, "validate-all", "0", 6, "");
     }
 
+    // The configuration reached through a symlink or a `..` spelling is the same file:
+    // validation gets past it to the module check.
+    let link = TempFile(conf.0.with_extension("link"));
+    std::os::unix::fs::symlink(&conf.0, &link.0).unwrap();
+    let dir = conf.0.parent().unwrap();
+    let dotdot = dir
+        .join("..")
+        .join(dir.file_name().unwrap())
+        .join(conf.0.file_name().unwrap());
+    for c in [link.0.clone(), dotdot] {
+        let c = c.to_str().unwrap();
+        let r = common::ocf(
+            &[],
+            &agent,
+            "validate-all",
+            &[("drbd_resource", "r0"), ("drbdconf", c)],
+            meta,
+        );
+        let why = r.exit_reason().unwrap_or_default();
+        if r.code != 5 || !why.contains("drbd kernel module") {
+            failures.push(format!("drbdconf={c}: exit {} ({why})", r.code));
+        }
+    }
+
     let bin = common::bin();
     for argv in [
         vec![
