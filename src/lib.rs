@@ -16,8 +16,6 @@ pub mod cib;
 #[forbid(unsafe_code)]
 pub mod cli;
 #[forbid(unsafe_code)]
-pub mod fence;
-#[forbid(unsafe_code)]
 pub mod ocf;
 pub mod sys;
 #[forbid(unsafe_code)]

@@ -10,8 +10,10 @@ use super::CibError;
 /// The kind of a template variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
-    /// A Pacemaker id (XML NCName subset): resource, DRBD resource, volume group names.
+    /// A Pacemaker id (XML NCName subset): resource, volume group names.
     Id,
+    /// A DRBD resource name (the rule of `sys::drbd`, shared with the agent and the CLI).
+    DrbdResource,
     /// A node name as corosync and Pacemaker know it (a host name).
     Node,
     /// A corosync node id.
@@ -45,6 +47,7 @@ impl Kind {
     pub fn parse(s: &str) -> Option<Kind> {
         Some(match s {
             "id" => Kind::Id,
+            "drbd-resource" => Kind::DrbdResource,
             "node" => Kind::Node,
             "nodeid" => Kind::NodeId,
             "ip" => Kind::Ip,
@@ -70,6 +73,7 @@ impl Kind {
         match self {
             Kind::Choice(c) => c.join("|"),
             Kind::Id => "id".into(),
+            Kind::DrbdResource => "DRBD resource name".into(),
             Kind::Node => "node name".into(),
             Kind::NodeId => "node id".into(),
             Kind::Ip => "IP address".into(),
@@ -90,6 +94,7 @@ impl Kind {
     pub fn check(&self, v: &str) -> Result<(), String> {
         match self {
             Kind::Id => id(v),
+            Kind::DrbdResource => crate::sys::drbd::check_resource_name(v).map_err(str::to_string),
             Kind::Node => node(v),
             Kind::NodeId => match v.parse::<u32>() {
                 Ok(n) if (1..=0x7fff_ffff).contains(&n) => Ok(()),
@@ -414,6 +419,8 @@ mod tests {
             ("word", "-rf"),
             ("word", "a;b"),
             ("fence-agent", "ipmilan"),
+            ("drbd-resource", "all"),
+            ("drbd-resource", "-x"),
             ("recipient", "root"),
             ("recipient", "a@b;c"),
             ("iface", "eth0 x"),

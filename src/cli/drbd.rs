@@ -1,18 +1,19 @@
-//! `pgstack drbd ...`: DRBD handlers and recipes.
+//! `pgstack drbd ...`: DRBD handlers and recoveries, a thin adapter over
+//! `agents::drbd::{fence, recovery}`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use std::io::Write;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use clap::Subcommand;
 
-use crate::fence::{fence_peer, unfence_peer, HandlerEnv};
+use crate::agents::drbd::fence::{fence_peer, unfence_peer, HandlerEnv};
+use crate::agents::drbd::recovery::{self, Operator, RecoveryError, Target};
 use crate::sys::cib::CibTool;
-use crate::sys::drbd::{valid_resource_name, Drbd, RealDrbd, Role};
-use crate::sys::runner::{run as run_cmd, Cmd};
+use crate::sys::drbd::RealDrbd;
 
 #[derive(Subcommand)]
 pub enum DrbdCmd {
@@ -86,7 +87,9 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => split_brain(&resource, &survivor, vg.as_deref(), node, &drbdconf, yes),
+        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            recovery::split_brain(t, &survivor, vg.as_deref(), op)
+        }),
         DrbdCmd::DetachNode {
             resource,
             good,
@@ -94,7 +97,9 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             node,
             drbdconf,
             yes,
-        } => detach_node(&resource, &good, destroy, node, &drbdconf, yes),
+        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            recovery::detach_node(t, &good, destroy, op)
+        }),
         DrbdCmd::FencePeer { timeout, cib_file } => handler(vars, |env| {
             let cib = cib_of(cib_file);
             let me = cib.local_node(Instant::now() + Duration::from_secs(5));
@@ -123,181 +128,45 @@ fn handler(
     Ok(code)
 }
 
-fn adm(conf: &std::path::Path, args: &[&str], res: &str) -> Result<()> {
-    let out = RealDrbd.adm(conf, args, res, Instant::now() + Duration::from_secs(60))?;
-    if !out.success() {
-        bail!("drbdadm {} {res}: {}", args.join(" "), out.describe());
-    }
-    println!("drbdadm {} {res}: done", args.join(" "));
-    Ok(())
+/// The terminal as the recoveries' operator: progress on stdout, confirmation by typing
+/// the resource name unless `--yes`.
+struct Terminal {
+    yes: bool,
 }
 
-/// The book's split-brain recovery. The victim drops its changes; the survivor reconnects
-/// last, so the decision can be aborted until then.
-fn split_brain(
-    res: &str,
-    survivor: &str,
-    vg: Option<&str>,
-    node: Option<String>,
-    conf: &std::path::Path,
-    yes: bool,
-) -> Result<u8> {
-    if !valid_resource_name(res) {
-        bail!("--resource {res:?} is not a valid DRBD resource name");
+impl Operator for Terminal {
+    fn say(&mut self, line: &str) {
+        println!("{line}");
     }
+
+    fn confirm(&mut self, res: &str) -> bool {
+        if self.yes {
+            return true;
+        }
+        print!("type the resource name ({res}) to go on: ");
+        let mut line = String::new();
+        std::io::stdout().flush().is_ok()
+            && std::io::stdin().read_line(&mut line).is_ok()
+            && line.trim() == res
+    }
+}
+
+/// Runs a recovery of `res` on this node (`--node`, else what the cluster calls it).
+fn recover(
+    node: Option<String>,
+    conf: &Path,
+    res: &str,
+    yes: bool,
+    f: impl FnOnce(&Target, &mut Terminal) -> Result<(), RecoveryError>,
+) -> Result<u8> {
     let me = node
         .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
-    let st = RealDrbd
-        .state(res, Instant::now() + Duration::from_secs(30))?
-        .ok_or_else(|| anyhow!("{res} is not up on this node"))?;
-    if st.peers.iter().any(|p| p.connected()) {
-        bail!("{res} is connected to its peer: there is no split brain to resolve here");
-    }
-    if me == survivor {
-        println!("{me} is the survivor: its data is kept");
-        if st.peers.iter().any(|p| p.connection == "StandAlone") {
-            adm(conf, &["connect"], res)?;
-        } else {
-            println!("{res} is already waiting for its peer");
-        }
-        return Ok(0);
-    }
-    println!("{me} is the victim: every change made here since the split brain is discarded, {survivor}'s data is kept");
-    confirm(res, yes)?;
-    if let Some(vg) = vg {
-        if !vg
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b))
-            || vg.starts_with('-')
-        {
-            bail!("--vg {vg:?} is not a volume group name");
-        }
-        let out = run_cmd(
-            &Cmd::new("vgchange").args(["-a", "n", vg]),
-            Instant::now() + Duration::from_secs(60),
-        )?;
-        if !out.success() {
-            bail!("vgchange -a n {vg}: {}", out.describe());
-        }
-        println!("vgchange -a n {vg}: done");
-    }
-    if st.role == Role::Primary {
-        adm(conf, &["secondary"], res)?;
-    }
-    if st.peers.iter().any(|p| p.connection != "StandAlone") {
-        adm(conf, &["disconnect"], res)?;
-    }
-    adm(conf, &["connect", "--discard-my-data"], res)?;
-    println!(
-        "now run on {survivor}: pgstack drbd split-brain --resource {res} --survivor {survivor}"
-    );
+    let t = Target {
+        drbd: &RealDrbd,
+        conf,
+        res,
+        me: &me,
+    };
+    f(&t, &mut Terminal { yes })?;
     Ok(0)
-}
-
-/// Asks for the resource name on the terminal unless `yes`.
-fn confirm(res: &str, yes: bool) -> Result<()> {
-    if yes {
-        return Ok(());
-    }
-    print!("type the resource name ({res}) to go on: ");
-    std::io::stdout().flush()?;
-    let mut line = String::new();
-    std::io::stdin().read_line(&mut line)?;
-    if line.trim() != res {
-        bail!("not confirmed; nothing changed");
-    }
-    Ok(())
-}
-
-fn detach_node(
-    res: &str,
-    good: &str,
-    destroy: bool,
-    node: Option<String>,
-    conf: &std::path::Path,
-    yes: bool,
-) -> Result<u8> {
-    if !valid_resource_name(res) {
-        bail!("--resource {res:?} is not a valid DRBD resource name");
-    }
-    let me = node
-        .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
-    let st = RealDrbd.state(res, Instant::now() + Duration::from_secs(30))?;
-    if me == good {
-        if destroy {
-            bail!("--destroy belongs on the problem node, not on {good}");
-        }
-        let st = st.ok_or_else(|| anyhow!("{res} is not up on {me}, the good node"))?;
-        if st.disk != crate::sys::drbd::Disk::UpToDate {
-            bail!(
-                "{res} on {me} is {:?}, not UpToDate: it cannot be the good node",
-                st.disk
-            );
-        }
-        if st.peers.iter().any(|p| p.connection != "StandAlone") {
-            adm(conf, &["disconnect"], res)?;
-        }
-        adm(conf, &["invalidate-remote"], res)?;
-        println!("{res}: the peer will be fully resynced from {me} when it reconnects (drbdadm connect {res} on both)");
-        return Ok(0);
-    }
-    println!(
-        "{me} is the problem node: its copy of {res} will be {}",
-        if destroy {
-            "destroyed"
-        } else {
-            "overwritten by a full resync from the good node"
-        }
-    );
-    confirm(res, yes)?;
-    if destroy {
-        let lower = RealDrbd.adm(
-            conf,
-            &["sh-ll-dev"],
-            res,
-            Instant::now() + Duration::from_secs(30),
-        )?;
-        let dev = lower
-            .stdout_str()
-            .lines()
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_string();
-        if !lower.success() || !dev.starts_with("/dev/") {
-            bail!(
-                "cannot find the backing device of {res}: {}",
-                lower.describe()
-            );
-        }
-        if st.is_some() {
-            adm(conf, &["down"], res)?;
-        }
-        adm(conf, &["--", "--force", "wipe-md"], res)?;
-        zero_first_mib(&dev)?;
-        println!("{res}: metadata wiped and the first MiB of {dev} zeroed");
-        return Ok(0);
-    }
-    let st = st.ok_or_else(|| anyhow!("{res} is not up on {me}"))?;
-    if st.role == Role::Primary {
-        bail!("{res} is Primary on {me}: demote it (or stop the cluster resource) first");
-    }
-    if st.peers.iter().any(|p| p.connection != "StandAlone") {
-        adm(conf, &["disconnect"], res)?;
-    }
-    adm(conf, &["invalidate"], res)?;
-    println!("{res}: local data marked invalid; it is resynced from {good} when both reconnect");
-    Ok(0)
-}
-
-fn zero_first_mib(dev: &str) -> Result<()> {
-    use std::fs::OpenOptions;
-    let mut f = OpenOptions::new()
-        .write(true)
-        .open(dev)
-        .map_err(|e| anyhow!("opening {dev}: {e}"))?;
-    f.write_all(&vec![0u8; 1 << 20])
-        .map_err(|e| anyhow!("writing {dev}: {e}"))?;
-    f.sync_all().map_err(|e| anyhow!("syncing {dev}: {e}"))?;
-    Ok(())
 }

@@ -54,6 +54,20 @@ impl CibTool {
         )?)
     }
 
+    /// Whether `node` runs the promoted instance of the clone `rsc`
+    /// (`crm_resource --locate`: "resource ms is running on: n1 Promoted").
+    pub fn promoted_on(&self, rsc: &str, node: &str, deadline: Instant) -> SysResult<bool> {
+        let out = run(
+            &self.cmd("crm_resource").args(["--locate", "-r", rsc]),
+            deadline,
+        )?;
+        let out = Self::checked(out, "crm_resource --locate")?;
+        Ok(out.stdout_str().lines().any(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words.contains(&node) && (words.contains(&"Promoted") || words.contains(&"Master"))
+        }))
+    }
+
     /// This node's name as the cluster knows it (`crm_node -n`), falling back to uname.
     pub fn local_node(&self, deadline: Instant) -> String {
         if let Ok(out) = run(&Cmd::new("crm_node").arg("-n"), deadline) {

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::error::{SysError, SysResult};
-use super::runner::{run, Cmd, Outcome};
+use super::runner::{run, Cmd, Outcome, SpawnError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -193,37 +193,139 @@ pub fn parse_events2(text: &str, res: &str) -> Option<State> {
     Some(st)
 }
 
+/// A module version: (major, minor, patch).
+pub type Version = (u32, u32, u32);
+
 /// The loaded module's version from `/proc/drbd` ("version: 8.4.11 (api:1/...)").
-pub fn parse_module_version(proc_drbd: &str) -> Option<(u32, u32, u32)> {
+pub fn parse_module_version(proc_drbd: &str) -> Option<Version> {
     let line = proc_drbd.lines().find(|l| l.starts_with("version:"))?;
-    let v = line.split_whitespace().nth(1)?;
-    let mut it = v.split(['.', '-']).map(|p| p.parse::<u32>().ok());
+    parse_version_word(line.split_whitespace().nth(1)?)
+}
+
+/// "8.4.11", "9.2.12-1" or "8.4": the version `modinfo -F version` prints.
+fn parse_version_word(v: &str) -> Option<Version> {
+    let mut it = v.trim().split(['.', '-']).map(|p| p.parse::<u32>().ok());
     Some((it.next()??, it.next()??, it.next().flatten().unwrap_or(0)))
 }
 
-/// Resource names we pass to drbdadm: what DRBD itself allows, never a shell word.
-pub fn valid_resource_name(s: &str) -> bool {
-    !s.is_empty()
+/// `all` means every resource to drbdadm, never one resource.
+pub const RESERVED_RESOURCE_NAME: &str = "all";
+
+/// The one rule for DRBD resource names this program passes to drbdadm (the agent's
+/// `drbd_resource`, the CIB template variable, the CLI's `--resource`, the handlers'
+/// `DRBD_RESOURCE`): what DRBD itself allows, never a shell word, an option or a word
+/// drbdadm gives a meaning of its own. `Err` says why not.
+pub fn check_resource_name(s: &str) -> Result<(), &'static str> {
+    if s == RESERVED_RESOURCE_NAME {
+        return Err("\"all\" names every DRBD resource to drbdadm, not one resource");
+    }
+    let ok = !s.is_empty()
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-.+".contains(&b))
-        && !s.starts_with(['-', '.'])
+        && !s.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err("a DRBD resource name has 1 to 128 letters, digits, '_', '-', '.' or '+', and does not start with '-' or '.'")
+    }
+}
+
+pub fn valid_resource_name(s: &str) -> bool {
+    check_resource_name(s).is_ok()
+}
+
+/// Why a `drbdadm` command failed, read from DRBD's answer here so that callers never
+/// look at its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A peer is Primary and the configuration allows one Primary (state change -1).
+    PeerPrimary,
+    /// The resource has lost quorum.
+    NoQuorum,
+    /// Neither this node nor a connected peer has UpToDate data (state change -2).
+    NoUpToDateData,
+    /// The device is held open: mounted, or opened by a process (state change -12).
+    HeldOpen,
+    /// The command did not finish before the deadline.
+    TimedOut,
+    /// Anything else (the detail says what).
+    Other,
+}
+
+impl Refusal {
+    fn of(out: &Outcome) -> Refusal {
+        if matches!(out, Outcome::TimedOut { .. }) {
+            return Refusal::TimedOut;
+        }
+        let err = String::from_utf8_lossy(out.stderr()).to_lowercase();
+        let has = |words: &[&str]| words.iter().any(|w| err.contains(w));
+        if has(&["multiple primaries", "peer is primary", "(-1)"]) {
+            Refusal::PeerPrimary
+        } else if has(&["quorum"]) {
+            Refusal::NoQuorum
+        } else if has(&["need access to uptodate data", "(-2)"]) {
+            Refusal::NoUpToDateData
+        } else if has(&["held open", "(-12)"]) {
+            Refusal::HeldOpen
+        } else {
+            Refusal::Other
+        }
+    }
+}
+
+/// A `drbdadm` (or `drbdsetup`) command that did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{command}: {detail}")]
+pub struct AdmError {
+    /// The command as a line for messages ("drbdadm primary r0").
+    pub command: String,
+    pub refusal: Refusal,
+    /// Exit status and DRBD's last line of complaint.
+    pub detail: String,
+}
+
+/// The DRBD kernel module of this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Module {
+    pub version: Version,
+    /// Loaded now (`/proc/drbd`), or only installed (`modinfo`; drbdadm loads it on `up`).
+    pub loaded: bool,
 }
 
 pub trait Drbd {
-    /// The resource's state, `None` when it is down.
+    /// The resource's state, `None` when it is down (no DRBD module loaded: down too).
     fn state(&self, res: &str, deadline: Instant) -> SysResult<Option<State>>;
-    /// `drbdadm -c <conf> <args> <res>`.
-    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<Outcome>;
-    /// The loaded kernel module's version, `None` when no module is loaded.
-    fn module_version(&self) -> Option<(u32, u32, u32)>;
+    /// `drbdadm -c <conf> <args> <res>`: its standard output, or [`SysError::Drbd`] when it
+    /// failed, [`SysError::NotInstalled`] without drbdadm.
+    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<String>;
+    /// The DRBD kernel module, loaded or installed; [`SysError::ModuleMissing`] when neither.
+    fn module(&self, deadline: Instant) -> SysResult<Module>;
+    /// `Ok` when `res` is defined for this node in `conf` (`drbdadm sh-minor`);
+    /// [`SysError::NotConfigured`] when it is not.
+    fn check_defined(&self, conf: &Path, res: &str, deadline: Instant) -> SysResult<()>;
 }
+
+/// Runs a DRBD tool; a missing program is [`SysError::NotInstalled`].
+fn run_tool(cmd: &Cmd, deadline: Instant) -> SysResult<Outcome> {
+    run(cmd, deadline).map_err(|e| match e {
+        SpawnError::NotFound { program } => SysError::NotInstalled { program },
+        other => other.into(),
+    })
+}
+
+const PROC_DRBD: &str = "/proc/drbd";
 
 pub struct RealDrbd;
 
 impl Drbd for RealDrbd {
     fn state(&self, res: &str, deadline: Instant) -> SysResult<Option<State>> {
-        let out = run(
+        // Without the module nothing of DRBD is up; asking drbdsetup would make it try
+        // modprobe, a side effect no probe or stop should have.
+        if !Path::new(PROC_DRBD).exists() {
+            return Ok(None);
+        }
+        let out = run_tool(
             &Cmd::new("drbdsetup").args(["events2", "--now", res]),
             deadline,
         )?;
@@ -240,14 +342,95 @@ impl Drbd for RealDrbd {
         }
     }
 
-    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<Outcome> {
+    fn adm(&self, conf: &Path, args: &[&str], res: &str, deadline: Instant) -> SysResult<String> {
         let cmd = Cmd::new("drbdadm").arg("-c").arg(conf).args(args).arg(res);
-        Ok(run(&cmd, deadline)?)
+        let out = run_tool(&cmd, deadline)?;
+        if out.success() {
+            return Ok(out.stdout_str());
+        }
+        Err(SysError::Drbd(AdmError {
+            command: format!("drbdadm {} {res}", args.join(" ")),
+            refusal: Refusal::of(&out),
+            detail: out.describe(),
+        }))
     }
 
-    fn module_version(&self) -> Option<(u32, u32, u32)> {
-        parse_module_version(&std::fs::read_to_string("/proc/drbd").ok()?)
+    fn module(&self, deadline: Instant) -> SysResult<Module> {
+        if let Ok(text) = std::fs::read_to_string(PROC_DRBD) {
+            let version = parse_module_version(&text)
+                .ok_or_else(|| SysError::Invalid(format!("{PROC_DRBD}: no \"version:\" line")))?;
+            return Ok(Module {
+                version,
+                loaded: true,
+            });
+        }
+        let missing = |detail: String| SysError::ModuleMissing {
+            module: "drbd".into(),
+            detail,
+        };
+        let out = match run_tool(
+            &Cmd::new("modinfo").args(["-F", "version", "drbd"]),
+            deadline,
+        ) {
+            Ok(out) => out,
+            Err(e @ SysError::NotInstalled { .. }) => return Err(missing(e.to_string())),
+            Err(e) => return Err(e),
+        };
+        match parse_version_word(&out.stdout_str()) {
+            Some(version) if out.success() => Ok(Module {
+                version,
+                loaded: false,
+            }),
+            _ => Err(missing(format!(
+                "no {PROC_DRBD}; modinfo -F version drbd: {}",
+                out.describe()
+            ))),
+        }
     }
+
+    fn check_defined(&self, conf: &Path, res: &str, deadline: Instant) -> SysResult<()> {
+        match self.adm(conf, &["sh-minor"], res, deadline) {
+            Ok(_) => Ok(()),
+            Err(SysError::Drbd(e)) => Err(SysError::NotConfigured {
+                what: format!(
+                    "resource {res} is not defined for this node in {}: {}",
+                    conf.display(),
+                    e.detail
+                ),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Deactivates a volume group that sits on top of DRBD (`vgchange -a n <vg>`), so DRBD
+/// can change role under it (split-brain recovery).
+pub fn deactivate_vg(vg: &str, deadline: Instant) -> SysResult<()> {
+    let cmd = Cmd::new("vgchange").args(["-a", "n", vg]);
+    let out = run_tool(&cmd, deadline)?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(SysError::Invalid(format!(
+            "vgchange -a n {vg}: {}",
+            out.describe()
+        )))
+    }
+}
+
+/// Overwrites the first `bytes` of a DRBD backing device with zeros and syncs (what is
+/// left of DRBD's signature after `wipe-md`).
+pub fn zero_head(dev: &Path, bytes: usize) -> SysResult<()> {
+    use std::io::Write;
+    let name = dev.display().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(dev)
+        .map_err(|e| SysError::io(format!("opening {name}"), e))?;
+    f.write_all(&vec![0u8; bytes])
+        .map_err(|e| SysError::io(format!("writing {name}"), e))?;
+    f.sync_all()
+        .map_err(|e| SysError::io(format!("syncing {name}"), e))
 }
 
 #[cfg(test)]
@@ -344,8 +527,52 @@ mod tests {
     fn resource_names() {
         assert!(valid_resource_name("pg"));
         assert!(valid_resource_name("r0.data-1"));
-        for bad in ["", "-x", "a b", "a;b", "$(id)", "a/b", ".hidden"] {
+        assert!(
+            valid_resource_name("All"),
+            "only drbdadm's own word is reserved"
+        );
+        for bad in ["", "-x", "a b", "a;b", "$(id)", "a/b", ".hidden", "all"] {
             assert!(!valid_resource_name(bad), "{bad}");
         }
+        assert!(check_resource_name("all")
+            .unwrap_err()
+            .contains("every DRBD resource"));
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        let failed = |stderr: &str| Outcome::Exited {
+            code: 11,
+            stdout: Vec::new(),
+            stderr: stderr.as_bytes().to_vec(),
+        };
+        for (text, want) in [
+            (
+                "0: State change failed: (-1) Multiple primaries not allowed by config",
+                Refusal::PeerPrimary,
+            ),
+            (
+                "0: State change failed: (-2) Need access to UpToDate data",
+                Refusal::NoUpToDateData,
+            ),
+            (
+                "pg: State change failed: (-12) Device is held open by someone",
+                Refusal::HeldOpen,
+            ),
+            ("pg: State change failed: No quorum", Refusal::NoQuorum),
+            (
+                "'r9' not defined in your config (for this host).",
+                Refusal::Other,
+            ),
+        ] {
+            assert_eq!(Refusal::of(&failed(text)), want, "{text}");
+        }
+        let slow = Outcome::TimedOut {
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        assert_eq!(Refusal::of(&slow), Refusal::TimedOut);
+        assert_eq!(parse_version_word("8.4.11\n"), Some((8, 4, 11)));
+        assert_eq!(parse_version_word("modinfo: ERROR"), None);
     }
 }

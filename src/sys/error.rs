@@ -22,6 +22,21 @@ pub enum SysError {
     /// A name in a directory others can write that root refuses to open (a link).
     #[error("{path} {why}")]
     Refused { path: String, why: &'static str },
+    /// A kernel module is neither loaded nor installed on this node.
+    #[error("the {module} kernel module is neither loaded nor installed on this node ({detail})")]
+    ModuleMissing { module: String, detail: String },
+    /// A program is not installed (not found in the fixed `PATH`).
+    #[error(
+        "{program}: not installed (not found in {})",
+        super::runner::FIXED_PATH
+    )]
+    NotInstalled { program: String },
+    /// The named object is not defined in the configuration a tool read.
+    #[error("{what}")]
+    NotConfigured { what: String },
+    /// A DRBD command failed; the failure says why, typed.
+    #[error(transparent)]
+    Drbd(#[from] super::drbd::AdmError),
 }
 
 impl SysError {

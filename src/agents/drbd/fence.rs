@@ -11,13 +11,12 @@
 
 use std::time::{Duration, Instant};
 
-use quick_xml::events::Event;
-use quick_xml::Reader;
+use quick_xml::escape::escape as esc;
 
-use crate::ocf::metadata::esc;
+use crate::cib::xml::{self, Element};
 use crate::sys::cib::CibTool;
 use crate::sys::drbd::{Disk, Drbd, Role, State};
-use crate::sys::runner::{run, Cmd};
+use crate::wait::{poll_until, Backoff};
 
 /// The peer node as the CIB shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,17 +112,6 @@ pub struct CibFacts {
     pub nodes: Vec<(String, PeerNode)>,
 }
 
-fn attr(e: &quick_xml::events::BytesStart, name: &str) -> Option<String> {
-    e.attributes()
-        .flatten()
-        .find(|a| AsRef::<str>::as_ref(&a.key) == name)
-        .and_then(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .ok()
-                .map(|v| v.into_owned())
-        })
-}
-
 fn truthy_or_stamp(v: Option<&str>) -> bool {
     match v {
         Some("true") | Some("online") | Some("member") => true,
@@ -132,82 +120,75 @@ fn truthy_or_stamp(v: Option<&str>) -> bool {
     }
 }
 
-/// Reads the clone id, the role name and the node states from a CIB.
+fn node_state(e: &Element) -> PeerNode {
+    let in_ccm = truthy_or_stamp(e.attr("in_ccm"));
+    if truthy_or_stamp(e.attr("crmd")) && in_ccm {
+        PeerNode::Reachable
+    } else if !in_ccm && e.attr("expected") == Some("down") {
+        PeerNode::Fenced
+    } else {
+        PeerNode::Unclean
+    }
+}
+
+/// Whether `e` is (or holds) a drbd primitive whose `drbd_resource` is `resource`.
+fn holds_drbd_primitive(e: &Element, resource: &str) -> bool {
+    e.descendants().into_iter().any(|p| {
+        p.name == "primitive"
+            && p.attr("type") == Some("drbd")
+            && p.descendants().into_iter().any(|nv| {
+                nv.name == "nvpair"
+                    && nv.attr("name") == Some("drbd_resource")
+                    && nv.attr("value") == Some(resource)
+            })
+    })
+}
+
+/// Reads the clone id, the role name and the node states from a CIB (nothing from a
+/// document that is not XML).
 pub fn cib_facts(xml: &str, resource: &str) -> CibFacts {
     let mut facts = CibFacts {
         promoted_role: "Promoted",
         ..Default::default()
     };
-    let mut reader = Reader::from_str(xml);
-    // (tag, id, drbd primitive?) of the open elements
-    let mut stack: Vec<(String, String, bool)> = Vec::new();
-    loop {
-        let ev = match reader.read_event() {
-            Ok(Event::Eof) | Err(_) => break,
-            Ok(ev) => ev,
-        };
-        let (e, empty) = match &ev {
-            Event::Start(e) => (e.clone(), false),
-            Event::Empty(e) => (e.clone(), true),
-            Event::End(_) => {
-                stack.pop();
-                continue;
-            }
-            _ => continue,
-        };
-        let tag = AsRef::<str>::as_ref(&e.name()).to_string();
-        let id = attr(&e, "id").unwrap_or_default();
-        match tag.as_str() {
-            "cib" => {
-                if let Some(v) = attr(&e, "validate-with") {
-                    let ver: Vec<u32> = v
-                        .trim_start_matches("pacemaker-")
-                        .split('.')
-                        .filter_map(|p| p.parse().ok())
-                        .collect();
-                    if ver.len() == 2 && (ver[0], ver[1]) < (3, 7) {
-                        facts.promoted_role = "Master";
-                    }
-                }
-            }
-            "node_state" => {
-                let uname = attr(&e, "uname").unwrap_or_default();
-                let crmd = attr(&e, "crmd");
-                let in_ccm = attr(&e, "in_ccm");
-                let expected = attr(&e, "expected");
-                let state = if truthy_or_stamp(crmd.as_deref())
-                    && truthy_or_stamp(in_ccm.as_deref())
-                {
-                    PeerNode::Reachable
-                } else if !truthy_or_stamp(in_ccm.as_deref()) && expected.as_deref() == Some("down")
-                {
-                    PeerNode::Fenced
-                } else {
-                    PeerNode::Unclean
-                };
-                facts.nodes.push((uname, state));
-            }
-            "nvpair"
-                if attr(&e, "name").as_deref() == Some("drbd_resource")
-                    && attr(&e, "value").as_deref() == Some(resource) =>
-            {
-                let in_drbd_primitive = stack.iter().any(|(t, _, drbd)| t == "primitive" && *drbd);
-                if in_drbd_primitive && facts.clone_id.is_none() {
-                    facts.clone_id = stack
-                        .iter()
-                        .rev()
-                        .find(|(t, _, _)| t == "clone" || t == "master")
-                        .map(|(_, id, _)| id.clone());
-                }
-            }
-            _ => {}
-        }
-        let drbd = tag == "primitive" && attr(&e, "type").as_deref() == Some("drbd");
-        if !empty {
-            stack.push((tag, id, drbd));
+    let Ok(cib) = xml::parse(xml) else {
+        return facts;
+    };
+    if let Some(v) = cib.attr("validate-with") {
+        let ver: Vec<u32> = v
+            .trim_start_matches("pacemaker-")
+            .split('.')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if ver.len() == 2 && (ver[0], ver[1]) < (3, 7) {
+            facts.promoted_role = "Master";
         }
     }
+    let all = cib.descendants();
+    facts.clone_id = all
+        .iter()
+        .find(|e| {
+            matches!(e.name.as_str(), "clone" | "master") && holds_drbd_primitive(e, resource)
+        })
+        .and_then(|e| e.attr("id"))
+        .map(str::to_string);
+    facts.nodes = all
+        .iter()
+        .filter(|e| e.name == "node_state")
+        .map(|e| {
+            (
+                e.attr("uname").unwrap_or_default().to_string(),
+                node_state(e),
+            )
+        })
+        .collect();
     facts
+}
+
+/// Whether the CIB holds an element with this id.
+fn has_id(xml: &str, id: &str) -> Result<bool, String> {
+    let cib = xml::parse(xml).map_err(|e| format!("the CIB is not XML: {e}"))?;
+    Ok(cib.descendants().iter().any(|e| e.attr("id") == Some(id)))
 }
 
 pub fn constraint_id(resource: &str, clone_id: &str) -> String {
@@ -255,10 +236,8 @@ impl HandlerEnv {
         let resource = get("DRBD_RESOURCE")
             .filter(|r| !r.is_empty())
             .ok_or("DRBD_RESOURCE is not set: run me as a DRBD handler")?;
-        if !crate::sys::drbd::valid_resource_name(&resource) {
-            return Err(format!(
-                "DRBD_RESOURCE={resource:?} is not a valid resource name"
-            ));
+        if let Err(why) = crate::sys::drbd::check_resource_name(&resource) {
+            return Err(format!("DRBD_RESOURCE={resource:?} refused: {why}"));
         }
         let peer = get("DRBD_PEER")
             .or_else(|| {
@@ -291,21 +270,6 @@ impl HandlerEnv {
     }
 }
 
-/// Whether `peer` runs the promoted instance of `clone_id` (`crm_resource --locate`).
-fn peer_promoted(cib: &CibTool, clone_id: &str, peer: &str, deadline: Instant) -> bool {
-    let mut cmd = Cmd::new("crm_resource").args(["--locate", "-r", clone_id]);
-    if let Some(f) = &cib.file {
-        cmd = cmd.env("CIB_file", f);
-    }
-    let Ok(out) = run(&cmd, deadline) else {
-        return false;
-    };
-    out.stdout_str().lines().any(|l| {
-        let words: Vec<&str> = l.split_whitespace().collect();
-        words.contains(&peer) && (words.contains(&"Promoted") || words.contains(&"Master"))
-    })
-}
-
 /// Runs the fence-peer handler; returns DRBD's exit code and what happened.
 pub fn fence_peer(
     env: &HandlerEnv,
@@ -319,107 +283,103 @@ pub fn fence_peer(
         Ok(s) => s,
         Err(e) => return (1, format!("reading the state of {}: {e}", env.resource)),
     };
-    let mut last_err;
-    loop {
-        let attempt = (|| -> Result<Option<(u8, String)>, String> {
-            let xml = cib.query(deadline).map_err(|e| e.to_string())?;
-            let facts = cib_facts(&xml, &env.resource);
-            let clone_id = facts.clone_id.clone().ok_or_else(|| {
-                format!(
-                    "no promotable clone of a drbd primitive with drbd_resource={} in the CIB",
-                    env.resource
-                )
-            })?;
-            let peer_state = match &env.peer {
-                Some(p) => facts
+    const UNDECIDED: &str = "the peer is neither a member nor known to be fenced";
+    let mut last_err = String::new();
+    // An unclean peer may be being fenced right now: give the cluster until shortly
+    // before the deadline to say so before deciding on what we know.
+    let patience = deadline
+        .checked_sub(Duration::from_secs(2))
+        .unwrap_or(deadline);
+    let retry_until = deadline
+        .checked_sub(Duration::from_secs(1))
+        .unwrap_or(deadline);
+    let attempt = || -> Result<Option<(u8, String)>, String> {
+        let xml = cib.query(deadline).map_err(|e| e.to_string())?;
+        let facts = cib_facts(&xml, &env.resource);
+        let clone_id = facts.clone_id.clone().ok_or_else(|| {
+            format!(
+                "no promotable clone of a drbd primitive with drbd_resource={} in the CIB",
+                env.resource
+            )
+        })?;
+        let peer_state = match &env.peer {
+            Some(p) => facts
+                .nodes
+                .iter()
+                .find(|(n, _)| n == p)
+                .map(|(_, s)| *s)
+                .unwrap_or(PeerNode::Unclean),
+            None => {
+                let others: Vec<PeerNode> = facts
                     .nodes
                     .iter()
-                    .find(|(n, _)| n == p)
+                    .filter(|(n, _)| n != me)
                     .map(|(_, s)| *s)
-                    .unwrap_or(PeerNode::Unclean),
-                None => {
-                    let others: Vec<PeerNode> = facts
-                        .nodes
-                        .iter()
-                        .filter(|(n, _)| n != me)
-                        .map(|(_, s)| *s)
-                        .collect();
-                    if others.iter().all(|s| *s == PeerNode::Reachable) && !others.is_empty() {
-                        PeerNode::Reachable
-                    } else if others.iter().all(|s| *s == PeerNode::Fenced) && !others.is_empty() {
-                        PeerNode::Fenced
-                    } else {
-                        PeerNode::Unclean
-                    }
+                    .collect();
+                if others.iter().all(|s| *s == PeerNode::Reachable) && !others.is_empty() {
+                    PeerNode::Reachable
+                } else if others.iter().all(|s| *s == PeerNode::Fenced) && !others.is_empty() {
+                    PeerNode::Fenced
+                } else {
+                    PeerNode::Unclean
                 }
-            };
-            // An unclean peer may be being fenced right now: give the cluster until the
-            // deadline to say so before deciding on what we know.
-            if peer_state == PeerNode::Unclean && Instant::now() + Duration::from_secs(2) < deadline
-            {
-                return Ok(None);
             }
-            let promoted = env
-                .peer
-                .as_deref()
-                .is_some_and(|p| peer_promoted(cib, &clone_id, p, deadline));
-            let d = decide(
-                local.as_ref(),
-                peer_state,
-                promoted,
-                env.peer_known_outdated(),
-            );
-            if d.place {
-                let xml = constraint_xml(
-                    &env.resource,
-                    &clone_id,
-                    facts.promoted_role,
-                    me,
-                    env.my_node_id.as_deref(),
-                );
-                place(
-                    cib,
-                    &xml,
-                    &constraint_id(&env.resource, &clone_id),
-                    deadline,
-                )?;
-                return Ok(Some((
-                    d.exit,
-                    format!(
-                        "{}: {} ({})",
-                        env.resource,
-                        d.why,
-                        constraint_id(&env.resource, &clone_id)
-                    ),
-                )));
-            }
-            Ok(Some((d.exit, format!("{}: {}", env.resource, d.why))))
-        })();
-        last_err = match attempt {
-            Ok(Some(r)) => return r,
-            Ok(None) => "the peer is neither a member nor known to be fenced".into(),
-            Err(e) => e,
         };
-        if Instant::now() + Duration::from_secs(1) >= deadline {
-            // Out of time: decide with what we have, as an unclean peer.
-            if last_err.starts_with("the peer is neither") {
-                let d = decide(
-                    local.as_ref(),
-                    PeerNode::Unclean,
-                    false,
-                    env.peer_known_outdated(),
-                );
-                if !d.place {
-                    return (d.exit, format!("{}: {}", env.resource, d.why));
-                }
-            }
-            return (
-                1,
-                format!("{}: gave up after {timeout:?}: {last_err}", env.resource),
-            );
+        if peer_state == PeerNode::Unclean && Instant::now() < patience {
+            return Err(UNDECIDED.into());
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let promoted = match env.peer.as_deref() {
+            Some(p) => cib.promoted_on(&clone_id, p, deadline).unwrap_or(false),
+            None => false,
+        };
+        let d = decide(
+            local.as_ref(),
+            peer_state,
+            promoted,
+            env.peer_known_outdated(),
+        );
+        if !d.place {
+            return Ok(Some((d.exit, format!("{}: {}", env.resource, d.why))));
+        }
+        let id = constraint_id(&env.resource, &clone_id);
+        let xml = constraint_xml(
+            &env.resource,
+            &clone_id,
+            facts.promoted_role,
+            me,
+            env.my_node_id.as_deref(),
+        );
+        place(cib, &xml, &id, deadline)?;
+        Ok(Some((
+            d.exit,
+            format!("{}: {} ({id})", env.resource, d.why),
+        )))
+    };
+    let decided = poll_until(retry_until, Backoff::every(500), || {
+        Ok::<_, std::convert::Infallible>(attempt().unwrap_or_else(|e| {
+            last_err = e;
+            None
+        }))
+    });
+    if let Ok(Some(r)) = decided {
+        return r;
     }
+    // Out of time: decide with what we have, as an unclean peer.
+    if last_err == UNDECIDED {
+        let d = decide(
+            local.as_ref(),
+            PeerNode::Unclean,
+            false,
+            env.peer_known_outdated(),
+        );
+        if !d.place {
+            return (d.exit, format!("{}: {}", env.resource, d.why));
+        }
+    }
+    (
+        1,
+        format!("{}: gave up after {timeout:?}: {last_err}", env.resource),
+    )
 }
 
 /// Places the constraint: create; if one with that id exists and differs, replace it.
@@ -431,51 +391,59 @@ fn place(cib: &CibTool, xml: &str, id: &str, deadline: Instant) -> Result<(), St
         return Ok(());
     }
     let current = cib.query(deadline).map_err(|e| e.to_string())?;
-    if current.contains(&format!("id=\"{id}\"")) {
-        let del = format!("<rsc_location id=\"{}\"/>", esc(id));
-        cib.delete(&del, deadline).map_err(|e| e.to_string())?;
-        let out = cib
-            .create_constraint(xml, deadline)
-            .map_err(|e| e.to_string())?;
-        if out.success() {
-            return Ok(());
-        }
-        return Err(format!("replacing {id}: {}", out.describe()));
+    if !has_id(&current, id)? {
+        return Err(format!("creating {id}: {}", out.describe()));
     }
-    Err(format!("creating {id}: {}", out.describe()))
+    let del = format!("<rsc_location id=\"{}\"/>", esc(id));
+    cib.delete(&del, deadline).map_err(|e| e.to_string())?;
+    let out = cib
+        .create_constraint(xml, deadline)
+        .map_err(|e| e.to_string())?;
+    if out.success() {
+        return Ok(());
+    }
+    Err(format!("replacing {id}: {}", out.describe()))
 }
 
 /// Runs the unfence handler: removes the constraint if present.
 pub fn unfence_peer(env: &HandlerEnv, cib: &CibTool, timeout: Duration) -> (u8, String) {
     let deadline = Instant::now() + timeout;
     let mut last = String::new();
-    while Instant::now() < deadline {
-        match cib.query(deadline) {
-            Ok(xml) => {
-                let Some(clone_id) = cib_facts(&xml, &env.resource).clone_id else {
-                    return (
-                        0,
-                        format!("{}: no clone in the CIB, nothing to remove", env.resource),
-                    );
-                };
-                let id = constraint_id(&env.resource, &clone_id);
-                if !xml.contains(&format!("id=\"{id}\"")) {
-                    return (0, format!("{}: no constraint {id}", env.resource));
-                }
-                match cib.delete(&format!("<rsc_location id=\"{}\"/>", esc(&id)), deadline) {
-                    Ok(o) if o.success() => return (0, format!("{}: removed {id}", env.resource)),
-                    Ok(o) => last = o.describe(),
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            Err(e) => last = e.to_string(),
+    let attempt = || -> Result<(u8, String), String> {
+        let xml = cib.query(deadline).map_err(|e| e.to_string())?;
+        let Some(clone_id) = cib_facts(&xml, &env.resource).clone_id else {
+            return Ok((
+                0,
+                format!("{}: no clone in the CIB, nothing to remove", env.resource),
+            ));
+        };
+        let id = constraint_id(&env.resource, &clone_id);
+        if !has_id(&xml, &id)? {
+            return Ok((0, format!("{}: no constraint {id}", env.resource)));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        let del = format!("<rsc_location id=\"{}\"/>", esc(&id));
+        match cib.delete(&del, deadline) {
+            Ok(o) if o.success() => Ok((0, format!("{}: removed {id}", env.resource))),
+            Ok(o) => Err(o.describe()),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    let done = poll_until(deadline, Backoff::every(500), || {
+        Ok::<_, std::convert::Infallible>(match attempt() {
+            Ok(r) => Some(r),
+            Err(e) => {
+                last = e;
+                None
+            }
+        })
+    });
+    match done {
+        Ok(Some(r)) => r,
+        _ => (
+            1,
+            format!("{}: could not remove the constraint: {last}", env.resource),
+        ),
     }
-    (
-        1,
-        format!("{}: could not remove the constraint: {last}", env.resource),
-    )
 }
 
 #[cfg(test)]
