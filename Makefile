@@ -3,9 +3,10 @@
 #   make test      test packages, build, install, every test (root: namespaces, loop devices)
 PREFIX ?= /usr
 CARGO ?= cargo
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build install uninstall test test-unit test-root bench clean-test-leftovers
+.PHONY: all build install uninstall test test-unit test-root bench clean-test-leftovers deb
 
 all: build
 
@@ -20,10 +21,19 @@ install:
 uninstall:
 	./target/release/pgstack install --uninstall --prefix $(PREFIX)
 
-test:
-	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
+# The Debian package, from the release build's `pgstack install --destdir` tree.
+deb:
+	.ci/apt-ensure .ci/packages-deb
 	$(MAKE) build
-	./target/release/pgstack install --prefix $(PREFIX)
+	packaging/build-deb target/release/pgstack target/debian
+
+test:
+	.ci/apt-ensure .ci/packages-runtime .ci/packages-test .ci/packages-deb
+	$(MAKE) build
+	# The suite runs against the packaged install (dpkg owns every file) when installing
+	# into /usr; another PREFIX gets a source install.
+	if [ "$(PREFIX)" = /usr ]; then $(MAKE) deb && dpkg -i --force-confold target/debian/pgstack_$(VERSION)_$$(dpkg --print-architecture).deb; \
+	else ./target/release/pgstack install --prefix $(PREFIX); fi
 	tests/cleanup
 	# A PID namespace of its own, with tini as its init: orphans are reaped (a killed
 	# server must not linger as a zombie a reference agent takes for a live one), and
