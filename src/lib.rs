@@ -6,6 +6,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod agents;
+pub mod check;
 pub mod cib;
 pub mod cli;
 pub mod fence;

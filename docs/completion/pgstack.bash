@@ -25,6 +25,9 @@ _pgstack() {
             pgstack,arp)
                 cmd="pgstack__subcmd__arp"
                 ;;
+            pgstack,check)
+                cmd="pgstack__subcmd__check"
+                ;;
             pgstack,cib)
                 cmd="pgstack__subcmd__cib"
                 ;;
@@ -138,6 +141,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__help,arp)
                 cmd="pgstack__subcmd__help__subcmd__arp"
+                ;;
+            pgstack__subcmd__help,check)
+                cmd="pgstack__subcmd__help__subcmd__check"
                 ;;
             pgstack__subcmd__help,cib)
                 cmd="pgstack__subcmd__help__subcmd__cib"
@@ -257,7 +263,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd vip xfs cib alert install docs help"
+            opts="-h -V --help --version agent arp drbd vip xfs cib check alert install docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -443,6 +449,40 @@ _pgstack() {
                     ;;
                 --netns)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__check)
+            opts="-h --cib --corosync-conf --drbd-conf --ocf-root --format --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --cib)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --corosync-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --drbd-conf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ocf-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -919,7 +959,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd vip xfs cib alert install docs help"
+            opts="agent arp drbd vip xfs cib check alert install docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -991,6 +1031,20 @@ _pgstack() {
         pgstack__subcmd__help__subcmd__arp__subcmd__probe)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

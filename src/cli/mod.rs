@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod arp;
+pub mod check;
 pub mod cib;
 pub mod docs;
 pub mod drbd;
@@ -201,6 +202,9 @@ enum Cmd {
     /// CIB templates, checks and simulations with Pacemaker's offline tools, safe migration.
     #[command(subcommand)]
     Cib(cib::CibCmd),
+    /// Preflight of this node and its cluster: fencing, quorum, DRBD, op timeouts, agents,
+    /// stickiness. Exit 0 clean, 1 warnings, 2 errors.
+    Check(check::CheckArgs),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
@@ -234,6 +238,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
         Cmd::Cib(c) => cib::run(c),
+        Cmd::Check(a) => return check::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
