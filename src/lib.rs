@@ -12,6 +12,8 @@
 #[forbid(unsafe_code)]
 pub mod agents;
 #[forbid(unsafe_code)]
+pub mod check;
+#[forbid(unsafe_code)]
 pub mod cib;
 #[forbid(unsafe_code)]
 pub mod cli;

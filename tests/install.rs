@@ -51,8 +51,45 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
             .unwrap()
             .starts_with(".TH OCF_PGSTACK_"));
     }
+    // The reference agents' type names: the same shim, so `ocf:pgstack:IPaddr2` is vip.
+    for alias in ["IPaddr2", "Filesystem", "pgsql", "pgsqlms"] {
+        let shim = at(&format!("/usr/lib/ocf/resource.d/pgstack/{alias}"));
+        assert_eq!(
+            std::fs::read_to_string(&shim).unwrap_or_else(|e| panic!("{}: {e}", shim.display())),
+            std::fs::read_to_string(at("/usr/lib/ocf/resource.d/pgstack/vip")).unwrap()
+        );
+    }
+    let man8 = std::fs::read_to_string(at("/opt/pgstack/share/man/man8/pgstack.8")).unwrap();
+    assert!(man8.contains(".TH PGSTACK 8"), "{man8}");
+    assert!(man8.contains("pgstack cib render"), "{man8}");
+    let bash =
+        std::fs::read_to_string(at("/opt/pgstack/share/bash-completion/completions/pgstack"))
+            .unwrap();
+    assert!(bash.contains("complete -F _pgstack"), "{bash}");
+    let zsh =
+        std::fs::read_to_string(at("/opt/pgstack/share/zsh/vendor-completions/_pgstack")).unwrap();
+    assert!(zsh.starts_with("#compdef pgstack"), "{zsh}");
     assert!(at("/etc/init.d/postgresql-ha").exists());
     assert!(at("/usr/lib/pgstack/pgstack-alert").exists());
+    // The settings sample sits next to the init script directory, all comments.
+    let sample = std::fs::read_to_string(at("/etc/default/postgresql-ha")).unwrap();
+    assert!(
+        sample.lines().all(|l| l.is_empty() || l.starts_with('#')),
+        "{sample}"
+    );
+    assert!(sample.contains("#PGDATA="), "{sample}");
+    // A second install keeps a settings file the operator changed; uninstall keeps it too.
+    std::fs::write(at("/etc/default/postgresql-ha"), "PGPORT=5433\n").unwrap();
+    let again = common::run(
+        &[&bin, args[0], args[1], args[2], args[3], args[4]],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(again.status.success());
+    assert_eq!(
+        std::fs::read_to_string(at("/etc/default/postgresql-ha")).unwrap(),
+        "PGPORT=5433\n"
+    );
     let out = common::run(
         &[
             &bin,
@@ -72,8 +109,71 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
         String::from_utf8_lossy(&out.stderr)
     );
     let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
-    assert!(left.is_empty(), "uninstall left {left:?}");
+    assert_eq!(
+        left,
+        vec![at("/etc/default/postgresql-ha")],
+        "uninstall left {left:?}"
+    );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// ocf-tester's whole sequence through the `IPaddr2` alias of the installed shims, in a
+/// network namespace of its own; the meta-data names the agent as it was called.
+#[test]
+fn ocf_tester_passes_through_the_ipaddr2_alias() {
+    common::require_root();
+    let ns = common::netns::Netns::new("alias");
+    let peer = common::netns::Netns::new("alias");
+    common::netns::link(&ns, "va", &peer, "vb");
+    ns.ip(&["addr", "add", "10.99.15.10/24", "dev", "va"]);
+    peer.ip(&["addr", "add", "10.99.15.20/24", "dev", "vb"]);
+    let agent = common::agent_path("IPaddr2");
+    let md = common::ocf(&[], &agent, "meta-data", &[], &[]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    assert!(
+        md.stdout.contains("<resource-agent name=\"IPaddr2\""),
+        "{}",
+        md.stdout
+    );
+    let mut argv = ns.prefix();
+    argv.extend_from_slice(&[
+        "ocf-tester",
+        "-v",
+        "-n",
+        "pg_vip",
+        "-o",
+        "ip=10.99.15.50",
+        "-o",
+        "cidr_netmask=24",
+        "-o",
+        "nic=va",
+        &agent,
+    ]);
+    let out = common::run(&argv, &[], Duration::from_secs(120));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(common::artifacts().join("ocf-tester-IPaddr2.log"), &text).unwrap();
+    assert!(out.status.success(), "ocf-tester failed:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+}
+
+/// `pgstack agent --help` is the CLI's help, not an unknown agent called "--help".
+#[test]
+fn agent_help_is_help() {
+    let out = common::run(
+        &[&common::bin(), "agent", "--help"],
+        &[],
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Usage: pgstack agent <NAME> <ACTION>"),
+        "{text}"
+    );
 }
 
 fn walk(p: &Path) -> Vec<std::path::PathBuf> {

@@ -29,6 +29,40 @@ pub fn info(name: &str) -> Option<&'static AgentInfo> {
     AGENTS.iter().copied().find(|a| a.name == name)
 }
 
+/// The reference agents' type names each agent is also installed under, (alias, agent):
+/// switching `ocf:heartbeat:IPaddr2` to `ocf:pgstack:IPaddr2` is then a change of provider
+/// only. An alias of an agent this binary does not provide is left out everywhere.
+pub static ALIASES: &[(&str, &str)] = &[
+    ("IPaddr2", "vip"),
+    ("Filesystem", "filesystem"),
+    ("pgsql", "postgresql"),
+    ("pgsqlms", "postgresql"),
+    ("LVM-activate", "lvm"),
+    ("LVM", "lvm"),
+];
+
+/// The agent called `name`: its own name or an alias of a provided agent.
+pub fn resolve(name: &str) -> Option<&'static AgentInfo> {
+    info(name).or_else(|| {
+        ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == name)
+            .and_then(|(_, agent)| info(agent))
+    })
+}
+
+/// Every name an agent is installed under (its own first, then its aliases), with the agent.
+pub fn installed_names() -> Vec<(&'static str, &'static AgentInfo)> {
+    let mut out: Vec<(&'static str, &'static AgentInfo)> =
+        AGENTS.iter().map(|a| (a.name, *a)).collect();
+    out.extend(
+        ALIASES
+            .iter()
+            .filter_map(|(alias, agent)| info(agent).map(|a| (*alias, a))),
+    );
+    out
+}
+
 /// Runs `action` of the agent `name` against the real system.
 pub fn run(name: &str, action: &str, vars: BTreeMap<String, String>) -> (Outcome, OcfEnv) {
     run_env(name, action, OcfEnv::from_map(vars))

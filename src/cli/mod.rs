@@ -4,7 +4,9 @@
 
 pub mod alert;
 pub mod arp;
+pub mod check;
 pub mod cib;
+pub mod docs;
 pub mod drbd;
 pub mod install;
 pub mod vip;
@@ -73,7 +75,7 @@ pub fn entry(args: Vec<OsString>, os_vars: Vec<(OsString, OsString)>) -> u8 {
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("");
-    if agents::info(base).is_some() {
+    if agents::resolve(base).is_some() {
         return ocf_face(base, arg(1), ocf_env());
     }
     // The init script: called as postgresql-ha (a link) or through the installed shim
@@ -102,14 +104,15 @@ pub fn entry(args: Vec<OsString>, os_vars: Vec<(OsString, OsString)>) -> u8 {
                 .and_then(|s| s.to_str())
                 .unwrap_or("")
                 .to_string();
-            if agents::info(&name).is_none() {
+            if agents::resolve(&name).is_none() {
                 return unknown_agent(&name, ocf_env());
             }
             ocf_face(&name, arg(3), ocf_env())
         }
-        Some("agent") => {
+        // `pgstack agent --help` (or no agent at all) is the operator CLI's business.
+        Some("agent") if arg(2).is_some_and(|a| !a.starts_with('-')) => {
             let name = arg(2).unwrap_or_default();
-            if agents::info(&name).is_none() {
+            if agents::resolve(&name).is_none() {
                 return unknown_agent(&name, ocf_env());
             }
             ocf_face(&name, arg(3), ocf_env())
@@ -147,13 +150,19 @@ fn unknown_agent(name: &str, env: OcfEnv) -> u8 {
     out.code.as_u8()
 }
 
+/// Runs an action of the agent called `name` (its own name or an alias).
 fn ocf_face(name: &str, action: Option<String>, env: OcfEnv) -> u8 {
+    let Some(info) = agents::resolve(name) else {
+        return unknown_agent(name, env);
+    };
     let Some(action) = action else {
-        let info = agents::info(name).expect("checked by the caller");
         eprint!("{}", info.usage());
         return OcfCode::ErrArgs.as_u8();
     };
-    let (out, env) = agents::run_env(name, &action, env);
+    let (mut out, env) = agents::run_env(info.name, &action, env);
+    if name != info.name && action == "meta-data" {
+        out.stdout = called_as(&out.stdout, info.name, name);
+    }
     let mut so = std::io::stdout().lock();
     let _ = so.write_all(out.stdout.as_bytes());
     let _ = so.flush();
@@ -161,6 +170,16 @@ fn ocf_face(name: &str, action: Option<String>, env: OcfEnv) -> u8 {
         eprintln!("{l}");
     }
     out.code.as_u8()
+}
+
+/// Meta-data names the agent as it was called: `crm_resource --show-metadata
+/// ocf:pgstack:IPaddr2` reads `<resource-agent name="IPaddr2">`.
+fn called_as(meta: &str, agent: &str, alias: &str) -> String {
+    meta.replacen(
+        &format!("<resource-agent name=\"{agent}\""),
+        &format!("<resource-agent name=\"{alias}\""),
+        1,
+    )
 }
 
 #[derive(Parser)]
@@ -198,16 +217,25 @@ enum Cmd {
     /// CIB templates, checks and simulations with Pacemaker's offline tools, safe migration.
     #[command(subcommand)]
     Cib(cib::CibCmd),
+    /// Preflight of this node and its cluster: fencing, quorum, DRBD, op timeouts, agents,
+    /// stickiness. Exit 0 clean, 1 warnings, 2 errors.
+    Check(check::CheckArgs),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
-    /// Write docs/agents/<agent>.md and docs/man/ocf_pgstack_<agent>.7 from the agents' tables.
+    /// Write the agents' pages and man pages, pgstack(8), the shell completions and the
+    /// shims from the agents' tables and these definitions.
     Docs {
         /// Project directory to write into.
         #[arg(long, default_value = ".")]
         out: String,
     },
+}
+
+/// The operator CLI's clap definition (man page and completions are generated from it).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
 }
 
 fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) -> u8 {
@@ -225,6 +253,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
         Cmd::Cib(c) => cib::run(c),
+        Cmd::Check(a) => return check::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
@@ -232,15 +261,44 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
     match r {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("pgstack: error: {e:#}");
+            eprintln!("pgstack: error: {}", error_chain(&e));
             1
         }
     }
 }
 
+/// The error and its causes on one line, each cause once: an error whose message already
+/// quotes its source (`reading F: No such file...`) does not get it repeated.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let inner = anyhow::Error::new(io).context("reading /x: entity not found");
+        assert_eq!(error_chain(&inner), "reading /x: entity not found");
+        let outer = anyhow::anyhow!("disk full").context("writing /y");
+        assert_eq!(error_chain(&outer), "writing /y: disk full");
+    }
+
+    #[test]
+    fn an_alias_names_itself_in_the_meta_data() {
+        let meta = "<?xml version=\"1.0\"?>\n<resource-agent name=\"vip\" version=\"1\">\n";
+        assert!(called_as(meta, "vip", "IPaddr2").contains("<resource-agent name=\"IPaddr2\" "));
+    }
 
     #[test]
     fn a_panic_becomes_exit_1() {

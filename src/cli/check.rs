@@ -1,0 +1,132 @@
+//! `pgstack check`: reads the CIB (live or a file), corosync.conf and the DRBD files, runs
+//! the checks of [`crate::check`] and prints the report. Exit 0 clean, 1 warnings, 2 errors
+//! (also when the CIB itself cannot be read).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+use crate::check::{self, Inputs, Node, Text};
+use crate::sys::cib::CibTool;
+use crate::sys::pacemaker::read_file;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Check this CIB file instead of the live cluster's (`cibadmin -Q`).
+    #[arg(long)]
+    cib: Option<PathBuf>,
+    /// corosync.conf to check.
+    #[arg(long, default_value = "/etc/corosync/corosync.conf")]
+    corosync_conf: PathBuf,
+    /// Directory of the DRBD resource files (`*.res`, `*.conf`).
+    #[arg(long, default_value = "/etc/drbd.d")]
+    drbd_conf: PathBuf,
+    /// Where OCF agents are installed (`PROVIDER/TYPE` below it).
+    #[arg(long, default_value = "/usr/lib/ocf/resource.d")]
+    ocf_root: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+}
+
+/// Answers from this node's file system.
+struct ThisNode {
+    ocf_root: PathBuf,
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+impl Node for ThisNode {
+    fn has_agent(&self, class: &str, provider: Option<&str>, kind: &str) -> bool {
+        if kind.contains('/') || provider.is_some_and(|p| p.contains('/')) {
+            return false;
+        }
+        match (class, provider) {
+            ("ocf", Some(p)) => executable(&self.ocf_root.join(p).join(kind)),
+            ("stonith", _) => ["/usr/sbin", "/usr/bin", "/sbin"]
+                .iter()
+                .any(|d| executable(&Path::new(d).join(kind))),
+            ("lsb", _) => executable(&Path::new("/etc/init.d").join(kind)),
+            // systemd and service units: not checked here.
+            _ => true,
+        }
+    }
+}
+
+fn text(p: &Path) -> Text {
+    match read_file(p) {
+        Ok(text) => Text::Read {
+            origin: p.display().to_string(),
+            text,
+        },
+        Err(e) => Text::Missing {
+            origin: p.display().to_string(),
+            why: e.to_string(),
+        },
+    }
+}
+
+fn drbd_files(dir: &Path) -> Vec<Text> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) => {
+            return vec![Text::Missing {
+                origin: dir.display().to_string(),
+                why: format!("reading {}: {e}", dir.display()),
+            }]
+        }
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "res" || x == "conf"))
+        .collect();
+    paths.sort();
+    paths.iter().map(|p| text(p)).collect()
+}
+
+pub fn run(a: CheckArgs) -> u8 {
+    match report(&a) {
+        Ok(r) => {
+            match a.format {
+                Format::Text => print!("{}", r.to_text()),
+                Format::Json => print!("{}", r.to_json()),
+            }
+            r.exit_code()
+        }
+        Err(e) => {
+            eprintln!("pgstack: error: {}", super::error_chain(&e));
+            2
+        }
+    }
+}
+
+fn report(a: &CheckArgs) -> Result<check::Report> {
+    let cib = match &a.cib {
+        Some(f) => read_file(f)?,
+        None => CibTool::default()
+            .query(Instant::now() + Duration::from_secs(30))
+            .context("reading the live CIB (or pass --cib FILE)")?,
+    };
+    let inputs = Inputs {
+        cib: &cib,
+        corosync: text(&a.corosync_conf),
+        drbd: drbd_files(&a.drbd_conf),
+        lvm: None,
+    };
+    let node = ThisNode {
+        ocf_root: a.ocf_root.clone(),
+    };
+    Ok(check::run(&inputs, &node)?)
+}
