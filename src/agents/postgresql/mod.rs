@@ -37,6 +37,7 @@
 pub mod instance;
 pub mod lsb;
 pub mod single;
+pub mod words;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -46,7 +47,6 @@ use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::pg::client::ProbeError;
-use crate::sys::pg::server::split_words;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -338,7 +338,7 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         None => ("start_opt", p.str("start_opt")),
     };
     let start_args = match opts {
-        Some(o) => split_words(o).map_err(|why| ParamError::invalid(opt_name, o, why))?,
+        Some(o) => words::split(o).map_err(|why| ParamError::invalid(opt_name, o, why))?,
         None => Vec::new(),
     };
     let config = p.str("config").map(|c| abs_path("config", c)).transpose()?;

@@ -117,87 +117,9 @@ pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// Splits options into words as a shell would for quoting only: white space separates,
-/// single quotes keep everything, double quotes and backslashes escape. Nothing is
-/// expanded or executed.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match it.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match it.next() {
-                        Some('"') => break,
-                        Some('\\') => match it.next() {
-                            Some(x) => cur.push(x),
-                            None => return Err("trailing backslash".into()),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match it.next() {
-                    Some(x) => cur.push(x),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_are_split_without_a_shell() {
-        assert_eq!(
-            split_words(r#"-c listen_addresses='' -c "work_mem=4MB" $(id) a\ b"#).unwrap(),
-            [
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "work_mem=4MB",
-                "$(id)",
-                "a b"
-            ]
-        );
-        assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
-        assert!(split_words("'open").is_err());
-        assert!(split_words("\"open").is_err());
-        assert!(split_words("x\\").is_err());
-    }
 
     #[test]
     fn the_command_line() {
