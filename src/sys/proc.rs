@@ -23,6 +23,11 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::Uid::effective().as_raw()
+}
+
 pub fn alive(pid: u32) -> bool {
     pid > 0 && kill(Pid::from_raw(pid as i32), None).is_ok()
 }

@@ -18,8 +18,22 @@ use crate::sys::runner::Credentials;
 /// Where the monitor looks when nothing says otherwise (Debian's compiled-in default).
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
+/// Every action but meta-data runs as root: the data directory belongs to the system
+/// user, its processes are signalled and the server is started with that user's
+/// identity. Run as anyone else, what this process can see is not the server's state.
+pub fn require_root() -> Result<(), OcfError> {
+    match crate::sys::proc::effective_uid() {
+        0 => Ok(()),
+        uid => Err(OcfError::Perm(format!(
+            "the postgresql agent must run as root (it runs as uid {uid}): it reads the \
+             system user's data directory and signals and starts the server"
+        ))),
+    }
+}
+
 /// The system user, refused when unknown (5) or root (4).
 pub fn credentials(cfg: &PgConfig) -> Result<Credentials, OcfError> {
+    cfg.check(Some(&["system_user", "pgdba"]))?;
     let c = Credentials::of_user(&cfg.user)?
         .ok_or_else(|| OcfError::Installed(format!("system user {:?} does not exist", cfg.user)))?;
     if c.uid.is_root() {

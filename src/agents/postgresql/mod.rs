@@ -43,8 +43,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::ocf::agent::FromParams;
+use crate::ocf::env::OcfEnv;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
-use crate::ocf::params::{ParamError, ParamSpec, Params};
+use crate::ocf::params::{ParamError, ParamSpec, ParamType, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::pg::client::ProbeError;
 
@@ -98,15 +99,17 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
         "socketdir",
         "Unix socket directory of the server",
-        "Passed to postgres as -k, created for the system user when missing. When empty \
-         the server's configuration decides.",
+        "Passed to postgres as -k, created for the system user when missing. When empty: \
+         pghost when it is a directory (the server listens where the monitor connects), \
+         else the server's configuration decides.",
     ),
     ParamSpec::string(
         "pghost",
         "Where the monitor connects",
         "A socket directory (absolute path) or a host name. When empty: socketdir, else \
          the socket directory the running server wrote into postmaster.pid, else \
-         /var/run/postgresql.",
+         /var/run/postgresql. A directory here with socketdir empty is also passed to \
+         postgres as -k.",
     ),
     ParamSpec::string(
         "start_opts",
@@ -234,9 +237,26 @@ pub struct PgConfig {
     pub connect_timeout: Duration,
     pub stop_escalate: Duration,
     pub expected_mount: Option<PathBuf>,
+    /// Parameters whose values do not decode (name, error). validate-all, start and
+    /// reload refuse any of them, the monitor those of [`MONITOR_PARAMS`] once it found
+    /// a server; probes and stop still find the server from pgdata and datadir.
+    pub invalid: Vec<(&'static str, ParamError)>,
 }
 
 impl PgConfig {
+    /// The first invalid parameter among `names` (among all with `None`), as the
+    /// configuration error naming it.
+    pub fn check(&self, names: Option<&[&str]>) -> Result<(), OcfError> {
+        match self
+            .invalid
+            .iter()
+            .find(|(n, _)| names.is_none_or(|ns| ns.contains(n)))
+        {
+            Some((_, e)) => Err(OcfError::Param(e.clone())),
+            None => Ok(()),
+        }
+    }
+
     /// The binaries' directory, resolved as the bindir parameter describes.
     pub fn bindir(&self) -> PathBuf {
         if let Some(b) = &self.bindir {
@@ -300,50 +320,107 @@ fn user_name(name: &'static str, v: &str) -> Result<String, ParamError> {
     }
 }
 
+/// The parameters a monitor uses besides the identity of the data directory.
+pub const MONITOR_PARAMS: &[&str] = &[
+    "pgport",
+    "socketdir",
+    "pghost",
+    "pgdb",
+    "monitor_user",
+    "monitor_password",
+    "monitor_password_file",
+    "monitor_sql",
+    "connect_timeout",
+    "system_user",
+    "pgdba",
+    "bindir",
+    "pgctl",
+];
+
+/// The value of a parameter that decodes, or `fallback` with the error recorded: only
+/// pgdata and datadir identify the server, so a bad value elsewhere must not hide a
+/// running one (the actions that use the value refuse it, see [`PgConfig::check`]).
+fn lenient<T>(
+    bad: &mut Vec<(&'static str, ParamError)>,
+    r: Result<T, ParamError>,
+    fallback: T,
+) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            let name = match &e {
+                ParamError::Invalid { name, .. }
+                | ParamError::Unsupported { name, .. }
+                | ParamError::Missing { name } => *name,
+            };
+            bad.push((name, e));
+            fallback
+        }
+    }
+}
+
 pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
-    let pgdata = abs_path("pgdata", p.str("pgdata").unwrap_or("/var/lib/pgsql/data"))?;
+    let pgdata = abs_path("pgdata", p.str_value("pgdata"))?;
     let datadir = match p.str("datadir") {
         Some(d) => abs_path("datadir", d)?,
         None => pgdata.clone(),
     };
+    let mut bad = Vec::new();
     let bindir = match (p.str("bindir"), p.str("pgctl")) {
-        (Some(b), _) => Some(abs_path("bindir", b)?),
+        (Some(b), _) => abs_path("bindir", b).map(Some),
         (None, Some(c)) => {
-            let c = abs_path("pgctl", c)?;
-            Some(c.parent().map(Path::to_path_buf).unwrap_or(c))
+            abs_path("pgctl", c).map(|c| Some(c.parent().map(Path::to_path_buf).unwrap_or(c)))
         }
-        (None, None) => None,
+        (None, None) => Ok(None),
     };
+    let bindir = lenient(&mut bad, bindir, None);
     let user = match p.str("system_user") {
-        Some(u) => user_name("system_user", u)?,
-        None => user_name("pgdba", p.str("pgdba").unwrap_or("postgres"))?,
+        Some(u) => user_name("system_user", u),
+        None => user_name("pgdba", p.str_value("pgdba")),
     };
-    let port = p.int_in("pgport", 1, 65535)?.unwrap_or(5432) as u16;
+    let user = lenient(&mut bad, user, String::new());
+    let port = p
+        .int_in("pgport", 1, 65535)
+        .map(|_| p.int_value("pgport") as u16);
+    let port = lenient(&mut bad, port, 0);
     let socketdir = p
         .str("socketdir")
         .map(|s| abs_path("socketdir", s))
-        .transpose()?;
+        .transpose();
+    let socketdir = lenient(&mut bad, socketdir, None);
     let pghost = p.str("pghost").map(|h| h.trim().to_string());
-    if let Some(h) = &pghost {
-        if h.contains(char::is_whitespace) || h.contains('\0') {
-            return Err(ParamError::invalid(
-                "pghost",
-                h.as_str(),
-                "not a host or directory",
-            ));
-        }
-    }
+    let pghost =
+        match pghost {
+            Some(h) if h.contains(char::is_whitespace) || h.contains('\0') => Err(
+                ParamError::invalid("pghost", h.as_str(), "not a host or directory"),
+            ),
+            Some(h) if h.starts_with('/') => {
+                abs_path("pghost", &h).map(|d| Some(d.display().to_string()))
+            }
+            other => Ok(other),
+        };
+    let pghost = lenient(&mut bad, pghost, None);
+    // A socket directory named only by pghost is where the server must listen too.
+    let socketdir = socketdir.or_else(|| {
+        pghost
+            .as_deref()
+            .filter(|h| h.starts_with('/'))
+            .map(PathBuf::from)
+    });
     let (opt_name, opts) = match p.str("start_opts") {
         Some(o) => ("start_opts", Some(o)),
         None => ("start_opt", p.str("start_opt")),
     };
     let start_args = match opts {
-        Some(o) => words::split(o).map_err(|why| ParamError::invalid(opt_name, o, why))?,
-        None => Vec::new(),
+        Some(o) => words::split(o).map_err(|why| ParamError::invalid(opt_name, o, why)),
+        None => Ok(Vec::new()),
     };
-    let config = p.str("config").map(|c| abs_path("config", c)).transpose()?;
-    let logfile = abs_path("logfile", p.str("logfile").unwrap_or("/dev/null"))?;
-    let pgdb = p.str("pgdb").unwrap_or("template1").trim().to_string();
+    let start_args = lenient(&mut bad, start_args, Vec::new());
+    let config = p.str("config").map(|c| abs_path("config", c)).transpose();
+    let config = lenient(&mut bad, config, None);
+    let logfile = abs_path("logfile", p.str_value("logfile"));
+    let logfile = lenient(&mut bad, logfile, PathBuf::from("/dev/null"));
+    let pgdb = p.str_value("pgdb").trim().to_string();
     let monitor_user = p
         .str("monitor_user")
         .map(|u| u.trim().to_string())
@@ -352,14 +429,22 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
     let monitor_password_file = p
         .str("monitor_password_file")
         .map(|f| abs_path("monitor_password_file", f))
-        .transpose()?;
-    let monitor_sql = p.str("monitor_sql").unwrap_or("select 1").to_string();
-    let connect_timeout = p.int_in("connect_timeout", 1, 3600)?.unwrap_or(5);
-    let stop_escalate = p.int_in("stop_escalate", 0, 86_400)?.unwrap_or(90);
+        .transpose();
+    let monitor_password_file = lenient(&mut bad, monitor_password_file, None);
+    let monitor_sql = p.str_value("monitor_sql").to_string();
+    let connect_timeout = p
+        .int_in("connect_timeout", 1, 3600)
+        .map(|_| p.int_value("connect_timeout"));
+    let connect_timeout = lenient(&mut bad, connect_timeout, 1);
+    let stop_escalate = p
+        .int_in("stop_escalate", 0, 86_400)
+        .map(|_| p.int_value("stop_escalate"));
+    let stop_escalate = lenient(&mut bad, stop_escalate, 86_400);
     let expected_mount = p
         .str("expected_mount")
         .map(|m| abs_path("expected_mount", m))
-        .transpose()?;
+        .transpose();
+    let expected_mount = lenient(&mut bad, expected_mount, None);
     Ok(PgConfig {
         pgdata,
         datadir,
@@ -379,7 +464,37 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         connect_timeout: Duration::from_secs(connect_timeout as u64),
         stop_escalate: Duration::from_secs(stop_escalate as u64),
         expected_mount,
+        invalid: bad,
     })
+}
+
+/// The configuration of a stop whose parameters did not even parse (an integer
+/// parameter that is not a number): the same decoding without the values of the
+/// declared type that failed, which are recorded as invalid. `None` when the data
+/// directory itself cannot be decoded: nothing is identified, nothing is touched.
+pub fn configure_from_env(env: &OcfEnv) -> Option<PgConfig> {
+    let mut vars = std::collections::BTreeMap::new();
+    let mut bad = Vec::new();
+    for (k, v) in env.raw_params() {
+        let spec = PARAMS.iter().find(|s| s.name == k);
+        if let Some(spec) = spec {
+            if spec.ty == ParamType::Integer
+                && !v.trim().is_empty()
+                && v.trim().parse::<i64>().is_err()
+            {
+                bad.push((
+                    spec.name,
+                    ParamError::invalid(spec.name, v, "not an integer"),
+                ));
+                continue;
+            }
+        }
+        vars.insert(format!("OCF_RESKEY_{k}"), v.to_string());
+    }
+    let params = Params::parse(PARAMS, &OcfEnv::from_map(vars)).ok()?;
+    let mut cfg = configure(&params).ok()?;
+    cfg.invalid.extend(bad);
+    Some(cfg)
 }
 
 /// The agent. Single-instance mode is the only mode so far.
@@ -399,6 +514,8 @@ impl Agent for Postgresql {
     }
 
     fn validate(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        instance::require_root()?;
+        cfg.check(None)?;
         instance::validate(cfg, ctx).map(|_| ())
     }
 
@@ -407,15 +524,33 @@ impl Agent for Postgresql {
     }
 
     fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        instance::require_root()?;
         single::stop(cfg, ctx)
     }
 
     fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
+        instance::require_root()?;
         single::monitor(&crate::sys::pg::RealPg, cfg, ctx)
     }
 
     fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         single::reload(cfg, ctx)
+    }
+
+    /// Parameters that do not even parse: stop still finds the server of pgdata and
+    /// datadir (a running server must never be left behind by a "successful" stop).
+    fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
+        instance::require_root()?;
+        match configure_from_env(ctx.env) {
+            Some(cfg) => {
+                ctx.log.warn(&format!(
+                    "stopping despite an invalid configuration ({err}): looking for the server of {}",
+                    cfg.datadir.display()
+                ));
+                single::stop(&cfg, ctx)
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -478,11 +613,65 @@ mod tests {
     fn bad_values_name_the_parameter() {
         let e = params(&[("pgdata", "relative/dir")]).unwrap_err();
         assert!(e.to_string().contains("pgdata"), "{e}");
-        assert!(params(&[("pgport", "70000")]).is_err());
-        assert!(params(&[("system_user", "a b")]).is_err());
-        assert!(params(&[("system_user", "-x")]).is_err());
-        let e = params(&[("start_opts", "-c 'x")]).unwrap_err();
+        let refused = |pairs: &[(&str, &str)]| params(pairs).unwrap().check(None).unwrap_err();
+        assert!(refused(&[("pgport", "70000")])
+            .to_string()
+            .contains("pgport"));
+        assert!(refused(&[("system_user", "a b")])
+            .to_string()
+            .contains("system_user"));
+        assert!(refused(&[("system_user", "-x")])
+            .to_string()
+            .contains("system_user"));
+        let e = refused(&[("start_opts", "-c 'x")]);
         assert!(e.to_string().contains("unterminated"), "{e}");
+    }
+
+    #[test]
+    fn an_unrelated_bad_value_keeps_the_identity_and_is_refused_where_used() {
+        let c = params(&[
+            ("pgdata", "/srv/pg"),
+            ("start_opts", "-c 'x"),
+            ("connect_timeout", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.datadir, Path::new("/srv/pg"));
+        assert!(c.check(Some(&["stop_escalate"])).is_ok());
+        let e = c.check(Some(MONITOR_PARAMS)).unwrap_err();
+        assert!(e.to_string().contains("connect_timeout"), "{e}");
+        assert_eq!(e.code(), OcfCode::ErrConfigured);
+        assert!(c.check(None).is_err());
+        // Not even an integer: the stop of an unparsable configuration still finds pgdata.
+        let env = OcfEnv::from_map(
+            [
+                ("OCF_RESKEY_pgdata", "/srv/pg"),
+                ("OCF_RESKEY_pgport", "five"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        );
+        assert!(Params::parse(PARAMS, &env).is_err());
+        let c = configure_from_env(&env).unwrap();
+        assert_eq!(c.datadir, Path::new("/srv/pg"));
+        assert!(c.check(None).unwrap_err().to_string().contains("pgport"));
+        let env = OcfEnv::from_map(
+            [("OCF_RESKEY_pgdata", "rel")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        assert_eq!(configure_from_env(&env), None);
+    }
+
+    #[test]
+    fn a_socket_directory_in_pghost_is_where_the_server_listens() {
+        let c = params(&[("pghost", "/run/pg/")]).unwrap();
+        assert_eq!(c.socketdir.as_deref(), Some(Path::new("/run/pg")));
+        let c = params(&[("pghost", "/run/pg"), ("socketdir", "/run/other")]).unwrap();
+        assert_eq!(c.socketdir.as_deref(), Some(Path::new("/run/other")));
+        let c = params(&[("pghost", "db.example")]).unwrap();
+        assert_eq!(c.socketdir, None);
     }
 
     #[test]

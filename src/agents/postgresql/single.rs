@@ -15,6 +15,18 @@ use crate::sys::pg::{pidfile, ClusterState, PgOs, PostmasterPid, RealPg};
 pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
     match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => {
+            // Found from pgdata alone: a bad value of the monitor's own parameters is
+            // reported as such, never as "not running".
+            cfg.check(Some(super::MONITOR_PARAMS)).map_err(|e| {
+                OcfError::Configured(format!(
+                    "postmaster {pid} serves {}, but it cannot be monitored: {e}",
+                    cfg.datadir.display()
+                ))
+            })?;
+            if let Some((_, e)) = cfg.invalid.first() {
+                ctx.log
+                    .warn(&format!("{e}; the next start or reload will refuse it"));
+            }
             let creds = instance::credentials(cfg).ok();
             let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
             let answer = os
@@ -277,6 +289,11 @@ fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
 }
 
 pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    if let Err(e) = cfg.check(Some(&["stop_escalate"])) {
+        ctx.log.warn(&format!(
+            "{e}; fast shutdown for half of the time left, then immediate"
+        ));
+    }
     let pm = match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
         Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
