@@ -148,6 +148,17 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
                 ));
                 instance::stop_escalating(cfg, None, ctx)?;
             }
+            if let Some(p) = stale.filter(|p| process::is_postgres(*p)) {
+                // A live server process this cluster does not recognise as its own:
+                // perhaps another cluster's, perhaps this one seen through a path that
+                // does not lead to it. Never take its pid file away.
+                return Err(OcfError::Generic(format!(
+                    "{} names the live PostgreSQL process {p}, which is not the postmaster \
+                     of {}; refusing to set it aside",
+                    pidfile::path(&cfg.datadir).display(),
+                    cfg.datadir.display()
+                )));
+            }
             if pidfile {
                 let from = pidfile::path(&cfg.datadir);
                 let to = cfg.datadir.join("postmaster.pid.stale");

@@ -2,9 +2,12 @@
 //! `postgres` binary with its working directory in the data directory (the postmaster
 //! changes into it at start and its children inherit it), which identifies every process
 //! of the cluster, orphans of a killed postmaster included, and nothing else: a reused
-//! pid of an unrelated program fails the check and is never signalled.
+//! pid of an unrelated program fails the check and is never signalled. Directories are
+//! compared by device and inode, so a data directory reached through a symlink or a
+//! bind mount is the same directory.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -52,22 +55,33 @@ fn is_postgres_exe(exe: &Path) -> bool {
     name == "postgres" || name == "postmaster"
 }
 
+/// Device and inode of what `p` names (symlinks followed).
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// What identifies one cluster's processes.
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    /// The data directory, canonical.
+    /// The data directory, canonical (for messages).
     pub datadir: PathBuf,
+    /// Its device and inode; `None` when it does not exist (then nothing is its).
+    id: Option<(u64, u64)>,
 }
 
 impl Cluster {
     pub fn new(datadir: &Path) -> Cluster {
         Cluster {
             datadir: fs::canonicalize(datadir).unwrap_or_else(|_| datadir.to_path_buf()),
+            id: file_id(datadir),
         }
     }
 
     /// Whether `pid` is a live PostgreSQL server process of this cluster.
     pub fn owns(&self, pid: u32) -> bool {
+        let Some(id) = self.id else {
+            return false;
+        };
         if !running(pid) {
             return false;
         }
@@ -77,14 +91,15 @@ impl Cluster {
         if !is_postgres_exe(&exe) {
             return false;
         }
-        if fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(&self.datadir) {
+        let cwd = PathBuf::from(format!("/proc/{pid}/cwd"));
+        if file_id(&cwd) == Some(id) {
             return true;
         }
         // Not yet changed into the data directory (the first instants of a start):
-        // accept the -D argument naming it.
+        // accept the -D argument naming it (relative to the process's directory).
         let args = proc::cmdline(pid).unwrap_or_default();
         args.windows(2)
-            .any(|w| w[0] == "-D" && fs::canonicalize(&w[1]).ok().as_deref() == Some(&self.datadir))
+            .any(|w| w[0] == "-D" && file_id(&cwd.join(&w[1])) == Some(id))
     }
 
     /// Whether `pid` is this cluster's postmaster: one of its processes whose parent is not.
