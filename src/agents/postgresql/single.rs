@@ -267,7 +267,8 @@ fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
     let mut nap = Duration::from_millis(5);
     loop {
         if !process::running(pid) {
-            let tail = server::log_tail(&cfg.logfile, 3);
+            let owner = instance::credentials(cfg)?.uid;
+            let tail = server::log_tail(&cfg.logfile, 3, owner);
             return Err(OcfError::Generic(if tail.is_empty() {
                 format!("postgres (pid {pid}) exited during start; set logfile to see why")
             } else {

@@ -2,10 +2,10 @@
 //!
 //! The postmaster is started directly (not through `pg_ctl start`, which hands its `-o`
 //! options to `/bin/sh`): the options are split into words here, without a shell, and the
-//! server runs detached in a session of its own, its output appended to the log file
-//! this process opened.
+//! server runs detached in a session of its own, its output appended to the log file,
+//! which the child opens after dropping privileges (root never opens it: the file and
+//! the directories leading to it may be the system user's, links included).
 
-use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -46,31 +46,20 @@ impl StartSpec {
     }
 }
 
-/// Opens (appending, creating it owned by the system user) the server's log file.
-pub fn open_log(path: &Path, creds: &Credentials) -> SysResult<File> {
-    let existed = path.exists();
-    let f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| SysError::io(format!("opening the log file {}", path.display()), e))?;
-    if !existed {
-        nix::unistd::fchown(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            Some(creds.uid),
-            Some(creds.gid),
-        )
-        .map_err(|e| SysError::errno(format!("chown of {}", path.display()), e))?;
-    }
-    Ok(f)
-}
-
 /// Starts the postmaster detached; returns its pid.
 pub fn spawn_postmaster(spec: &StartSpec, creds: &Credentials) -> SysResult<u32> {
-    let log = open_log(&spec.logfile, creds)?;
-    let cmd = spec.command().run_as(creds.clone());
-    Ok(runner::spawn_detached_logged(&cmd, log)?)
+    let cmd = spec
+        .command()
+        .append_output_to(&spec.logfile)
+        .run_as(creds.clone());
+    runner::spawn_detached(&cmd).map_err(|e| {
+        SysError::Invalid(format!(
+            "{e} (as uid {}, output appended to {}, which that user must be able to \
+             open or create)",
+            creds.uid,
+            spec.logfile.display()
+        ))
+    })
 }
 
 /// `pg_ctl reload`.
@@ -99,16 +88,31 @@ pub fn reload(
     }
 }
 
-/// The last `n` non-empty lines of a log file (for exit reasons); empty for devices.
-pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
-    if !path.is_file() {
-        return Vec::new();
-    }
-    let Ok(data) = std::fs::read(path) else {
+/// The last `n` non-empty lines of a log file (for exit reasons): only from a regular
+/// file owned by `owner`, opened without following a link, so a log pointed elsewhere
+/// never puts another file's text into an exit reason.
+pub fn log_tail(path: &Path, n: usize, owner: nix::unistd::Uid) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    else {
         return Vec::new();
     };
-    let from = data.len().saturating_sub(16 * 1024);
-    let text = String::from_utf8_lossy(&data[from..]);
+    let Ok(m) = f.metadata() else {
+        return Vec::new();
+    };
+    if !m.is_file() || m.uid() != owner.as_raw() {
+        return Vec::new();
+    }
+    let from = m.len().saturating_sub(16 * 1024);
+    let mut data = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut data).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&data);
     let lines: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -120,6 +124,24 @@ pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_tail_is_read_only_from_the_owners_file_never_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("pgst-pg-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        std::fs::write(&log, "one\n\ntwo\nthree\n").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        let me = nix::unistd::Uid::effective();
+        assert_eq!(log_tail(&log, 2, me), ["two", "three"]);
+        assert!(log_tail(&link, 2, me).is_empty());
+        let other = nix::unistd::Uid::from_raw(me.as_raw() + 1);
+        assert!(log_tail(&log, 2, other).is_empty());
+        assert!(log_tail(Path::new("/dev/null"), 2, me).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn the_command_line() {
