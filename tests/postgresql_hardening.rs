@@ -388,3 +388,36 @@ fn meta_data_offers_reload_agent_for_reloadable_parameters_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Pacemaker's own tool reads the agent through the provider directory; a private
+/// mount namespace shows it this build's shims without touching /usr for anyone else.
+#[test]
+fn crm_resource_reads_the_ocf_1_1_meta_data() {
+    need_root();
+    let script = format!(
+        "mount --make-rprivate / && mount --bind {} /usr/lib/ocf/resource.d/pgstack && \
+         crm_resource --show-metadata ocf:pgstack:postgresql",
+        common::ocf_dir()
+    );
+    let out = common::run(
+        &["unshare", "-m", "sh", "-c", &script],
+        &[],
+        Duration::from_secs(30),
+    );
+    let x = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(x.contains("<version>1.1</version>"), "{x}");
+    assert!(
+        x.contains("name=\"monitor_sql\" unique=\"0\" required=\"0\" reloadable=\"1\""),
+        "{x}"
+    );
+    assert!(
+        x.contains("<parameter name=\"pgport\" unique=\"0\" required=\"0\">"),
+        "{x}"
+    );
+    assert!(x.contains("<action name=\"reload-agent\""), "{x}");
+}

@@ -23,8 +23,15 @@
 //!   expects a primary. Depth 10
 //!   (`OCF_CHECK_LEVEL=10`) also requires `pg_controldata` of the running server to say
 //!   "in production".
-//! - `reload`: `pg_ctl reload`. `validate-all`: binaries (5), user (5, root 4), data
-//!   directory (5), mount, socket directory, password file.
+//! - `reload-agent` (OCF 1.1): the parameters marked reloadable are read by the agent
+//!   alone (the monitor's connection and statement, the stop escalation,
+//!   expected_mount), so a change of only those is validated and takes effect from
+//!   the next action, without touching the server; a change of any other parameter
+//!   (pgport, start_opts, ...) restarts it. `reload` (`pg_ctl reload`, the server
+//!   re-reads its own configuration files) is still accepted, for the LSB face and by
+//!   hand, but not advertised: Pacemaker would use it for parameter changes.
+//!   `validate-all`: binaries (5), user (5, root 4), data directory (5), mount, socket
+//!   directory, password file.
 //!
 //! **Promotion**: not in this mode; the module is laid out (`single`, `instance`) for a
 //! promotable streaming-replication mode beside it, which will add promote, demote and
@@ -82,7 +89,8 @@ static PARAMS: &[ParamSpec] = &[
         "Path of psql (unused)",
         "Accepted for compatibility with ocf:heartbeat:pgsql; the monitor speaks the \
          PostgreSQL protocol itself and starts no psql.",
-    ),
+    )
+    .reloadable(),
     ParamSpec::string(
         "system_user",
         "System user of the server",
@@ -139,37 +147,43 @@ static PARAMS: &[ParamSpec] = &[
         "Database the monitor connects to",
         "The database of the monitor's connection.",
     )
-    .default("template1"),
+    .default("template1")
+    .reloadable(),
     ParamSpec::string(
         "monitor_user",
         "User of the monitor's connection",
         "The database user of the monitor. When empty, the system user, connecting with \
          that operating system identity (peer authentication works).",
-    ),
+    )
+    .reloadable(),
     ParamSpec::string(
         "monitor_password",
         "Password of the monitor user (discouraged)",
         "Visible in the CIB; prefer monitor_password_file.",
-    ),
+    )
+    .reloadable(),
     ParamSpec::string(
         "monitor_password_file",
         "File holding the monitor user's password",
         "A file readable by root whose first line is the password.",
-    ),
+    )
+    .reloadable(),
     ParamSpec::string(
         "monitor_sql",
         "Monitor statement",
         "The statement the monitor runs. It runs with statement_timeout and lock_timeout \
          set below the monitor's deadline and synchronous_commit=local.",
     )
-    .default("select 1"),
+    .default("select 1")
+    .reloadable(),
     ParamSpec::integer(
         "connect_timeout",
         "Monitor connect timeout (seconds)",
         "The longest the monitor waits for a connection, further capped by the \
          operation's deadline.",
     )
-    .default("5"),
+    .default("5")
+    .reloadable(),
     ParamSpec::integer(
         "stop_escalate",
         "Seconds of fast shutdown before immediate",
@@ -177,14 +191,16 @@ static PARAMS: &[ParamSpec] = &[
          the stop's remaining time. Immediate shutdown gets half of what then remains, \
          then every process of the cluster is killed.",
     )
-    .default("90"),
+    .default("90")
+    .reloadable(),
     ParamSpec::string(
         "expected_mount",
         "Mount point or device the data must be on",
         "When set, start refuses to run unless the data directory is on this mount point \
          (or on a file system mounted from this device): no server is started on an empty \
          directory left by a failed mount.",
-    ),
+    )
+    .reloadable(),
 ];
 
 static ACTIONS: &[ActionSpec] = &[
@@ -192,7 +208,7 @@ static ACTIONS: &[ActionSpec] = &[
     ActionSpec::new(Action::Stop, 120),
     ActionSpec::new(Action::Monitor, 30).interval(15).depth(0),
     ActionSpec::new(Action::Monitor, 30).interval(60).depth(10),
-    ActionSpec::new(Action::Reload, 60),
+    ActionSpec::new(Action::ReloadAgent, 20),
     ActionSpec::new(Action::MetaData, 5),
     ActionSpec::new(Action::ValidateAll, 20),
 ];
@@ -535,6 +551,15 @@ impl Agent for Postgresql {
 
     fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         single::reload(cfg, ctx)
+    }
+
+    /// Only the agent reads the reloadable parameters: validated, they apply from the
+    /// next action on; the server is not touched.
+    fn reload_agent(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        self.validate(cfg, ctx)?;
+        ctx.log
+            .info("reloadable parameters validated; they apply from the next action");
+        Ok(())
     }
 
     /// Parameters that do not even parse: stop still finds the server of pgdata and
