@@ -9,39 +9,22 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use crate::sys::error::SysResult;
 use crate::sys::proc;
+use crate::wait::{self, Backoff};
 
-/// `/proc/<pid>/stat`: state letter and parent pid.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything: split at the last ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut it = rest.split_whitespace();
-    let state = it.next()?.chars().next()?;
-    let ppid = it.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Alive and not a zombie.
+/// Alive and not a zombie (the crate's one rule, [`proc::alive`]).
 pub fn running(pid: u32) -> bool {
-    match stat(pid) {
-        Some((state, _)) => state != 'Z' && state != 'X',
-        None => false,
-    }
+    proc::alive(pid)
 }
 
 /// Whether `pid` is a live (not zombie) process running a PostgreSQL server binary.
 pub fn is_postgres(pid: u32) -> bool {
     running(pid) && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| is_postgres_exe(&e))
-}
-
-pub fn parent(pid: u32) -> Option<u32> {
-    stat(pid).map(|(_, p)| p)
 }
 
 /// Whether `exe` names a PostgreSQL server binary (also after a package upgrade replaced
@@ -104,7 +87,7 @@ impl Cluster {
 
     /// Whether `pid` is this cluster's postmaster: one of its processes whose parent is not.
     pub fn is_postmaster(&self, pid: u32) -> bool {
-        self.owns(pid) && parent(pid).is_none_or(|pp| !self.owns(pp))
+        self.owns(pid) && proc::parent(pid).is_none_or(|pp| !self.owns(pp))
     }
 
     /// Every live process of this cluster.
@@ -135,28 +118,12 @@ impl Cluster {
 
     /// Waits until `pid` is gone (or a zombie); false when `until` passed first.
     pub fn wait_gone(pid: u32, until: Instant) -> bool {
-        wait(until, || !running(pid))
+        wait::until(until, Backoff::FAST, || !running(pid))
     }
 
     /// Waits until no process of the cluster is left.
     pub fn wait_all_gone(&self, until: Instant) -> bool {
-        wait(until, || self.processes().is_empty())
-    }
-}
-
-/// Polls `done` with a growing interval until it holds or `until` passes.
-pub fn wait(until: Instant, mut done: impl FnMut() -> bool) -> bool {
-    let mut nap = Duration::from_millis(2);
-    loop {
-        if done() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return false;
-        }
-        std::thread::sleep(nap.min(until - now));
-        nap = (nap * 2).min(Duration::from_millis(50));
+        wait::until(until, Backoff::FAST, || self.processes().is_empty())
     }
 }
 
@@ -190,13 +157,5 @@ mod tests {
         )));
         assert!(!is_postgres_exe(Path::new("/usr/bin/sleep")));
         assert!(!is_postgres_exe(Path::new("/usr/bin/postgres-wrapper")));
-    }
-
-    #[test]
-    fn stat_parses_odd_command_names() {
-        let me = std::process::id();
-        let (st, pp) = stat(me).unwrap();
-        assert!(st == 'R' || st == 'S');
-        assert!(pp > 0);
     }
 }
