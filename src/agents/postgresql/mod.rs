@@ -55,6 +55,7 @@ use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, ParamType, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::pg::client::ProbeError;
+use crate::sys::pg::RealPg;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -536,21 +537,21 @@ impl Agent for Postgresql {
     }
 
     fn start(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
-        single::start(cfg, ctx)
+        single::start(&RealPg, cfg, ctx)
     }
 
     fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         instance::require_root()?;
-        single::stop(cfg, ctx)
+        single::stop(&RealPg, cfg, ctx)
     }
 
     fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         instance::require_root()?;
-        single::monitor(&crate::sys::pg::RealPg, cfg, ctx)
+        single::monitor(&RealPg, cfg, ctx)
     }
 
     fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
-        single::reload(cfg, ctx)
+        single::reload(&RealPg, cfg, ctx)
     }
 
     /// Only the agent reads the reloadable parameters: validated, they apply from the
@@ -572,7 +573,7 @@ impl Agent for Postgresql {
                     "stopping despite an invalid configuration ({err}): looking for the server of {}",
                     cfg.datadir.display()
                 ));
-                single::stop(&cfg, ctx)
+                single::stop(&RealPg, &cfg, ctx)
             }
             None => Ok(()),
         }

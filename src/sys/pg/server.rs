@@ -62,6 +62,66 @@ pub fn spawn_postmaster(spec: &StartSpec, creds: &Credentials) -> SysResult<u32>
     })
 }
 
+/// Creates a missing socket directory for the system user (the last component is
+/// never followed if it is a link).
+pub fn ensure_socket_dir(dir: &Path, creds: &Credentials) -> SysResult<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SysError::io(format!("creating socketdir {}", dir.display()), e))?;
+    std::os::unix::fs::lchown(dir, Some(creds.uid.as_raw()), Some(creds.gid.as_raw()))
+        .map_err(|e| SysError::io(format!("chown of socketdir {}", dir.display()), e))
+}
+
+/// Whether a port is free for a new server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortUse {
+    /// Free; `removed` is a stale socket lock file that was removed (it names a dead or
+    /// reused pid, and the server would refuse to start beside it).
+    Free {
+        removed: Option<(PathBuf, Option<u32>)>,
+    },
+    /// Held: by whom.
+    Held(String),
+}
+
+/// Who holds `port`: a live server named in the socket lock file of `socket_dir`, or a
+/// TCP listener on the loopback address.
+pub fn port_use(socket_dir: &Path, port: u16) -> SysResult<PortUse> {
+    let lock = socket_dir.join(format!(".s.PGSQL.{port}.lock"));
+    let mut removed = None;
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i64>().ok())
+            .and_then(|p| u32::try_from(p.unsigned_abs()).ok());
+        match pid {
+            Some(pid) if super::process::is_postgres(pid) => {
+                let what = crate::sys::proc::cmdline(pid)
+                    .map(|c| c.join(" "))
+                    .unwrap_or_default();
+                return Ok(PortUse::Held(format!(
+                    "{} names the live server {pid} ({what})",
+                    lock.display()
+                )));
+            }
+            _ => {
+                crate::sys::proc::remove_file(&lock)?;
+                removed = Some((lock, pid));
+            }
+        }
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+        return Ok(PortUse::Held(format!(
+            "something listens on 127.0.0.1:{port}"
+        )));
+    }
+    Ok(PortUse::Free { removed })
+}
+
 /// `pg_ctl reload`.
 pub fn reload(
     bindir: &Path,
