@@ -41,6 +41,8 @@
 //! for the system user when missing), a stale `postmaster.pid` renamed to
 //! `postmaster.pid.stale`.
 
+#![forbid(unsafe_code)]
+
 pub mod config;
 pub mod instance;
 pub mod lsb;
