@@ -33,6 +33,13 @@
 //!   `validate-all`: binaries (5), user (5, root 4), data directory (5), mount, socket
 //!   directory, password file.
 //!
+//! **Identity and refusals**: every action but meta-data needs root (4 otherwise: as
+//! another user the data directory and the server's processes are not visible). Only
+//! pgdata and datadir identify the server (compared by device and inode); a bad value
+//! of another parameter is refused by validate-all, start and reload (6), by a monitor
+//! only when it is one the monitor uses, and never makes a running server look
+//! stopped (see [`config`]).
+//!
 //! **Promotion**: not in this mode; the module is laid out (`single`, `instance`) for a
 //! promotable streaming-replication mode beside it, which will add promote, demote and
 //! notify. None of them is advertised now.
