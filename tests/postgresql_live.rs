@@ -187,6 +187,16 @@ fn pacemaker_reloads_a_reloadable_change_and_restarts_on_a_pgport_change() {
             .filter(|l| l.contains(&format!("Result of {op} operation for pg ")))
             .count()
     };
+    let diag = || {
+        let l = std::fs::read_to_string(&log).unwrap_or_default();
+        let pg: Vec<&str> = l
+            .lines()
+            .filter(|l| l.contains(" pg") || l.contains("pg_") || l.contains("metadata"))
+            .collect();
+        pg[pg.len().saturating_sub(40)..].join("\n")
+    };
+    // The recurring monitor runs: the start's digests are recorded.
+    wait_for("the first monitor", 60, || ops("monitor") >= 1);
     let starts = ops("start");
     // A reloadable parameter: reload-agent, the same postmaster.
     let out = node.exec(&[
@@ -203,7 +213,16 @@ fn pacemaker_reloads_a_reloadable_change_and_restarts_on_a_pgport_change() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let t = wait_for("reload-agent", 60, || ops("reload-agent") >= 1);
+    let t = Instant::now();
+    while ops("reload-agent") < 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "no reload-agent within 60 s:\n{}",
+            diag()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let t = t.elapsed();
     eprintln!("reload-agent after {t:?}");
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
