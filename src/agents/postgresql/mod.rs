@@ -147,8 +147,10 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
         "logfile",
         "Server log file",
-        "The server's standard output and error are appended here (created for the system \
-         user). The tail of this file is quoted when a start fails.",
+        "The server's standard output and error are appended here. The file is opened \
+         (created when missing) by the system user after the privilege drop, never by \
+         root: it must be a file, or in a directory, that user may write. The tail of \
+         this file is quoted when a start fails.",
     )
     .default("/dev/null"),
     ParamSpec::string(
