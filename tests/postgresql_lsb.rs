@@ -138,3 +138,44 @@ fn pacemakers_lsb_class_agrees() {
     assert_eq!(crm("--force-check").0, 7);
     assert!(postgres_processes_under(&c.dir).is_empty());
 }
+
+/// Issue 9 #8: values quoted, or followed by a `# comment`, mean what a shell assignment
+/// would make of them (quotes removed, comment dropped), and nothing is executed.
+#[test]
+fn quoted_and_commented_defaults_are_read_as_a_shell_would() {
+    assert!(common::root(), "this test needs root (initdb as postgres)");
+    let c = PgCluster::new(22);
+    let marker = c.dir.join("executed");
+    let p = c.dir.join("commented.defaults");
+    let settings = |user: &str| {
+        format!(
+            "# settings with comments and quotes\n\
+             PGDATA=\"{}\" # the data\n\
+             export PGPORT='{}'   # the port\n\
+             PGSOCKETDIR='{}' # sockets\n\
+             PGLOG=\"{}\"\n\
+             PGOPTS=\"-c listen_addresses=''\" # unix socket only\n\
+             PGUSER={user}\n",
+            c.data().display(),
+            c.port,
+            c.sock().display(),
+            c.log().display(),
+        )
+    };
+    // A command substitution is taken literally: no such user, and nothing ran.
+    let evil = format!("postgres$(touch\\ {})", marker.display());
+    std::fs::write(&p, settings(&evil)).unwrap();
+    let d = p.display().to_string();
+    let (code, text) = lsb(&d, "start");
+    assert_eq!(code, 6, "{text}");
+    assert!(!marker.exists(), "the defaults file was executed");
+    std::fs::write(&p, settings("postgres # the system user")).unwrap();
+    let (code, text) = lsb(&d, "start");
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = lsb(&d, "status");
+    assert_eq!(code, 0, "a running server is running: {text}");
+    assert_eq!(c.psql("select 1"), (true, "1".into()));
+    assert_eq!(lsb(&d, "stop").0, 0);
+    assert_eq!(lsb(&d, "status").0, 3);
+    assert!(postgres_processes_under(&c.dir).is_empty());
+}

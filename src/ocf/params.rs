@@ -29,6 +29,9 @@ pub struct ParamSpec {
     pub default: Option<&'static str>,
     pub required: bool,
     pub unique: bool,
+    /// OCF 1.1: a change of this parameter alone is applied by `reload-agent`, not by
+    /// a restart.
+    pub reloadable: bool,
     pub shortdesc: &'static str,
     pub longdesc: &'static str,
     /// A parameter of the reference agent this one does not support: why, and the values
@@ -49,6 +52,7 @@ impl ParamSpec {
             default: None,
             required: false,
             unique: false,
+            reloadable: false,
             shortdesc,
             longdesc,
             refused: None,
@@ -100,6 +104,10 @@ impl ParamSpec {
     }
     pub const fn unique(mut self) -> ParamSpec {
         self.unique = true;
+        self
+    }
+    pub const fn reloadable(mut self) -> ParamSpec {
+        self.reloadable = true;
         self
     }
 }

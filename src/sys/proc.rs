@@ -23,8 +23,32 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
     )
 }
 
+/// The effective uid of this process.
+pub fn effective_uid() -> u32 {
+    nix::unistd::Uid::effective().as_raw()
+}
+
+/// `/proc/<pid>/stat`: state letter and parent pid.
+pub fn stat(pid: u32) -> Option<(char, u32)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain anything: split at the last ')'.
+    let rest = &s[s.rfind(')')? + 1..];
+    let mut it = rest.split_whitespace();
+    let state = it.next()?.chars().next()?;
+    let ppid = it.next()?.parse().ok()?;
+    Some((state, ppid))
+}
+
+/// The one "is this process alive" of the crate: it exists and is not a zombie (a
+/// zombie has exited; it only waits for its parent to collect the status). Read from
+/// `/proc`, so it also holds for processes this one may not signal.
 pub fn alive(pid: u32) -> bool {
-    pid > 0 && kill(Pid::from_raw(pid as i32), None).is_ok()
+    pid > 0 && stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+/// The parent of a live or zombie process.
+pub fn parent(pid: u32) -> Option<u32> {
+    stat(pid).map(|(_, p)| p)
 }
 
 pub fn signal(pid: u32, sig: Signal) -> SysResult<()> {
@@ -69,8 +93,26 @@ mod tests {
     fn own_cmdline_and_liveness() {
         let me = std::process::id();
         assert!(alive(me));
+        assert!(!alive(0));
+        assert!(!alive(u32::MAX - 1));
+        assert!(parent(me).is_some_and(|p| p > 0));
         assert!(!cmdline(me).unwrap().is_empty());
         assert_eq!(cmdline(u32::MAX - 1), None);
+    }
+
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not waited for: once it exits it stays a zombie until collected.
+        assert!(crate::wait::until(
+            std::time::Instant::now() + std::time::Duration::from_secs(10),
+            crate::wait::Backoff::FAST,
+            || stat(pid).is_some_and(|(s, _)| s == 'Z')
+        ));
+        assert!(!alive(pid));
+        let mut child = child;
+        child.wait().unwrap();
     }
 
     #[test]

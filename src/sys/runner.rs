@@ -58,6 +58,7 @@ pub struct Cmd {
     creds: Option<Credentials>,
     cwd: Option<OsString>,
     inherit: Option<std::os::fd::RawFd>,
+    output: Option<std::ffi::CString>,
 }
 
 impl Cmd {
@@ -70,6 +71,7 @@ impl Cmd {
             creds: None,
             cwd: None,
             inherit: None,
+            output: None,
         }
     }
     pub fn arg(mut self, a: impl AsRef<OsStr>) -> Cmd {
@@ -109,6 +111,22 @@ impl Cmd {
         self.inherit = Some(fd);
         self
     }
+    /// Appends the child's standard output and error to `path`, opened (created mode
+    /// 0640) in the child after the privilege drop: the file is opened with the
+    /// rights of the user the child becomes, so a link planted there never makes root
+    /// write or create a file. A path with a NUL byte is an error when spawning.
+    pub fn append_output_to(mut self, path: &std::path::Path) -> Cmd {
+        use std::os::unix::ffi::OsStrExt;
+        self.output = Some(std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap_or_default());
+        self
+    }
+    /// The file of [`Cmd::append_output_to`], if any.
+    pub fn output_file(&self) -> Option<std::path::PathBuf> {
+        use std::os::unix::ffi::OsStrExt;
+        self.output
+            .as_ref()
+            .map(|c| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(c.as_bytes())))
+    }
     /// The command as one line for messages; never passed to a shell.
     pub fn display(&self) -> String {
         let mut s = self.program.to_string_lossy().into_owned();
@@ -136,10 +154,11 @@ impl Cmd {
         }
         let creds = self.creds.clone();
         let inherit = self.inherit;
-        if creds.is_some() || detached || inherit.is_some() {
+        let output = self.output.clone();
+        if creds.is_some() || detached || inherit.is_some() || output.is_some() {
             // SAFETY: the closure runs in the forked child before exec and calls only
-            // async-signal-safe functions (setsid, fcntl, setgroups, setgid, setuid) on data
-            // prepared before the fork; it allocates nothing.
+            // async-signal-safe functions (setsid, fcntl, setgroups, setgid, setuid, open,
+            // dup2, close) on data prepared before the fork; it allocates nothing.
             unsafe {
                 c.pre_exec(move || {
                     if detached {
@@ -153,6 +172,21 @@ impl Cmd {
                         nix::unistd::setgroups(&cr.groups)?;
                         nix::unistd::setgid(cr.gid)?;
                         nix::unistd::setuid(cr.uid)?;
+                    }
+                    if let Some(path) = &output {
+                        use nix::fcntl::OFlag;
+                        let fd = nix::fcntl::open(
+                            path.as_c_str(),
+                            OFlag::O_WRONLY
+                                | OFlag::O_APPEND
+                                | OFlag::O_CREAT
+                                | OFlag::O_NOCTTY
+                                | OFlag::O_CLOEXEC,
+                            nix::sys::stat::Mode::from_bits_truncate(0o640),
+                        )?;
+                        nix::unistd::dup2(fd, 1)?;
+                        nix::unistd::dup2(fd, 2)?;
+                        nix::unistd::close(fd)?;
                     }
                     Ok(())
                 });

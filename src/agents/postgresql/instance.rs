@@ -11,15 +11,29 @@ use nix::sys::signal::Signal;
 use super::{OcfError, PgConfig};
 use crate::ocf::Ctx;
 use crate::sys::pg::client::Probe;
-use crate::sys::pg::process::{self, Cluster};
 use crate::sys::pg::{PgOs, PostmasterPid};
 use crate::sys::runner::Credentials;
+use crate::wait::{self, Backoff};
 
 /// Where the monitor looks when nothing says otherwise (Debian's compiled-in default).
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
+/// Every action but meta-data runs as root: the data directory belongs to the system
+/// user, its processes are signalled and the server is started with that user's
+/// identity. Run as anyone else, what this process can see is not the server's state.
+pub fn require_root() -> Result<(), OcfError> {
+    match crate::sys::proc::effective_uid() {
+        0 => Ok(()),
+        uid => Err(OcfError::Perm(format!(
+            "the postgresql agent must run as root (it runs as uid {uid}): it reads the \
+             system user's data directory and signals and starts the server"
+        ))),
+    }
+}
+
 /// The system user, refused when unknown (5) or root (4).
 pub fn credentials(cfg: &PgConfig) -> Result<Credentials, OcfError> {
+    cfg.check(Some(&["system_user", "pgdba"]))?;
     let c = Credentials::of_user(&cfg.user)?
         .ok_or_else(|| OcfError::Installed(format!("system user {:?} does not exist", cfg.user)))?;
     if c.uid.is_root() {
@@ -221,11 +235,16 @@ pub fn probe(
     })
 }
 
-/// Escalating stop of a verified postmaster, then of every process left; true when no
-/// process of the cluster remains.
-pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(), OcfError> {
-    let cl = Cluster::new(&cfg.datadir);
+/// Escalating stop of a verified postmaster (fast, then immediate shutdown), then
+/// SIGKILL of every process of the cluster left; Ok when none remains.
+pub fn stop_escalating(
+    os: &impl PgOs,
+    cfg: &PgConfig,
+    pm: Option<u32>,
+    ctx: &Ctx,
+) -> Result<(), OcfError> {
     let log = ctx.log;
+    let gone = |pid: u32, until: Instant| wait::until(until, Backoff::FAST, || !os.running(pid));
     if let Some(pid) = pm {
         let fast_until = ctx
             .deadline
@@ -233,16 +252,16 @@ pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(),
             .instant()
             .min(Instant::now() + cfg.stop_escalate);
         log.info(&format!("fast shutdown of postmaster {pid}"));
-        let _ = process::signal(pid, Signal::SIGINT);
-        if !Cluster::wait_gone(pid, fast_until) {
+        let _ = os.signal(pid, Signal::SIGINT);
+        if !gone(pid, fast_until) {
             log.warn(&format!(
                 "postmaster {pid} still running after fast shutdown ({} ms); immediate shutdown",
                 ctx.deadline.elapsed().as_millis()
             ));
-            if cl.is_postmaster(pid) {
-                let _ = process::signal(pid, Signal::SIGQUIT);
+            if os.is_postmaster(&cfg.datadir, pid) {
+                let _ = os.signal(pid, Signal::SIGQUIT);
             }
-            if !Cluster::wait_gone(pid, ctx.deadline.share(0.5).instant()) {
+            if !gone(pid, ctx.deadline.share(0.5).instant()) {
                 log.warn(&format!(
                     "postmaster {pid} still running after immediate shutdown; killing the cluster's processes"
                 ));
@@ -250,15 +269,18 @@ pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(),
         }
     }
     // Whatever is left (a postmaster that would not stop, children of a killed one).
-    if !cl.processes().is_empty() {
-        let n = cl.signal_all(Signal::SIGKILL);
+    if !os.processes(&cfg.datadir).is_empty() {
+        let n = os.signal_all(&cfg.datadir, Signal::SIGKILL);
         log.warn(&format!(
             "sent SIGKILL to {n} process(es) of {}",
             cfg.datadir.display()
         ));
     }
-    if !cl.wait_all_gone(ctx.deadline.instant()) {
-        let left = cl.processes();
+    let all_gone = wait::until(ctx.deadline.instant(), Backoff::FAST, || {
+        os.processes(&cfg.datadir).is_empty()
+    });
+    if !all_gone {
+        let left = os.processes(&cfg.datadir);
         return Err(OcfError::Generic(format!(
             "processes {:?} of {} are still alive at the stop deadline",
             left,

@@ -34,32 +34,29 @@ pub static SETTINGS: &[(&str, &str)] = &[
     ("STOP_ESCALATE", "stop_escalate"),
 ];
 
-/// Parses `KEY=value` lines (optionally `export`ed, quoted with ' or "); comments and
-/// anything else are ignored. Nothing is executed.
+/// Parses `KEY=value` lines (optionally `export`ed) as a shell assignment would read
+/// them: quotes removed, a trailing `# comment` dropped (see [`super::words`]). Nothing
+/// is expanded or executed; lines that are not one plain assignment are ignored.
 pub fn parse_defaults(text: &str) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
     for line in text.lines() {
-        let line = line.trim();
-        let line = line.strip_prefix("export ").unwrap_or(line).trim();
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").unwrap_or(line).trim_start();
         if line.starts_with('#') {
             continue;
         }
         let Some((k, v)) = line.split_once('=') else {
             continue;
         };
-        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if k.is_empty()
+            || k.starts_with(|c: char| c.is_ascii_digit())
+            || !k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
             continue;
         }
-        let v = v.trim();
-        let v = if v.len() >= 2
-            && ((v.starts_with('"') && v.ends_with('"'))
-                || (v.starts_with('\'') && v.ends_with('\'')))
-        {
-            &v[1..v.len() - 1]
-        } else {
-            v.split(" #").next().unwrap_or("").trim()
-        };
-        m.insert(k.to_string(), v.to_string());
+        if let Ok(v) = super::words::assignment_value(v) {
+            m.insert(k.to_string(), v);
+        }
     }
     m
 }
@@ -247,14 +244,16 @@ mod tests {
     #[test]
     fn defaults_file_is_parsed_not_executed() {
         let m = parse_defaults(
-            "# comment\nPGDATA=/srv/pg/data\nexport PGPORT=\"5433\"\nPGOPTS='-c a=1'\n\
-             PGUSER=postgres # trailing\n$(reboot)\nBAD KEY=1\n",
+            "# comment\nPGDATA=/srv/pg/data\nexport PGPORT=\"5433\" # port\nPGOPTS='-c a=1'\n\
+             PGUSER=postgres # trailing\n$(reboot)\nBAD KEY=1\nPGLOG='/var/log/pg.log'  # log\n\
+             PGHOST=a b\nPGDATABASE=\"un # balanced\n",
         );
         assert_eq!(m["PGDATA"], "/srv/pg/data");
         assert_eq!(m["PGPORT"], "5433");
         assert_eq!(m["PGOPTS"], "-c a=1");
         assert_eq!(m["PGUSER"], "postgres");
-        assert_eq!(m.len(), 4);
+        assert_eq!(m["PGLOG"], "/var/log/pg.log");
+        assert_eq!(m.len(), 5, "{m:?}");
     }
 
     #[test]

@@ -1,20 +1,32 @@
 //! Single-instance mode: one server that moves with its storage (the `PGServer` group
 //! of a DRBD-backed stack). The server is a primary; there is no promotion.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use super::instance::{self, Found};
 use super::PgConfig;
 use crate::ocf::{Ctx, OcfError, Status};
-use crate::sys::pg::process::{self, Cluster};
-use crate::sys::pg::server::{self, StartSpec};
-use crate::sys::pg::{pidfile, ClusterState, PgOs, PostmasterPid, RealPg};
+use crate::sys::pg::server::{PortUse, StartSpec};
+use crate::sys::pg::{pidfile, ClusterState, PgOs};
+use crate::wait::Backoff;
 
 pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
     match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => {
+            // Found from pgdata alone: a bad value of the monitor's own parameters is
+            // reported as such, never as "not running".
+            cfg.check(Some(super::MONITOR_PARAMS)).map_err(|e| {
+                OcfError::Configured(format!(
+                    "postmaster {pid} serves {}, but it cannot be monitored: {e}",
+                    cfg.datadir.display()
+                ))
+            })?;
+            if let Some((_, e)) = cfg.invalid.first() {
+                ctx.log
+                    .warn(&format!("{e}; the next start or reload will refuse it"));
+            }
             let creds = instance::credentials(cfg).ok();
             let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
             let answer = os
@@ -113,16 +125,16 @@ fn not_running_reason(
     })
 }
 
-pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     // The dispatcher validated the configuration just before.
     let creds = instance::credentials(cfg)?;
-    match instance::find(&RealPg, cfg) {
+    match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => {
             ctx.log.info(&format!(
                 "postmaster {pid} already serves {}",
                 cfg.datadir.display()
             ));
-            return wait_ready(cfg, pid, ctx);
+            return wait_ready(os, cfg, pid, ctx);
         }
         Found::None {
             pidfile,
@@ -134,117 +146,78 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
                 ctx.log.warn(&format!(
                     "killing server processes {orphans:?} left by a dead postmaster"
                 ));
-                instance::stop_escalating(cfg, None, ctx)?;
+                instance::stop_escalating(os, cfg, None, ctx)?;
+            }
+            if let Some(p) = stale.filter(|p| os.is_postgres(*p)) {
+                // A live server process this cluster does not recognise as its own:
+                // perhaps another cluster's, perhaps this one seen through a path that
+                // does not lead to it. Never take its pid file away.
+                return Err(OcfError::Generic(format!(
+                    "{} names the live PostgreSQL process {p}, which is not the postmaster \
+                     of {}; refusing to set it aside",
+                    pidfile::path(&cfg.datadir).display(),
+                    cfg.datadir.display()
+                )));
             }
             if pidfile {
-                let from = pidfile::path(&cfg.datadir);
-                let to = cfg.datadir.join("postmaster.pid.stale");
+                let to = os.set_aside_pidfile(&cfg.datadir)?;
                 ctx.log.warn(&format!(
-                    "setting aside stale {} (pid {}) as {}",
-                    from.display(),
+                    "set aside stale {} (pid {}) as {}",
+                    pidfile::path(&cfg.datadir).display(),
                     stale
                         .map(|p| p.to_string())
                         .unwrap_or_else(|| "unreadable".into()),
                     to.display()
                 ));
-                std::fs::rename(&from, &to).map_err(|e| {
-                    OcfError::Generic(format!("cannot move stale {}: {e}", from.display()))
-                })?;
             }
         }
     }
-    let socket_dir = match &cfg.socketdir {
-        Some(s) => {
-            ensure_socket_dir(s, &creds)?;
-            Some(s.clone())
+    if let Some(s) = &cfg.socketdir {
+        os.ensure_socket_dir(s, &creds)?;
+    }
+    let lock_dir = cfg
+        .socketdir
+        .clone()
+        .unwrap_or_else(|| instance::DEFAULT_SOCKET_DIR.into());
+    match os.port_use(&lock_dir, cfg.port)? {
+        PortUse::Held(holder) => {
+            return Err(OcfError::Generic(format!(
+                "port {} is in use: {holder}",
+                cfg.port
+            )))
         }
-        None => None,
-    };
-    if let Some(holder) = port_holder(cfg, ctx)? {
-        return Err(OcfError::Generic(format!(
-            "port {} is in use: {holder}",
-            cfg.port
-        )));
+        PortUse::Free {
+            removed: Some((lock, pid)),
+        } => ctx.log.warn(&format!(
+            "removed stale {} (pid {})",
+            lock.display(),
+            pid.map(|p| p.to_string()).unwrap_or_default()
+        )),
+        PortUse::Free { removed: None } => {}
     }
     let spec = StartSpec {
         bindir: cfg.bindir(),
         pgdata: cfg.pgdata.clone(),
         port: cfg.port,
-        socket_dir,
+        socket_dir: cfg.socketdir.clone(),
         config_file: cfg.config.clone(),
         extra_args: cfg.start_args.clone(),
         logfile: cfg.logfile.clone(),
     };
-    let pid = server::spawn_postmaster(&spec, &creds)?;
+    let pid = os.spawn_postmaster(&spec, &creds)?;
     ctx.log.info(&format!(
         "started postmaster {pid}: {}",
         spec.command().display()
     ));
-    wait_ready(cfg, pid, ctx)
-}
-
-fn ensure_socket_dir(
-    dir: &std::path::Path,
-    creds: &crate::sys::runner::Credentials,
-) -> Result<(), OcfError> {
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir)
-        .map_err(|e| OcfError::Generic(format!("creating socketdir {}: {e}", dir.display())))?;
-    nix::unistd::chown(dir, Some(creds.uid), Some(creds.gid))
-        .map_err(|e| OcfError::Generic(format!("chown of socketdir {}: {e}", dir.display())))?;
-    Ok(())
-}
-
-/// Who holds the port: a live server named in the socket's lock file, or a TCP
-/// listener on the loopback address. A lock file naming anything else (a dead or reused
-/// pid) is stale and removed, as the server would otherwise refuse to start.
-fn port_holder(cfg: &PgConfig, ctx: &Ctx) -> Result<Option<String>, OcfError> {
-    let dir = cfg
-        .socketdir
-        .clone()
-        .unwrap_or_else(|| instance::DEFAULT_SOCKET_DIR.into());
-    let lock = dir.join(format!(".s.PGSQL.{}.lock", cfg.port));
-    if let Ok(text) = std::fs::read_to_string(&lock) {
-        let pid = text
-            .lines()
-            .next()
-            .and_then(|l| l.trim().parse::<i64>().ok())
-            .map(|p| p.unsigned_abs() as u32);
-        match pid {
-            Some(pid) if process::is_postgres(pid) => {
-                let what = crate::sys::proc::cmdline(pid)
-                    .map(|c| c.join(" "))
-                    .unwrap_or_default();
-                return Ok(Some(format!(
-                    "{} names the live server {pid} ({what})",
-                    lock.display()
-                )));
-            }
-            _ => {
-                ctx.log.warn(&format!(
-                    "removing stale {} (pid {})",
-                    lock.display(),
-                    pid.map(|p| p.to_string()).unwrap_or_default()
-                ));
-                crate::sys::proc::remove_file(&lock)?;
-            }
-        }
-    }
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.port));
-    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-        return Ok(Some(format!("something listens on 127.0.0.1:{}", cfg.port)));
-    }
-    Ok(None)
+    wait_ready(os, cfg, pid, ctx)
 }
 
 /// Waits until the postmaster `pid` reports "ready" in its pid file.
-fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
-    let mut nap = Duration::from_millis(5);
-    loop {
-        if !process::running(pid) {
-            let tail = server::log_tail(&cfg.logfile, 3);
+fn wait_ready(os: &impl PgOs, cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
+    let ready = ctx.deadline.poll(Backoff::millis(5, 50), || {
+        if !os.running(pid) {
+            let owner = instance::credentials(cfg)?.uid;
+            let tail = os.log_tail(&cfg.logfile, 3, owner);
             return Err(OcfError::Generic(if tail.is_empty() {
                 format!("postgres (pid {pid}) exited during start; set logfile to see why")
             } else {
@@ -254,36 +227,40 @@ fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
                 )
             }));
         }
-        if let Some(f) = PostmasterPid::read(&cfg.datadir) {
-            if f.pid == pid && f.is_ready() {
-                ctx.log.info(&format!(
-                    "postmaster {pid} accepts connections after {} ms",
-                    ctx.deadline.elapsed().as_millis()
-                ));
-                return Ok(());
-            }
+        Ok(os
+            .pidfile(&cfg.datadir)
+            .flatten()
+            .filter(|f| f.pid == pid && f.is_ready())
+            .map(|_| ()))
+    })?;
+    match ready {
+        Some(()) => {
+            ctx.log.info(&format!(
+                "postmaster {pid} accepts connections after {} ms",
+                ctx.deadline.elapsed().as_millis()
+            ));
+            Ok(())
         }
-        if ctx.deadline.expired() {
-            return Err(OcfError::Deadline {
-                what: format!(
-                    "postmaster {pid} accepting connections (crash recovery may still run)"
-                ),
-                ms: ctx.deadline.elapsed().as_millis(),
-            });
-        }
-        std::thread::sleep(nap.min(ctx.deadline.remaining()));
-        nap = (nap * 2).min(Duration::from_millis(50));
+        None => Err(OcfError::Deadline {
+            what: format!("postmaster {pid} accepting connections (crash recovery may still run)"),
+            ms: ctx.deadline.elapsed().as_millis(),
+        }),
     }
 }
 
-pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
-    let pm = match instance::find(&RealPg, cfg) {
+pub fn stop(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    if let Err(e) = cfg.check(Some(&["stop_escalate"])) {
+        ctx.log.warn(&format!(
+            "{e}; fast shutdown for half of the time left, then immediate"
+        ));
+    }
+    let pm = match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
         Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
         Found::None { .. } => None,
     };
     let t = Instant::now();
-    instance::stop_escalating(cfg, pm, ctx)?;
+    instance::stop_escalating(os, cfg, pm, ctx)?;
     ctx.log.info(&format!(
         "{} stopped in {} ms",
         cfg.datadir.display(),
@@ -292,18 +269,17 @@ pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     Ok(())
 }
 
-pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+pub fn reload(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let creds = instance::credentials(cfg)?;
-    match instance::find(&RealPg, cfg) {
+    match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => {
-            server::reload(&cfg.bindir(), &cfg.pgdata, &creds, ctx.deadline.instant()).or_else(
-                |e| {
+            os.reload(&cfg.bindir(), &cfg.pgdata, &creds, ctx.deadline.instant())
+                .or_else(|e| {
                     // pg_ctl looks for postmaster.pid under -D; with a separate
                     // configuration directory signal the verified postmaster.
                     ctx.log.warn(&format!("{e}; sending SIGHUP to {pid}"));
-                    process::signal(pid, Signal::SIGHUP)
-                },
-            )?;
+                    os.signal(pid, Signal::SIGHUP)
+                })?;
             Ok(())
         }
         Found::None { .. } => Err(OcfError::Generic(format!(
@@ -313,14 +289,12 @@ pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     }
 }
 
-/// The cluster's processes, for callers that must know none is left.
-pub fn processes(cfg: &PgConfig) -> Vec<u32> {
-    Cluster::new(&cfg.datadir).processes()
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+
+    use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
     use crate::ocf::deadline::Deadline;
@@ -329,7 +303,9 @@ mod tests {
     use crate::ocf::params::Params;
     use crate::ocf::{Action, ExitCode, OcfCode};
     use crate::sys::pg::client::{Answer, ProbeError};
-    use crate::sys::pg::fake::FakePg;
+    use crate::sys::pg::fake::{FakePg, SPAWNED};
+    use crate::sys::pg::server::PortUse;
+    use crate::sys::pg::PostmasterPid;
 
     fn cfg() -> PgConfig {
         let env = OcfEnv::from_map(
@@ -403,8 +379,7 @@ mod tests {
     #[test]
     fn a_pid_that_is_not_this_postmaster_is_stale_and_never_probed() {
         let mut os = stopped(ClusterState::ShutDown);
-        os.pidfile = pidfile(4242);
-        os.postmaster = Some(1); // another pid is the (absent) postmaster
+        os.pidfile = pidfile(4242); // not the postmaster of this cluster: nothing is
         let r = reason(monitor_of(&os, false, 0).unwrap()).unwrap();
         assert!(r.contains("stale") && r.contains("4242"), "{r}");
     }
@@ -463,5 +438,162 @@ mod tests {
         os.state = Some(ClusterState::ShuttingDown);
         assert!(monitor_of(&os, false, 10).is_err());
         assert_eq!(monitor_of(&os, false, 0).unwrap(), Status::Running);
+    }
+
+    /// Runs `f` with a context for `action` whose deadline is `ms` from now.
+    fn with_ctx<T>(action: Action, ms: u64, f: impl FnOnce(&Ctx) -> T) -> T {
+        let env = OcfEnv::from_map(BTreeMap::new());
+        let log = Logger::silent();
+        let ctx = Ctx {
+            env: &env,
+            action,
+            deadline: Deadline::from_timeout(Duration::from_millis(ms)),
+            log: &log,
+        };
+        f(&ctx)
+    }
+
+    fn start_of(os: &FakePg) -> Result<(), OcfError> {
+        with_ctx(Action::Start, 2000, |ctx| start(os, &cfg(), ctx))
+    }
+
+    fn stop_of(os: &FakePg, ms: u64) -> Result<(), OcfError> {
+        with_ctx(Action::Stop, ms, |ctx| stop(os, &cfg(), ctx))
+    }
+
+    #[test]
+    fn start_after_a_crash_kills_the_orphans_sets_the_pid_file_aside_then_starts() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = pidfile(4242); // the dead postmaster
+        os.processes = vec![11, 12]; // its children, still attached to shared memory
+        start_of(&os).unwrap();
+        assert_eq!(
+            os.calls(),
+            ["SIGKILL all [11, 12]", "set aside postmaster.pid", "spawn"]
+        );
+        assert!(os.is_postmaster(Path::new("/srv/pgst-pg"), SPAWNED));
+        assert!(!os.running(11) && !os.running(12));
+    }
+
+    #[test]
+    fn a_stale_pid_file_naming_a_live_unrelated_process_is_set_aside_and_the_process_spared() {
+        let mut os = stopped(ClusterState::ShutDown);
+        os.pidfile = pidfile(777);
+        os.others = vec![777]; // a reused pid: some other program
+        start_of(&os).unwrap();
+        assert_eq!(os.calls(), ["set aside postmaster.pid", "spawn"]);
+        assert!(os.running(777));
+        // Stop with that pid file signals nothing.
+        let mut os = stopped(ClusterState::ShutDown);
+        os.pidfile = pidfile(777);
+        os.others = vec![777];
+        stop_of(&os, 2000).unwrap();
+        assert!(os.calls().is_empty(), "{:?}", os.calls());
+    }
+
+    #[test]
+    fn a_pid_file_naming_another_clusters_live_server_is_never_set_aside() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = pidfile(888);
+        os.other_postgres = vec![888];
+        let e = start_of(&os).unwrap_err();
+        assert!(e.to_string().contains("888"), "{e}");
+        assert!(os.calls().is_empty(), "{:?}", os.calls());
+    }
+
+    #[test]
+    fn start_of_a_running_server_starts_nothing_and_a_held_port_is_refused() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = Some(PostmasterPid::parse(
+            "4242\n/srv/pgst-pg\n1\n5432\n/run/x\n\n1 2\nready\n",
+        ));
+        os.postmaster = Some(4242);
+        start_of(&os).unwrap();
+        assert!(os.calls().is_empty(), "{:?}", os.calls());
+        let mut os = stopped(ClusterState::ShutDown);
+        os.port = Some(PortUse::Held("something listens on 127.0.0.1:5432".into()));
+        let e = start_of(&os).unwrap_err();
+        assert!(e.to_string().contains("in use"), "{e}");
+        assert!(!os.calls().contains(&"spawn".to_string()));
+    }
+
+    #[test]
+    fn start_reports_a_server_that_does_not_come_up() {
+        let mut os = stopped(ClusterState::ShutDown);
+        os.spawn_fails = true;
+        assert!(start_of(&os).is_err());
+    }
+
+    fn running(obeys: &[Signal]) -> FakePg {
+        let mut os = stopped(ClusterState::InProduction);
+        os.pidfile = pidfile(4242);
+        os.postmaster = Some(4242);
+        os.processes = vec![4243, 4244];
+        os.obeys = obeys.to_vec();
+        os
+    }
+
+    #[test]
+    fn stop_is_a_fast_shutdown_when_the_server_obeys() {
+        let os = running(&[Signal::SIGINT]);
+        stop_of(&os, 2000).unwrap();
+        assert_eq!(os.calls(), ["SIGINT 4242"]);
+        assert!(!os.running(4242) && !os.running(4243));
+    }
+
+    #[test]
+    fn stop_escalates_to_immediate_then_to_sigkill_within_the_deadline() {
+        let os = running(&[Signal::SIGQUIT]);
+        let mut cfg = cfg();
+        cfg.stop_escalate = Duration::from_millis(50);
+        with_ctx(Action::Stop, 1000, |ctx| stop(&os, &cfg, ctx)).unwrap();
+        assert_eq!(os.calls(), ["SIGINT 4242", "SIGQUIT 4242"]);
+        let os = running(&[]);
+        let t = Instant::now();
+        with_ctx(Action::Stop, 1000, |ctx| stop(&os, &cfg, ctx)).unwrap();
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            os.calls(),
+            [
+                "SIGINT 4242",
+                "SIGQUIT 4242",
+                "SIGKILL all [4242, 4243, 4244]"
+            ]
+        );
+        // Processes that survive SIGKILL (uninterruptible I/O): a failure, at the deadline.
+        let mut os = running(&[]);
+        os.unkillable = true;
+        let e = with_ctx(Action::Stop, 600, |ctx| stop(&os, &cfg, ctx)).unwrap_err();
+        assert!(e.to_string().contains("still alive"), "{e}");
+    }
+
+    #[test]
+    fn stop_without_a_postmaster_kills_only_this_clusters_orphans() {
+        let mut os = stopped(ClusterState::InProduction);
+        os.processes = vec![11, 12];
+        os.others = vec![13];
+        stop_of(&os, 2000).unwrap();
+        assert_eq!(os.calls(), ["SIGKILL all [11, 12]"]);
+        assert!(os.running(13));
+        let os = stopped(ClusterState::ShutDown);
+        stop_of(&os, 2000).unwrap();
+        assert!(os.calls().is_empty());
+    }
+
+    #[test]
+    fn reload_falls_back_to_sighup_of_the_verified_postmaster() {
+        let os = running(&[]);
+        with_ctx(Action::Reload, 2000, |ctx| reload(&os, &cfg(), ctx)).unwrap();
+        assert_eq!(os.calls(), ["pg_ctl reload"]);
+        let mut os = running(&[]);
+        os.reload_fails = true;
+        with_ctx(Action::Reload, 2000, |ctx| reload(&os, &cfg(), ctx)).unwrap();
+        assert_eq!(os.calls(), ["pg_ctl reload", "SIGHUP 4242"]);
+        let os = stopped(ClusterState::ShutDown);
+        assert!(with_ctx(Action::Reload, 2000, |ctx| reload(&os, &cfg(), ctx)).is_err());
     }
 }

@@ -6,8 +6,14 @@
 //! The session asks the server not to wait on anything slow: `statement_timeout` and
 //! `lock_timeout` end the statement before the deadline and `synchronous_commit=local`
 //! keeps a writing monitor statement from waiting on standbys.
+//!
+//! A host name is resolved before the runtime exists, in a thread nobody waits for: a
+//! resolver that never answers cannot be cancelled, and a lookup inside the runtime
+//! would hold the runtime's drop (and the process) until the resolver gives up.
 
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::unistd::Uid;
@@ -98,15 +104,66 @@ impl Probe {
         }
     }
 
-    fn config(&self, deadline: Instant) -> tokio_postgres::Config {
+    /// The addresses of a host name, looked up before `deadline`; `None` for a socket
+    /// directory.
+    fn resolve(&self, deadline: Instant) -> Result<Option<Vec<IpAddr>>, ProbeError> {
+        if self.host.starts_with('/') {
+            return Ok(None);
+        }
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(Some(vec![ip]));
+        }
+        let (tx, rx) = mpsc::channel();
+        let (name, port) = (self.host.clone(), self.port);
+        let started = Instant::now();
+        std::thread::Builder::new()
+            .name("pg-resolve".into())
+            .spawn(move || {
+                let r = (name.as_str(), port).to_socket_addrs().map(|a| {
+                    let mut ips: Vec<IpAddr> = Vec::new();
+                    for ip in a.map(|s| s.ip()) {
+                        if !ips.contains(&ip) {
+                            ips.push(ip);
+                        }
+                    }
+                    ips
+                });
+                let _ = tx.send(r);
+            })
+            .map_err(|e| ProbeError::Local(format!("cannot start a resolver thread: {e}")))?;
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(Ok(ips)) if !ips.is_empty() => Ok(Some(ips)),
+            Ok(Ok(_)) => Err(ProbeError::Connect {
+                target: self.target(),
+                msg: format!("{} resolves to no address", self.host),
+            }),
+            Ok(Err(e)) => Err(ProbeError::Connect {
+                target: self.target(),
+                msg: format!("cannot resolve {}: {e}", self.host),
+            }),
+            Err(_) => Err(ProbeError::Timeout {
+                target: self.target(),
+                what: "resolving the host name",
+                ms: started.elapsed().as_millis(),
+            }),
+        }
+    }
+
+    fn config(&self, deadline: Instant, addrs: Option<&[IpAddr]>) -> tokio_postgres::Config {
         let left = deadline.saturating_duration_since(Instant::now());
         // The statement must end on the server before the deadline ends here.
         let stmt_ms = (left.as_millis() * 8 / 10).max(1);
         let mut c = tokio_postgres::Config::new();
-        if self.host.starts_with('/') {
-            c.host_path(PathBuf::from(&self.host));
-        } else {
-            c.host(&self.host);
+        match addrs {
+            None => {
+                c.host_path(PathBuf::from(&self.host));
+            }
+            // The name stays the host (for messages); the runtime never resolves it.
+            Some(ips) => {
+                for ip in ips {
+                    c.host(&self.host).hostaddr(*ip);
+                }
+            }
         }
         c.port(self.port)
             .user(&self.user)
@@ -134,13 +191,14 @@ pub struct Answer {
 /// Connects, runs the statement, then asks whether the server is in recovery (same
 /// session, one more round trip), all before `deadline`.
 pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
+    let addrs = p.resolve(deadline)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
         .map_err(|e| ProbeError::Local(format!("cannot build the async runtime: {e}")))?;
     let target = p.target();
-    let cfg = p.config(deadline);
+    let cfg = p.config(deadline, addrs.as_deref());
     let budget = deadline
         .saturating_duration_since(Instant::now())
         .as_millis()
@@ -228,5 +286,31 @@ mod tests {
             "{e}"
         );
         assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn names_are_resolved_before_the_runtime_and_addresses_are_taken_as_they_are() {
+        let mut p = Probe {
+            host: "localhost".into(),
+            port: 1,
+            user: "postgres".into(),
+            password: None,
+            dbname: "template1".into(),
+            sql: "select 1".into(),
+            connect_timeout: Duration::from_secs(1),
+            as_uid: None,
+        };
+        let soon = Instant::now() + Duration::from_secs(5);
+        let ips = p.resolve(soon).unwrap().unwrap();
+        assert!(ips.iter().any(|ip| ip.is_loopback()), "{ips:?}");
+        p.host = "127.0.0.1".into();
+        assert_eq!(
+            p.resolve(soon).unwrap(),
+            Some(vec![IpAddr::from([127, 0, 0, 1])])
+        );
+        let e = probe(&p, soon).unwrap_err();
+        assert!(matches!(e, ProbeError::Connect { .. }), "{e}");
+        p.host = "/run/x".into();
+        assert_eq!(p.resolve(soon).unwrap(), None);
     }
 }

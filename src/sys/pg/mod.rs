@@ -12,14 +12,17 @@ pub mod server;
 pub use control::{ClusterState, ControlData};
 pub use pidfile::PostmasterPid;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use nix::sys::signal::Signal;
+use nix::unistd::Uid;
 
 use crate::sys::error::SysResult;
 use crate::sys::runner::Credentials;
 
-/// What the monitor needs to see of one cluster, behind a trait so the agent's
-/// decisions can be unit-tested with [`fake::FakePg`]; [`RealPg`] is the system.
+/// What the agent does to one cluster, behind a trait so its decisions (monitor,
+/// start, stop, reload) are unit-tested with [`fake::FakePg`]; [`RealPg`] is the system.
 pub trait PgOs {
     /// `postmaster.pid` of the data directory: `None` when absent, `Some(None)` when
     /// present but unreadable.
@@ -40,6 +43,27 @@ pub trait PgOs {
         p: &client::Probe,
         deadline: Instant,
     ) -> Result<client::Answer, client::ProbeError>;
+    /// Alive and not a zombie.
+    fn running(&self, pid: u32) -> bool;
+    /// A live process running a PostgreSQL server binary (of any cluster).
+    fn is_postgres(&self, pid: u32) -> bool;
+    fn set_aside_pidfile(&self, datadir: &Path) -> SysResult<PathBuf>;
+    fn ensure_socket_dir(&self, dir: &Path, creds: &Credentials) -> SysResult<()>;
+    fn port_use(&self, socket_dir: &Path, port: u16) -> SysResult<server::PortUse>;
+    fn spawn_postmaster(&self, spec: &server::StartSpec, creds: &Credentials) -> SysResult<u32>;
+    fn log_tail(&self, path: &Path, n: usize, owner: Uid) -> Vec<String>;
+    /// Signals one process the caller verified.
+    fn signal(&self, pid: u32, sig: Signal) -> SysResult<()>;
+    /// Signals every process of the cluster; returns how many were signalled.
+    fn signal_all(&self, datadir: &Path, sig: Signal) -> usize;
+    /// `pg_ctl reload`.
+    fn reload(
+        &self,
+        bindir: &Path,
+        pgdata: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<()>;
 }
 
 /// The real system.
@@ -76,11 +100,54 @@ impl PgOs for RealPg {
     ) -> Result<client::Answer, client::ProbeError> {
         client::probe(p, deadline)
     }
+    fn running(&self, pid: u32) -> bool {
+        process::running(pid)
+    }
+    fn is_postgres(&self, pid: u32) -> bool {
+        process::is_postgres(pid)
+    }
+    fn set_aside_pidfile(&self, datadir: &Path) -> SysResult<PathBuf> {
+        pidfile::set_aside(datadir)
+    }
+    fn ensure_socket_dir(&self, dir: &Path, creds: &Credentials) -> SysResult<()> {
+        server::ensure_socket_dir(dir, creds)
+    }
+    fn port_use(&self, socket_dir: &Path, port: u16) -> SysResult<server::PortUse> {
+        server::port_use(socket_dir, port)
+    }
+    fn spawn_postmaster(&self, spec: &server::StartSpec, creds: &Credentials) -> SysResult<u32> {
+        server::spawn_postmaster(spec, creds)
+    }
+    fn log_tail(&self, path: &Path, n: usize, owner: Uid) -> Vec<String> {
+        server::log_tail(path, n, owner)
+    }
+    fn signal(&self, pid: u32, sig: Signal) -> SysResult<()> {
+        process::signal(pid, sig)
+    }
+    fn signal_all(&self, datadir: &Path, sig: Signal) -> usize {
+        process::Cluster::new(datadir).signal_all(sig)
+    }
+    fn reload(
+        &self,
+        bindir: &Path,
+        pgdata: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<()> {
+        server::reload(bindir, pgdata, creds, deadline)
+    }
 }
 
 #[cfg(test)]
 pub mod fake {
-    //! A scripted cluster for unit tests of the agent's decisions.
+    //! A scripted cluster for unit tests of the agent's decisions. The fields are the
+    //! state before the action; what the action does is recorded in `calls`, and
+    //! signals change the state as the rules below say (a postmaster dies, with all
+    //! its processes, on a signal in `obeys`; SIGKILL to the cluster kills everything
+    //! unless `unkillable`).
+    use std::cell::RefCell;
+    use std::collections::BTreeSet;
+
     use super::*;
     use crate::sys::error::SysError;
 
@@ -88,21 +155,76 @@ pub mod fake {
     pub struct FakePg {
         pub pidfile: Option<Option<PostmasterPid>>,
         pub postmaster: Option<u32>,
+        /// Live processes of the cluster (the postmaster's children, or orphans).
         pub processes: Vec<u32>,
         pub datadir: (bool, bool),
         pub state: Option<ClusterState>,
         pub probe: Option<Result<client::Answer, client::ProbeError>>,
+        /// Live processes of nobody's cluster: unrelated programs.
+        pub others: Vec<u32>,
+        /// Live server processes of another cluster.
+        pub other_postgres: Vec<u32>,
+        /// The signals the postmaster obeys by exiting.
+        pub obeys: Vec<Signal>,
+        pub unkillable: bool,
+        pub port: Option<server::PortUse>,
+        pub spawn_fails: bool,
+        pub reload_fails: bool,
+        pub calls: RefCell<Vec<String>>,
+        // What the action changed (public only for `..FakePg::default()`).
+        pub dead: RefCell<BTreeSet<u32>>,
+        pub spawned: RefCell<Option<u32>>,
+        pub set_aside: RefCell<bool>,
+    }
+
+    /// The pid the fake gives a started postmaster.
+    pub const SPAWNED: u32 = 9000;
+
+    impl FakePg {
+        fn call(&self, c: String) {
+            self.calls.borrow_mut().push(c);
+        }
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+        fn pm(&self) -> Option<u32> {
+            let spawned = *self.spawned.borrow();
+            spawned
+                .or(self.postmaster)
+                .filter(|p| !self.dead.borrow().contains(p))
+        }
+        fn cluster(&self) -> Vec<u32> {
+            let dead = self.dead.borrow();
+            let mut v: Vec<u32> = self.processes.clone();
+            v.extend(self.pm());
+            v.retain(|p| !dead.contains(p));
+            v.sort_unstable();
+            v.dedup();
+            v
+        }
+        fn kill_cluster(&self) {
+            let all = self.cluster();
+            self.dead.borrow_mut().extend(all);
+        }
     }
 
     impl PgOs for FakePg {
         fn pidfile(&self, _: &Path) -> Option<Option<PostmasterPid>> {
+            if let Some(p) = *self.spawned.borrow() {
+                return Some(PostmasterPid::parse(&format!(
+                    "{p}\n/srv/pgst-pg\n1700000000\n5432\n/run/pgst-pg\n\n1 2\nready\n"
+                )));
+            }
+            if *self.set_aside.borrow() {
+                return None;
+            }
             self.pidfile.clone()
         }
         fn is_postmaster(&self, _: &Path, pid: u32) -> bool {
-            self.postmaster == Some(pid)
+            self.pm() == Some(pid)
         }
         fn processes(&self, _: &Path) -> Vec<u32> {
-            self.processes.clone()
+            self.cluster()
         }
         fn datadir_state(&self, _: &Path) -> (bool, bool) {
             self.datadir
@@ -132,6 +254,62 @@ pub mod fake {
             self.probe
                 .clone()
                 .expect("the monitor probed a cluster the test says has no postmaster")
+        }
+        fn running(&self, pid: u32) -> bool {
+            self.cluster().contains(&pid)
+                || ((self.others.contains(&pid) || self.other_postgres.contains(&pid))
+                    && !self.dead.borrow().contains(&pid))
+        }
+        fn is_postgres(&self, pid: u32) -> bool {
+            self.running(pid) && !self.others.contains(&pid)
+        }
+        fn set_aside_pidfile(&self, datadir: &Path) -> SysResult<PathBuf> {
+            self.call("set aside postmaster.pid".into());
+            *self.set_aside.borrow_mut() = true;
+            Ok(datadir.join("postmaster.pid.stale"))
+        }
+        fn ensure_socket_dir(&self, dir: &Path, _: &Credentials) -> SysResult<()> {
+            self.call(format!("socket dir {}", dir.display()));
+            Ok(())
+        }
+        fn port_use(&self, _: &Path, _: u16) -> SysResult<server::PortUse> {
+            Ok(self
+                .port
+                .clone()
+                .unwrap_or(server::PortUse::Free { removed: None }))
+        }
+        fn spawn_postmaster(&self, _: &server::StartSpec, _: &Credentials) -> SysResult<u32> {
+            self.call("spawn".into());
+            if self.spawn_fails {
+                return Err(SysError::Invalid("cannot start postgres".into()));
+            }
+            *self.spawned.borrow_mut() = Some(SPAWNED);
+            Ok(SPAWNED)
+        }
+        fn log_tail(&self, _: &Path, _: usize, _: Uid) -> Vec<String> {
+            Vec::new()
+        }
+        fn signal(&self, pid: u32, sig: Signal) -> SysResult<()> {
+            self.call(format!("{sig} {pid}"));
+            if self.pm() == Some(pid) && self.obeys.contains(&sig) {
+                self.kill_cluster();
+            }
+            Ok(())
+        }
+        fn signal_all(&self, _: &Path, sig: Signal) -> usize {
+            let all = self.cluster();
+            self.call(format!("{sig} all {all:?}"));
+            if sig == Signal::SIGKILL && !self.unkillable {
+                self.kill_cluster();
+            }
+            all.len()
+        }
+        fn reload(&self, _: &Path, _: &Path, _: &Credentials, _: Instant) -> SysResult<()> {
+            self.call("pg_ctl reload".into());
+            if self.reload_fails {
+                return Err(SysError::Invalid("pg_ctl: no postmaster.pid".into()));
+            }
+            Ok(())
         }
     }
 }

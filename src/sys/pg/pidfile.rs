@@ -59,6 +59,15 @@ pub fn path(datadir: &Path) -> PathBuf {
     datadir.join("postmaster.pid")
 }
 
+/// Renames a stale `postmaster.pid` to `postmaster.pid.stale`; returns the new path.
+pub fn set_aside(datadir: &Path) -> crate::sys::error::SysResult<PathBuf> {
+    let (from, to) = (path(datadir), datadir.join("postmaster.pid.stale"));
+    std::fs::rename(&from, &to).map_err(|e| {
+        crate::sys::error::SysError::io(format!("moving stale {} aside", from.display()), e)
+    })?;
+    Ok(to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,43 +2,29 @@
 //! `postgres` binary with its working directory in the data directory (the postmaster
 //! changes into it at start and its children inherit it), which identifies every process
 //! of the cluster, orphans of a killed postmaster included, and nothing else: a reused
-//! pid of an unrelated program fails the check and is never signalled.
+//! pid of an unrelated program fails the check and is never signalled. Directories are
+//! compared by device and inode, so a data directory reached through a symlink or a
+//! bind mount is the same directory.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
 use crate::sys::error::SysResult;
 use crate::sys::proc;
+use crate::wait::{self, Backoff};
 
-/// `/proc/<pid>/stat`: state letter and parent pid.
-fn stat(pid: u32) -> Option<(char, u32)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name is in parentheses and may contain anything: split at the last ')'.
-    let rest = &s[s.rfind(')')? + 1..];
-    let mut it = rest.split_whitespace();
-    let state = it.next()?.chars().next()?;
-    let ppid = it.next()?.parse().ok()?;
-    Some((state, ppid))
-}
-
-/// Alive and not a zombie.
+/// Alive and not a zombie (the crate's one rule, [`proc::alive`]).
 pub fn running(pid: u32) -> bool {
-    match stat(pid) {
-        Some((state, _)) => state != 'Z' && state != 'X',
-        None => false,
-    }
+    proc::alive(pid)
 }
 
 /// Whether `pid` is a live (not zombie) process running a PostgreSQL server binary.
 pub fn is_postgres(pid: u32) -> bool {
     running(pid) && fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| is_postgres_exe(&e))
-}
-
-pub fn parent(pid: u32) -> Option<u32> {
-    stat(pid).map(|(_, p)| p)
 }
 
 /// Whether `exe` names a PostgreSQL server binary (also after a package upgrade replaced
@@ -52,22 +38,33 @@ fn is_postgres_exe(exe: &Path) -> bool {
     name == "postgres" || name == "postmaster"
 }
 
+/// Device and inode of what `p` names (symlinks followed).
+fn file_id(p: &Path) -> Option<(u64, u64)> {
+    fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+}
+
 /// What identifies one cluster's processes.
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    /// The data directory, canonical.
+    /// The data directory, canonical (for messages).
     pub datadir: PathBuf,
+    /// Its device and inode; `None` when it does not exist (then nothing is its).
+    id: Option<(u64, u64)>,
 }
 
 impl Cluster {
     pub fn new(datadir: &Path) -> Cluster {
         Cluster {
             datadir: fs::canonicalize(datadir).unwrap_or_else(|_| datadir.to_path_buf()),
+            id: file_id(datadir),
         }
     }
 
     /// Whether `pid` is a live PostgreSQL server process of this cluster.
     pub fn owns(&self, pid: u32) -> bool {
+        let Some(id) = self.id else {
+            return false;
+        };
         if !running(pid) {
             return false;
         }
@@ -77,19 +74,20 @@ impl Cluster {
         if !is_postgres_exe(&exe) {
             return false;
         }
-        if fs::read_link(format!("/proc/{pid}/cwd")).ok().as_deref() == Some(&self.datadir) {
+        let cwd = PathBuf::from(format!("/proc/{pid}/cwd"));
+        if file_id(&cwd) == Some(id) {
             return true;
         }
         // Not yet changed into the data directory (the first instants of a start):
-        // accept the -D argument naming it.
+        // accept the -D argument naming it (relative to the process's directory).
         let args = proc::cmdline(pid).unwrap_or_default();
         args.windows(2)
-            .any(|w| w[0] == "-D" && fs::canonicalize(&w[1]).ok().as_deref() == Some(&self.datadir))
+            .any(|w| w[0] == "-D" && file_id(&cwd.join(&w[1])) == Some(id))
     }
 
     /// Whether `pid` is this cluster's postmaster: one of its processes whose parent is not.
     pub fn is_postmaster(&self, pid: u32) -> bool {
-        self.owns(pid) && parent(pid).is_none_or(|pp| !self.owns(pp))
+        self.owns(pid) && proc::parent(pid).is_none_or(|pp| !self.owns(pp))
     }
 
     /// Every live process of this cluster.
@@ -120,28 +118,12 @@ impl Cluster {
 
     /// Waits until `pid` is gone (or a zombie); false when `until` passed first.
     pub fn wait_gone(pid: u32, until: Instant) -> bool {
-        wait(until, || !running(pid))
+        wait::until(until, Backoff::FAST, || !running(pid))
     }
 
     /// Waits until no process of the cluster is left.
     pub fn wait_all_gone(&self, until: Instant) -> bool {
-        wait(until, || self.processes().is_empty())
-    }
-}
-
-/// Polls `done` with a growing interval until it holds or `until` passes.
-pub fn wait(until: Instant, mut done: impl FnMut() -> bool) -> bool {
-    let mut nap = Duration::from_millis(2);
-    loop {
-        if done() {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= until {
-            return false;
-        }
-        std::thread::sleep(nap.min(until - now));
-        nap = (nap * 2).min(Duration::from_millis(50));
+        wait::until(until, Backoff::FAST, || self.processes().is_empty())
     }
 }
 
@@ -175,13 +157,5 @@ mod tests {
         )));
         assert!(!is_postgres_exe(Path::new("/usr/bin/sleep")));
         assert!(!is_postgres_exe(Path::new("/usr/bin/postgres-wrapper")));
-    }
-
-    #[test]
-    fn stat_parses_odd_command_names() {
-        let me = std::process::id();
-        let (st, pp) = stat(me).unwrap();
-        assert!(st == 'R' || st == 'S');
-        assert!(pp > 0);
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! The postmaster is started directly (not through `pg_ctl start`, which hands its `-o`
 //! options to `/bin/sh`): the options are split into words here, without a shell, and the
-//! server runs detached in a session of its own, its output appended to the log file
-//! this process opened.
+//! server runs detached in a session of its own, its output appended to the log file,
+//! which the child opens after dropping privileges (root never opens it: the file and
+//! the directories leading to it may be the system user's, links included).
 
-use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -46,31 +46,80 @@ impl StartSpec {
     }
 }
 
-/// Opens (appending, creating it owned by the system user) the server's log file.
-pub fn open_log(path: &Path, creds: &Credentials) -> SysResult<File> {
-    let existed = path.exists();
-    let f = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| SysError::io(format!("opening the log file {}", path.display()), e))?;
-    if !existed {
-        nix::unistd::fchown(
-            std::os::fd::AsRawFd::as_raw_fd(&f),
-            Some(creds.uid),
-            Some(creds.gid),
-        )
-        .map_err(|e| SysError::errno(format!("chown of {}", path.display()), e))?;
-    }
-    Ok(f)
-}
-
 /// Starts the postmaster detached; returns its pid.
 pub fn spawn_postmaster(spec: &StartSpec, creds: &Credentials) -> SysResult<u32> {
-    let log = open_log(&spec.logfile, creds)?;
-    let cmd = spec.command().run_as(creds.clone());
-    Ok(runner::spawn_detached_logged(&cmd, log)?)
+    let cmd = spec
+        .command()
+        .append_output_to(&spec.logfile)
+        .run_as(creds.clone());
+    runner::spawn_detached(&cmd).map_err(|e| {
+        SysError::Invalid(format!(
+            "{e} (as uid {}, output appended to {}, which that user must be able to \
+             open or create)",
+            creds.uid,
+            spec.logfile.display()
+        ))
+    })
+}
+
+/// Creates a missing socket directory for the system user (the last component is
+/// never followed if it is a link).
+pub fn ensure_socket_dir(dir: &Path, creds: &Credentials) -> SysResult<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SysError::io(format!("creating socketdir {}", dir.display()), e))?;
+    std::os::unix::fs::lchown(dir, Some(creds.uid.as_raw()), Some(creds.gid.as_raw()))
+        .map_err(|e| SysError::io(format!("chown of socketdir {}", dir.display()), e))
+}
+
+/// Whether a port is free for a new server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PortUse {
+    /// Free; `removed` is a stale socket lock file that was removed (it names a dead or
+    /// reused pid, and the server would refuse to start beside it).
+    Free {
+        removed: Option<(PathBuf, Option<u32>)>,
+    },
+    /// Held: by whom.
+    Held(String),
+}
+
+/// Who holds `port`: a live server named in the socket lock file of `socket_dir`, or a
+/// TCP listener on the loopback address.
+pub fn port_use(socket_dir: &Path, port: u16) -> SysResult<PortUse> {
+    let lock = socket_dir.join(format!(".s.PGSQL.{port}.lock"));
+    let mut removed = None;
+    if let Ok(text) = std::fs::read_to_string(&lock) {
+        let pid = text
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i64>().ok())
+            .and_then(|p| u32::try_from(p.unsigned_abs()).ok());
+        match pid {
+            Some(pid) if super::process::is_postgres(pid) => {
+                let what = crate::sys::proc::cmdline(pid)
+                    .map(|c| c.join(" "))
+                    .unwrap_or_default();
+                return Ok(PortUse::Held(format!(
+                    "{} names the live server {pid} ({what})",
+                    lock.display()
+                )));
+            }
+            _ => {
+                crate::sys::proc::remove_file(&lock)?;
+                removed = Some((lock, pid));
+            }
+        }
+    }
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    if std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(200)).is_ok() {
+        return Ok(PortUse::Held(format!(
+            "something listens on 127.0.0.1:{port}"
+        )));
+    }
+    Ok(PortUse::Free { removed })
 }
 
 /// `pg_ctl reload`.
@@ -99,16 +148,31 @@ pub fn reload(
     }
 }
 
-/// The last `n` non-empty lines of a log file (for exit reasons); empty for devices.
-pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
-    if !path.is_file() {
-        return Vec::new();
-    }
-    let Ok(data) = std::fs::read(path) else {
+/// The last `n` non-empty lines of a log file (for exit reasons): only from a regular
+/// file owned by `owner`, opened without following a link, so a log pointed elsewhere
+/// never puts another file's text into an exit reason.
+pub fn log_tail(path: &Path, n: usize, owner: nix::unistd::Uid) -> Vec<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::MetadataExt;
+    let Ok(mut f) = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)
+    else {
         return Vec::new();
     };
-    let from = data.len().saturating_sub(16 * 1024);
-    let text = String::from_utf8_lossy(&data[from..]);
+    let Ok(m) = f.metadata() else {
+        return Vec::new();
+    };
+    if !m.is_file() || m.uid() != owner.as_raw() {
+        return Vec::new();
+    }
+    let from = m.len().saturating_sub(16 * 1024);
+    let mut data = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut data).is_err() {
+        return Vec::new();
+    }
+    let text = String::from_utf8_lossy(&data);
     let lines: Vec<String> = text
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -117,86 +181,26 @@ pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
     lines[lines.len().saturating_sub(n)..].to_vec()
 }
 
-/// Splits options into words as a shell would for quoting only: white space separates,
-/// single quotes keep everything, double quotes and backslashes escape. Nothing is
-/// expanded or executed.
-pub fn split_words(s: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut it = s.chars();
-    while let Some(c) = it.next() {
-        match c {
-            '\'' => {
-                in_word = true;
-                loop {
-                    match it.next() {
-                        Some('\'') => break,
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated single quote".into()),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match it.next() {
-                        Some('"') => break,
-                        Some('\\') => match it.next() {
-                            Some(x) => cur.push(x),
-                            None => return Err("trailing backslash".into()),
-                        },
-                        Some(x) => cur.push(x),
-                        None => return Err("unterminated double quote".into()),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                match it.next() {
-                    Some(x) => cur.push(x),
-                    None => return Err("trailing backslash".into()),
-                }
-            }
-            c if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            c => {
-                in_word = true;
-                cur.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    Ok(words)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn words_are_split_without_a_shell() {
-        assert_eq!(
-            split_words(r#"-c listen_addresses='' -c "work_mem=4MB" $(id) a\ b"#).unwrap(),
-            [
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "work_mem=4MB",
-                "$(id)",
-                "a b"
-            ]
-        );
-        assert_eq!(split_words("  ").unwrap(), Vec::<String>::new());
-        assert!(split_words("'open").is_err());
-        assert!(split_words("\"open").is_err());
-        assert!(split_words("x\\").is_err());
+    fn the_log_tail_is_read_only_from_the_owners_file_never_through_a_link() {
+        let dir = std::env::temp_dir().join(format!("pgst-pg-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("log");
+        std::fs::write(&log, "one\n\ntwo\nthree\n").unwrap();
+        let link = dir.join("link");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        let me = nix::unistd::Uid::effective();
+        assert_eq!(log_tail(&log, 2, me), ["two", "three"]);
+        assert!(log_tail(&link, 2, me).is_empty());
+        let other = nix::unistd::Uid::from_raw(me.as_raw() + 1);
+        assert!(log_tail(&log, 2, other).is_empty());
+        assert!(log_tail(Path::new("/dev/null"), 2, me).is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
