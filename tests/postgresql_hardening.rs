@@ -17,10 +17,7 @@ use common::{agent_path, ocf, AgentRun};
 
 /// Root-only: a test that cannot run fails, it never passes unseen.
 fn need_root() {
-    assert!(
-        common::root(),
-        "this test needs root (initdb as postgres, mounts, namespaces)"
-    );
+    common::require_root();
 }
 
 fn params_of(c: &PgCluster, over: &[(&str, &str)], drop: &[&str]) -> Vec<(String, String)> {
@@ -145,9 +142,12 @@ fn a_malformed_unrelated_parameter_never_makes_a_running_server_look_stopped() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(PgCluster::wait(|| !alive(pm)), "postmaster {pm} still runs");
     assert!(postgres_processes_under(&c.dir).is_empty());
-    // Also when the bad value does not even have the declared type.
+    // Also when the bad value does not even have the declared type: the probe still
+    // finds the running server (and says so), stop still stops it.
     assert_eq!(act(&c, "start", &[]).code, 0);
     let pm = c.pidfile_pid().unwrap();
+    let r = probe(&c, &[("connect_timeout", "five")]);
+    assert_eq!(r.code, 0, "probe with connect_timeout=five: {r:?}");
     let r = act(&c, "stop", &[("connect_timeout", "five")]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(PgCluster::wait(|| !alive(pm)), "postmaster {pm} still runs");

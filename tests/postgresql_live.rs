@@ -142,10 +142,7 @@ fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) -> Duration {
 
 #[test]
 fn pacemaker_reloads_a_reloadable_change_and_restarts_on_a_pgport_change() {
-    assert!(
-        common::root(),
-        "this test needs root (namespaces, Pacemaker)"
-    );
+    common::require_root();
     let c = PgCluster::new(36);
     let tmp = Dir(c.dir.join("node"));
     let _pidfile = ForeignPidFile(c.data().join("postmaster.pid"));

@@ -143,7 +143,7 @@ fn pacemakers_lsb_class_agrees() {
 /// would make of them (quotes removed, comment dropped), and nothing is executed.
 #[test]
 fn quoted_and_commented_defaults_are_read_as_a_shell_would() {
-    assert!(common::root(), "this test needs root (initdb as postgres)");
+    common::require_root();
     let c = PgCluster::new(22);
     let marker = c.dir.join("executed");
     let p = c.dir.join("commented.defaults");

@@ -94,6 +94,16 @@ pub trait Agent {
     /// Stop when the parameters do not parse. Nothing this configuration describes can
     /// have been started by us, so the default reports success; agents that can still
     /// clean up (unmount what is mounted, say) override it.
+    /// A probe when the parameters do not parse. The default: nothing an invalid
+    /// configuration describes can be running (7). Agents that can still find their
+    /// resource from the parameters that identify it override it, so a running resource
+    /// is never reported stopped because of an unrelated value.
+    fn probe_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<Status, OcfError> {
+        ctx.log
+            .warn(&format!("probe with an invalid configuration: {err}"));
+        Ok(Status::NotRunning(None))
+    }
+
     fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
         ctx.log.warn(&format!(
             "stop with an invalid configuration ({err}): nothing to stop"

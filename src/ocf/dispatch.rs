@@ -133,17 +133,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
         Action::MigrateFrom => agent.migrate_from(&cfg, &ctx).map(|()| Status::Running),
         Action::MetaData | Action::Usage => unreachable!("answered above"),
     };
-    let out = match result {
-        Ok(Status::Running) => Outcome::ok(),
-        Ok(Status::Promoted) => Outcome::code(OcfCode::RunningPromoted),
-        Ok(Status::NotRunning(note)) => Outcome {
-            exit_reason: note,
-            ..Outcome::code(OcfCode::NotRunning)
-        },
-        Ok(Status::Degraded(r)) => Outcome::fail(OcfCode::Degraded, r),
-        Ok(Status::DegradedPromoted(r)) => Outcome::fail(OcfCode::DegradedPromoted, r),
-        Err(e) => failure(&e, action, log),
-    };
+    let out = status_outcome(result, action, log);
     log.debug(&format!(
         "{action} ends: {} after {} ms",
         out.code,
@@ -168,6 +158,21 @@ fn without_root(agent: &str, action: Action, env: &OcfEnv) -> Option<OcfError> {
     )))
 }
 
+/// The exit code (and reason) of an action's result.
+fn status_outcome(result: Result<Status, OcfError>, action: Action, log: &Logger) -> Outcome {
+    match result {
+        Ok(Status::Running) => Outcome::ok(),
+        Ok(Status::Promoted) => Outcome::code(OcfCode::RunningPromoted),
+        Ok(Status::NotRunning(note)) => Outcome {
+            exit_reason: note,
+            ..Outcome::code(OcfCode::NotRunning)
+        },
+        Ok(Status::Degraded(r)) => Outcome::fail(OcfCode::Degraded, r),
+        Ok(Status::DegradedPromoted(r)) => Outcome::fail(OcfCode::DegradedPromoted, r),
+        Err(e) => failure(&e, action, log),
+    }
+}
+
 fn failure(e: &OcfError, action: Action, log: &Logger) -> Outcome {
     let code = e.code();
     let reason = e.to_string();
@@ -188,9 +193,7 @@ fn unconfigured<A: Agent>(agent: &A, action: Action, ctx: &Ctx, e: OcfError) -> 
             Err(e2) => failure(&e2, action, ctx.log),
         },
         Action::Monitor if ctx.is_probe() => {
-            ctx.log
-                .warn(&format!("probe with an invalid configuration: {e}"));
-            Outcome::code(OcfCode::NotRunning)
+            status_outcome(agent.probe_unconfigured(&e, ctx), action, ctx.log)
         }
         _ => failure(&e, action, ctx.log),
     }

@@ -135,6 +135,16 @@ pub enum ParamError {
 }
 
 impl ParamError {
+    /// The parameter the error is about.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ParamError::Unsupported { name, .. }
+            | ParamError::Missing { name }
+            | ParamError::Undecodable { name, .. }
+            | ParamError::Invalid { name, .. } => name,
+        }
+    }
+
     pub fn invalid(
         name: &'static str,
         value: impl Into<String>,

@@ -58,6 +58,7 @@ pub(super) const AF_INET6: u8 = 10;
 pub(super) const IFF_UP: u32 = 0x1;
 pub(super) const IFF_LOOPBACK: u32 = 0x8;
 pub(super) const IFF_NOARP: u32 = 0x80;
+#[cfg(any(test, feature = "test-support"))]
 pub(super) const IFF_LOWER_UP: u32 = 0x10000;
 
 /// Address flags (`IFA_F_*`).
@@ -67,6 +68,7 @@ pub(super) const IFA_F_DEPRECATED: u32 = 0x20;
 pub(super) const IFA_F_TENTATIVE: u32 = 0x40;
 pub(super) const IFA_F_NOPREFIXROUTE: u32 = 0x200;
 
+#[cfg(any(test, feature = "test-support"))]
 pub(super) const RT_TABLE_MAIN: u32 = 254;
 pub(super) const RTN_UNICAST: u8 = 1;
 

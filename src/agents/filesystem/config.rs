@@ -266,12 +266,10 @@ pub(super) fn fallback_config(env: &OcfEnv) -> Option<FsConfig> {
             Ok(c) => return Some(c),
             Err(e) => e,
         };
-        let name = match err {
-            ParamError::Invalid { name, .. }
-            | ParamError::Unsupported { name, .. }
-            | ParamError::Undecodable { name, .. } => name,
-            ParamError::Missing { .. } => return None,
-        };
+        if matches!(err, ParamError::Missing { .. }) {
+            return None;
+        }
+        let name = err.name();
         if name == "device" || name == "directory" {
             return None;
         }

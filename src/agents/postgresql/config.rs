@@ -142,12 +142,7 @@ fn lenient<T>(
     match r {
         Ok(v) => v,
         Err(e) => {
-            let name = match &e {
-                ParamError::Invalid { name, .. }
-                | ParamError::Unsupported { name, .. }
-                | ParamError::Missing { name } => *name,
-            };
-            bad.push((name, e));
+            bad.push((e.name(), e));
             fallback
         }
     }

@@ -294,6 +294,34 @@ impl Agent for Postgresql {
         Ok(())
     }
 
+    /// Parameters that do not even parse: a probe still finds the server of pgdata and
+    /// datadir, so a running server is never reported stopped (the recurring monitor
+    /// then reports the configuration error).
+    fn probe_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<Status, OcfError> {
+        instance::require_root()?;
+        let Some(cfg) = configure_from_env(ctx.env) else {
+            ctx.log
+                .warn(&format!("probe with an invalid configuration: {err}"));
+            return Ok(Status::NotRunning(None));
+        };
+        match instance::find(&RealPg, &cfg) {
+            instance::Found::Postmaster { pid, .. } => {
+                ctx.log.warn(&format!(
+                    "probe with an invalid configuration ({err}): postmaster {pid} of {} runs",
+                    cfg.datadir.display()
+                ));
+                Ok(Status::Running)
+            }
+            instance::Found::None { orphans, .. } if !orphans.is_empty() => {
+                Err(OcfError::generic(format!(
+                    "invalid configuration ({err}) and server processes of {} without a postmaster: {orphans:?}",
+                    cfg.datadir.display()
+                )))
+            }
+            instance::Found::None { .. } => Ok(Status::NotRunning(None)),
+        }
+    }
+
     /// Parameters that do not even parse: stop still finds the server of pgdata and
     /// datadir (a running server must never be left behind by a "successful" stop).
     fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
