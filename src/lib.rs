@@ -9,5 +9,6 @@ pub mod agents;
 pub mod cib;
 pub mod cli;
 pub mod fence;
+pub mod lab;
 pub mod ocf;
 pub mod sys;

@@ -7,6 +7,7 @@ pub mod arp;
 pub mod cib;
 pub mod drbd;
 pub mod install;
+pub mod lab;
 pub mod vip;
 pub mod xfs;
 
@@ -187,6 +188,8 @@ enum Cmd {
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
+    /// A live Corosync/Pacemaker cluster on this machine running PGServer (namespaces).
+    Lab(lab::LabArgs),
     /// Write docs/agents/<agent>.md and docs/man/ocf_pgstack_<agent>.7 from the agents' tables.
     Docs {
         /// Project directory to write into.
@@ -212,6 +215,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Cib(c) => cib::run(c),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
+        Cmd::Lab(a) => lab::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };
     match r {

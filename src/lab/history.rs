@@ -1,0 +1,351 @@
+//! What the cluster itself recorded: `crm_mon` (who is online, where resources run), the
+//! CIB's operation history (`lrm_rsc_op`: call ids per node, exec times), and the alert
+//! agent's file in each node (Pacemaker's own event timestamps, to the microsecond), from
+//! which a takeover is split into its parts.
+
+use std::path::Path;
+
+use super::{LabError, LabResult};
+use crate::cib::xml::{self, Element};
+
+/// Pacemaker's view of the cluster (crm_mon).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterStatus {
+    pub seen_from: String,
+    pub online: Vec<String>,
+    pub dc: Option<String>,
+    /// (resource id, nodes it is active on, space separated, or "Stopped")
+    pub resources: Vec<(String, String)>,
+    /// Where pg_vip, the last of the group, runs.
+    pub group_node: Option<String>,
+}
+
+fn parse_xml(text: &str) -> LabResult<Element> {
+    let start = text
+        .find("<pacemaker-result")
+        .or_else(|| text.find("<cib"))
+        .unwrap_or(0);
+    Ok(xml::parse(&text[start..])?)
+}
+
+pub fn parse_crm_mon(text: &str, seen_from: &str) -> LabResult<ClusterStatus> {
+    let root = parse_xml(text)?;
+    let mut st = ClusterStatus {
+        seen_from: seen_from.to_string(),
+        ..Default::default()
+    };
+    for e in root.descendants() {
+        match e.name.as_str() {
+            "current_dc" if e.attr("present") == Some("true") => {
+                st.dc = e.attr("name").map(str::to_string)
+            }
+            "node" if e.attr("online") == Some("true") => {
+                if let Some(n) = e.attr("name") {
+                    st.online.push(n.to_string());
+                }
+            }
+            "resource" => {
+                let id = e.attr("id").unwrap_or("").to_string();
+                let on: Vec<&str> = if e.attr("active") == Some("true") {
+                    e.children_named("node")
+                        .filter_map(|n| n.attr("name"))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let failed = e.attr("failed") == Some("true");
+                let where_ = if on.is_empty() {
+                    "Stopped".to_string()
+                } else {
+                    on.join(" ")
+                };
+                if id == "pg_vip" && !on.is_empty() {
+                    st.group_node = Some(on[0].to_string());
+                }
+                st.resources.push((
+                    id,
+                    if failed {
+                        format!("{where_} (FAILED)")
+                    } else {
+                        where_
+                    },
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(st)
+}
+
+/// One entry of the CIB's operation history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub node: String,
+    pub rsc: String,
+    pub op: String,
+    pub call_id: i64,
+    pub rc: i32,
+    pub last_rc_change: u64,
+    pub exec_ms: u64,
+}
+
+/// Every `lrm_rsc_op` of a `cibadmin -Q` output, with its node.
+pub fn parse_ops(cib: &str) -> LabResult<Vec<Op>> {
+    let root = parse_xml(cib)?;
+    let mut ops = Vec::new();
+    let Some(status) = root.child("status") else {
+        return Ok(ops);
+    };
+    for ns in status.children_named("node_state") {
+        let node = ns.attr("uname").unwrap_or("").to_string();
+        for e in ns.descendants() {
+            if e.name != "lrm_resource" {
+                continue;
+            }
+            let rsc = e.attr("id").unwrap_or("").to_string();
+            for o in e.children_named("lrm_rsc_op") {
+                let n = |k: &str| o.attr(k).and_then(|v| v.parse::<i64>().ok()).unwrap_or(-1);
+                ops.push(Op {
+                    node: node.clone(),
+                    rsc: rsc.clone(),
+                    op: o.attr("operation").unwrap_or("").to_string(),
+                    call_id: n("call-id"),
+                    rc: n("rc-code") as i32,
+                    last_rc_change: n("last-rc-change").max(0) as u64,
+                    exec_ms: n("exec-time").max(0) as u64,
+                });
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// The last `op` of each of `rscs` on `node`, in the order of their call ids.
+pub fn order_of(ops: &[Op], node: &str, op: &str, rscs: &[&str]) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = rscs
+        .iter()
+        .filter_map(|r| {
+            ops.iter()
+                .filter(|o| o.node == node && o.rsc == *r && o.op == op && o.rc == 0)
+                .map(|o| o.call_id)
+                .max()
+                .map(|c| (r.to_string(), c))
+        })
+        .collect();
+    v.sort_by_key(|(_, c)| *c);
+    v
+}
+
+/// One line of the alert agent's file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Seconds since the epoch (Pacemaker's timestamp, UTC).
+    pub at: f64,
+    pub kv: Vec<(String, String)>,
+}
+
+impl Event {
+    pub fn get(&self, k: &str) -> &str {
+        self.kv
+            .iter()
+            .find(|(a, _)| a == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// Days from 1970-01-01 to a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// "2026-12-01 08:49:00.123456" (UTC) as seconds since the epoch.
+pub fn parse_timestamp(date: &str, time: &str) -> Option<f64> {
+    let d: Vec<i64> = date
+        .split('-')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if d.len() != 3 || t.len() != 3 {
+        return None;
+    }
+    let secs = days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2];
+    let frac: f64 = format!("0.{frac}").parse().ok()?;
+    Some(secs as f64 + frac)
+}
+
+/// Parses the alert agent's file lines (`TIMESTAMP k=v k="v w" ...`).
+pub fn parse_events(text: &str) -> Vec<Event> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.splitn(3, ' ');
+            let at = parse_timestamp(it.next()?, it.next()?)?;
+            let rest = it.next().unwrap_or("");
+            let mut kv = Vec::new();
+            let mut chars = rest.chars().peekable();
+            loop {
+                while chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+                let mut k = String::new();
+                for c in chars.by_ref() {
+                    if c == '=' {
+                        break;
+                    }
+                    k.push(c);
+                }
+                if k.is_empty() {
+                    break;
+                }
+                let mut v = String::new();
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    for c in chars.by_ref() {
+                        if c == '"' {
+                            break;
+                        }
+                        v.push(c);
+                    }
+                } else {
+                    while let Some(&c) = chars.peek() {
+                        if c == ' ' {
+                            break;
+                        }
+                        v.push(c);
+                        chars.next();
+                    }
+                }
+                kv.push((k, v));
+            }
+            Some(Event { at, kv })
+        })
+        .collect()
+}
+
+pub fn read_events(file: &Path) -> Vec<Event> {
+    parse_events(&std::fs::read_to_string(file).unwrap_or_default())
+}
+
+/// The completion time of a successful non-recurring `task` of `rsc` on `node` after `after`.
+pub fn op_done(events: &[Event], node: &str, rsc: &str, task: &str, after: f64) -> Option<f64> {
+    events
+        .iter()
+        .filter(|e| e.at >= after && e.get("kind") == "resource")
+        .find(|e| {
+            e.get("node") == node
+                && e.get("rsc") == rsc
+                && e.get("task") == task
+                && e.get("interval") == "0"
+                && e.get("rc") == "0"
+        })
+        .map(|e| e.at)
+}
+
+/// When `node` was first reported lost after `after`.
+pub fn node_lost(events: &[Event], node: &str, after: f64) -> Option<f64> {
+    events
+        .iter()
+        .find(|e| {
+            e.at >= after
+                && e.get("kind") == "node"
+                && e.get("node") == node
+                && e.get("desc") == "lost"
+        })
+        .map(|e| e.at)
+}
+
+/// A takeover after a power cut, split into its parts (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Takeover {
+    pub total: f64,
+    /// Power cut -> the survivor's Pacemaker reports the node lost.
+    pub membership: f64,
+    /// Node lost -> the first agent starts (election, fencing, scheduling).
+    pub pacemaker: f64,
+    /// First agent start -> the VIP's start done: the agents' own starts.
+    pub agents: f64,
+    /// VIP started -> first query answered through it.
+    pub client: f64,
+}
+
+impl Takeover {
+    pub fn report(&self) -> String {
+        format!(
+            "takeover {:.2} s = membership {:.2} s + pacemaker {:.2} s + agents {:.2} s + client {:.2} s",
+            self.total, self.membership, self.pacemaker, self.agents, self.client
+        )
+    }
+}
+
+/// Builds the split from the survivor's events and exec times.
+pub fn takeover(
+    events: &[Event],
+    ops: &[Op],
+    crashed: &str,
+    survivor: &str,
+    cut: f64,
+    answered: f64,
+) -> LabResult<Takeover> {
+    let miss = |w: &str| LabError::Invalid(format!("{w} not in {survivor}'s alert file"));
+    let lost = node_lost(events, crashed, cut).ok_or_else(|| miss(&format!("{crashed} lost")))?;
+    let fs = op_done(events, survivor, "pg_fs", "start", cut).ok_or_else(|| miss("pg_fs start"))?;
+    let vip =
+        op_done(events, survivor, "pg_vip", "start", cut).ok_or_else(|| miss("pg_vip start"))?;
+    let fs_exec = ops
+        .iter()
+        .filter(|o| o.node == survivor && o.rsc == "pg_fs" && o.op == "start")
+        .map(|o| o.exec_ms)
+        .max()
+        .unwrap_or(0) as f64
+        / 1000.0;
+    let first = (fs - fs_exec).max(lost);
+    Ok(Takeover {
+        total: answered - cut,
+        membership: lost - cut,
+        pacemaker: first - lost,
+        agents: vip - first,
+        client: answered - vip,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_and_events_parse() {
+        let t = parse_timestamp("1970-01-02", "00:00:01.500000").unwrap();
+        assert!((t - 86401.5).abs() < 1e-6);
+        let e = parse_events(
+            "2026-12-01 08:49:00.123456 kind=node node=n1 nodeid=1 desc=lost\n\
+             2026-12-01 08:49:01.000000 kind=resource node=n2 rsc=pg_vip task=start interval=0 rc=0 desc=\"ok now\"\n",
+        );
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[1].get("desc"), "ok now");
+        assert_eq!(node_lost(&e, "n1", 0.0), Some(e[0].at));
+        assert_eq!(op_done(&e, "n2", "pg_vip", "start", 0.0), Some(e[1].at));
+    }
+
+    #[test]
+    fn crm_mon_is_read() {
+        let x = r#"<pacemaker-result api-version="2.25"><summary><current_dc present="true" name="n2"/></summary>
+<nodes><node name="n1" id="1" online="true"/><node name="n2" id="2" online="false"/></nodes>
+<resources><group id="PGServer"><resource id="pg_vip" active="true" failed="false"><node name="n1" id="1"/></resource>
+<resource id="pg_db" active="false"/></group></resources></pacemaker-result>"#;
+        let s = parse_crm_mon(x, "n1").unwrap();
+        assert_eq!(s.online, ["n1"]);
+        assert_eq!(s.dc.as_deref(), Some("n2"));
+        assert_eq!(s.group_node.as_deref(), Some("n1"));
+        assert_eq!(s.resources[1], ("pg_db".to_string(), "Stopped".to_string()));
+    }
+}
