@@ -270,9 +270,10 @@ pub struct Takeover {
     pub total: f64,
     /// Power cut -> the survivor's Pacemaker reports the node lost.
     pub membership: f64,
-    /// Node lost -> the first agent starts (election, fencing, scheduling).
+    /// Node lost -> the VIP's start done, less the agents' time: election, fencing,
+    /// scheduling and the gaps between the starts.
     pub pacemaker: f64,
-    /// First agent start -> the VIP's start done: the agents' own starts.
+    /// The exec times of the three starts (filesystem, postgresql, vip): the agents' own.
     pub agents: f64,
     /// VIP started -> first query answered through it.
     pub client: f64,
@@ -301,19 +302,25 @@ pub fn takeover(
     let fs = op_done(events, survivor, "pg_fs", "start", cut).ok_or_else(|| miss("pg_fs start"))?;
     let vip =
         op_done(events, survivor, "pg_vip", "start", cut).ok_or_else(|| miss("pg_vip start"))?;
-    let fs_exec = ops
+    // The agents' own time: the exec times of the three starts on the survivor (the gaps
+    // between them are Pacemaker's).
+    let agents: f64 = ["pg_fs", "pg_db", "pg_vip"]
         .iter()
-        .filter(|o| o.node == survivor && o.rsc == "pg_fs" && o.op == "start")
-        .map(|o| o.exec_ms)
-        .max()
-        .unwrap_or(0) as f64
-        / 1000.0;
-    let first = (fs - fs_exec).max(lost);
+        .map(|r| {
+            ops.iter()
+                .filter(|o| o.node == survivor && o.rsc == *r && o.op == "start")
+                .map(|o| o.exec_ms)
+                .max()
+                .unwrap_or(0) as f64
+                / 1000.0
+        })
+        .sum();
+    let _ = fs;
     Ok(Takeover {
         total: answered - cut,
         membership: lost - cut,
-        pacemaker: first - lost,
-        agents: vip - first,
+        pacemaker: (vip - lost - agents).max(0.0),
+        agents,
         client: answered - vip,
     })
 }

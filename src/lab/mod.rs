@@ -469,9 +469,11 @@ impl Lab {
         .map(|_| ())
     }
 
-    /// Pacemaker's view, from the first node whose pacemaker answers.
+    /// Pacemaker's view, from the DC when it answers (a node that is just joining may not
+    /// know the resources' state yet), else from the first node whose pacemaker answers.
     pub fn cluster_status(&self) -> LabResult<history::ClusterStatus> {
         let mut last = LabError::Invalid("no node is running".into());
+        let mut first = None;
         for n in self.node_names() {
             if !node::is_alive(self, &n) {
                 continue;
@@ -481,12 +483,17 @@ impl Lab {
                 &n,
                 &["crm_mon", "-1", "--output-as=xml"],
                 Duration::from_secs(5),
-            ) {
-                Ok(xml) => return history::parse_crm_mon(&xml, &n),
+            )
+            .and_then(|xml| history::parse_crm_mon(&xml, &n))
+            {
+                Ok(st) if st.dc.as_deref() == Some(n.as_str()) => return Ok(st),
+                Ok(st) => {
+                    first.get_or_insert(st);
+                }
                 Err(e) => last = e,
             }
         }
-        Err(last)
+        first.ok_or(last)
     }
 
     /// Where the group runs, per Pacemaker.

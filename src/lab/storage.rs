@@ -39,7 +39,7 @@ pub fn create(lab: &Lab) -> LabResult<PathBuf> {
     }
     run::write(&lab.dir.join("loop"), &format!("{dev}\n"))?;
     run::ok(
-        &["mkfs.xfs", "-q", "-f", "-d", "agcount=4", &dev],
+        &["mkfs.xfs", "-q", "-f", "-K", "-d", "agcount=4", &dev],
         Duration::from_secs(60),
     )?;
     let mnt = lab.mountpoint();
