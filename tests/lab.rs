@@ -163,7 +163,7 @@ fn moves_crashes_and_a_writer_lose_no_acknowledged_row_and_fencing_ends_a_split(
     );
     one_of_everything(l, "after the crash");
     l.restore(&victim).unwrap();
-    l.wait_online(&[victim.clone()], 60.0).unwrap();
+    l.wait_online(std::slice::from_ref(&victim), 60.0).unwrap();
     l.settle(60).unwrap();
 
     // Ten consecutive moves and crashes, alternating nodes (moves in both directions,
@@ -178,7 +178,7 @@ fn moves_crashes_and_a_writer_lose_no_acknowledged_row_and_fencing_ends_a_split(
             eprintln!("cycle {k}: {v} cut, {s} took over: {}", t.report());
             one_of_everything(l, &format!("cycle {k}, before restoring {v}"));
             l.restore(&v).unwrap();
-            l.wait_online(&[v.clone()], 60.0).unwrap();
+            l.wait_online(std::slice::from_ref(&v), 60.0).unwrap();
             l.settle(60).unwrap();
         }
         one_of_everything(l, &format!("cycle {k}"));
