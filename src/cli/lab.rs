@@ -63,8 +63,8 @@ enum LabCmd {
     },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
-    /// Boot NODE again.
-    Restore { node: String },
+    /// Boot NODE again (default: every node that is down).
+    Restore { node: Option<String> },
     /// The writer: start, stop, or check that no acknowledged row is missing.
     Writer {
         #[arg(value_enum)]
@@ -177,10 +177,24 @@ pub fn run(a: LabArgs) -> Result<u8> {
         }
         LabCmd::Restore { node } => {
             let lab = Lab::open(&dir)?;
-            lab.restore(&node)?;
-            lab.wait_online(std::slice::from_ref(&node), 60.0)?;
+            let nodes = match node {
+                Some(n) => vec![n],
+                None => lab
+                    .node_names()
+                    .into_iter()
+                    .filter(|n| !lab::node::is_alive(&lab, n))
+                    .collect(),
+            };
+            for n in &nodes {
+                lab.restore(n)?;
+            }
+            lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;
-            println!("{node}: booted, online, the cluster idle");
+            if nodes.is_empty() {
+                println!("every node is up");
+            } else {
+                println!("{}: booted, online, the cluster idle", nodes.join(", "));
+            }
             Ok(0)
         }
         LabCmd::Writer { action } => {

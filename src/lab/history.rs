@@ -277,13 +277,23 @@ pub struct Takeover {
     pub agents: f64,
     /// VIP started -> first query answered through it.
     pub client: f64,
+    /// Exec time of each start (pg_fs, pg_db, pg_vip), ms.
+    pub starts_ms: [u64; 3],
 }
 
 impl Takeover {
     pub fn report(&self) -> String {
         format!(
-            "takeover {:.2} s = membership {:.2} s + pacemaker {:.2} s + agents {:.2} s + client {:.2} s",
-            self.total, self.membership, self.pacemaker, self.agents, self.client
+            "takeover {:.2} s = membership {:.2} s + pacemaker {:.2} s + agents {:.2} s + client {:.2} s\n\
+             agents' starts: filesystem {} ms, postgresql {} ms, vip {} ms",
+            self.total,
+            self.membership,
+            self.pacemaker,
+            self.agents,
+            self.client,
+            self.starts_ms[0],
+            self.starts_ms[1],
+            self.starts_ms[2]
         )
     }
 }
@@ -304,17 +314,16 @@ pub fn takeover(
         op_done(events, survivor, "pg_vip", "start", cut).ok_or_else(|| miss("pg_vip start"))?;
     // The agents' own time: the exec times of the three starts on the survivor (the gaps
     // between them are Pacemaker's).
-    let agents: f64 = ["pg_fs", "pg_db", "pg_vip"]
-        .iter()
-        .map(|r| {
-            ops.iter()
-                .filter(|o| o.node == survivor && o.rsc == *r && o.op == "start")
-                .map(|o| o.exec_ms)
-                .max()
-                .unwrap_or(0) as f64
-                / 1000.0
-        })
-        .sum();
+    let mut starts_ms = [0u64; 3];
+    for (i, r) in ["pg_fs", "pg_db", "pg_vip"].iter().enumerate() {
+        starts_ms[i] = ops
+            .iter()
+            .filter(|o| o.node == survivor && o.rsc == *r && o.op == "start")
+            .map(|o| o.exec_ms)
+            .max()
+            .unwrap_or(0);
+    }
+    let agents = starts_ms.iter().sum::<u64>() as f64 / 1000.0;
     let _ = fs;
     Ok(Takeover {
         total: answered - cut,
@@ -322,6 +331,7 @@ pub fn takeover(
         pacemaker: (vip - lost - agents).max(0.0),
         agents,
         client: answered - vip,
+        starts_ms,
     })
 }
 
