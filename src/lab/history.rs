@@ -264,6 +264,73 @@ pub fn node_lost(events: &[Event], node: &str, after: f64) -> Option<f64> {
         .map(|e| e.at)
 }
 
+/// One line of a node's pacemaker.log (`Dec 01 09:03:50.173 n1 pacemaker-controld [27]
+/// (func) notice: message`): its time (UTC, the lab runs Pacemaker with TZ=UTC) and message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: f64,
+    pub msg: String,
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Parses pacemaker.log; the log has no year, `year` is given (the current one).
+pub fn parse_pacemaker_log(text: &str, year: i64) -> Vec<LogLine> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let m = w.next()?;
+            let mon = MONTHS.iter().position(|x| *x == m)? as i64 + 1;
+            let day: i64 = w.next()?.parse().ok()?;
+            let time = w.next()?;
+            let at = parse_timestamp(&format!("{year}-{mon:02}-{day:02}"), time)?;
+            let msg = l.split_once(": ").map(|(_, m)| m).unwrap_or("").to_string();
+            Some(LogLine { at, msg })
+        })
+        .collect()
+}
+
+/// The current year (UTC).
+pub fn this_year() -> i64 {
+    let days = (super::now_f() / 86400.0) as i64;
+    // Inverse of days_from_civil, enough for the year.
+    let mut y = 1970 + days / 366;
+    while days_from_civil(y + 1, 1, 1) <= days {
+        y += 1;
+    }
+    y
+}
+
+/// The first line at or after `after` whose message starts with `prefix`.
+pub fn logged(lines: &[LogLine], prefix: &str, after: f64) -> Option<f64> {
+    lines
+        .iter()
+        .find(|l| l.at >= after && l.msg.starts_with(prefix))
+        .map(|l| l.at)
+}
+
+/// "Result of start operation for pg_vip on n2: ok" in that node's log.
+pub fn result_logged(
+    lines: &[LogLine],
+    task: &str,
+    rsc: &str,
+    node: &str,
+    after: f64,
+) -> Option<f64> {
+    logged(
+        lines,
+        &format!("Result of {task} operation for {rsc} on {node}: ok"),
+        after,
+    )
+}
+
+/// "Node n1 state is now lost" in the survivor's log.
+pub fn lost_logged(lines: &[LogLine], node: &str, after: f64) -> Option<f64> {
+    logged(lines, &format!("Node {node} state is now lost"), after)
+}
+
 /// A takeover after a power cut, split into its parts (seconds).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Takeover {
@@ -298,22 +365,22 @@ impl Takeover {
     }
 }
 
-/// Builds the split from the survivor's events and exec times.
+/// Builds the split from the survivor's Pacemaker log and the CIB's exec times. The log
+/// has milliseconds; `cut` and `answered` come from the same clock.
 pub fn takeover(
-    events: &[Event],
+    log: &[LogLine],
     ops: &[Op],
     crashed: &str,
     survivor: &str,
     cut: f64,
     answered: f64,
 ) -> LabResult<Takeover> {
-    let miss = |w: &str| LabError::Invalid(format!("{w} not in {survivor}'s alert file"));
-    let lost = node_lost(events, crashed, cut).ok_or_else(|| miss(&format!("{crashed} lost")))?;
-    let fs = op_done(events, survivor, "pg_fs", "start", cut).ok_or_else(|| miss("pg_fs start"))?;
-    let vip =
-        op_done(events, survivor, "pg_vip", "start", cut).ok_or_else(|| miss("pg_vip start"))?;
-    // The agents' own time: the exec times of the three starts on the survivor (the gaps
-    // between them are Pacemaker's).
+    // The log's times are truncated to the millisecond.
+    let after = cut - 0.001;
+    let miss = |w: &str| LabError::Invalid(format!("{w} not in {survivor}'s pacemaker.log"));
+    let lost = lost_logged(log, crashed, after).ok_or_else(|| miss(&format!("{crashed} lost")))?;
+    let vip = result_logged(log, "start", "pg_vip", survivor, after)
+        .ok_or_else(|| miss("pg_vip's start"))?;
     let mut starts_ms = [0u64; 3];
     for (i, r) in ["pg_fs", "pg_db", "pg_vip"].iter().enumerate() {
         starts_ms[i] = ops
@@ -324,7 +391,6 @@ pub fn takeover(
             .unwrap_or(0);
     }
     let agents = starts_ms.iter().sum::<u64>() as f64 / 1000.0;
-    let _ = fs;
     Ok(Takeover {
         total: answered - cut,
         membership: lost - cut,
@@ -351,6 +417,22 @@ mod tests {
         assert_eq!(e[1].get("desc"), "ok now");
         assert_eq!(node_lost(&e, "n1", 0.0), Some(e[0].at));
         assert_eq!(op_done(&e, "n2", "pg_vip", "start", 0.0), Some(e[1].at));
+    }
+
+    #[test]
+    fn pacemaker_log_lines_parse() {
+        let l = parse_pacemaker_log(
+            "Dec 01 09:03:50.173 n1 pacemaker-based     [22] (update_peer_state_iter) \tnotice: Node n2 state is now lost | nodeid=2\n\
+             garbage\n\
+             Dec 01 09:03:31.365 n2 pacemaker-controld  [26] (log_executor_event) \tnotice: Result of start operation for pg_vip on n2: ok | CIB update 76\n",
+            2026,
+        );
+        assert_eq!(l.len(), 2);
+        let t = parse_timestamp("2026-12-01", "09:03:50.173").unwrap();
+        assert_eq!(lost_logged(&l, "n2", 0.0), Some(t));
+        assert!(result_logged(&l, "start", "pg_vip", "n2", 0.0).is_some());
+        assert!(result_logged(&l, "stop", "pg_vip", "n2", 0.0).is_none());
+        assert!(this_year() >= 2024);
     }
 
     #[test]

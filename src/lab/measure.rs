@@ -13,7 +13,7 @@ pub const GROUP: [&str; 3] = ["pg_fs", "pg_db", "pg_vip"];
 pub struct Move {
     pub from: String,
     pub to: String,
-    /// The VIP's stop began on `from` -> the VIP's start done on `to` (Pacemaker's events).
+    /// The VIP's stop began on `from` -> the VIP's start done on `to` (the nodes' logs).
     pub secs: f64,
     /// The migrate command, wall clock (includes its --wait and the clear).
     pub command_secs: f64,
@@ -59,6 +59,18 @@ impl Move {
 }
 
 impl Lab {
+    /// The node's pacemaker.log, parsed.
+    pub fn pacemaker_log(&self, node: &str) -> Vec<history::LogLine> {
+        let p = self
+            .node_dir(node)
+            .join("log-pacemaker")
+            .join("pacemaker.log");
+        history::parse_pacemaker_log(
+            &std::fs::read_to_string(p).unwrap_or_default(),
+            history::this_year(),
+        )
+    }
+
     pub fn alert_file(&self, node: &str) -> PathBuf {
         let rel = ALERT_FILE.trim_start_matches("/var/log/pacemaker/");
         self.node_dir(node).join("log-pacemaker").join(rel)
@@ -87,21 +99,26 @@ impl Lab {
         let start = Instant::now();
         let output = self.switchover(&to)?;
         let command_secs = start.elapsed().as_secs_f64();
-        let (file_from, file_to) = (self.alert_file(&from), self.alert_file(&to));
+        let after = t0 - 0.001;
         let (stop_vip, start_vip) = poll(
-            "the move's events in the alert files",
+            "the move's results in the pacemaker logs",
             10.0,
             Duration::from_millis(50),
             || {
-                let a = history::op_done(
-                    &history::read_events(&file_from),
-                    &from,
-                    "pg_vip",
+                let a = history::result_logged(
+                    &self.pacemaker_log(&from),
                     "stop",
-                    t0,
+                    "pg_vip",
+                    &from,
+                    after,
                 )?;
-                let b =
-                    history::op_done(&history::read_events(&file_to), &to, "pg_vip", "start", t0)?;
+                let b = history::result_logged(
+                    &self.pacemaker_log(&to),
+                    "start",
+                    "pg_vip",
+                    &to,
+                    after,
+                )?;
                 Some((a, b))
             },
         )?;
@@ -149,24 +166,23 @@ impl Lab {
             Duration::from_millis(100),
             || self.active_node().ok().flatten(),
         )?;
-        let file = self.alert_file(&survivor);
         poll(
-            "the takeover's events in the alert file",
+            "the takeover in the survivor's pacemaker.log",
             10.0,
             Duration::from_millis(50),
             || {
-                history::op_done(
-                    &history::read_events(&file),
-                    &survivor,
-                    "pg_vip",
+                history::result_logged(
+                    &self.pacemaker_log(&survivor),
                     "start",
-                    cut,
+                    "pg_vip",
+                    &survivor,
+                    cut - 0.001,
                 )
             },
         )?;
         let ops = history::parse_ops(&self.cib_query(&survivor)?)?;
         let t = history::takeover(
-            &history::read_events(&file),
+            &self.pacemaker_log(&survivor),
             &ops,
             &victim,
             &survivor,
