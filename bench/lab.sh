@@ -23,7 +23,7 @@ one() { # provider
   "$PG" lab crash > "$W/tk.out" 2>&1 || { cat "$W/tk.out"; return 1; }
   # takeover T s = membership M s + pacemaker P s + agents A s + client C s
   tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \([0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
-  "$PG" lab down > /dev/null 2>&1
+  "$PG" lab down > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
   [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] || { echo "unparsed output for $p"; cat "$W"/*.out; return 1; }
   echo "$p $up $mv $tk" | tee -a "$W/all"
 }

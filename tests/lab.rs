@@ -41,11 +41,19 @@ impl Drop for Guard {
 }
 
 fn up(fencing: bool) -> (Guard, f64) {
+    up_with(fencing, &[])
+}
+
+fn up_with(fencing: bool, sets: &[(&str, &str)]) -> (Guard, f64) {
     // A lab left by a killed run must not make this one fail to start.
     let _ = Lab::down_dir(Path::new(lab::DIR), &Steps::new(true));
     let opts = Options {
         fencing,
         exe: exe(),
+        sets: sets
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..Options::default()
     };
     let steps = Steps::new(false);
@@ -242,4 +250,25 @@ fn without_fencing_a_killed_corosync_is_a_split_brain_that_status_reports() {
     // The node whose corosync died keeps everything it ran.
     let n = st.nodes.iter().find(|n| n.name == active).unwrap();
     assert!(n.alive && n.holds_vip && n.postmasters == 1, "{report}");
+}
+
+#[test]
+fn without_fencing_the_reference_ipaddr2_puts_the_vip_on_both_nodes() {
+    must_be_root();
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, _) = up_with(false, &[("provider", "heartbeat")]);
+    let l = &g.0;
+    let active = l.active_node().unwrap().expect("PGServer runs");
+    l.kill_corosync(&active).unwrap();
+    let split = lab::poll("two VIP holders", 60.0, Duration::from_millis(250), || {
+        let st = l.status().ok()?;
+        (st.vip_holders().len() == 2 && st.arp.len() == 2).then_some(st)
+    });
+    let st = match split {
+        Ok(st) => st,
+        Err(e) => panic!("{e}:\n{}", l.status().unwrap().report()),
+    };
+    let report = st.report();
+    eprintln!("{report}");
+    assert!(report.contains("SPLIT BRAIN"), "{report}");
 }

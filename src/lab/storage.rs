@@ -171,8 +171,8 @@ pub fn detach_loops(dir: &Path) -> LabResult<()> {
     let loops = loops_of(dir);
     for dev in &loops {
         super::poll(
-            &format!("detaching {dev}"),
-            15.0,
+            &format!("detaching {dev} (its last mount goes with the nodes' namespaces)"),
+            60.0,
             Duration::from_millis(100),
             || {
                 let _ = run::out(&["losetup", "-d", dev], Duration::from_secs(10));
