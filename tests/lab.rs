@@ -115,7 +115,8 @@ fn one_of_everything(l: &Lab, when: &str) {
 }
 
 #[test]
-fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing() {
+fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing_also_after_a_failed_or_killed_up()
+{
     must_be_root();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = PathBuf::from(lab::DIR);
@@ -142,6 +143,41 @@ fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing() {
     eprintln!("down: {:.2} s", t.elapsed().as_secs_f64());
     let left = leftovers(&dir);
     assert!(left.is_empty(), "down left: {left:#?}");
+
+    // A failed up (the template refuses a value after the network and the disk exist)
+    // removes what it made itself.
+    let e = Lab::up(
+        &Options {
+            exe: exe(),
+            sets: vec![("vip_cidr".into(), "33".into())],
+            ..Options::default()
+        },
+        &Steps::new(false),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("vip_cidr"), "{e}");
+    let left = leftovers(&dir);
+    assert!(left.is_empty(), "a failed up left: {left:#?}");
+
+    // An interrupted up (SIGKILL while the nodes boot): down removes everything.
+    let mut child = std::process::Command::new(exe())
+        .args(["lab", "up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let booting = lab::poll("nodes booting", 60.0, Duration::from_millis(20), || {
+        dir.join("n1").join("init.pid").exists().then_some(())
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    booting.expect("the interrupted up reached the nodes' boot");
+    Lab::down_dir(&dir, &Steps::new(false)).expect("down after an interrupted up");
+    let left = leftovers(&dir);
+    assert!(
+        left.is_empty(),
+        "down after an interrupted up left: {left:#?}"
+    );
 }
 
 #[test]

@@ -102,11 +102,12 @@ pub fn signal(pid: u32, sig: Signal) -> bool {
     pid > 1 && kill(Pid::from_raw(pid as i32), sig).is_ok()
 }
 
+/// The process exists and is not a zombie.
 pub fn alive(pid: u32) -> bool {
     pid > 1
-        && Path::new(&format!("/proc/{pid}")).exists()
-        && stat(pid).is_some()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| s[s.rfind(')').map(|i| i + 2).unwrap_or(0)..].starts_with('Z'))
-            .unwrap_or(true)
+        && std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rfind(')')
+                .and_then(|i| s.get(i + 2..))
+                .is_some_and(|rest| !rest.starts_with('Z'))
+        })
 }

@@ -1,4 +1,4 @@
-//! Running the lab's commands through the crate's child runner, and small file helpers.
+//! Running the lab's commands through the crate's child runner, and small file utilities.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
