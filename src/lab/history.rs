@@ -1,9 +1,6 @@
 //! What the cluster itself recorded: `crm_mon` (who is online, where resources run), the
-//! CIB's operation history (`lrm_rsc_op`: call ids per node, exec times), and the alert
-//! agent's file in each node (Pacemaker's own event timestamps, to the microsecond), from
-//! which a takeover is split into its parts.
-
-use std::path::Path;
+//! CIB's operation history (`lrm_rsc_op`: call ids per node, exec times), and each node's
+//! pacemaker.log (millisecond timestamps), from which a takeover is split into its parts.
 
 use super::{LabError, LabResult};
 use crate::cib::xml::{self, Element};
@@ -136,24 +133,6 @@ pub fn order_of(ops: &[Op], node: &str, op: &str, rscs: &[&str]) -> Vec<(String,
     v
 }
 
-/// One line of the alert agent's file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    /// Seconds since the epoch (Pacemaker's timestamp, UTC).
-    pub at: f64,
-    pub kv: Vec<(String, String)>,
-}
-
-impl Event {
-    pub fn get(&self, k: &str) -> &str {
-        self.kv
-            .iter()
-            .find(|(a, _)| a == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    }
-}
-
 /// Days from 1970-01-01 to a civil date (proleptic Gregorian).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -182,86 +161,6 @@ pub fn parse_timestamp(date: &str, time: &str) -> Option<f64> {
     let secs = days_from_civil(d[0], d[1], d[2]) * 86400 + t[0] * 3600 + t[1] * 60 + t[2];
     let frac: f64 = format!("0.{frac}").parse().ok()?;
     Some(secs as f64 + frac)
-}
-
-/// Parses the alert agent's file lines (`TIMESTAMP k=v k="v w" ...`).
-pub fn parse_events(text: &str) -> Vec<Event> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.splitn(3, ' ');
-            let at = parse_timestamp(it.next()?, it.next()?)?;
-            let rest = it.next().unwrap_or("");
-            let mut kv = Vec::new();
-            let mut chars = rest.chars().peekable();
-            loop {
-                while chars.peek() == Some(&' ') {
-                    chars.next();
-                }
-                let mut k = String::new();
-                for c in chars.by_ref() {
-                    if c == '=' {
-                        break;
-                    }
-                    k.push(c);
-                }
-                if k.is_empty() {
-                    break;
-                }
-                let mut v = String::new();
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    for c in chars.by_ref() {
-                        if c == '"' {
-                            break;
-                        }
-                        v.push(c);
-                    }
-                } else {
-                    while let Some(&c) = chars.peek() {
-                        if c == ' ' {
-                            break;
-                        }
-                        v.push(c);
-                        chars.next();
-                    }
-                }
-                kv.push((k, v));
-            }
-            Some(Event { at, kv })
-        })
-        .collect()
-}
-
-pub fn read_events(file: &Path) -> Vec<Event> {
-    parse_events(&std::fs::read_to_string(file).unwrap_or_default())
-}
-
-/// The completion time of a successful non-recurring `task` of `rsc` on `node` after `after`.
-pub fn op_done(events: &[Event], node: &str, rsc: &str, task: &str, after: f64) -> Option<f64> {
-    events
-        .iter()
-        .filter(|e| e.at >= after && e.get("kind") == "resource")
-        .find(|e| {
-            e.get("node") == node
-                && e.get("rsc") == rsc
-                && e.get("task") == task
-                && e.get("interval") == "0"
-                && e.get("rc") == "0"
-        })
-        .map(|e| e.at)
-}
-
-/// When `node` was first reported lost after `after`.
-pub fn node_lost(events: &[Event], node: &str, after: f64) -> Option<f64> {
-    events
-        .iter()
-        .find(|e| {
-            e.at >= after
-                && e.get("kind") == "node"
-                && e.get("node") == node
-                && e.get("desc") == "lost"
-        })
-        .map(|e| e.at)
 }
 
 /// One line of a node's pacemaker.log (`Dec 01 09:03:50.173 n1 pacemaker-controld [27]
@@ -406,17 +305,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamps_and_events_parse() {
+    fn timestamps_parse() {
         let t = parse_timestamp("1970-01-02", "00:00:01.500000").unwrap();
         assert!((t - 86401.5).abs() < 1e-6);
-        let e = parse_events(
-            "2026-12-01 08:49:00.123456 kind=node node=n1 nodeid=1 desc=lost\n\
-             2026-12-01 08:49:01.000000 kind=resource node=n2 rsc=pg_vip task=start interval=0 rc=0 desc=\"ok now\"\n",
-        );
-        assert_eq!(e.len(), 2);
-        assert_eq!(e[1].get("desc"), "ok now");
-        assert_eq!(node_lost(&e, "n1", 0.0), Some(e[0].at));
-        assert_eq!(op_done(&e, "n2", "pg_vip", "start", 0.0), Some(e[1].at));
+        assert!(parse_timestamp("2026-13", "00:00:00").is_none());
     }
 
     #[test]

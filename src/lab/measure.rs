@@ -1,10 +1,9 @@
 //! The lab's two scenarios with their measurements: a managed move and a power cut.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::history::{self, Takeover};
-use super::{client, node, poll, Lab, LabError, LabResult, ALERT_FILE};
+use super::{client, node, poll, Lab, LabError, LabResult};
 
 pub const GROUP: [&str; 3] = ["pg_fs", "pg_db", "pg_vip"];
 
@@ -69,11 +68,6 @@ impl Lab {
             &std::fs::read_to_string(p).unwrap_or_default(),
             history::this_year(),
         )
-    }
-
-    pub fn alert_file(&self, node: &str) -> PathBuf {
-        let rel = ALERT_FILE.trim_start_matches("/var/log/pacemaker/");
-        self.node_dir(node).join("log-pacemaker").join(rel)
     }
 
     /// The CIB with its status, from a live node.
