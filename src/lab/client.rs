@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sched::CloneFlags;
 
-use super::{now_f, Lab, LabError, LabResult, NS_CLIENT, VIP};
+use super::{now_f, LabError, LabResult, NS_CLIENT, VIP};
 use crate::sys::arp::{format_mac, RawLink};
 use crate::sys::netlink::Netlink;
 
@@ -105,10 +105,6 @@ pub fn first_answer(secs: f64) -> LabResult<f64> {
         what: format!("PostgreSQL answering through {VIP} from {NS_CLIENT}"),
         secs,
     })
-}
-
-pub fn wait_answer(_lab: &Lab, secs: f64) -> LabResult<f64> {
-    first_answer(secs)
 }
 
 /// The MAC addresses answering an ARP probe for the VIP on the client's link within `wait`.

@@ -393,7 +393,7 @@ impl Lab {
         steps.say("nodes booted (corosync, pacemakerd)");
         self.wait_online(&self.node_names(), 60.0)?;
         steps.say(&format!("all {} nodes online", self.cfg.nodes));
-        client::wait_answer(self, 60.0)?;
+        client::first_answer(60.0)?;
         steps.say(&format!(
             "PostgreSQL answers through the VIP {VIP} from {NS_CLIENT}"
         ));
