@@ -13,14 +13,24 @@ W=$(mktemp -d /tmp/pgst-bench-lab.XXXXXX)
 trap '"$PG" lab down >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
 "$PG" lab down >/dev/null 2>&1 || true
 
+failed() { # provider, step: shows why, keeps the run going (the medians use the rest)
+  echo "$1: $2 FAILED:"; sed 's/^/    /' "$W/$2.out" | tail -5
+  echo "    the nodes' logs on it:"
+  grep -h -E "(error|warning): .*(pg_fs|pg_db|pg_vip)|Result of start operation for pg_" \
+    /tmp/pgst-lab/n*/log-pacemaker/pacemaker.log 2>/dev/null | tail -8 | sed 's/^/    /'
+  echo "$1 $2" >> "$W/failures"
+  "$PG" lab down > /dev/null 2>&1 || true
+  return 0
+}
+
 one() { # provider
   local p=$1 up mv tk
-  "$PG" lab up --set "provider=$p" > "$W/up.out" 2>&1 || { cat "$W/up.out"; return 1; }
+  "$PG" lab up --set "provider=$p" > "$W/up.out" 2>&1 || { failed "$p" up; return 0; }
   up=$(sed -n 's/.*] up in \([0-9.]*\) s$/\1/p' "$W/up.out")
-  "$PG" lab switchover > "$W/mv.out" 2>&1 || { cat "$W/mv.out"; return 1; }
+  "$PG" lab switchover > "$W/mv.out" 2>&1 || { failed "$p" mv; return 0; }
   mv=$(sed -n 's/^move [^:]*: \([0-9.]*\) s .*/\1/p' "$W/mv.out")
   grep -q 'in order; constraint cleared' "$W/mv.out" || { echo "move not in order:"; cat "$W/mv.out"; return 1; }
-  "$PG" lab crash > "$W/tk.out" 2>&1 || { cat "$W/tk.out"; return 1; }
+  "$PG" lab crash > "$W/tk.out" 2>&1 || { failed "$p" tk; return 0; }
   # takeover T s = membership M s + pacemaker P s + agents A s + client C s
   tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \([0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
   "$PG" lab down > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
@@ -47,3 +57,6 @@ for name in "up" "managed move" "takeover total" "  membership" "  pacemaker" " 
 done
 o_tot=$(col pgstack 4); o_mem=$(col pgstack 5)
 echo "pgstack takeover / membership floor of the same run: $(awk -v t="$o_tot" -v m="$o_mem" 'BEGIN {printf "%.2fx", t/m}')"
+if [ -s "$W/failures" ]; then
+  echo "failed repetitions (not in the medians):"; sed 's/^/  /' "$W/failures"
+fi
