@@ -211,7 +211,7 @@ mod tests {
                     .unwrap()
                     .parts
                     .iter()
-                    .any(|t| t.name == "fencing");
+                    .any(|t| t.name == "fencing" || t.name == "shared");
                 assert_eq!(stonith, fencing && uses_fencing, "{n}");
             }
         }

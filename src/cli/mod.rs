@@ -9,6 +9,7 @@ pub mod cib;
 pub mod docs;
 pub mod drbd;
 pub mod install;
+pub mod lab;
 pub mod vip;
 pub mod xfs;
 
@@ -224,6 +225,8 @@ enum Cmd {
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
+    /// A live Corosync/Pacemaker cluster on this machine running PGServer (namespaces).
+    Lab(lab::LabArgs),
     /// Write the agents' pages and man pages, pgstack(8), the shell completions and the
     /// shims from the agents' tables and these definitions.
     Docs {
@@ -256,6 +259,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Check(a) => return check::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
+        Cmd::Lab(a) => lab::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };
     match r {
