@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod drbd;
 pub mod error;
 pub mod fake;
+pub mod lvm;
 pub mod mount;
 pub mod net;
 pub mod netlink;
