@@ -744,8 +744,12 @@ pub trait Lvm {
     /// it (`--foreign` included, so a VG owned elsewhere is seen).
     fn report(&self, vg: &str, ov: &Overrides, deadline: Instant) -> SysResult<Option<VgReport>>;
     fn change(&self, c: &Change, ov: &Overrides, deadline: Instant) -> SysResult<Changed>;
-    /// This host's LVM system ID from lvm.conf (`None` when no source is configured).
-    fn system_id(&self, deadline: Instant) -> SysResult<Option<String>>;
+    /// This host's LVM system ID under `ov` (`None` when no source is configured).
+    fn system_id(&self, ov: &Overrides, deadline: Instant) -> SysResult<Option<String>>;
+    /// Whether the `lvm` tool is on the fixed PATH.
+    fn installed(&self) -> bool;
+    /// The device number of a block device node.
+    fn dev_of(&self, p: &Path) -> Option<(u32, u32)>;
     /// Every device-mapper device (sysfs, no LVM command).
     fn dm(&self) -> SysResult<Vec<DmDev>>;
     /// Mount points of a block device (from mountinfo).
@@ -895,12 +899,8 @@ impl Lvm for RealLvm {
         })
     }
 
-    fn system_id(&self, deadline: Instant) -> SysResult<Option<String>> {
-        let out = run(
-            &Cmd::new("lvm").arg("systemid").env("DM_DISABLE_UDEV", "1"),
-            deadline,
-        )
-        .map_err(spawn_err)?;
+    fn system_id(&self, ov: &Overrides, deadline: Instant) -> SysResult<Option<String>> {
+        let out = run(&lvm_cmd(&["systemid".to_string()], ov), deadline).map_err(spawn_err)?;
         if !out.success() {
             return Err(SysError::Invalid(format!(
                 "lvm systemid: {}",
@@ -908,6 +908,19 @@ impl Lvm for RealLvm {
             )));
         }
         Ok(parse_systemid(&out.stdout_str()))
+    }
+
+    fn installed(&self) -> bool {
+        super::runner::FIXED_PATH
+            .split(':')
+            .any(|d| Path::new(d).join("lvm").exists())
+    }
+
+    fn dev_of(&self, p: &Path) -> Option<(u32, u32)> {
+        match super::mount::block_device(p) {
+            Ok(super::mount::DevKind::Block(b)) => Some((b.major, b.minor)),
+            _ => None,
+        }
     }
 
     fn dm(&self) -> SysResult<Vec<DmDev>> {
