@@ -7,6 +7,7 @@ pub mod arp;
 pub mod cib;
 pub mod drbd;
 pub mod install;
+pub mod lvm;
 pub mod vip;
 pub mod xfs;
 
@@ -174,6 +175,9 @@ enum Cmd {
     /// DRBD fencing handlers and recipes.
     #[command(subcommand)]
     Drbd(drbd::DrbdCmd),
+    /// The book's LVM advice (check-config) and snapshot recipe.
+    #[command(subcommand)]
+    Lvm(lvm::LvmCmd),
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
@@ -209,6 +213,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>) -> u8 {
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
+        Cmd::Lvm(c) => lvm::run(c),
         Cmd::Cib(c) => cib::run(c),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),

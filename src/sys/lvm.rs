@@ -762,6 +762,17 @@ pub trait Lvm {
     fn members(&self, deadline: Instant) -> Option<Vec<String>>;
     /// The name of this node in the cluster (uname when no cluster answers).
     fn node_name(&self, deadline: Instant) -> String;
+    /// The file system on a block device, from its superblock (`xfs`, `ext4`), if known.
+    fn fs_type(&self, dev: &Path) -> Option<&'static str>;
+    /// Mounts `dev` (type `fstype`) on `dir` with `options`.
+    fn mount(
+        &self,
+        dev: &Path,
+        dir: &Path,
+        fstype: &str,
+        options: &str,
+        deadline: Instant,
+    ) -> SysResult<()>;
     /// The record of a start (what was activated), kept in /run until stop.
     fn load_record(&self, vg: &str) -> Option<Record>;
     fn save_record(&self, r: &Record) -> SysResult<()>;
@@ -959,6 +970,34 @@ impl Lvm for RealLvm {
         super::cib::CibTool::default().local_node(deadline)
     }
 
+    fn fs_type(&self, dev: &Path) -> Option<&'static str> {
+        use std::io::Read;
+        let mut buf = vec![0u8; 2048];
+        let mut f = std::fs::File::open(dev).ok()?;
+        f.read_exact(&mut buf).ok()?;
+        fs_magic(&buf)
+    }
+
+    fn mount(
+        &self,
+        dev: &Path,
+        dir: &Path,
+        fstype: &str,
+        options: &str,
+        deadline: Instant,
+    ) -> SysResult<()> {
+        let opts = super::mount::split_options(options)
+            .map_err(|e| SysError::Invalid(format!("mount options {options:?}: {e}")))?;
+        super::mount::mount(
+            &dev.to_string_lossy(),
+            dir,
+            fstype,
+            &opts,
+            options,
+            deadline,
+        )
+    }
+
     fn load_record(&self, vg: &str) -> Option<Record> {
         let t = std::fs::read_to_string(self.record_dir.join(format!("{vg}.state"))).ok()?;
         Record::parse(&t).filter(|r| r.vg == vg)
@@ -977,6 +1016,17 @@ impl Lvm for RealLvm {
     fn drop_record(&self, vg: &str) {
         let _ = std::fs::remove_file(self.record_dir.join(format!("{vg}.state")));
     }
+}
+
+/// The file system whose magic the first 2 KiB of a device carry.
+pub fn fs_magic(buf: &[u8]) -> Option<&'static str> {
+    if buf.starts_with(b"XFSB") {
+        return Some("xfs");
+    }
+    if buf.len() >= 1082 && buf[1080] == 0x53 && buf[1081] == 0xEF {
+        return Some("ext4");
+    }
+    None
 }
 
 /// `crm_node -l`: "<id> <name> <state>" lines; members are those in state `member`.
@@ -1167,6 +1217,17 @@ mod tests {
             parse_crm_node_list("1 n1 member\n2 n2 lost\n"),
             vec!["n1".to_string()]
         );
+    }
+
+    #[test]
+    fn superblock_magic() {
+        let mut b = vec![0u8; 2048];
+        assert_eq!(fs_magic(&b), None);
+        b[1080] = 0x53;
+        b[1081] = 0xEF;
+        assert_eq!(fs_magic(&b), Some("ext4"));
+        b[..4].copy_from_slice(b"XFSB");
+        assert_eq!(fs_magic(&b), Some("xfs"));
     }
 
     #[test]

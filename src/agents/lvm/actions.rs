@@ -416,10 +416,9 @@ fn release<L: Lvm>(lvm: &L, cfg: &LvmConfig, ov: &Overrides, ctx: &Ctx) -> Resul
     Ok(())
 }
 
-pub fn start<L: Lvm>(lvm: &L, cfg: &LvmConfig, ctx: &Ctx) -> Result<(), OcfError> {
-    // The dispatcher validated just before; this report is the one ownership is taken on.
+/// Starts from the report validate just read: ownership is decided on it.
+pub fn start<L: Lvm>(lvm: &L, cfg: &LvmConfig, rep: VgReport, ctx: &Ctx) -> Result<(), OcfError> {
     let ov = base_overrides(lvm, cfg, ctx)?;
-    let rep = validate(lvm, cfg, ctx)?;
     let rec = record_of(&rep, cfg.lv.as_deref());
     let ov = take_ownership(lvm, cfg, &rep, ov, ctx)?;
     if rep.vg.autoactivation && cfg.mode != AccessMode::Lvmlockd {

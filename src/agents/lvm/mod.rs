@@ -28,13 +28,15 @@
 //! autoactivation property / lvmlockd lockspace, the record file. Not promotable.
 
 mod actions;
+pub mod snapshot;
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
-use crate::sys::lvm::{valid_name, valid_tag, Lvm};
+use crate::sys::lvm::{valid_name, valid_tag, Lvm, VgReport};
 
 pub use actions::{judge, may_take_over, Owner, Verdict};
 
@@ -252,11 +254,16 @@ pub fn configure(p: &Params) -> Result<LvmConfig, ParamError> {
 
 pub struct LvmAgent<L: Lvm> {
     lvm: L,
+    /// The report validate read, for the start that follows it in the same process.
+    validated: RefCell<Option<VgReport>>,
 }
 
 impl<L: Lvm> LvmAgent<L> {
     pub fn new(lvm: L) -> Self {
-        LvmAgent { lvm }
+        LvmAgent {
+            lvm,
+            validated: RefCell::new(None),
+        }
     }
 }
 
@@ -273,11 +280,17 @@ impl<L: Lvm> Agent for LvmAgent<L> {
     }
 
     fn validate(&self, cfg: &LvmConfig, ctx: &Ctx) -> Result<(), OcfError> {
-        actions::validate(&self.lvm, cfg, ctx).map(|_| ())
+        let rep = actions::validate(&self.lvm, cfg, ctx)?;
+        *self.validated.borrow_mut() = Some(rep);
+        Ok(())
     }
 
     fn start(&self, cfg: &LvmConfig, ctx: &Ctx) -> Result<(), OcfError> {
-        actions::start(&self.lvm, cfg, ctx)
+        let rep = match self.validated.borrow_mut().take() {
+            Some(r) => r,
+            None => actions::validate(&self.lvm, cfg, ctx)?,
+        };
+        actions::start(&self.lvm, cfg, rep, ctx)
     }
 
     fn stop(&self, cfg: &LvmConfig, ctx: &Ctx) -> Result<(), OcfError> {

@@ -217,6 +217,20 @@ impl Lvm for Fake {
         Ok(())
     }
 
+    fn fs_type(&self, _dev: &Path) -> Option<&'static str> {
+        Some("xfs")
+    }
+
+    fn mount(&self, dev: &Path, dir: &Path, t: &str, o: &str, _d: Instant) -> SysResult<()> {
+        let mut w = self.0.borrow_mut();
+        w.log.push(format!(
+            "mount -t {t} -o {o} {} {}",
+            dev.display(),
+            dir.display()
+        ));
+        Ok(())
+    }
+
     fn members(&self, _d: Instant) -> Option<Vec<String>> {
         self.0.borrow().members.clone()
     }
