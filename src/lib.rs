@@ -11,3 +11,4 @@ pub mod cli;
 pub mod fence;
 pub mod ocf;
 pub mod sys;
+pub mod wait;

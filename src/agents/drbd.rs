@@ -26,15 +26,15 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::notify::When;
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::promotion::{clear_score, set_score};
-use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
+use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
 use crate::sys::cluster::Cluster;
 use crate::sys::drbd::{valid_resource_name, Disk, Drbd, Role, State};
 use crate::sys::runner::Outcome;
-use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -121,33 +121,6 @@ pub static INFO: AgentInfo = AgentInfo {
     params: PARAMS,
     actions: ACTIONS,
 };
-
-#[derive(Debug, thiserror::Error)]
-pub enum DrbdError {
-    #[error(transparent)]
-    Core(#[from] OcfError),
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    #[error("{0}")]
-    NotHere(String),
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error(transparent)]
-    Sys(#[from] SysError),
-}
-
-impl ExitCode for DrbdError {
-    fn code(&self) -> OcfCode {
-        match self {
-            DrbdError::Core(e) => e.code(),
-            DrbdError::Param(_) | DrbdError::Config(_) => OcfCode::ErrConfigured,
-            DrbdError::NotHere(_) => OcfCode::ErrInstalled,
-            DrbdError::Failed(_) | DrbdError::Sys(_) => OcfCode::ErrGeneric,
-        }
-    }
-}
 
 type Version = (u32, u32, u32);
 
@@ -259,7 +232,7 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         DrbdAgent { drbd, cluster }
     }
 
-    fn state(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<Option<State>, DrbdError> {
+    fn state(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<Option<State>, OcfError> {
         Ok(self.drbd.state(&cfg.res, ctx.deadline.instant())?)
     }
 
@@ -270,18 +243,18 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         };
     }
 
-    fn adm(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<Outcome, DrbdError> {
+    fn adm(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<Outcome, OcfError> {
         Ok(self
             .drbd
             .adm(&cfg.conf, args, &cfg.res, ctx.deadline.instant())?)
     }
 
-    fn adm_ok(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<(), DrbdError> {
+    fn adm_ok(&self, cfg: &DrbdConfig, args: &[&str], ctx: &Ctx) -> Result<(), OcfError> {
         let out = self.adm(cfg, args, ctx)?;
         if out.success() {
             Ok(())
         } else {
-            Err(DrbdError::Failed(format!(
+            Err(OcfError::Generic(format!(
                 "drbdadm {} {}: {}",
                 args.join(" "),
                 cfg.res,
@@ -297,17 +270,17 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         args: &[&str],
         ctx: &Ctx,
         stop_early: impl Fn(&Outcome) -> Option<String>,
-    ) -> Result<(), DrbdError> {
+    ) -> Result<(), OcfError> {
         loop {
             let out = self.adm(cfg, args, ctx)?;
             if out.success() {
                 return Ok(());
             }
             if let Some(why) = stop_early(&out) {
-                return Err(DrbdError::Failed(why));
+                return Err(OcfError::Generic(why));
             }
             if ctx.deadline.remaining() < Duration::from_millis(1200) {
-                return Err(DrbdError::Failed(format!(
+                return Err(OcfError::Generic(format!(
                     "drbdadm {} {} kept failing until the operation deadline: {}",
                     args.join(" "),
                     cfg.res,
@@ -330,7 +303,7 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
         ctx: &Ctx,
         what: &str,
         done: impl Fn(Option<&State>) -> bool,
-    ) -> Result<Option<State>, DrbdError> {
+    ) -> Result<Option<State>, OcfError> {
         loop {
             let st = self.state(cfg, ctx)?;
             if done(st.as_ref()) {
@@ -340,8 +313,7 @@ impl<D: Drbd, C: Cluster> DrbdAgent<D, C> {
                 return Err(OcfError::Deadline {
                     what: format!("{} {what}", cfg.res),
                     ms: ctx.deadline.elapsed().as_millis(),
-                }
-                .into());
+                });
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -352,71 +324,76 @@ fn version_str(v: Version) -> String {
     format!("{}.{}.{}", v.0, v.1, v.2)
 }
 
+impl FromParams for DrbdConfig {
+    fn from_params(p: &Params) -> Result<Self, ParamError> {
+        configure(p)
+    }
+}
+
 impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
     type Config = DrbdConfig;
-    type Error = DrbdError;
 
     fn info(&self) -> &'static AgentInfo {
         &INFO
     }
 
-    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<DrbdConfig, DrbdError> {
-        Ok(configure(params)?)
-    }
-
-    fn validate(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn validate(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let m = &ctx.env.meta;
         if m.clone_max.is_some() {
             if m.clone_node_max.unwrap_or(1) != 1 {
-                return Err(DrbdError::Config(
+                return Err(OcfError::Configured(
                     "clone-node-max must be 1 for a DRBD clone".into(),
                 ));
             }
             if m.promoted_node_max.unwrap_or(1) != 1 {
-                return Err(DrbdError::Config(
+                return Err(OcfError::Configured(
                     "promoted-node-max must be 1 for a DRBD clone".into(),
                 ));
             }
             if m.promoted_max.unwrap_or(1) > 1 {
-                return Err(DrbdError::Config("promoted-max above 1 needs dual-primary DRBD, which this agent does not manage".into()));
+                return Err(OcfError::Configured("promoted-max above 1 needs dual-primary DRBD, which this agent does not manage".into()));
             }
             if !m.notify {
-                return Err(DrbdError::Config("the DRBD clone needs notify=true".into()));
+                return Err(OcfError::Configured(
+                    "the DRBD clone needs notify=true".into(),
+                ));
             }
         }
         if !cfg.conf.exists() {
-            return Err(DrbdError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "drbdconf={}: no such file",
                 cfg.conf.display()
             )));
         }
         let v = self.drbd.module_version().ok_or_else(|| {
-            DrbdError::NotHere(
+            OcfError::Installed(
                 "the DRBD kernel module is not loaded (/proc/drbd is missing)".into(),
             )
         })?;
         if let Some(ge) = cfg.version_ge.filter(|ge| v < *ge) {
-            return Err(DrbdError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "DRBD module {} is older than require_drbd_module_version_ge={}",
                 version_str(v),
                 version_str(ge)
             )));
         }
         if let Some(lt) = cfg.version_lt.filter(|lt| v >= *lt) {
-            return Err(DrbdError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "DRBD module {} is not below require_drbd_module_version_lt={}",
                 version_str(v),
                 version_str(lt)
             )));
         }
         let out = match self.adm(cfg, &["sh-minor"], ctx) {
-            Err(DrbdError::Sys(e)) if e.to_string().contains("not found") => {
-                return Err(DrbdError::NotHere(format!("drbdadm is not installed: {e}")))
+            Err(OcfError::Sys(e)) if e.to_string().contains("not found") => {
+                return Err(OcfError::Installed(format!(
+                    "drbdadm is not installed: {e}"
+                )))
             }
             other => other?,
         };
         if !out.success() {
-            return Err(DrbdError::Config(format!(
+            return Err(OcfError::Configured(format!(
                 "resource {} is not defined for this node in {}: {}",
                 cfg.res,
                 cfg.conf.display(),
@@ -426,7 +403,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn start(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn start(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let up = self.state(cfg, ctx)?.is_some();
         self.adm_ok(cfg, &[if up { "adjust" } else { "up" }], ctx)?;
         let st = self.wait_until(cfg, ctx, "to attach its disk", |s| {
@@ -439,7 +416,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         })?;
         if let Some(s) = &st {
             if matches!(s.disk, Disk::Failed | Disk::Diskless) {
-                return Err(DrbdError::Failed(format!(
+                return Err(OcfError::Generic(format!(
                     "{} is up but its local disk is {:?}",
                     cfg.res, s.disk
                 )));
@@ -449,7 +426,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn stop(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn stop(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let Some(st) = self.state(cfg, ctx)? else {
             clear_score(&self.cluster, ctx);
             return Ok(());
@@ -469,7 +446,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn stop_unconfigured(&self, err: &DrbdError, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
         // Best effort: a valid resource name is enough to take it down.
         let Some(res) = ctx
             .env
@@ -491,7 +468,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn monitor(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<Status, DrbdError> {
+    fn monitor(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         let Some(st) = self.state(cfg, ctx)? else {
             if !ctx.is_probe() {
                 clear_score(&self.cluster, ctx);
@@ -500,7 +477,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         };
         self.publish(cfg, Some(&st), ctx);
         if matches!(st.disk, Disk::Failed | Disk::Diskless) {
-            return Err(DrbdError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "{}: local disk is {:?}",
                 cfg.res, st.disk
             )));
@@ -512,21 +489,21 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         })
     }
 
-    fn promote(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn promote(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let Some(st) = self.state(cfg, ctx)? else {
-            return Err(DrbdError::Failed(format!("{} is not started", cfg.res)));
+            return Err(OcfError::Generic(format!("{} is not started", cfg.res)));
         };
         if st.role == Role::Primary {
             return Ok(());
         }
         if !st.quorum {
-            return Err(DrbdError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "{} has no quorum; not promoting",
                 cfg.res
             )));
         }
         if cfg.fail_early && st.peer_primary() {
-            return Err(DrbdError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "a peer of {} is still Primary; not promoting",
                 cfg.res
             )));
@@ -561,9 +538,9 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn demote(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn demote(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let Some(st) = self.state(cfg, ctx)? else {
-            return Err(DrbdError::Failed(format!("{} is not started", cfg.res)));
+            return Err(OcfError::Generic(format!("{} is not started", cfg.res)));
         };
         if st.role != Role::Primary {
             return Ok(());
@@ -574,7 +551,7 @@ impl<D: Drbd, C: Cluster> Agent for DrbdAgent<D, C> {
         Ok(())
     }
 
-    fn notify(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), DrbdError> {
+    fn notify(&self, cfg: &DrbdConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let n = ctx.env.notify();
         ctx.log
             .debug(&format!("notify {:?} {:?}", n.when, n.operation));

@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
@@ -46,7 +47,6 @@ use crate::sys::mount::{
     self, BlockDev, DevKind, FsckResult, MountEntry, MountOptions, Mounts, PathKind,
 };
 use crate::sys::procwalk::{Holder, Target};
-use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -158,39 +158,28 @@ pub static INFO: AgentInfo = AgentInfo {
     actions: ACTIONS,
 };
 
+/// A stop that could not free the mount, with the holders that remain.
 #[derive(Debug, thiserror::Error)]
-pub enum FsError {
-    #[error(transparent)]
-    Core(#[from] OcfError),
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    /// Something this node lacks (device, directory, kernel support).
-    #[error("{0}")]
-    NotHere(String),
-    #[error("{0}")]
-    Config(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error("{dir}: still busy, not unmounted; remaining holders: {holders}")]
-    Busy { dir: String, holders: String },
-    #[error(transparent)]
-    Probe(#[from] ProbeError),
-    #[error(transparent)]
-    Sys(#[from] SysError),
+#[error("{dir}: still busy, not unmounted; remaining holders: {holders}")]
+pub struct Busy {
+    pub dir: String,
+    pub holders: String,
 }
 
-impl ExitCode for FsError {
+impl ExitCode for Busy {
     fn code(&self) -> OcfCode {
-        match self {
-            FsError::Core(e) => e.code(),
-            FsError::Param(_) | FsError::Config(_) => OcfCode::ErrConfigured,
-            FsError::NotHere(_) => OcfCode::ErrInstalled,
-            FsError::Failed(_) | FsError::Busy { .. } | FsError::Probe(_) | FsError::Sys(_) => {
-                OcfCode::ErrGeneric
-            }
-        }
+        OcfCode::ErrGeneric
     }
 }
+crate::agent_failure!(Busy);
+
+/// A deep monitor's I/O probe failed: the file system does not serve I/O.
+impl ExitCode for ProbeError {
+    fn code(&self) -> OcfCode {
+        OcfCode::ErrGeneric
+    }
+}
+crate::agent_failure!(ProbeError);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSpec {
@@ -430,7 +419,7 @@ impl<M: Mounts> Filesystem<M> {
         Filesystem { sys }
     }
 
-    fn resolve(&self, cfg: &FsConfig, deadline: Instant) -> Result<Resolved, FsError> {
+    fn resolve(&self, cfg: &FsConfig, deadline: Instant) -> Result<Resolved, OcfError> {
         let path = match &cfg.device {
             DeviceSpec::Other(s) => return Ok(Resolved::Source(s.clone())),
             DeviceSpec::Path(p) => p.clone(),
@@ -476,7 +465,7 @@ impl<M: Mounts> Filesystem<M> {
         }
     }
 
-    fn check_clone(cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
+    fn check_clone(cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         if ctx.env.meta.clone.is_some() || ctx.env.meta.clone_max.is_some() {
             let t = if cfg.fstype.is_empty() {
                 "this file system"
@@ -487,7 +476,7 @@ impl<M: Mounts> Filesystem<M> {
                 && !cfg.force_clones
                 && !cfg.opts.read_only
             {
-                return Err(FsError::Config(format!(
+                return Err(OcfError::Configured(format!(
                     "{t} on {} is not cluster-aware: refusing to run as a clone (set force_clones only if a single writer is guaranteed)",
                     cfg.device_text()
                 )));
@@ -496,7 +485,7 @@ impl<M: Mounts> Filesystem<M> {
         Ok(())
     }
 
-    fn check_fstype(&self, cfg: &FsConfig, deadline: Instant) -> Result<(), FsError> {
+    fn check_fstype(&self, cfg: &FsConfig, deadline: Instant) -> Result<(), OcfError> {
         if cfg.fstype.is_empty() || cfg.fstype == "none" {
             return Ok(());
         }
@@ -511,7 +500,7 @@ impl<M: Mounts> Filesystem<M> {
         if known(&self.sys.kernel_filesystems(Some(&cfg.fstype), deadline)?) {
             return Ok(());
         }
-        Err(FsError::NotHere(format!(
+        Err(OcfError::Installed(format!(
             "fstype={}: not supported by this kernel (not in /proc/filesystems)",
             cfg.fstype
         )))
@@ -519,13 +508,13 @@ impl<M: Mounts> Filesystem<M> {
 
     /// The mount point must be a directory (or absent, to be created), not a symbolic
     /// link: mountinfo shows where a link points, so the mount could not be recognised.
-    fn check_directory(&self, cfg: &FsConfig) -> Result<PathKind, FsError> {
+    fn check_directory(&self, cfg: &FsConfig) -> Result<PathKind, OcfError> {
         match self.sys.path_kind(&cfg.directory) {
-            PathKind::Other => Err(FsError::NotHere(format!(
+            PathKind::Other => Err(OcfError::Installed(format!(
                 "directory {} exists and is not a directory",
                 cfg.directory.display()
             ))),
-            PathKind::LinkToDir => Err(FsError::Config(format!(
+            PathKind::LinkToDir => Err(OcfError::Configured(format!(
                 "directory {} is a symbolic link; give the path it points to",
                 cfg.directory.display()
             ))),
@@ -558,7 +547,7 @@ impl<M: Mounts> Filesystem<M> {
         m: &MountEntry,
         devs_shared: bool,
         ctx: &Ctx,
-    ) -> Result<(), FsError> {
+    ) -> Result<(), OcfError> {
         let dl = ctx.deadline.instant();
         let force = matches!(
             m.fstype.as_str(),
@@ -591,10 +580,11 @@ impl<M: Mounts> Filesystem<M> {
         let dir = m.mount_point.display().to_string();
         if !cfg.force_unmount {
             let hs = self.sys.holders(&target);
-            return Err(FsError::Busy {
+            return Err(Busy {
                 dir,
                 holders: describe(&hs) + " (force_unmount=false)",
-            });
+            }
+            .into());
         }
         // Term rounds: one with fast_stop, else until half of the remaining budget.
         let start = Instant::now();
@@ -672,11 +662,11 @@ impl<M: Mounts> Filesystem<M> {
                 describe(&kept)
             );
         }
-        Err(FsError::Busy { dir, holders })
+        Err(Busy { dir, holders }.into())
     }
 
     /// Unmounts everything at and below `dir`: deepest first, one deadline for all.
-    fn unmount_tree(&self, cfg: &FsConfig, r: &Resolved, ctx: &Ctx) -> Result<(), FsError> {
+    fn unmount_tree(&self, cfg: &FsConfig, r: &Resolved, ctx: &Ctx) -> Result<(), OcfError> {
         for _pass in 0..16 {
             let table = self.sys.mountinfo()?;
             let top = mount::mount_at(&table, &cfg.directory);
@@ -708,7 +698,7 @@ impl<M: Mounts> Filesystem<M> {
                     .info(&format!("unmounted {}", m.mount_point.display()));
             }
         }
-        Err(FsError::Failed(format!(
+        Err(OcfError::Generic(format!(
             "{}: mounts keep reappearing",
             cfg.directory.display()
         )))
@@ -736,25 +726,26 @@ impl FsConfig {
     }
 }
 
+impl FromParams for FsConfig {
+    fn from_params(p: &Params) -> Result<Self, ParamError> {
+        configure(p)
+    }
+}
+
 impl<M: Mounts> Agent for Filesystem<M> {
     type Config = FsConfig;
-    type Error = FsError;
 
     fn info(&self) -> &'static AgentInfo {
         &INFO
     }
 
-    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<FsConfig, FsError> {
-        Ok(configure(params)?)
-    }
-
-    fn validate(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
+    fn validate(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         Self::check_clone(cfg, ctx)?;
         self.check_fstype(cfg, ctx.deadline.instant())?;
         match self.resolve(cfg, ctx.deadline.instant())? {
-            Resolved::Missing(why) => return Err(FsError::NotHere(why)),
+            Resolved::Missing(why) => return Err(OcfError::Installed(why)),
             Resolved::NotBlock(p) if block_type(&cfg.fstype) => {
-                return Err(FsError::NotHere(format!(
+                return Err(OcfError::Installed(format!(
                     "device {} is not a block device",
                     p.display()
                 )))
@@ -764,7 +755,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
         self.check_directory(cfg).map(|_| ())
     }
 
-    fn start(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
+    fn start(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let dl = ctx.deadline.instant();
         let r = self.resolve(cfg, dl)?;
         let table = self.sys.mountinfo()?;
@@ -774,20 +765,20 @@ impl<M: Mounts> Agent for Filesystem<M> {
                     .info(&format!("{} is already mounted", cfg.directory.display()));
                 return Ok(());
             }
-            return Err(FsError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "another device ({}) is mounted on {}",
                 m.source,
                 cfg.directory.display()
             )));
         }
         if let Some(b) = mount::mounts_below(&table, &cfg.directory).first() {
-            return Err(FsError::Config(format!(
+            return Err(OcfError::Configured(format!(
                 "{} has a mount below it ({}) but is not mounted itself",
                 cfg.directory.display(),
                 b.mount_point.display()
             )));
         }
-        let source = Self::source_of(&r).ok_or_else(|| FsError::NotHere(cfg.device_text()))?;
+        let source = Self::source_of(&r).ok_or_else(|| OcfError::Installed(cfg.device_text()))?;
         if let Resolved::Block(b) = &r {
             let ext = matches!(cfg.fstype.as_str(), "ext2" | "ext3" | "ext4");
             let res = match (cfg.run_fsck, cfg.fstype.as_str()) {
@@ -799,7 +790,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 _ => None,
             };
             match res {
-                Some(FsckResult::Failed(why)) => return Err(FsError::Failed(why)),
+                Some(FsckResult::Failed(why)) => return Err(OcfError::Generic(why)),
                 Some(FsckResult::Skipped(why)) => ctx.log.warn(&why),
                 Some(FsckResult::Corrected(n)) => ctx.log.warn(&format!(
                     "fsck corrected errors on {} (exit {n})",
@@ -810,7 +801,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
         }
         if self.check_directory(cfg)? == PathKind::Missing {
             self.sys.create_dir_all(&cfg.directory).map_err(|e| {
-                FsError::NotHere(format!(
+                OcfError::Installed(format!(
                     "cannot create directory {}: {e}",
                     cfg.directory.display()
                 ))
@@ -825,7 +816,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 &cfg.options,
                 dl,
             )
-            .map_err(|e| FsError::Failed(e.to_string()))?;
+            .map_err(|e| OcfError::Generic(e.to_string()))?;
         let table = self.sys.mountinfo()?;
         match mount::mount_at(&table, &cfg.directory) {
             Some(m) if Self::ours(m, &r, &table) || matches!(r, Resolved::Source(_)) => {
@@ -837,40 +828,40 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 ));
                 Ok(())
             }
-            Some(m) => Err(FsError::Failed(format!(
+            Some(m) => Err(OcfError::Generic(format!(
                 "after mounting, {} shows {} instead of {source}",
                 cfg.directory.display(),
                 m.source
             ))),
-            None => Err(FsError::Failed(format!(
+            None => Err(OcfError::Generic(format!(
                 "mounted {source}, but {} does not appear in mountinfo",
                 cfg.directory.display()
             ))),
         }
     }
 
-    fn stop(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), FsError> {
+    fn stop(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let r = self
             .resolve(cfg, ctx.deadline.instant())
             .unwrap_or_else(|e| Resolved::Missing(e.to_string()));
         self.unmount_tree(cfg, &r, ctx)
     }
 
-    fn monitor(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<Status, FsError> {
+    fn monitor(&self, cfg: &FsConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         let table = self.sys.mountinfo()?;
         let Some(m) = mount::mount_at(&table, &cfg.directory) else {
             return Ok(Status::NotRunning(None));
         };
         let r = self.resolve(cfg, ctx.deadline.instant())?;
         if let Resolved::Missing(why) = &r {
-            return Err(FsError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "{} is mounted from {}, but {why}",
                 cfg.directory.display(),
                 m.source
             )));
         }
         if !Self::ours(m, &r, &table) {
-            return Err(FsError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "another device ({}) is mounted on {}, not {}",
                 m.source,
                 cfg.directory.display(),
@@ -882,7 +873,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
             return Ok(Status::Running);
         }
         if level != 10 && level != 20 {
-            return Err(FsError::Config(format!(
+            return Err(OcfError::Configured(format!(
                 "unsupported monitor depth {level} (use 0, 10 or 20)"
             )));
         }
@@ -914,7 +905,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 step,
                 path,
                 errno: nix::errno::Errno::EIO,
-            }) => Err(FsError::Failed(format!(
+            }) => Err(OcfError::Generic(format!(
                 "{step} {path}: I/O error (file system shut down or device failing)"
             ))),
             Err(e) => Err(e.into()),
@@ -923,7 +914,7 @@ impl<M: Mounts> Agent for Filesystem<M> {
 
     /// The parameters do not parse: still unmount whatever is mounted on the directory,
     /// if it names one.
-    fn stop_unconfigured(&self, err: &FsError, ctx: &Ctx) -> Result<(), FsError> {
+    fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
         let Some(dir) = ctx
             .env
             .raw_param("directory")

@@ -26,6 +26,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
@@ -35,7 +36,6 @@ use crate::sys::netlink::{
     broadcast_of, contains, Addr, AddrRequest, Link, AF_INET, AF_INET6, IFA_F_DADFAILED,
     IFA_F_NODAD, IFA_F_NOPREFIXROUTE, IFA_F_TENTATIVE, IFF_NOARP, RTN_UNICAST,
 };
-use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -190,37 +190,21 @@ pub static INFO: AgentInfo = AgentInfo {
     actions: ACTIONS,
 };
 
+/// Start failures that carry the address and what was found.
 #[derive(Debug, thiserror::Error)]
-pub enum VipError {
-    #[error(transparent)]
-    Core(#[from] OcfError),
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    #[error("{0}")]
-    NotHere(String),
+pub enum VipFailure {
     #[error("{ip} is already in use by another host ({mac}); not taking it")]
     Conflict { ip: IpAddr, mac: String },
     #[error("{ip}: IPv6 duplicate address detection failed on {link}; address removed")]
     DadFailed { ip: IpAddr, link: String },
-    #[error("{0}")]
-    Failed(String),
-    #[error(transparent)]
-    Sys(#[from] SysError),
 }
 
-impl ExitCode for VipError {
+impl ExitCode for VipFailure {
     fn code(&self) -> OcfCode {
-        match self {
-            VipError::Core(e) => e.code(),
-            VipError::Param(_) => OcfCode::ErrConfigured,
-            VipError::NotHere(_) => OcfCode::ErrInstalled,
-            VipError::Conflict { .. }
-            | VipError::DadFailed { .. }
-            | VipError::Failed(_)
-            | VipError::Sys(_) => OcfCode::ErrGeneric,
-        }
+        OcfCode::ErrGeneric
     }
 }
+crate::agent_failure!(VipFailure);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broadcast {
@@ -280,11 +264,11 @@ impl<N: Net> Vip<N> {
         &self.net
     }
 
-    fn enter(&self, cfg: &VipConfig) -> Result<(), VipError> {
+    fn enter(&self, cfg: &VipConfig) -> Result<(), OcfError> {
         if let Some(ns) = &cfg.netns {
             self.net
                 .enter_netns(ns)
-                .map_err(|e| VipError::NotHere(format!("network_namespace={ns}: {e}")))?;
+                .map_err(|e| OcfError::Installed(format!("network_namespace={ns}: {e}")))?;
         }
         Ok(())
     }
@@ -297,7 +281,7 @@ impl<N: Net> Vip<N> {
     }
 
     /// The link and prefix for the address, as IPaddr2's findif decides them.
-    pub fn place(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Placement, VipError> {
+    pub fn place(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Placement, OcfError> {
         let d = ctx.deadline.instant();
         let links = self.net.links(d)?;
         let named = match &cfg.nic {
@@ -307,7 +291,7 @@ impl<N: Net> Vip<N> {
                     .find(|l| &l.name == n)
                     .cloned()
                     .ok_or_else(|| {
-                        VipError::NotHere(format!("nic={n}: no such interface on this node"))
+                        OcfError::Installed(format!("nic={n}: no such interface on this node"))
                     })?,
             ),
             None => None,
@@ -331,7 +315,7 @@ impl<N: Net> Vip<N> {
         cands.sort();
         cands.dedup();
         let Some(&(best, _)) = cands.iter().max_by_key(|(len, _)| *len) else {
-            return Err(VipError::NotHere(match &cfg.nic {
+            return Err(OcfError::Installed(match &cfg.nic {
                 Some(n) => format!(
                     "no connected route on {n} contains {}; set cidr_netmask",
                     cfg.ip
@@ -356,7 +340,7 @@ impl<N: Net> Vip<N> {
         };
         if top.len() > 1 {
             let list: Vec<String> = top.iter().map(|i| name_of(*i)).collect();
-            return Err(VipError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "{} matches a /{best} route on several interfaces ({}); set nic",
                 cfg.ip,
                 list.join(", ")
@@ -368,7 +352,7 @@ impl<N: Net> Vip<N> {
                 .iter()
                 .find(|l| l.index == top[0])
                 .cloned()
-                .ok_or_else(|| VipError::NotHere(format!("interface {} vanished", top[0])))?,
+                .ok_or_else(|| OcfError::Installed(format!("interface {} vanished", top[0])))?,
         };
         Ok(Placement {
             link,
@@ -376,7 +360,7 @@ impl<N: Net> Vip<N> {
         })
     }
 
-    fn find_addr(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Vec<Addr>, VipError> {
+    fn find_addr(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Vec<Addr>, OcfError> {
         Ok(self
             .net
             .addrs(cfg.family(), ctx.deadline.instant())?
@@ -414,7 +398,7 @@ impl<N: Net> Vip<N> {
     }
 
     /// Waits for IPv6 duplicate address detection to finish.
-    fn await_dad(&self, cfg: &VipConfig, p: &Placement, ctx: &Ctx) -> Result<(), VipError> {
+    fn await_dad(&self, cfg: &VipConfig, p: &Placement, ctx: &Ctx) -> Result<(), OcfError> {
         if cfg.ip.is_ipv4() || cfg.nodad {
             return Ok(());
         }
@@ -425,17 +409,18 @@ impl<N: Net> Vip<N> {
                 .into_iter()
                 .find(|a| a.index == p.link.index);
             let Some(a) = a else {
-                return Err(VipError::Failed(format!(
+                return Err(OcfError::Generic(format!(
                     "{} vanished from {} during DAD",
                     cfg.ip, p.link.name
                 )));
             };
             if a.flags & IFA_F_DADFAILED != 0 {
                 let _ = self.net.del_addr(&a, ctx.deadline.instant());
-                return Err(VipError::DadFailed {
+                return Err(VipFailure::DadFailed {
                     ip: cfg.ip,
                     link: p.link.name.clone(),
-                });
+                }
+                .into());
             }
             if a.flags & IFA_F_TENTATIVE == 0 {
                 return Ok(());
@@ -447,15 +432,14 @@ impl<N: Net> Vip<N> {
                 return Err(OcfError::Deadline {
                     what: format!("IPv6 duplicate address detection of {}", cfg.ip),
                     ms: ctx.deadline.elapsed().as_millis(),
-                }
-                .into());
+                });
             }
             std::thread::sleep(nap.min(ctx.deadline.remaining()));
             nap = (nap * 2).min(Duration::from_millis(50));
         }
     }
 
-    fn announce(&self, cfg: &VipConfig, link: &Link, ctx: &Ctx) -> Result<(), VipError> {
+    fn announce(&self, cfg: &VipConfig, link: &Link, ctx: &Ctx) -> Result<(), OcfError> {
         if cfg.announce.count == 0 || link.flags & IFF_NOARP != 0 || link.mac.is_none() {
             return Ok(());
         }
@@ -478,7 +462,7 @@ impl<N: Net> Vip<N> {
         cfg: &VipConfig,
         link: &Link,
         ctx: &Ctx,
-    ) -> Result<Option<Mac>, VipError> {
+    ) -> Result<Option<Mac>, OcfError> {
         let IpAddr::V4(v4) = cfg.ip else {
             return Ok(None);
         };
@@ -711,19 +695,20 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
     })
 }
 
+impl FromParams for VipConfig {
+    fn from_params(p: &Params) -> Result<Self, ParamError> {
+        configure(p)
+    }
+}
+
 impl<N: Net> Agent for Vip<N> {
     type Config = VipConfig;
-    type Error = VipError;
 
     fn info(&self) -> &'static AgentInfo {
         &INFO
     }
 
-    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<VipConfig, VipError> {
-        Ok(configure(params)?)
-    }
-
-    fn validate(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), VipError> {
+    fn validate(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), OcfError> {
         self.enter(cfg)?;
         let p = self.place(cfg, ctx)?;
         if cfg.check_conflict && cfg.ip.is_ipv4() && p.link.mac.is_none() && !p.link.is_loopback() {
@@ -735,10 +720,10 @@ impl<N: Net> Agent for Vip<N> {
         Ok(())
     }
 
-    fn start(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), VipError> {
+    fn start(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), OcfError> {
         let p = self.place(cfg, ctx)?;
         if !p.link.is_up() {
-            return Err(VipError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "interface {} is down",
                 p.link.name
             )));
@@ -760,17 +745,18 @@ impl<N: Net> Agent for Vip<N> {
             ));
             self.net.del_addr(a, ctx.deadline.instant())?;
         } else if let Some(a) = present.first() {
-            return Err(VipError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "{} is already configured on another interface (index {}); not adding it to {}",
                 cfg.ip, a.index, p.link.name
             )));
         }
         if cfg.check_conflict {
             if let Some(mac) = self.conflicting_host(cfg, &p.link, ctx)? {
-                return Err(VipError::Conflict {
+                return Err(VipFailure::Conflict {
                     ip: cfg.ip,
                     mac: format_mac(&mac),
-                });
+                }
+                .into());
             }
         }
         let req = self.request(cfg, &p);
@@ -788,7 +774,7 @@ impl<N: Net> Agent for Vip<N> {
         Ok(())
     }
 
-    fn stop(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), VipError> {
+    fn stop(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<(), OcfError> {
         if let Err(e) = self.enter(cfg) {
             ctx.log.warn(&format!("{e}: nothing to stop"));
             return Ok(());
@@ -822,7 +808,7 @@ impl<N: Net> Agent for Vip<N> {
         Ok(())
     }
 
-    fn monitor(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Status, VipError> {
+    fn monitor(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         if self.enter(cfg).is_err() {
             return Ok(Status::NotRunning(None));
         }
@@ -853,37 +839,39 @@ impl<N: Net> Agent for Vip<N> {
                 ctx.log.warn(&msg);
                 return Ok(Status::NotRunning(None));
             }
-            return Err(VipError::Failed(msg));
+            return Err(OcfError::Generic(msg));
         };
         let link = on(a).expect("filtered above");
         if a.flags & IFA_F_DADFAILED != 0 {
-            return Err(VipError::DadFailed {
+            return Err(VipFailure::DadFailed {
                 ip: cfg.ip,
                 link: link.name,
-            });
+            }
+            .into());
         }
         if cfg.ip.is_ipv4() {
             let want = cfg.label(&link.name).unwrap_or_else(|| link.name.clone());
             let have = a.label.clone().unwrap_or_else(|| link.name.clone());
             if want != have {
-                return Err(VipError::Failed(format!(
+                return Err(OcfError::Generic(format!(
                     "{} on {} has label {have}, expected {want}",
                     cfg.ip, link.name
                 )));
             }
         }
         if !link.is_up() {
-            return Err(VipError::Failed(format!(
+            return Err(OcfError::Generic(format!(
                 "{} is on {}, but the interface is down",
                 cfg.ip, link.name
             )));
         }
         if ctx.env.check_level >= 10 {
             if let Some(mac) = self.conflicting_host(cfg, &link, ctx)? {
-                return Err(VipError::Conflict {
+                return Err(VipFailure::Conflict {
                     ip: cfg.ip,
                     mac: format_mac(&mac),
-                });
+                }
+                .into());
             }
         }
         if cfg.refresh > 0 && !ctx.is_probe() && link.flags & IFF_NOARP == 0 && link.mac.is_some() {

@@ -4,10 +4,10 @@
 use super::action::Action;
 use super::deadline::Deadline;
 use super::env::OcfEnv;
-use super::error::{ExitCode, OcfError};
+use super::error::OcfError;
 use super::log::Logger;
 use super::metadata::AgentInfo;
-use super::params::Params;
+use super::params::{ParamError, Params};
 
 /// What a monitor found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,51 +34,59 @@ impl Ctx<'_> {
     }
 }
 
+/// A configuration built from the parameters alone: syntax only, no look at the system.
+pub trait FromParams: Sized {
+    fn from_params(p: &Params) -> Result<Self, ParamError>;
+}
+
+/// Every action returns [`OcfError`], the one error that names its exit code.
 pub trait Agent {
     /// The validated configuration, built from the parameters.
-    type Config;
-    type Error: std::error::Error + ExitCode + From<OcfError>;
+    type Config: FromParams;
 
     fn info(&self) -> &'static AgentInfo;
 
-    /// Parses the parameters into a configuration: syntax only, no look at the system.
-    fn configure(&self, params: &Params, ctx: &Ctx) -> Result<Self::Config, Self::Error>;
+    /// Parses the parameters into a configuration; agents that need the environment
+    /// (clone meta, the node name) override it.
+    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<Self::Config, OcfError> {
+        Ok(Self::Config::from_params(params)?)
+    }
     /// Checks that the configuration can work on this node (binaries, devices, links).
-    fn validate(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), Self::Error>;
-    fn start(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), Self::Error>;
-    fn stop(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), Self::Error>;
-    fn monitor(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<Status, Self::Error>;
+    fn validate(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), OcfError>;
+    fn start(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), OcfError>;
+    fn stop(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<(), OcfError>;
+    fn monitor(&self, cfg: &Self::Config, ctx: &Ctx) -> Result<Status, OcfError>;
 
-    fn promote(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn promote(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::Promote))
     }
-    fn demote(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn demote(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::Demote))
     }
-    fn notify(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn notify(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::Notify))
     }
-    fn reload(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn reload(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::Reload))
     }
-    fn reload_agent(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn reload_agent(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::ReloadAgent))
     }
-    fn migrate_to(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn migrate_to(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::MigrateTo))
     }
-    fn migrate_from(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn migrate_from(&self, _cfg: &Self::Config, _ctx: &Ctx) -> Result<(), OcfError> {
         Err(unimplemented(Action::MigrateFrom))
     }
 
     /// Stop when the parameters do not parse. Nothing this configuration describes can
     /// have been started by us, so the default reports success; agents that can still
     /// clean up (unmount what is mounted, say) override it.
-    fn stop_unconfigured(&self, _err: &Self::Error, _ctx: &Ctx) -> Result<(), Self::Error> {
+    fn stop_unconfigured(&self, _err: &OcfError, _ctx: &Ctx) -> Result<(), OcfError> {
         Ok(())
     }
 }
 
-fn unimplemented<E: From<OcfError>>(a: Action) -> E {
-    OcfError::Unimplemented(format!("action {a} is not implemented by this agent")).into()
+fn unimplemented(a: Action) -> OcfError {
+    OcfError::Unimplemented(format!("action {a} is not implemented by this agent"))
 }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::wait::Backoff;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Deadline {
     start: Instant,
@@ -38,6 +40,16 @@ impl Deadline {
 
     pub fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Calls `step` until it yields a value or the deadline passes (`Ok(None)`), with
+    /// naps growing per `backoff`; see [`crate::wait::poll_until`].
+    pub fn poll<T, E>(
+        &self,
+        backoff: Backoff,
+        step: impl FnMut() -> Result<Option<T>, E>,
+    ) -> Result<Option<T>, E> {
+        crate::wait::poll_until(self.end, backoff, step)
     }
 
     /// A sub-deadline ending after `fraction` of what remains (for escalation steps).

@@ -95,7 +95,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
     ));
 
     let cfg = Params::parse(info.params, env)
-        .map_err(|e| A::Error::from(OcfError::from(e)))
+        .map_err(OcfError::from)
         .and_then(|p| {
             if matches!(action, Action::Start | Action::ValidateAll) && !p.unknown.is_empty() {
                 log.warn(&format!(
@@ -110,7 +110,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
         Err(e) => return unconfigured(agent, action, &ctx, e),
     };
 
-    let result: Result<Status, A::Error> = match action {
+    let result: Result<Status, OcfError> = match action {
         Action::Start => agent
             .validate(&cfg, &ctx)
             .and_then(|()| agent.start(&cfg, &ctx))
@@ -149,7 +149,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
     out
 }
 
-fn failure<E: std::error::Error + ExitCode>(e: &E, action: Action, log: &Logger) -> Outcome {
+fn failure(e: &OcfError, action: Action, log: &Logger) -> Outcome {
     let code = e.code();
     let reason = e.to_string();
     if code != OcfCode::ErrUnimplemented {
@@ -161,7 +161,7 @@ fn failure<E: std::error::Error + ExitCode>(e: &E, action: Action, log: &Logger)
 /// The parameters do not parse. Probes report "not running" (nothing described by an
 /// invalid configuration can be running), stop asks the agent (default: success), every
 /// other action fails with the configuration error.
-fn unconfigured<A: Agent>(agent: &A, action: Action, ctx: &Ctx, e: A::Error) -> Outcome {
+fn unconfigured<A: Agent>(agent: &A, action: Action, ctx: &Ctx, e: OcfError) -> Outcome {
     match action {
         Action::Stop => match agent.stop_unconfigured(&e, ctx) {
             Ok(()) => {

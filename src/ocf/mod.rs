@@ -16,6 +16,6 @@ pub mod params;
 pub mod promotion;
 
 pub use action::Action;
-pub use agent::{Agent, Ctx, Status};
+pub use agent::{Agent, Ctx, FromParams, Status};
 pub use code::OcfCode;
 pub use error::{ExitCode, OcfError};

@@ -252,6 +252,33 @@ impl Params {
         matches!(self.values.get(name), Some(Value::Bool(true)))
     }
 
+    /// The spec of a parameter that must have a declared default (a programming error
+    /// otherwise, caught by tests like an undeclared name).
+    fn defaulted(&self, name: &str) -> Option<&'static str> {
+        let d = self
+            .specs
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.default);
+        debug_assert!(d.is_some(), "parameter {name} has no declared default");
+        d
+    }
+
+    /// A string parameter with a declared default: the given value or that default,
+    /// so no caller writes the default a second time.
+    pub fn str_value(&self, name: &str) -> &str {
+        self.str(name)
+            .or_else(|| self.defaulted(name))
+            .unwrap_or_default()
+    }
+
+    /// An integer parameter with a declared default: the given value or that default.
+    pub fn int_value(&self, name: &str) -> i64 {
+        self.int(name)
+            .or_else(|| self.defaulted(name).and_then(|d| d.trim().parse().ok()))
+            .unwrap_or_default()
+    }
+
     /// An integer within `lo..=hi`, as a typed error naming the parameter otherwise.
     pub fn int_in(&self, name: &'static str, lo: i64, hi: i64) -> Result<Option<i64>, ParamError> {
         match self.int(name) {
@@ -297,6 +324,9 @@ mod tests {
         .unwrap();
         assert_eq!(p.str("ip"), Some("10.99.0.1"));
         assert_eq!(p.int("count"), Some(5));
+        assert_eq!(p.int_value("count"), 5);
+        let p2 = Params::parse(SPECS, &env(&[("ip", "x"), ("count", "7")])).unwrap();
+        assert_eq!(p2.int_value("count"), 7);
         assert!(p.bool("flag"));
         assert_eq!(p.str("label"), None);
         assert_eq!(p.unknown, ["bogus"]);
@@ -326,6 +356,13 @@ mod tests {
         );
         let p = Params::parse(SPECS, &env(&[("ip", "x")])).unwrap();
         assert!(p.unknown.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "no declared default")]
+    fn a_defaulted_getter_needs_a_declared_default() {
+        let p = Params::parse(SPECS, &env(&[("ip", "x")])).unwrap();
+        let _ = p.str_value("label");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::{PgConfig, PgError};
+use super::{OcfError, PgConfig};
 use crate::ocf::Ctx;
 use crate::sys::pg::client::Probe;
 use crate::sys::pg::process::{self, Cluster};
@@ -19,11 +19,11 @@ use crate::sys::runner::Credentials;
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";
 
 /// The system user, refused when unknown (5) or root (4).
-pub fn credentials(cfg: &PgConfig) -> Result<Credentials, PgError> {
+pub fn credentials(cfg: &PgConfig) -> Result<Credentials, OcfError> {
     let c = Credentials::of_user(&cfg.user)?
-        .ok_or_else(|| PgError::NotHere(format!("system user {:?} does not exist", cfg.user)))?;
+        .ok_or_else(|| OcfError::Installed(format!("system user {:?} does not exist", cfg.user)))?;
     if c.uid.is_root() {
-        return Err(PgError::Perm(format!(
+        return Err(OcfError::Perm(format!(
             "system user {:?} has uid 0; PostgreSQL never runs as root",
             cfg.user
         )));
@@ -48,12 +48,12 @@ fn writable_by(m: &std::fs::Metadata, c: &Credentials) -> bool {
 }
 
 /// Checks that this node can run the instance; returns the system user's credentials.
-pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, PgError> {
+pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, OcfError> {
     let bindir = cfg.bindir();
     for prog in ["postgres", "pg_ctl", "pg_controldata"] {
         let p = bindir.join(prog);
         if !executable(&p) {
-            return Err(PgError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "{} is missing or not executable (set bindir)",
                 p.display()
             )));
@@ -64,13 +64,13 @@ pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, PgError> {
     if let Some(dir) = &cfg.socketdir {
         match std::fs::metadata(dir) {
             Ok(m) if !m.is_dir() => {
-                return Err(PgError::NotHere(format!(
+                return Err(OcfError::Installed(format!(
                     "socketdir {} is not a directory",
                     dir.display()
                 )))
             }
             Ok(m) if !writable_by(&m, &creds) => {
-                return Err(PgError::NotHere(format!(
+                return Err(OcfError::Installed(format!(
                     "socketdir {} is not writable by {}",
                     dir.display(),
                     cfg.user
@@ -80,8 +80,9 @@ pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, PgError> {
         }
     }
     if let Some(f) = &cfg.monitor_password_file {
-        std::fs::read_to_string(f)
-            .map_err(|e| PgError::NotHere(format!("monitor_password_file {}: {e}", f.display())))?;
+        std::fs::read_to_string(f).map_err(|e| {
+            OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
+        })?;
     }
     if cfg.monitor_password.is_some() {
         ctx.log
@@ -92,24 +93,24 @@ pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, PgError> {
 
 /// The data directory exists, is a cluster, belongs to the system user, and is on the
 /// expected mount.
-pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), PgError> {
+pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), OcfError> {
     let d = &cfg.datadir;
     let m = std::fs::metadata(d)
-        .map_err(|e| PgError::NotHere(format!("data directory {}: {e}", d.display())))?;
+        .map_err(|e| OcfError::Installed(format!("data directory {}: {e}", d.display())))?;
     if !m.is_dir() {
-        return Err(PgError::NotHere(format!(
+        return Err(OcfError::Installed(format!(
             "{} is not a directory",
             d.display()
         )));
     }
     if !d.join("PG_VERSION").is_file() || !d.join("global").is_dir() {
-        return Err(PgError::NotHere(format!(
+        return Err(OcfError::Installed(format!(
             "{} is not a PostgreSQL data directory (no PG_VERSION or global/)",
             d.display()
         )));
     }
     if m.uid() != creds.uid.as_raw() {
-        return Err(PgError::Perm(format!(
+        return Err(OcfError::Perm(format!(
             "data directory {} belongs to uid {}, not to {} ({})",
             d.display(),
             m.uid(),
@@ -118,20 +119,21 @@ pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), PgError>
         )));
     }
     if cfg.pgdata != cfg.datadir && !cfg.pgdata.is_dir() {
-        return Err(PgError::NotHere(format!(
+        return Err(OcfError::Installed(format!(
             "configuration directory {} does not exist",
             cfg.pgdata.display()
         )));
     }
     if let Some(want) = &cfg.expected_mount {
-        let (mp, src) = crate::sys::pg::mounts::mount_of(d)
-            .ok_or_else(|| PgError::NotHere(format!("cannot find the mount of {}", d.display())))?;
+        let (mp, src) = crate::sys::pg::mounts::mount_of(d).ok_or_else(|| {
+            OcfError::Installed(format!("cannot find the mount of {}", d.display()))
+        })?;
         let dev_match = std::fs::canonicalize(want)
             .ok()
             .zip(std::fs::canonicalize(&src).ok())
             .is_some_and(|(a, b)| a == b);
         if &mp != want && !dev_match {
-            return Err(PgError::NotHere(format!(
+            return Err(OcfError::Installed(format!(
                 "data directory {} is on {} (from {src}), not on expected_mount {}; \
                  refusing to start on a directory whose file system is not mounted",
                 d.display(),
@@ -178,7 +180,7 @@ pub fn probe(
     cfg: &PgConfig,
     file: Option<&PostmasterPid>,
     creds: Option<&Credentials>,
-) -> Result<Probe, PgError> {
+) -> Result<Probe, OcfError> {
     let host = cfg
         .pghost
         .clone()
@@ -192,7 +194,7 @@ pub fn probe(
         (Some(f), _) => Some(
             std::fs::read_to_string(f)
                 .map_err(|e| {
-                    PgError::NotHere(format!("monitor_password_file {}: {e}", f.display()))
+                    OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
                 })?
                 .lines()
                 .next()
@@ -221,7 +223,7 @@ pub fn probe(
 
 /// Escalating stop of a verified postmaster, then of every process left; true when no
 /// process of the cluster remains.
-pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(), PgError> {
+pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(), OcfError> {
     let cl = Cluster::new(&cfg.datadir);
     let log = ctx.log;
     if let Some(pid) = pm {
@@ -257,7 +259,7 @@ pub fn stop_escalating(cfg: &PgConfig, pm: Option<u32>, ctx: &Ctx) -> Result<(),
     }
     if !cl.wait_all_gone(ctx.deadline.instant()) {
         let left = cl.processes();
-        return Err(PgError::Failed(format!(
+        return Err(OcfError::Generic(format!(
             "processes {:?} of {} are still alive at the stop deadline",
             left,
             cfg.datadir.display()

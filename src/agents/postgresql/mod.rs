@@ -41,12 +41,12 @@ pub mod single;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::server::split_words;
-use crate::sys::SysError;
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -206,36 +206,13 @@ pub static INFO: AgentInfo = AgentInfo {
     actions: ACTIONS,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum PgError {
-    #[error(transparent)]
-    Core(#[from] OcfError),
-    #[error(transparent)]
-    Param(#[from] ParamError),
-    /// Something this node lacks: binaries, the user, the data directory, the mount.
-    #[error("{0}")]
-    NotHere(String),
-    #[error("{0}")]
-    Perm(String),
-    #[error("{0}")]
-    Failed(String),
-    #[error(transparent)]
-    Probe(#[from] ProbeError),
-    #[error(transparent)]
-    Sys(#[from] SysError),
-}
-
-impl ExitCode for PgError {
+/// A monitor could not get an answer from the server.
+impl ExitCode for ProbeError {
     fn code(&self) -> OcfCode {
-        match self {
-            PgError::Core(e) => e.code(),
-            PgError::Param(_) => OcfCode::ErrConfigured,
-            PgError::NotHere(_) => OcfCode::ErrInstalled,
-            PgError::Perm(_) => OcfCode::ErrPerm,
-            PgError::Failed(_) | PgError::Probe(_) | PgError::Sys(_) => OcfCode::ErrGeneric,
-        }
+        OcfCode::ErrGeneric
     }
 }
+crate::agent_failure!(ProbeError);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
@@ -408,35 +385,36 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
 /// The agent. Single-instance mode is the only mode so far.
 pub struct Postgresql;
 
+impl FromParams for PgConfig {
+    fn from_params(p: &Params) -> Result<Self, ParamError> {
+        configure(p)
+    }
+}
+
 impl Agent for Postgresql {
     type Config = PgConfig;
-    type Error = PgError;
 
     fn info(&self) -> &'static AgentInfo {
         &INFO
     }
 
-    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<PgConfig, PgError> {
-        Ok(configure(params)?)
-    }
-
-    fn validate(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    fn validate(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         instance::validate(cfg, ctx).map(|_| ())
     }
 
-    fn start(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    fn start(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         single::start(cfg, ctx)
     }
 
-    fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         single::stop(cfg, ctx)
     }
 
-    fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
+    fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         single::monitor(&crate::sys::pg::RealPg, cfg, ctx)
     }
 
-    fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+    fn reload(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         single::reload(cfg, ctx)
     }
 }

@@ -6,20 +6,20 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use super::instance::{self, Found};
-use super::{PgConfig, PgError};
+use super::PgConfig;
 use crate::ocf::{Ctx, OcfError, Status};
 use crate::sys::pg::process::{self, Cluster};
 use crate::sys::pg::server::{self, StartSpec};
 use crate::sys::pg::{pidfile, ClusterState, PgOs, PostmasterPid, RealPg};
 
-pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgError> {
+pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
     match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => {
             let creds = instance::credentials(cfg).ok();
             let probe = instance::probe(cfg, Some(&file), creds.as_ref())?;
             let answer = os
                 .probe(&probe, ctx.deadline.instant())
-                .map_err(|e| PgError::Failed(format!("postmaster {pid} is running but {e}")))?;
+                .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
             if ctx.env.check_level >= 10 {
                 if let Some(creds) = &creds {
                     let c = os.control_data(
@@ -32,7 +32,7 @@ pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, PgEr
                         return Ok(standby(pid));
                     }
                     if c.state != ClusterState::InProduction {
-                        return Err(PgError::Failed(format!(
+                        return Err(OcfError::Generic(format!(
                             "postmaster {pid} answers but pg_controldata says \"{}\"",
                             c.state.as_str()
                         )));
@@ -69,7 +69,7 @@ fn not_running_reason(
     pidfile: bool,
     stale: Option<u32>,
     orphans: &[u32],
-) -> Result<Option<String>, PgError> {
+) -> Result<Option<String>, OcfError> {
     let d = cfg.datadir.display();
     let (exists, is_cluster) = os.datadir_state(&cfg.datadir);
     if !exists {
@@ -93,7 +93,7 @@ fn not_running_reason(
         Ok(c) => c.state,
         Err(e) if ctx.is_probe() => return Ok(Some(format!("not running; {e}"))),
         Err(e) if !bindir.join("pg_controldata").exists() => {
-            return Err(PgError::NotHere(e.to_string()))
+            return Err(OcfError::Installed(e.to_string()))
         }
         Err(e) => return Err(e.into()),
     };
@@ -113,7 +113,7 @@ fn not_running_reason(
     })
 }
 
-pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     // The dispatcher validated the configuration just before.
     let creds = instance::credentials(cfg)?;
     match instance::find(&RealPg, cfg) {
@@ -148,7 +148,7 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
                     to.display()
                 ));
                 std::fs::rename(&from, &to).map_err(|e| {
-                    PgError::Failed(format!("cannot move stale {}: {e}", from.display()))
+                    OcfError::Generic(format!("cannot move stale {}: {e}", from.display()))
                 })?;
             }
         }
@@ -161,7 +161,7 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
         None => None,
     };
     if let Some(holder) = port_holder(cfg, ctx)? {
-        return Err(PgError::Failed(format!(
+        return Err(OcfError::Generic(format!(
             "port {} is in use: {holder}",
             cfg.port
         )));
@@ -186,21 +186,21 @@ pub fn start(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
 fn ensure_socket_dir(
     dir: &std::path::Path,
     creds: &crate::sys::runner::Credentials,
-) -> Result<(), PgError> {
+) -> Result<(), OcfError> {
     if dir.exists() {
         return Ok(());
     }
     std::fs::create_dir_all(dir)
-        .map_err(|e| PgError::Failed(format!("creating socketdir {}: {e}", dir.display())))?;
+        .map_err(|e| OcfError::Generic(format!("creating socketdir {}: {e}", dir.display())))?;
     nix::unistd::chown(dir, Some(creds.uid), Some(creds.gid))
-        .map_err(|e| PgError::Failed(format!("chown of socketdir {}: {e}", dir.display())))?;
+        .map_err(|e| OcfError::Generic(format!("chown of socketdir {}: {e}", dir.display())))?;
     Ok(())
 }
 
 /// Who holds the port: a live server named in the socket's lock file, or a TCP
 /// listener on the loopback address. A lock file naming anything else (a dead or reused
 /// pid) is stale and removed, as the server would otherwise refuse to start.
-fn port_holder(cfg: &PgConfig, ctx: &Ctx) -> Result<Option<String>, PgError> {
+fn port_holder(cfg: &PgConfig, ctx: &Ctx) -> Result<Option<String>, OcfError> {
     let dir = cfg
         .socketdir
         .clone()
@@ -240,12 +240,12 @@ fn port_holder(cfg: &PgConfig, ctx: &Ctx) -> Result<Option<String>, PgError> {
 }
 
 /// Waits until the postmaster `pid` reports "ready" in its pid file.
-fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), PgError> {
+fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
     let mut nap = Duration::from_millis(5);
     loop {
         if !process::running(pid) {
             let tail = server::log_tail(&cfg.logfile, 3);
-            return Err(PgError::Failed(if tail.is_empty() {
+            return Err(OcfError::Generic(if tail.is_empty() {
                 format!("postgres (pid {pid}) exited during start; set logfile to see why")
             } else {
                 format!(
@@ -269,15 +269,14 @@ fn wait_ready(cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), PgError> {
                     "postmaster {pid} accepting connections (crash recovery may still run)"
                 ),
                 ms: ctx.deadline.elapsed().as_millis(),
-            }
-            .into());
+            });
         }
         std::thread::sleep(nap.min(ctx.deadline.remaining()));
         nap = (nap * 2).min(Duration::from_millis(50));
     }
 }
 
-pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let pm = match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
         Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
@@ -293,7 +292,7 @@ pub fn stop(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
     Ok(())
 }
 
-pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
+pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let creds = instance::credentials(cfg)?;
     match instance::find(&RealPg, cfg) {
         Found::Postmaster { pid, .. } => {
@@ -307,7 +306,7 @@ pub fn reload(cfg: &PgConfig, ctx: &Ctx) -> Result<(), PgError> {
             )?;
             Ok(())
         }
-        Found::None { .. } => Err(PgError::Failed(format!(
+        Found::None { .. } => Err(OcfError::Generic(format!(
             "cannot reload: no postmaster runs for {}",
             cfg.datadir.display()
         ))),
@@ -345,7 +344,7 @@ mod tests {
         super::super::configure(&Params::parse(super::super::INFO.params, &env).unwrap()).unwrap()
     }
 
-    fn monitor_of(os: &FakePg, probe: bool, level: u32) -> Result<Status, PgError> {
+    fn monitor_of(os: &FakePg, probe: bool, level: u32) -> Result<Status, OcfError> {
         let mut vars = BTreeMap::new();
         if !probe {
             vars.insert("OCF_RESKEY_CRM_meta_interval".into(), "15000".into());
