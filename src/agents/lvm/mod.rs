@@ -33,6 +33,7 @@ pub mod snapshot;
 use std::cell::RefCell;
 use std::path::PathBuf;
 
+use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
@@ -172,9 +173,8 @@ fn name_param(p: &Params, key: &'static str) -> Result<Option<String>, ParamErro
     }
 }
 
-/// A declared string parameter with a default: always present.
 fn with_default(p: &Params, key: &'static str) -> String {
-    p.str(key).unwrap_or_default().trim().to_string()
+    p.str_value(key).trim().to_string()
 }
 
 pub fn configure(p: &Params) -> Result<LvmConfig, ParamError> {
@@ -252,6 +252,12 @@ pub fn configure(p: &Params) -> Result<LvmConfig, ParamError> {
     })
 }
 
+impl FromParams for LvmConfig {
+    fn from_params(p: &Params) -> Result<Self, ParamError> {
+        configure(p)
+    }
+}
+
 pub struct LvmAgent<L: Lvm> {
     lvm: L,
     /// The report validate read, for the start that follows it in the same process.
@@ -269,14 +275,9 @@ impl<L: Lvm> LvmAgent<L> {
 
 impl<L: Lvm> Agent for LvmAgent<L> {
     type Config = LvmConfig;
-    type Error = OcfError;
 
     fn info(&self) -> &'static AgentInfo {
         &INFO
-    }
-
-    fn configure(&self, params: &Params, _ctx: &Ctx) -> Result<LvmConfig, OcfError> {
-        Ok(configure(params)?)
     }
 
     fn validate(&self, cfg: &LvmConfig, ctx: &Ctx) -> Result<(), OcfError> {
