@@ -373,6 +373,9 @@ fn take_ownership<L: Lvm>(
                     ctx,
                 )?;
             }
+            // The system ID is the lock; an activation/volume_list of lvm.conf (kept for
+            // the local VGs) must not silently skip this VG.
+            ov.volume_list = Some(vec![vg.clone()]);
         }
         AccessMode::Lvmlockd => {
             changed(lvm, &Change::LockStart { vg: vg.clone() }, &ov, ctx)?;

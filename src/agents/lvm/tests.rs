@@ -37,6 +37,8 @@ struct World {
     log: Vec<String>,
     lvm_runs: u32,
     broken: Option<&'static str>,
+    /// lvm.conf has an activation/volume_list naming other VGs only.
+    conf_volume_list: bool,
 }
 
 struct Fake(RefCell<World>);
@@ -60,6 +62,7 @@ fn world() -> World {
         log: vec![],
         lvm_runs: 0,
         broken: None,
+        conf_volume_list: false,
     }
 }
 
@@ -113,8 +116,14 @@ impl Lvm for Fake {
         w.log.push(c.argv().join(" "));
         match c {
             Change::Activate { lv, .. } => {
+                if ov.volume_list.is_none() && w.conf_volume_list {
+                    return Ok(Changed::Done);
+                }
                 if let Some(list) = &ov.volume_list {
-                    if !list.iter().any(|t| w.tags.contains(&t[1..].to_string())) {
+                    if !list
+                        .iter()
+                        .any(|t| t == "vgpg" || w.tags.contains(&t[1..].to_string()))
+                    {
                         return Ok(Changed::Done); // LVM skips filtered VGs silently
                     }
                 }
@@ -409,6 +418,22 @@ fn system_id_mode_records_the_owner_and_refuses_a_live_one() {
         .any(|l| l == "vgchange -y --systemid n1 vgpg"));
     assert_eq!(run(&a, "stop", &p).0, OcfCode::Success);
     assert_eq!(w(&a).system_id, "", "stop removes our system ID");
+}
+
+#[test]
+fn a_volume_list_of_lvm_conf_does_not_skip_the_managed_vg() {
+    for mode in ["tagging", "system_id"] {
+        let mut wo = world();
+        wo.conf_volume_list = true;
+        let a = agent(wo);
+        let p = [VG, ("vg_access_mode", mode)];
+        assert_eq!(
+            run(&a, "start", &p),
+            (OcfCode::Success, String::new()),
+            "{mode}"
+        );
+        assert_eq!(w(&a).active, ["data", "wal"], "{mode}");
+    }
 }
 
 #[test]
