@@ -7,9 +7,10 @@
 #   bench/lvm.sh                  the installed agent (/usr/lib/ocf/resource.d/pgstack/lvm)
 #   PGSTACK_BIN=... PGSTACK_OCF_DIR=... RUNS=20 bench/lvm.sh
 #
-# Guests and their files are under /tmp/pgst-lvmb-* and removed at the end (tests/cleanup
+# The agent timed is the installed binary (build it with --release); the harness profile
+# does not matter. Guests and their files are under /tmp/pgst-lvmb-* and removed at the end (tests/cleanup
 # removes leftovers of a killed run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "needs root (UML guests)" >&2; exit 1; }
-exec cargo test --release --locked --test lvm_uml bench_side_by_side -- --ignored --nocapture
+exec cargo test --locked --test lvm_uml bench_side_by_side -- --ignored --nocapture

@@ -43,10 +43,11 @@ impl Lab {
         let env: String = params
             .split_whitespace()
             .map(|kv| {
+                // Quoted: values with shell metacharacters are the point of some cases.
                 if kv.starts_with("OCF_") {
-                    kv.to_string()
+                    format!("'{kv}'")
                 } else {
-                    format!("OCF_RESKEY_{kv}")
+                    format!("'OCF_RESKEY_{kv}'")
                 }
             })
             .collect::<Vec<_>>()
@@ -166,6 +167,10 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
         Some(theirs_b),
         -1,
     );
+    assert_eq!(
+        theirs_b, 0,
+        "the reference activates on both nodes (documented)"
+    );
     let (c, out) = lab.ours("tagging: start on A", 0, "start", tg);
     assert_eq!(c, 0, "{out}");
     let (c, _) = lab.ours("tagging: monitor on A", 0, "monitor", tg);
@@ -173,13 +178,14 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
     let (c, out) = lab.ours("tagging: start on B while A is active", 1, "start", tg);
     assert_eq!(c, 1, "{out}");
     assert!(reason(&out).contains("owned by node n1"), "{out}");
-    let (c, _) = lab.ours(
+    // Not a probe: the reference answers 1 for an inactive VG, ours 7 (cleanly stopped).
+    let (t, c, out) = lab.both(
         "tagging: monitor on B (refused start left nothing)",
         1,
         "monitor",
         tg,
     );
-    assert_eq!(c, 7);
+    assert_eq!((t, c), (1, 7), "{out}");
     let (c, out) = lab.ours("tagging: stop on A", 0, "stop", tg);
     assert_eq!(c, 0, "{out}");
     let (c, out) = lab.ours("tagging: start on B after A stopped", 1, "start", tg);
@@ -213,6 +219,10 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
         "system_id: start on B while A is active (reference)",
         Some(theirs_b),
         -1,
+    );
+    assert_eq!(
+        theirs_b, 0,
+        "the reference takes over from a live owner (documented)"
     );
     // The reference leaves its system ID on the VG; give it back before our cases.
     for i in 0..2 {
@@ -252,9 +262,9 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
     assert!(r.out.contains("passed all tests"), "{}", r.out);
 
     // ---- the VG on DRBD (n1 Primary, n2 Secondary)
-    let pg = "vgname=vgpg";
-    let pgp = "vgname=vgpg pv_devices=/dev/drbd0";
-    let probe2 = "vgname=vgpg OCF_RESKEY_CRM_meta_interval=0";
+    let pg = "vgname=vgpg vg_access_mode=tagging";
+    let pgp = "vgname=vgpg vg_access_mode=tagging pv_devices=/dev/drbd0";
+    let probe2 = "vgname=vgpg vg_access_mode=tagging OCF_RESKEY_CRM_meta_interval=0";
     let (t, o, out) = lab.both(
         "drbd: probe on the Secondary (PV absent)",
         1,
@@ -278,7 +288,7 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
         Some(theirs_busy),
         -1,
     );
-    assert_eq!(c, 1, "{out}");
+    assert_eq!((theirs_busy, c), (1, 1), "{out}");
     assert!(
         reason(&out).contains("vgpg/data is mounted on /mnt/pg"),
         "{out}"
@@ -298,16 +308,15 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
 
     // ---- bad input (validate-all on the Primary)
     let (t, o, out) = lab.both("bad: unknown VG", 0, "validate-all", "vgname=nosuch");
-    assert_eq!(o, 1, "{out}");
+    assert_eq!((t, o), (1, 1), "{out}");
     assert!(reason(&out).contains("nosuch not found"), "{out}");
-    let _ = t;
-    let (_, o, out) = lab.both(
+    let (t, o, out) = lab.both(
         "bad: name with metacharacters",
         0,
         "validate-all",
         "vgname=vg;reboot",
     );
-    assert_eq!(o, 6, "{out}");
+    assert_eq!((t, o), (1, 6), "{out}");
     let (o, out) = lab.ours(
         "bad: VG not on the expected PV",
         0,

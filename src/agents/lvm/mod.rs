@@ -112,11 +112,14 @@ static PARAMS: &[ParamSpec] = &[
          stopped using it.",
     )
     .default("false"),
-    ParamSpec::refused(
+    ParamSpec::boolean(
         "exclusive",
-        "accepted and ignored: activation is always exclusive unless activation_mode=shared",
-        &["*"],
-    ),
+        "Exclusive activation (LVM form)",
+        "Accepted for ocf:heartbeat:LVM: activation is always exclusive. false (activation \
+         on several nodes) is refused; shared activation is activation_mode=shared with \
+         vg_access_mode=lvmlockd.",
+    )
+    .default("true"),
 ];
 
 static ACTIONS: &[ActionSpec] = &[
@@ -220,6 +223,13 @@ pub fn configure(p: &Params) -> Result<LvmConfig, ParamError> {
             ))
         }
     };
+    if !p.bool("exclusive") {
+        return Err(ParamError::invalid(
+            "exclusive",
+            "false",
+            "activation is always exclusive; for shared activation use activation_mode=shared with vg_access_mode=lvmlockd",
+        ));
+    }
     let tag = with_default(p, "tag");
     if !valid_tag(&tag) || tag.contains(':') {
         return Err(ParamError::invalid(

@@ -357,6 +357,13 @@ fn volgrpname_form_works_and_conflicts_are_refused() {
     let (c, r) = run(&a, "validate-all", &[]);
     assert_eq!(c, OcfCode::ErrConfigured);
     assert!(r.contains("vgname"), "{r}");
+    let (c, r) = run(
+        &a,
+        "validate-all",
+        &[("volgrpname", "vgpg"), ("exclusive", "false")],
+    );
+    assert_eq!(c, OcfCode::ErrConfigured);
+    assert!(r.contains("exclusive"), "{r}");
 }
 
 #[test]
