@@ -436,14 +436,15 @@ us() {{ s=$(date +%s%N); "$@" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); [ $rc = 0
 med() {{ sort -n | awk '{{a[NR]=$1}} END {{print a[int((NR+1)/2)]}}'; }}
 for agent in {reference} {ours}; do
   name=$(basename $agent)
-  rm -f /tmp/start /tmp/stop /tmp/m0 /tmp/m10
+  rm -f /tmp/start /tmp/stop /tmp/m0 /tmp/m10 /tmp/md
   for i in $(seq {runs}); do
+    us $E $agent meta-data >> /tmp/md
     us $E $agent start >> /tmp/start
     us $E $agent monitor >> /tmp/m0
     us $E OCF_CHECK_LEVEL=10 $agent monitor >> /tmp/m10
     us $E $agent stop >> /tmp/stop
   done
-  echo "$name $(med < /tmp/m0) $(med < /tmp/m10) $(med < /tmp/start) $(med < /tmp/stop)"
+  echo "$name $(med < /tmp/m0) $(med < /tmp/m10) $(med < /tmp/start) $(med < /tmp/stop) $(med < /tmp/md)"
 done
 "#,
         reference = REFERENCE,
@@ -456,7 +457,7 @@ done
     let rows: Vec<Vec<f64>> = r
         .out
         .lines()
-        .filter(|l| l.split_whitespace().count() == 5)
+        .filter(|l| l.split_whitespace().count() == 6)
         .map(|l| {
             l.split_whitespace()
                 .skip(1)
@@ -468,9 +469,15 @@ done
     let mut t = format!(
         "lvm, one UML guest (2 LVs, tagging mode), medians of {runs} runs, ms\n\n| action | LVM-activate | pgstack lvm | ratio |\n|---|---|---|---|\n"
     );
-    for (i, what) in ["monitor (depth 0)", "monitor (depth 10)", "start", "stop"]
-        .iter()
-        .enumerate()
+    for (i, what) in [
+        "monitor (depth 0)",
+        "monitor (depth 10)",
+        "start",
+        "stop",
+        "meta-data (process start, no work)",
+    ]
+    .iter()
+    .enumerate()
     {
         let _ = writeln!(
             t,
