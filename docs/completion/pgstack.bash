@@ -46,6 +46,9 @@ _pgstack() {
             pgstack,lab)
                 cmd="pgstack__subcmd__lab"
                 ;;
+            pgstack,lvm)
+                cmd="pgstack__subcmd__lvm"
+                ;;
             pgstack,vip)
                 cmd="pgstack__subcmd__vip"
                 ;;
@@ -166,6 +169,9 @@ _pgstack() {
             pgstack__subcmd__help,lab)
                 cmd="pgstack__subcmd__help__subcmd__lab"
                 ;;
+            pgstack__subcmd__help,lvm)
+                cmd="pgstack__subcmd__help__subcmd__lvm"
+                ;;
             pgstack__subcmd__help,vip)
                 cmd="pgstack__subcmd__help__subcmd__vip"
                 ;;
@@ -243,6 +249,21 @@ _pgstack() {
                 ;;
             pgstack__subcmd__help__subcmd__lab,writer)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__writer"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm,check-config)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm,snapshot)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove"
                 ;;
             pgstack__subcmd__help__subcmd__vip,claim)
                 cmd="pgstack__subcmd__help__subcmd__vip__subcmd__claim"
@@ -343,6 +364,57 @@ _pgstack() {
             pgstack__subcmd__lab__subcmd__help,writer)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__writer"
                 ;;
+            pgstack__subcmd__lvm,check-config)
+                cmd="pgstack__subcmd__lvm__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__lvm,help)
+                cmd="pgstack__subcmd__lvm__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm,snapshot)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,check-config)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,help)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,snapshot)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__remove"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,help)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__remove"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,create)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,help)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__remove"
+                ;;
             pgstack__subcmd__vip,claim)
                 cmd="pgstack__subcmd__vip__subcmd__claim"
                 ;;
@@ -392,7 +464,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd vip xfs cib check alert install lab docs help"
+            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -790,7 +862,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__cib__subcmd__simulate)
-            opts="-h --scenario --node --resource --primary --lifetime --all --save --timeout --help"
+            opts="-h --scenario --node --resource --primary --lifetime --all --save --timeout --allow-missing-agents --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -846,7 +918,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__cib__subcmd__verify)
-            opts="-h --timeout --help"
+            opts="-h --timeout --allow-missing-agents --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1088,7 +1160,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd vip xfs cib check alert install lab docs help"
+            opts="agent arp drbd lvm vip xfs cib check alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1566,6 +1638,90 @@ _pgstack() {
         pgstack__subcmd__help__subcmd__lab__subcmd__writer)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm)
+            opts="check-config snapshot"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__check__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot)
+            opts="create mount remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2181,6 +2337,302 @@ _pgstack() {
             fi
             case "${prev}" in
                 --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm)
+            opts="-h --help check-config snapshot help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__check__subcmd__config)
+            opts="-h --from --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help)
+            opts="check-config snapshot help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__check__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot)
+            opts="create mount remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot)
+            opts="-h --help create mount remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__create)
+            opts="-h --vg --lv --name --size --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lv)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help)
+            opts="create mount remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__mount)
+            opts="-o -h --vg --name --options --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__remove)
+            opts="-h --vg --name --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -12,6 +12,7 @@
 //! Errors are [`CibError`]; the OS work (Pacemaker's tools, sendmail, files) is in
 //! `sys::pacemaker`.
 
+pub mod agents;
 pub mod alert;
 pub mod migrate;
 pub mod model;

@@ -10,6 +10,7 @@ pub mod docs;
 pub mod drbd;
 pub mod install;
 pub mod lab;
+pub mod lvm;
 pub mod vip;
 pub mod xfs;
 
@@ -209,6 +210,9 @@ enum Cmd {
     /// DRBD fencing handlers and recipes.
     #[command(subcommand)]
     Drbd(drbd::DrbdCmd),
+    /// The book's LVM advice (check-config) and snapshot recipe.
+    #[command(subcommand)]
+    Lvm(lvm::LvmCmd),
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
@@ -255,6 +259,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
+        Cmd::Lvm(c) => lvm::run(c),
         Cmd::Cib(c) => cib::run(c),
         Cmd::Check(a) => return check::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
