@@ -123,10 +123,10 @@ static PARAMS: &[ParamSpec] = &[
 ];
 
 static ACTIONS: &[ActionSpec] = &[
-    ActionSpec::new(Action::Start, 90),
-    ActionSpec::new(Action::Stop, 90),
-    ActionSpec::new(Action::Monitor, 90).interval(30).depth(0),
-    ActionSpec::new(Action::Monitor, 90).interval(61).depth(10),
+    ActionSpec::new(Action::Start, 30),
+    ActionSpec::new(Action::Stop, 30),
+    ActionSpec::new(Action::Monitor, 30).interval(30).depth(0),
+    ActionSpec::new(Action::Monitor, 30).interval(61).depth(10),
     ActionSpec::new(Action::MetaData, 5),
     ActionSpec::new(Action::ValidateAll, 20),
 ];
