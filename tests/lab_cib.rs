@@ -81,7 +81,37 @@ fn pgdata_must_be_on_the_shared_disk() {
     assert!(r.stderr.contains("not under"), "{}", r.stderr);
 }
 
+/// The lab's fence agent exists only while a lab runs (`lab up` installs it), so the
+/// offline simulation allows that one agent to be missing; every other agent the
+/// template names must be installed.
 fn simulate(tmp: &TempDir, file: &std::path::Path, scenario: &str) -> Vec<(String, Vec<String>)> {
+    let strict = pgstack(
+        tmp,
+        &[
+            "cib",
+            "simulate",
+            file.to_str().unwrap(),
+            "--scenario",
+            scenario,
+        ],
+    );
+    if strict.code != 0 {
+        let missing: Vec<&str> = strict
+            .stderr
+            .lines()
+            .chain(strict.stdout.lines())
+            .filter(|l| l.contains("is not installed"))
+            .collect();
+        assert!(
+            !missing.is_empty()
+                && missing
+                    .iter()
+                    .all(|l| l.contains("stonith:fence_pgstack_lab")),
+            "simulate failed for another reason: {}\n{}",
+            strict.stdout,
+            strict.stderr
+        );
+    }
     let r = pgstack(
         tmp,
         &[
@@ -90,6 +120,7 @@ fn simulate(tmp: &TempDir, file: &std::path::Path, scenario: &str) -> Vec<(Strin
             file.to_str().unwrap(),
             "--scenario",
             scenario,
+            "--allow-missing-agents",
         ],
     )
     .ok();
