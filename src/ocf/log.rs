@@ -79,7 +79,7 @@ impl LogFormat<String> for TagFormat {
             w,
             "<{}>{} {}: {msg}",
             self.facility as u8 | severity as u8,
-            hadate(),
+            rfc3164_date(unix_now().0),
             self.tag
         )
         .map_err(syslog::Error::Write)
@@ -512,6 +512,15 @@ fn hadate_at(secs: i64) -> String {
     )
 }
 
+/// Syslog's timestamp (RFC 3164: the day padded with a space, `Dec  1 10:04:33`), UTC.
+fn rfc3164_date(secs: i64) -> String {
+    let d = hadate_at(secs);
+    match d.as_bytes().get(4) {
+        Some(b'0') => format!("{} {}", &d[..4], &d[5..]),
+        _ => d,
+    }
+}
+
 /// `HH:MM:SS.mmm` UTC, for trace lines.
 fn clock() -> String {
     let (s, ms) = unix_now();
@@ -594,6 +603,8 @@ mod tests {
     fn dates() {
         assert_eq!(hadate_at(0), "Jan 01 00:00:00");
         assert_eq!(hadate_at(1_796_119_473), "Dec 01 10:04:33");
+        assert_eq!(rfc3164_date(1_796_119_473), "Dec  1 10:04:33");
+        assert_eq!(rfc3164_date(1_796_119_473 + 20 * 86400), "Dec 21 10:04:33");
         assert_eq!(
             civil((1_796_119_473, 0)),
             ("2026-12-01".to_string(), "10:04:33".to_string())
