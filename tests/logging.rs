@@ -397,6 +397,7 @@ fn trace_ra_lists_the_commands_an_action_ran() {
     let name = trace.file_name().unwrap().to_str().unwrap().to_string();
     assert!(name.starts_with("pgst_fs.start.20"), "{name}");
     let text = std::fs::read_to_string(&trace).unwrap();
+    std::fs::write(common::artifacts().join("logging-trace-start.txt"), &text).unwrap();
     let lines: Vec<&str> = text.lines().map(|l| l.split_once(' ').unwrap().1).collect();
     let lines: Vec<&str> = lines.iter().map(|l| l.split_once(' ').unwrap().1).collect();
     let at = |prefix: &str| {
