@@ -454,4 +454,32 @@ fn trace_ra_lists_the_commands_an_action_ran() {
         "{text}"
     );
     assert_eq!(only_file(&traces.join("Filesystem")), trace);
+
+    // A descriptor the caller opened (OCF_TRACE_FILE=7).
+    let fd_file = base.path("fd.trace");
+    let env = ocf_env(
+        &p[..3],
+        &[("OCF_TRACE_FILE", "7"), ("OCF_RESKEY_trace_ra", "1")],
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let shim = agent_path("filesystem");
+    let r = run(
+        &base,
+        None,
+        &env,
+        &[
+            "sh",
+            "-c",
+            "exec 7>>\"$0\"; exec \"$@\"",
+            fd_file.to_str().unwrap(),
+            &shim,
+            "monitor",
+        ],
+    );
+    assert_eq!(r.code, 7, "{r:?}");
+    let text = std::fs::read_to_string(&fd_file).unwrap();
+    assert!(
+        text.contains(" DEBUG: monitor ends: OCF_NOT_RUNNING (7)"),
+        "{text}"
+    );
 }

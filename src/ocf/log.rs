@@ -423,12 +423,14 @@ pub fn trace_destination(env: &OcfEnv, agent: &str, action: &str, tty: bool) -> 
 }
 
 /// Creates (mode 0600) or appends to a trace file, never through a symbolic link at
-/// its name; creates the directories above it.
+/// its name; creates the directories above it. A descriptor is written as it is.
 fn open_trace_file(p: &Path) -> std::io::Result<File> {
-    if !p.starts_with("/proc/self/fd") {
-        if let Some(dir) = p.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
+    if p.starts_with("/proc/self/fd") {
+        // A descriptor the caller opened for writing (the name is a link by nature).
+        return OpenOptions::new().append(true).open(p);
+    }
+    if let Some(dir) = p.parent() {
+        std::fs::create_dir_all(dir)?;
     }
     OpenOptions::new()
         .create(true)
