@@ -42,12 +42,8 @@ pub fn postgres_processes_under(dir: &Path) -> Vec<u32> {
 }
 
 /// Alive and not a zombie.
-pub fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, r)| !r.trim().starts_with('Z')))
-        .unwrap_or(false)
-}
+#[allow(unused_imports)]
+pub use pgstack::sys::proc::alive;
 
 impl PgCluster {
     /// A fresh cluster, not started, trusting local connections.
