@@ -43,6 +43,9 @@ _pgstack() {
             pgstack,install)
                 cmd="pgstack__subcmd__install"
                 ;;
+            pgstack,migrate-cib)
+                cmd="pgstack__subcmd__migrate__subcmd__cib"
+                ;;
             pgstack,vip)
                 cmd="pgstack__subcmd__vip"
                 ;;
@@ -160,6 +163,9 @@ _pgstack() {
             pgstack__subcmd__help,install)
                 cmd="pgstack__subcmd__help__subcmd__install"
                 ;;
+            pgstack__subcmd__help,migrate-cib)
+                cmd="pgstack__subcmd__help__subcmd__migrate__subcmd__cib"
+                ;;
             pgstack__subcmd__help,vip)
                 cmd="pgstack__subcmd__help__subcmd__vip"
                 ;;
@@ -263,7 +269,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd vip xfs cib check alert install docs help"
+            opts="-h -V --help --version agent arp drbd vip xfs cib check migrate-cib alert install docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -959,7 +965,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd vip xfs cib check alert install docs help"
+            opts="agent arp drbd vip xfs cib check migrate-cib alert install docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1252,6 +1258,20 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__help__subcmd__migrate__subcmd__cib)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__help__subcmd__vip)
             opts="claim release move"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1379,6 +1399,28 @@ _pgstack() {
                     ;;
                 --default-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__migrate__subcmd__cib)
+            opts="-h --file --live --to --dry-run --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -W "pgstack heartbeat" -- "${cur}"))
                     return 0
                     ;;
                 *)

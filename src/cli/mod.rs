@@ -9,6 +9,7 @@ pub mod cib;
 pub mod docs;
 pub mod drbd;
 pub mod install;
+pub mod migrate_cib;
 pub mod vip;
 pub mod xfs;
 
@@ -220,6 +221,10 @@ enum Cmd {
     /// Preflight of this node and its cluster: fencing, quorum, DRBD, op timeouts, agents,
     /// stickiness. Exit 0 clean, 1 warnings, 2 errors.
     Check(check::CheckArgs),
+    /// Switch resources between the reference agents and pgstack's by provider alone
+    /// (ocf:heartbeat:IPaddr2 <-> ocf:pgstack:IPaddr2), reporting each parameter whose
+    /// meaning changes. Exit 1 when a resource had to stay on its agent.
+    MigrateCib(migrate_cib::MigrateCibArgs),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
@@ -254,6 +259,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Xfs(c) => xfs::run(c),
         Cmd::Cib(c) => cib::run(c),
         Cmd::Check(a) => return check::run(a),
+        Cmd::MigrateCib(a) => migrate_cib::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
