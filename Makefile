@@ -1,13 +1,16 @@
 # The two commands of the README:
 #   make install   Debian packages, release build, install of the binary, shims, man pages
 #   make test      test packages, build, install, every test (root: namespaces, loop devices)
+#   make lab       the main job live: a 2-node Pacemaker cluster in namespaces running
+#                  PGServer, a writer, one switchover, one crash failover, the check, down
+#                  (KEEP=1 leaves the lab running)
 PREFIX ?= /usr
 CARGO ?= cargo
 DEB_ARCH := $(shell dpkg --print-architecture)
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: all build install uninstall test test-unit test-root bench clean-test-leftovers deb test-install
+.PHONY: all build install uninstall test test-unit test-root bench clean-test-leftovers deb test-install lab lab-run
 
 all: build
 
@@ -40,7 +43,7 @@ test-install: build
 endif
 
 test:
-	.ci/apt-ensure .ci/packages-runtime .ci/packages-test .ci/packages-deb
+	.ci/apt-ensure .ci/packages-runtime .ci/packages-test .ci/packages-deb .ci/packages-lab
 	$(MAKE) build
 	$(MAKE) test-install
 	tests/cleanup
@@ -53,3 +56,37 @@ bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
 	$(MAKE) install
 	for b in bench/*.sh; do "$$b" || exit 1; done
+
+# The main job on one machine (docs/lab.md). LAB_ARGS go to `pgstack lab up`
+# (--nodes 3, --token 500, --no-fencing, --set provider=heartbeat).
+PGSTACK ?= ./target/release/pgstack
+KEEP ?=
+LAB_ARGS ?=
+lab:
+	.ci/apt-ensure .ci/packages-runtime .ci/packages-lab
+	$(MAKE) build
+	./target/release/pgstack install --prefix $(PREFIX)
+	$(MAKE) lab-run PGSTACK=$(PREFIX)/sbin/pgstack
+
+# The scenario alone, on an installed pgstack: any failure removes the lab (unless KEEP=1).
+lab-run:
+	@set -e; P=$(PGSTACK); \
+	if [ -z "$(KEEP)" ]; then trap '$$P lab down' EXIT; else trap '[ $$? -eq 0 ] || $$P lab down' EXIT; fi; \
+	$$P lab up $(LAB_ARGS); \
+	echo; echo "== a writer inserting through the VIP from the client namespace"; \
+	$$P lab writer start; \
+	echo; echo "== switchover (pgstack cib migrate PGServer, constraint cleared)"; \
+	$$P lab switchover; \
+	echo; echo "== power cut of the active node"; \
+	$$P lab crash; \
+	echo; echo "== the crashed node boots again"; \
+	$$P lab restore; \
+	echo; echo "== acknowledged rows"; \
+	$$P lab writer check; \
+	$$P lab status; \
+	if [ -n "$(KEEP)" ]; then \
+	  echo; echo "The lab keeps running. Try:"; \
+	  echo "  $$P lab status | psql [SQL] | switchover [NODE] | crash [NODE] | kill-corosync NODE | restore [NODE]"; \
+	  echo "  $$P lab writer start|stop|check"; \
+	  echo "  $$P lab down          (removes everything)"; \
+	fi

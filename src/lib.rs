@@ -18,6 +18,8 @@ pub mod cib;
 #[forbid(unsafe_code)]
 pub mod cli;
 #[forbid(unsafe_code)]
+pub mod lab;
+#[forbid(unsafe_code)]
 pub mod ocf;
 pub mod sys;
 #[forbid(unsafe_code)]

@@ -257,6 +257,13 @@ proptest! {
     ) {
         real_case("drbd", &p, &v, a);
     }
+
+    #[test]
+    fn lvm_probes_and_validation_on_the_real_system(
+        p in hostile_params(), v in pacemaker_vars(), a in looking_action()
+    ) {
+        real_case("lvm", &p, &v, a);
+    }
 }
 
 proptest! {
@@ -355,7 +362,9 @@ fn plausible(agent: &str) -> Vec<(&'static str, &'static [u8])> {
             ("OCF_RESKEY_fstype", b"xfs"),
         ],
         "drbd" => vec![("OCF_RESKEY_drbd_resource", b"pgstfuzz")],
-        _ => vec![("OCF_RESKEY_pgdata", b"/srv/pgst-fuzz-none")],
+        "postgresql" => vec![("OCF_RESKEY_pgdata", b"/srv/pgst-fuzz-none")],
+        "lvm" => vec![("OCF_RESKEY_vgname", b"pgst_fuzz_none")],
+        other => panic!("agent {other} has no plausible configuration here: add one"),
     }
 }
 

@@ -105,8 +105,6 @@ fn the_advanced_template_passes() {
 }
 
 #[test]
-#[ignore = "the replication template's monitor timeouts (10s) are below the 30s the postgresql \
-            agent advertises: the template or the table changes with the replication mode"]
 fn the_replication_template_passes() {
     let f = template_findings("replication");
     assert!(f.is_empty(), "{f:?}");

@@ -43,6 +43,12 @@ _pgstack() {
             pgstack,install)
                 cmd="pgstack__subcmd__install"
                 ;;
+            pgstack,lab)
+                cmd="pgstack__subcmd__lab"
+                ;;
+            pgstack,lvm)
+                cmd="pgstack__subcmd__lvm"
+                ;;
             pgstack,migrate-cib)
                 cmd="pgstack__subcmd__migrate__subcmd__cib"
                 ;;
@@ -163,6 +169,12 @@ _pgstack() {
             pgstack__subcmd__help,install)
                 cmd="pgstack__subcmd__help__subcmd__install"
                 ;;
+            pgstack__subcmd__help,lab)
+                cmd="pgstack__subcmd__help__subcmd__lab"
+                ;;
+            pgstack__subcmd__help,lvm)
+                cmd="pgstack__subcmd__help__subcmd__lvm"
+                ;;
             pgstack__subcmd__help,migrate-cib)
                 cmd="pgstack__subcmd__help__subcmd__migrate__subcmd__cib"
                 ;;
@@ -205,6 +217,60 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__drbd,unfence-peer)
                 cmd="pgstack__subcmd__help__subcmd__drbd__subcmd__unfence__subcmd__peer"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,_fenced)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___fenced"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,_init)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___init"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,_writer)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___writer"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,crash)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__crash"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,down)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__down"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,fence-agent)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__fence__subcmd__agent"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,kill-corosync)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,psql)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__psql"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,restore)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__restore"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,status)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__status"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,switchover)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__switchover"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,up)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__up"
+                ;;
+            pgstack__subcmd__help__subcmd__lab,writer)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__writer"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm,check-config)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm,snapshot)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove"
+                ;;
             pgstack__subcmd__help__subcmd__vip,claim)
                 cmd="pgstack__subcmd__help__subcmd__vip__subcmd__claim"
                 ;;
@@ -219,6 +285,141 @@ _pgstack() {
                 ;;
             pgstack__subcmd__help__subcmd__xfs,mount-options)
                 cmd="pgstack__subcmd__help__subcmd__xfs__subcmd__mount__subcmd__options"
+                ;;
+            pgstack__subcmd__lab,_fenced)
+                cmd="pgstack__subcmd__lab__subcmd___fenced"
+                ;;
+            pgstack__subcmd__lab,_init)
+                cmd="pgstack__subcmd__lab__subcmd___init"
+                ;;
+            pgstack__subcmd__lab,_writer)
+                cmd="pgstack__subcmd__lab__subcmd___writer"
+                ;;
+            pgstack__subcmd__lab,crash)
+                cmd="pgstack__subcmd__lab__subcmd__crash"
+                ;;
+            pgstack__subcmd__lab,down)
+                cmd="pgstack__subcmd__lab__subcmd__down"
+                ;;
+            pgstack__subcmd__lab,fence-agent)
+                cmd="pgstack__subcmd__lab__subcmd__fence__subcmd__agent"
+                ;;
+            pgstack__subcmd__lab,help)
+                cmd="pgstack__subcmd__lab__subcmd__help"
+                ;;
+            pgstack__subcmd__lab,kill-corosync)
+                cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab,psql)
+                cmd="pgstack__subcmd__lab__subcmd__psql"
+                ;;
+            pgstack__subcmd__lab,restore)
+                cmd="pgstack__subcmd__lab__subcmd__restore"
+                ;;
+            pgstack__subcmd__lab,status)
+                cmd="pgstack__subcmd__lab__subcmd__status"
+                ;;
+            pgstack__subcmd__lab,switchover)
+                cmd="pgstack__subcmd__lab__subcmd__switchover"
+                ;;
+            pgstack__subcmd__lab,up)
+                cmd="pgstack__subcmd__lab__subcmd__up"
+                ;;
+            pgstack__subcmd__lab,writer)
+                cmd="pgstack__subcmd__lab__subcmd__writer"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_fenced)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___fenced"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_init)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___init"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_writer)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___writer"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,crash)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__crash"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,down)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__down"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,fence-agent)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__fence__subcmd__agent"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,help)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,kill-corosync)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,psql)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__psql"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,restore)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__restore"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,status)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__status"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,switchover)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__switchover"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,up)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__up"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,writer)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__writer"
+                ;;
+            pgstack__subcmd__lvm,check-config)
+                cmd="pgstack__subcmd__lvm__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__lvm,help)
+                cmd="pgstack__subcmd__lvm__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm,snapshot)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,check-config)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__check__subcmd__config"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,help)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help,snapshot)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__remove"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,create)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,help)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__remove"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,create)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__create"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,help)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,mount)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__mount"
+                ;;
+            pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,remove)
+                cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__remove"
                 ;;
             pgstack__subcmd__vip,claim)
                 cmd="pgstack__subcmd__vip__subcmd__claim"
@@ -269,7 +470,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd vip xfs cib check migrate-cib alert install docs help"
+            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -667,7 +868,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__cib__subcmd__simulate)
-            opts="-h --scenario --node --resource --primary --lifetime --all --save --timeout --help"
+            opts="-h --scenario --node --resource --primary --lifetime --all --save --timeout --allow-missing-agents --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -723,7 +924,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__cib__subcmd__verify)
-            opts="-h --timeout --help"
+            opts="-h --timeout --allow-missing-agents --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -965,7 +1166,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd vip xfs cib check migrate-cib alert install docs help"
+            opts="agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1258,6 +1459,286 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__help__subcmd__lab)
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___fenced)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___writer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__fence__subcmd__agent)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__psql)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__up)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__writer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm)
+            opts="check-config snapshot"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__check__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot)
+            opts="create mount remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__help__subcmd__migrate__subcmd__cib)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -1398,6 +1879,780 @@ _pgstack() {
                     return 0
                     ;;
                 --default-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab)
+            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___fenced)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___init)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___writer)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__crash)
+            opts="-h --no-wait --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__down)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__fence__subcmd__agent)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help)
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___fenced)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___writer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__crash)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__down)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__fence__subcmd__agent)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__kill__subcmd__corosync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__psql)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__switchover)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__up)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__writer)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__psql)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__restore)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__status)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__switchover)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__up)
+            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --nodes)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --stack)
+                    COMPREPLY=($(compgen -W "shared replication" -- "${cur}"))
+                    return 0
+                    ;;
+                --token)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__writer)
+            opts="-h --dir --help start stop check"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm)
+            opts="-h --help check-config snapshot help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__check__subcmd__config)
+            opts="-h --from --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help)
+            opts="check-config snapshot help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__check__subcmd__config)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot)
+            opts="create mount remove"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__help__subcmd__snapshot__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot)
+            opts="-h --help create mount remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__create)
+            opts="-h --vg --lv --name --size --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lv)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --size)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help)
+            opts="create mount remove help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__mount)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__remove)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__mount)
+            opts="-o -h --vg --name --options --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --options)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lvm__subcmd__snapshot__subcmd__remove)
+            opts="-h --vg --name --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --vg)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

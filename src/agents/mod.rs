@@ -2,6 +2,7 @@
 
 pub mod drbd;
 pub mod filesystem;
+pub mod lvm;
 pub mod postgresql;
 pub mod vip;
 
@@ -14,6 +15,7 @@ use crate::ocf::metadata::AgentInfo;
 use crate::ocf::OcfCode;
 use crate::sys::cluster::CrmTools;
 use crate::sys::drbd::RealDrbd;
+use crate::sys::lvm::RealLvm;
 use crate::sys::mount::RealMounts;
 use crate::sys::net::RealNet;
 
@@ -21,6 +23,7 @@ use crate::sys::net::RealNet;
 pub static AGENTS: &[&AgentInfo] = &[
     &drbd::INFO,
     &filesystem::INFO,
+    &lvm::INFO,
     &postgresql::INFO,
     &vip::INFO,
 ];
@@ -84,6 +87,7 @@ pub fn run_env(name: &str, action: &str, mut env: OcfEnv) -> (Outcome, OcfEnv) {
             &log,
         ),
         "filesystem" => dispatch::run(&filesystem::Filesystem::new(RealMounts), action, &env, &log),
+        "lvm" => dispatch::run(&lvm::LvmAgent::new(RealLvm::default()), action, &env, &log),
         _ => Outcome::fail(
             OcfCode::ErrInstalled,
             format!(

@@ -13,6 +13,7 @@
 //! Errors are [`CibError`]; the OS work (Pacemaker's tools, sendmail, files) is in
 //! `sys::pacemaker`.
 
+pub mod agents;
 pub mod alert;
 pub mod migrate;
 pub mod migrate_cib;
@@ -213,7 +214,7 @@ mod tests {
                     .unwrap()
                     .parts
                     .iter()
-                    .any(|t| t.name == "fencing");
+                    .any(|t| t.name == "fencing" || t.name == "shared");
                 assert_eq!(stonith, fencing && uses_fencing, "{n}");
             }
         }

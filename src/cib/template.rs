@@ -45,6 +45,7 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../../cib-templates/replication.cib"),
     ),
     ("fencing", include_str!("../../cib-templates/fencing.cib")),
+    ("shared", include_str!("../../cib-templates/shared.cib")),
     ("alert", include_str!("../../cib-templates/alert.cib")),
     ("nodes", include_str!("../../cib-templates/nodes.cib")),
 ];
@@ -432,7 +433,7 @@ mod tests {
 
     #[test]
     fn every_template_parses_and_names_itself() {
-        assert_eq!(names(), ["advanced", "replication", "fencing"]);
+        assert_eq!(names(), ["advanced", "replication", "fencing", "shared"]);
         for n in all_names() {
             let t = load_any(n).unwrap();
             assert_eq!(t.name, n);

@@ -69,6 +69,10 @@ pub enum CibCmd {
         file: PathBuf,
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Do not fail when an agent the configuration names is not installed here
+        /// (rendering on a workstation).
+        #[arg(long)]
+        allow_missing_agents: bool,
     },
     /// Run a scenario with crm_simulate on a copy of a CIB file and print the ordered actions.
     Simulate {
@@ -97,6 +101,9 @@ pub enum CibCmd {
         save: Option<PathBuf>,
         #[arg(long, default_value_t = 60)]
         timeout: u64,
+        /// Do not fail when an agent the configuration names is not installed here.
+        #[arg(long)]
+        allow_missing_agents: bool,
     },
     /// Move RESOURCE to NODE and always clear the move constraint afterwards.
     Migrate {
@@ -151,6 +158,22 @@ fn placement(p: &pcmk::Placement) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Checks that every agent `file` names is installed here; prints the missing ones.
+/// `Ok(false)` when some are missing and that is not allowed.
+fn agents_here(file: &Path, allow: bool, deadline: Instant) -> Result<bool> {
+    let text = pcmk::read_file(file)?;
+    let cib = cib::xml::parse(&text)?;
+    let missing = cib::agents::missing_agents(&cib, deadline)?;
+    if missing.is_empty() {
+        return Ok(true);
+    }
+    let what = if allow { "warning" } else { "error" };
+    for a in &missing {
+        println!("  {what}: resource agent {a} is not installed on this host");
+    }
+    Ok(allow)
 }
 
 pub fn run(c: CibCmd) -> Result<u8> {
@@ -223,8 +246,13 @@ pub fn run(c: CibCmd) -> Result<u8> {
             }
             Ok(0)
         }
-        CibCmd::Verify { file, timeout } => {
+        CibCmd::Verify {
+            file,
+            timeout,
+            allow_missing_agents,
+        } => {
             let deadline = Instant::now() + Duration::from_secs(timeout);
+            let agents_ok = agents_here(&file, allow_missing_agents, deadline)?;
             let (v, online) = scenario::verify(&file, deadline)?;
             if online {
                 println!(
@@ -235,7 +263,13 @@ pub fn run(c: CibCmd) -> Result<u8> {
             for m in &v.messages {
                 println!("  {m}");
             }
-            if v.valid() {
+            if v.valid() && !agents_ok {
+                println!(
+                    "{}: NOT usable here: crm_verify accepts it, but agents are missing",
+                    file.display()
+                );
+                Ok(1)
+            } else if v.valid() {
                 println!("{}: valid (crm_verify exit 0)", file.display());
                 Ok(0)
             } else {
@@ -253,8 +287,15 @@ pub fn run(c: CibCmd) -> Result<u8> {
             all,
             save,
             timeout,
+            allow_missing_agents,
         } => {
             let deadline = Instant::now() + Duration::from_secs(timeout);
+            if !agents_here(&file, allow_missing_agents, deadline)? {
+                bail!(
+                    "{}: agents it names are not installed on this host (--allow-missing-agents to simulate anyway)",
+                    file.display()
+                );
+            }
             if let Some(l) = &lifetime {
                 cib::migrate::check_lifetime(l)?;
             }

@@ -9,6 +9,8 @@ pub mod cib;
 pub mod docs;
 pub mod drbd;
 pub mod install;
+pub mod lab;
+pub mod lvm;
 pub mod migrate_cib;
 pub mod vip;
 pub mod xfs;
@@ -209,6 +211,9 @@ enum Cmd {
     /// DRBD fencing handlers and recipes.
     #[command(subcommand)]
     Drbd(drbd::DrbdCmd),
+    /// The book's LVM advice (check-config) and snapshot recipe.
+    #[command(subcommand)]
+    Lvm(lvm::LvmCmd),
     /// Claim, release or move a virtual IP by hand, safely.
     #[command(subcommand)]
     Vip(vip::VipCmd),
@@ -229,6 +234,8 @@ enum Cmd {
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
     Install(install::InstallArgs),
+    /// A live Corosync/Pacemaker cluster on this machine running PGServer (namespaces).
+    Lab(lab::LabArgs),
     /// Write the agents' pages and man pages, pgstack(8), the shell completions and the
     /// shims from the agents' tables and these definitions.
     Docs {
@@ -257,11 +264,13 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Vip(c) => vip::run(c, vars),
         Cmd::Drbd(c) => drbd::run(c, &vars),
         Cmd::Xfs(c) => xfs::run(c),
+        Cmd::Lvm(c) => lvm::run(c),
         Cmd::Cib(c) => cib::run(c),
         Cmd::Check(a) => return check::run(a),
         Cmd::MigrateCib(a) => migrate_cib::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
+        Cmd::Lab(a) => lab::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),
     };
     match r {

@@ -79,6 +79,7 @@ pub fn run<A: Agent>(agent: &A, action_name: &str, env: &OcfEnv, log: &Logger) -
         }
         _ => {}
     }
+    log.trace_action(action);
     if info.needs_root && action != Action::ValidateAll {
         if let Some(e) = without_root(info.name, action, env) {
             return failure(&e, action, log);

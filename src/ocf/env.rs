@@ -52,11 +52,17 @@ pub struct OcfEnv {
 }
 
 /// Pacemaker's own variables among `OCF_RESKEY_*`: the operation and clone meta
-/// attributes (`CRM_meta_*`) and the ones it adds for every action (`crm_feature_set`,
-/// any `crm_*`). They are never user parameters.
+/// attributes (`CRM_meta_*`), the ones it adds for every action (`crm_feature_set`,
+/// any `crm_*`), and the tracing switches `crm resource trace` and `pcs` set on an
+/// operation (`trace_ra`, `trace_dir`). They are never user parameters.
 pub fn is_pacemaker_var(param: &str) -> bool {
-    param.starts_with("CRM_meta_") || param.starts_with("crm_")
+    param.starts_with("CRM_meta_")
+        || param.starts_with("crm_")
+        || matches!(param, "trace_ra" | "trace_dir")
 }
+
+/// The default of `HA_VARLIB`, the parent of the trace directory.
+pub const HA_VARLIB: &str = "/var/lib/heartbeat";
 
 impl OcfEnv {
     /// The environment of a process: names and values as the kernel passed them. A
@@ -220,6 +226,72 @@ impl OcfEnv {
         }
     }
 
+    /// Every variable, values that are not UTF-8 shown lossily (for a trace).
+    pub fn vars_lossy(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain(
+                self.undecodable
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string_lossy().into_owned())),
+            )
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Tracing of this action asked for: `OCF_TRACE_RA` when set and not empty, else
+    /// the `trace_ra` operation attribute (`OCF_RESKEY_trace_ra`), as OCF true values.
+    pub fn trace_ra(&self) -> bool {
+        match self.var("OCF_TRACE_RA").filter(|v| !v.trim().is_empty()) {
+            Some(v) => is_true(v),
+            None => self.var(&format!("{RESKEY}trace_ra")).is_some_and(is_true),
+        }
+    }
+
+    /// `OCF_TRACE_FILE`, when not empty.
+    pub fn trace_file(&self) -> Option<&str> {
+        self.var("OCF_TRACE_FILE").filter(|v| !v.is_empty())
+    }
+
+    /// The warning for an `OCF_TRACE_FILE` that is neither a descriptor (3-9) nor an
+    /// absolute path below a directory (the default destination is used instead).
+    pub fn trace_file_warning(&self) -> Option<String> {
+        let f = self.trace_file()?;
+        let fd = matches!(f, "3" | "4" | "5" | "6" | "7" | "8" | "9");
+        let path = f.starts_with('/') && f[1..].contains('/');
+        (!fd && !path).then(|| {
+            format!(
+                "OCF_TRACE_FILE={:?} is neither a descriptor (3-9) nor an absolute path; using the default trace file",
+                super::log::one_line(f)
+            )
+        })
+    }
+
+    /// The directory of default trace files: `trace_dir` (`OCF_RESKEY_trace_dir`), else
+    /// `$HA_VARLIB/trace_ra`.
+    pub fn trace_dir(&self) -> std::path::PathBuf {
+        match self
+            .var(&format!("{RESKEY}trace_dir"))
+            .filter(|v| !v.is_empty())
+        {
+            Some(d) => d.into(),
+            None => std::path::Path::new(
+                self.var("HA_VARLIB")
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or(HA_VARLIB),
+            )
+            .join("trace_ra"),
+        }
+    }
+
+    /// The resource type Pacemaker names (`OCF_RESOURCE_TYPE`), when given.
+    pub fn resource_type(&self) -> Option<&str> {
+        self.var("OCF_RESOURCE_TYPE").filter(|v| !v.is_empty())
+    }
+
     /// Pacemaker's directory for agents' transient state.
     pub fn rsc_tmp(&self) -> &str {
         self.var("HA_RSCTMP").unwrap_or("/run/resource-agents")
@@ -311,6 +383,42 @@ mod tests {
         assert_eq!(e.param_names().collect::<Vec<_>>(), ["ip", "pgdata"]);
         assert_eq!(e.instance, "r\u{fffd}");
         assert_eq!(e.euid, None);
+    }
+
+    #[test]
+    fn tracing_switches() {
+        assert!(!env(&[]).trace_ra());
+        assert!(env(&[("OCF_RESKEY_trace_ra", "1")]).trace_ra());
+        assert!(env(&[("OCF_TRACE_RA", "yes")]).trace_ra());
+        // OCF_TRACE_RA, when given, decides.
+        assert!(!env(&[("OCF_TRACE_RA", "0"), ("OCF_RESKEY_trace_ra", "1")]).trace_ra());
+        assert!(env(&[("OCF_TRACE_RA", ""), ("OCF_RESKEY_trace_ra", "true")]).trace_ra());
+        assert_eq!(
+            env(&[]).trace_dir(),
+            std::path::Path::new("/var/lib/heartbeat/trace_ra")
+        );
+        assert_eq!(
+            env(&[("HA_VARLIB", "/srv/ha")]).trace_dir(),
+            std::path::Path::new("/srv/ha/trace_ra")
+        );
+        assert_eq!(
+            env(&[("OCF_RESKEY_trace_dir", "/t"), ("HA_VARLIB", "/srv/ha")]).trace_dir(),
+            std::path::Path::new("/t")
+        );
+        assert!(env(&[("OCF_TRACE_FILE", "/tmp/x")])
+            .trace_file_warning()
+            .is_none());
+        assert!(env(&[("OCF_TRACE_FILE", "5")])
+            .trace_file_warning()
+            .is_none());
+        assert!(env(&[("OCF_TRACE_FILE", "x.log")])
+            .trace_file_warning()
+            .is_some());
+        assert!(env(&[("OCF_TRACE_FILE", "/x")])
+            .trace_file_warning()
+            .is_some());
+        let e = env(&[("OCF_RESKEY_trace_ra", "1"), ("OCF_RESKEY_trace_dir", "/t")]);
+        assert_eq!(e.param_names().count(), 0);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod error;
 #[cfg(any(test, feature = "test-support"))]
 pub mod fake;
 pub mod lock;
+pub mod lvm;
 pub mod mount;
 pub mod net;
 pub mod netlink;

@@ -54,6 +54,20 @@ fn checked(out: Outcome, what: &str) -> SysResult<Outcome> {
     }
 }
 
+/// Whether the resource agent `class:provider:type` (or `class:type`) is installed on
+/// this host: `crm_resource --show-metadata` finds it.
+pub fn agent_installed(agent: &str, deadline: Instant) -> SysResult<bool> {
+    let what = format!("crm_resource --show-metadata {agent}");
+    let out = finished(
+        run(
+            &Cmd::new("crm_resource").args(["--show-metadata", agent]),
+            deadline,
+        )?,
+        &what,
+    )?;
+    Ok(out.success())
+}
+
 /// Makes a crm_verify message readable: drops the "(function) \twarning:" log prefix.
 pub fn clean_message(line: &str) -> String {
     let l = line.trim();

@@ -8,7 +8,7 @@ use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,47 @@ use super::error::{SysError, SysResult};
 pub const FIXED_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 /// Output kept from a child, per stream.
 const CAPTURE_LIMIT: usize = 1 << 20;
+
+/// Where steps of the OS boundary are reported while an action is traced (`trace_ra`).
+pub type TraceSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+static TRACE: RwLock<Option<TraceSink>> = RwLock::new(None);
+/// Output of a child shown in a trace, per stream.
+const TRACE_OUTPUT: usize = 4096;
+
+/// Sets (or, with `None`, removes) the trace every child run is reported to. The
+/// logging facade sets it for a traced action and removes it when the action ends.
+pub fn set_trace(sink: Option<TraceSink>) {
+    if let Ok(mut t) = TRACE.write() {
+        *t = sink;
+    }
+}
+
+/// Reports one step to the trace, if there is one; `line` is built only then. Any
+/// module of the OS boundary may report its steps here.
+pub fn trace_step(line: impl FnOnce() -> String) {
+    let sink = TRACE.read().ok().and_then(|t| t.clone());
+    if let Some(s) = sink {
+        s(&line());
+    }
+}
+
+/// Removes the trace `sink` if it is still the one set (a later one stays).
+pub fn clear_trace(sink: &TraceSink) {
+    if let Ok(mut t) = TRACE.write() {
+        if t.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, sink)) {
+            *t = None;
+        }
+    }
+}
+
+/// Held by the unit tests that set the process-wide trace.
+#[cfg(test)]
+pub static TRACE_TEST_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn traced() -> bool {
+    TRACE.read().is_ok_and(|t| t.is_some())
+}
 
 /// A user to become in the child: supplementary groups, then gid, then uid.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +174,41 @@ impl Cmd {
         for a in &self.args {
             s.push(' ');
             s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+
+    /// The command for a trace: each argument quoted as a shell would need it (for
+    /// reading and copying by hand; never passed to a shell), with the user, directory,
+    /// added variables (secret-looking values hidden) and input size.
+    pub fn trace_text(&self) -> String {
+        let mut s = String::new();
+        if let Some(c) = &self.creds {
+            s.push_str(&format!("[uid {} gid {}] ", c.uid, c.gid));
+        }
+        if let Some(d) = &self.cwd {
+            s.push_str(&format!("[cwd {}] ", quote(d)));
+        }
+        for (k, v) in &self.env {
+            let name = k.to_string_lossy();
+            let lower = name.to_ascii_lowercase();
+            let hidden = ["pass", "secret", "token"]
+                .iter()
+                .any(|w| lower.contains(w));
+            let v = if hidden {
+                "(hidden)".to_string()
+            } else {
+                quote(v)
+            };
+            s.push_str(&format!("{}={v} ", quote(k)));
+        }
+        s.push_str(&quote(&self.program));
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&quote(a));
+        }
+        if let Some(i) = &self.stdin {
+            s.push_str(&format!(" <({} bytes)", i.len()));
         }
         s
     }
@@ -281,8 +357,67 @@ impl From<SpawnError> for SysError {
     }
 }
 
+/// `s` quoted for a POSIX shell when it needs it.
+fn quote(s: &OsStr) -> String {
+    let s = s.to_string_lossy();
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        s.into_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// The head of a child's output for a trace.
+fn head(what: &str, out: &[u8]) -> String {
+    let n = out.len().min(TRACE_OUTPUT);
+    let more = if out.len() > n { " ..." } else { "" };
+    format!(
+        "{what} ({} bytes): {}{more}",
+        out.len(),
+        String::from_utf8_lossy(&out[..n]).trim_end()
+    )
+}
+
+/// Reports how a child ended to the trace.
+fn trace_outcome(r: &Result<Outcome, SpawnError>, took: Duration) {
+    trace_step(|| {
+        let ms = took.as_micros() as f64 / 1000.0;
+        match r {
+            Ok(Outcome::Exited { code, .. }) => format!("exit {code} after {ms:.1} ms"),
+            Ok(Outcome::Signaled { signal, .. }) => {
+                format!("killed by signal {signal} after {ms:.1} ms")
+            }
+            Ok(Outcome::TimedOut { .. }) => {
+                format!("timed out after {ms:.1} ms; process group killed")
+            }
+            Err(e) => format!("not started: {e}"),
+        }
+    });
+    if let Ok(o) = r {
+        for (what, out) in [("stdout", o.stdout()), ("stderr", o.stderr())] {
+            if !out.is_empty() {
+                trace_step(|| head(what, out));
+            }
+        }
+    }
+}
+
 /// Runs `cmd` to completion or until `deadline`, capturing its output.
 pub fn run(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
+    if !traced() {
+        return run_untraced(cmd, deadline);
+    }
+    trace_step(|| format!("run {}", cmd.trace_text()));
+    let t = Instant::now();
+    let r = run_untraced(cmd, deadline);
+    trace_outcome(&r, t.elapsed());
+    r
+}
+
+fn run_untraced(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
     let mut c = cmd.build(false);
     c.stdin(if cmd.stdin.is_some() {
         Stdio::piped()
@@ -362,8 +497,11 @@ fn detached(cmd: &Cmd, log: Option<std::fs::File>) -> Result<u32, SpawnError> {
         None => (Stdio::null(), Stdio::null()),
     };
     c.stdin(Stdio::null()).stdout(out).stderr(err);
-    let child = spawn(&mut c, cmd)?;
+    let child = spawn(&mut c, cmd).inspect_err(|e| {
+        trace_step(|| format!("detached {}: not started: {e}", cmd.trace_text()));
+    })?;
     let pid = child.id();
+    trace_step(|| format!("detached {}: pid {pid}", cmd.trace_text()));
     // The grandparent does not wait: reap it from a thread if we live long enough,
     // otherwise init adopts it when we exit.
     thread::spawn(move || {
@@ -501,6 +639,66 @@ mod tests {
         want.sort();
         want.dedup();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn commands_are_reported_to_the_trace() {
+        let _one = TRACE_TEST_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let s = seen.clone();
+        set_trace(Some(Arc::new(move |l: &str| {
+            s.lock().unwrap().push(l.to_string())
+        })));
+        let marker = format!("pgst-trace-{}", std::process::id());
+        let out = run(
+            &Cmd::new("sh")
+                .args(["-c", "echo out; echo err >&2; exit 3", &marker])
+                .env("PGPASSWORD", "sekrit"),
+            soon(5000),
+        );
+        let _ = run(
+            &Cmd::new("pgstack-no-such-program").arg(&marker),
+            soon(1000),
+        );
+        set_trace(None);
+        assert_eq!(out.unwrap().code(), Some(3));
+        let lines = seen.lock().unwrap().clone();
+        // Other tests may run children meanwhile: look at ours only.
+        let i = lines
+            .iter()
+            .position(|l| l.starts_with("run PGPASSWORD=(hidden) sh -c ") && l.contains(&marker))
+            .unwrap_or_else(|| panic!("{lines:?}"));
+        assert!(
+            lines[i].contains("'echo out; echo err >&2; exit 3'"),
+            "{lines:?}"
+        );
+        assert!(!lines.iter().any(|l| l.contains("sekrit")), "{lines:?}");
+        assert!(
+            lines[i..].iter().any(|l| l.starts_with("exit 3 after ")),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"stdout (4 bytes): out".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"stderr (4 bytes): err".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("not started: pgstack-no-such-program: not found")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn trace_quoting() {
+        assert_eq!(quote(OsStr::new("/dev/loop0")), "/dev/loop0");
+        assert_eq!(quote(OsStr::new("")), "''");
+        assert_eq!(quote(OsStr::new("it's")), "'it'\\''s'");
+        assert_eq!(quote(OsStr::new("a b")), "'a b'");
     }
 
     #[test]

@@ -77,6 +77,21 @@ pub struct UmlPair {
     pub guests: Vec<Guest>,
 }
 
+/// The DRBD resource `r0` on `vg0/lv0` of each guest's own disk (/dev/ubdb), 10.99.0.1-2.
+pub const DRBD_R0: &str = "global { usage-count no; }
+common {
+  net { protocol C; connect-int 2; }
+  disk { c-plan-ahead 0; resync-rate 100M; }
+}
+resource r0 {
+  device /dev/drbd0;
+  disk /dev/vg0/lv0;
+  meta-disk internal;
+  on n1 { address 10.99.0.1:7789; }
+  on n2 { address 10.99.0.2:7789; }
+}
+";
+
 /// Output of a guest command.
 #[derive(Debug)]
 pub struct GuestRun {
@@ -99,6 +114,17 @@ impl UmlPair {
     /// Boots both guests (memory per guest, disk size for /dev/ubdb in MiB) and waits for
     /// their mailboxes.
     pub fn boot(tag: &str, mem: &str, disk_mb: u64) -> UmlPair {
+        Self::boot_with(tag, mem, disk_mb, None)
+    }
+
+    /// Like [`boot`], plus one disk of `shared_mb` MiB that both guests see as
+    /// `/dev/ubdc` (the same file, UML's shared mode: no file lock), the stand-in for a SAN
+    /// LUN both nodes can reach.
+    pub fn boot_shared(tag: &str, mem: &str, disk_mb: u64, shared_mb: u64) -> UmlPair {
+        Self::boot_with(tag, mem, disk_mb, Some(shared_mb))
+    }
+
+    fn boot_with(tag: &str, mem: &str, disk_mb: u64, shared_mb: Option<u64>) -> UmlPair {
         let umid = format!(
             "pgst-{tag}-{}-{}",
             std::process::id(),
@@ -132,6 +158,13 @@ impl UmlPair {
             wait_file(&ctl, Duration::from_secs(10)),
             "uml_switch did not start"
         );
+        let shared_img = dir.join("shared-disk.img");
+        if let Some(mb) = shared_mb {
+            fs::File::create(&shared_img)
+                .unwrap()
+                .set_len(mb << 20)
+                .unwrap();
+        }
         for (i, name) in NODES.iter().enumerate() {
             let img = dir.join(format!("{name}.img"));
             fs::File::create(&img)
@@ -147,6 +180,7 @@ impl UmlPair {
                 .args(["rootfstype=hostfs", "rootflags=/", "ro"])
                 .arg(format!("init={}", dir.join("stage1.sh").display()))
                 .arg(format!("ubdb={}", img.display()))
+                .args(shared_mb.map(|_| format!("ubdcc={}", shared_img.display())))
                 .arg(format!(
                     "eth0=daemon,02:00:00:99:00:0{},unix,{}",
                     i + 1,
@@ -209,6 +243,28 @@ impl UmlPair {
         let r = self.exec(i, script, Duration::from_secs(120));
         assert_eq!(r.rc, 0, "on {}: {script}\n{}", NODES[i], r.out);
         r.out
+    }
+
+    /// LVM below DRBD on both guests (vg0/lv0 of `lv_mb` MiB), DRBD `conf` (with
+    /// resource r0) up, initial sync done, n1 Primary.
+    pub fn provision_drbd(&mut self, conf: &str, lv_mb: u32) {
+        fs::write(self.shared("drbd.conf"), conf).unwrap();
+        for i in 0..2 {
+            self.ok(
+                i,
+                &format!(
+                    "set -e
+                cp /shared/drbd.conf /etc/drbd.conf
+                pvcreate -q /dev/ubdb; vgcreate -q vg0 /dev/ubdb; lvcreate -q -y -L {lv_mb}M -n lv0 vg0
+                drbdadm -- --force create-md r0 >/dev/null 2>&1
+                drbdadm up r0"
+                ),
+            );
+        }
+        self.ok(0, "i=0; until grep -q cs:Connected /proc/drbd; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 1; done; drbdadm primary --force r0");
+        for i in 0..2 {
+            self.ok(i, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 1500 ] && { cat /proc/drbd; exit 1; }; done; true");
+        }
     }
 
     /// A path on the share, seen as `/shared/<rel>` inside the guests.

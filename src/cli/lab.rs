@@ -1,0 +1,257 @@
+//! `pgstack lab`: a live Corosync/Pacemaker cluster on this machine (see `crate::lab`).
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use crate::lab::{self, Lab, Options, Stack, Steps};
+
+#[derive(Args)]
+pub struct LabArgs {
+    /// State directory of the lab.
+    #[arg(long, default_value = lab::DIR, hide = true, global = true)]
+    dir: PathBuf,
+    #[command(subcommand)]
+    cmd: LabCmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StackArg {
+    Shared,
+    Replication,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum WriterAction {
+    Start,
+    Stop,
+    Check,
+}
+
+#[derive(Subcommand)]
+enum LabCmd {
+    /// Start the cluster, its storage, PostgreSQL and the VIP; wait until it answers.
+    Up {
+        #[arg(long, default_value_t = 2)]
+        nodes: u8,
+        #[arg(long, value_enum, default_value = "shared")]
+        stack: StackArg,
+        /// Corosync token timeout (ms).
+        #[arg(long, default_value_t = 1000)]
+        token: u32,
+        /// The book's stonith-enabled=false (a node that stops answering keeps its resources).
+        #[arg(long)]
+        no_fencing: bool,
+        /// Template variables (provider=heartbeat runs the reference agents).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Nodes, Pacemaker's view, VIP holders (addresses and ARP), postmasters.
+    Status,
+    /// psql through the VIP from the client namespace (interactive without SQL).
+    Psql { sql: Option<String> },
+    /// Move PGServer to NODE (default: the other node), constraint always cleared.
+    Switchover { node: Option<String> },
+    /// Power cut of NODE (default: where PGServer runs), then the takeover measured.
+    Crash {
+        node: Option<String>,
+        /// Do not wait for the takeover.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// SIGKILL corosync on NODE only.
+    KillCorosync { node: String },
+    /// Boot NODE again (default: every node that is down).
+    Restore { node: Option<String> },
+    /// The writer: start, stop, or check that no acknowledged row is missing.
+    Writer {
+        #[arg(value_enum)]
+        action: WriterAction,
+    },
+    /// Remove everything the lab made.
+    Down,
+    /// The lab's fence agent (fence-agents protocol; what fence_pgstack_lab runs).
+    #[command(hide = true)]
+    FenceAgent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    #[command(hide = true, name = "_init")]
+    Init { node: String },
+    #[command(hide = true, name = "_fenced")]
+    Fenced,
+    #[command(hide = true, name = "_writer")]
+    Writer_,
+}
+
+pub fn run(a: LabArgs) -> Result<u8> {
+    let dir = a.dir;
+    match a.cmd {
+        LabCmd::Up {
+            nodes,
+            stack,
+            token,
+            no_fencing,
+            sets,
+        } => {
+            let mut pairs = Vec::new();
+            for s in sets {
+                let Some((k, v)) = s.split_once('=') else {
+                    bail!("--set {s:?}: expected KEY=VALUE");
+                };
+                pairs.push((k.to_string(), v.to_string()));
+            }
+            let opts = Options {
+                nodes,
+                stack: match stack {
+                    StackArg::Shared => Stack::Shared,
+                    StackArg::Replication => Stack::Replication,
+                },
+                token_ms: token,
+                fencing: !no_fencing,
+                sets: pairs,
+                dir,
+                ..Options::default()
+            };
+            if no_fencing {
+                eprintln!(
+                    "pgstack: warning: fencing is off (stonith-enabled=false): a node that stops \
+                     answering keeps its resources while another takes them over (split brain)"
+                );
+            }
+            let steps = Steps::new(false);
+            let lab = Lab::up(&opts, &steps)?;
+            steps.say(&format!("up in {:.2} s", steps.elapsed().as_secs_f64()));
+            print!("{}", lab.status()?.report());
+            println!(
+                "connect: pgstack lab psql   (or: ip netns exec {} psql -h {} -U postgres)\n\
+                 try:     pgstack lab writer start; pgstack lab switchover; pgstack lab crash; \
+                 pgstack lab writer check; pgstack lab down",
+                lab::NS_CLIENT,
+                lab::VIP
+            );
+            Ok(0)
+        }
+        LabCmd::Status => {
+            let lab = Lab::open(&dir)?;
+            let st = lab.status()?;
+            print!("{}", st.report());
+            Ok(if st.split_brain() { 3 } else { 0 })
+        }
+        LabCmd::Psql { sql } => {
+            Lab::open(&dir)?;
+            Ok(lab::client::psql(sql.as_deref())?)
+        }
+        LabCmd::Switchover { node } => {
+            let lab = Lab::open(&dir)?;
+            let m = lab.switchover_measured(node.as_deref())?;
+            print!("{}", m.output);
+            println!("{}", m.report());
+            print!("{}", lab.status()?.report());
+            Ok(0)
+        }
+        LabCmd::Crash { node, no_wait } => {
+            let lab = Lab::open(&dir)?;
+            if no_wait {
+                let n = match node {
+                    Some(n) => n,
+                    None => lab.active_node()?.unwrap_or_default(),
+                };
+                let t = lab.crash(&n)?;
+                println!("{n}: power cut at {t:.3} (processes killed, NIC down)");
+                return Ok(0);
+            }
+            let (victim, survivor, t) = lab.crash_measured(node.as_deref())?;
+            println!("{victim}: power cut; {survivor} took over");
+            println!("{}", t.report());
+            print!("{}", lab.status()?.report());
+            Ok(0)
+        }
+        LabCmd::KillCorosync { node } => {
+            let lab = Lab::open(&dir)?;
+            let t = lab.kill_corosync(&node)?;
+            println!("{node}: corosync killed at {t:.3}");
+            Ok(0)
+        }
+        LabCmd::Restore { node } => {
+            let lab = Lab::open(&dir)?;
+            let nodes = match node {
+                Some(n) => vec![n],
+                None => lab
+                    .node_names()
+                    .into_iter()
+                    .filter(|n| !lab::node::is_alive(&lab, n))
+                    .collect(),
+            };
+            for n in &nodes {
+                lab.restore(n)?;
+            }
+            lab.wait_online(&nodes, 60.0)?;
+            lab.settle(60)?;
+            if nodes.is_empty() {
+                println!("every node is up");
+            } else {
+                println!("{}: booted, online, the cluster idle", nodes.join(", "));
+            }
+            Ok(0)
+        }
+        LabCmd::Writer { action } => {
+            let lab = Lab::open(&dir)?;
+            match action {
+                WriterAction::Start => {
+                    let pid = lab::writer::start(&lab)?;
+                    println!("writer running (pid {pid}), inserting through {}", lab::VIP);
+                    Ok(0)
+                }
+                WriterAction::Stop => {
+                    let was = lab::writer::stop(&lab.dir)?;
+                    println!(
+                        "{}",
+                        if was {
+                            "writer stopped"
+                        } else {
+                            "no writer was running"
+                        }
+                    );
+                    Ok(0)
+                }
+                WriterAction::Check => {
+                    let c = lab::writer::check(&lab)?;
+                    println!("{}", c.report());
+                    Ok(if c.missing.is_empty() { 0 } else { 1 })
+                }
+            }
+        }
+        LabCmd::Down => {
+            let steps = Steps::new(false);
+            Lab::down_dir(&dir, &steps)?;
+            Ok(0)
+        }
+        LabCmd::FenceAgent { args } => {
+            let needs_stdin = !args.iter().any(|a| a == "-o" || a.starts_with("--action="));
+            let mut input = String::new();
+            if needs_stdin {
+                let _ = std::io::stdin().read_to_string(&mut input);
+            }
+            let (out, err, code) =
+                lab::fence::agent(&dir, &args, needs_stdin.then_some(input.as_str()));
+            print!("{out}");
+            eprint!("{err}");
+            Ok(code)
+        }
+        LabCmd::Init { node } => {
+            lab::node::init(&dir, &node)?;
+            Ok(0)
+        }
+        LabCmd::Fenced => {
+            lab::fence::daemon(&dir)?;
+            Ok(0)
+        }
+        LabCmd::Writer_ => {
+            lab::writer::main(&dir)?;
+            Ok(0)
+        }
+    }
+}
