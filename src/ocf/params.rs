@@ -498,3 +498,26 @@ mod tests {
         let _ = p.str("nic");
     }
 }
+
+#[cfg(test)]
+mod described_refusals {
+    use super::ParamSpec;
+
+    #[test]
+    fn ignored_and_refused_parameters_describe_themselves() {
+        let ignored = ParamSpec::refused("wfc", "accepted and ignored: no wait", &["*"]);
+        assert!(ignored.is_ignored());
+        assert_eq!(
+            ignored.long_text(),
+            "Parameter of the reference agent, accepted and ignored: no wait."
+        );
+        assert_eq!(ignored.short_text(), "wfc (accepted and ignored)");
+        let refused = ParamSpec::refused("flush", "routes are left alone", &["false", "no"]);
+        assert!(!refused.is_ignored());
+        let t = refused.long_text();
+        assert!(t.contains("not supported: routes are left alone"), "{t}");
+        assert!(t.contains("false, no"), "{t}");
+        let never = ParamSpec::refused("mac", "not supported", &[]);
+        assert!(never.long_text().contains("Any value fails validation"));
+    }
+}
