@@ -43,33 +43,59 @@ pub struct MigrateCibArgs {
 pub fn run(a: MigrateCibArgs) -> Result<u8> {
     let deadline = Instant::now() + Duration::from_secs(60);
     let tool = CibTool { file: None };
-    let text = match &a.file {
-        Some(f) => read_file(f)?,
-        None => tool.query(deadline).context("reading the live CIB")?,
-    };
-    let mut cib = xml::parse(&text).with_context(|| match &a.file {
-        Some(f) => format!("parsing {}", f.display()),
-        None => "parsing the live CIB".into(),
-    })?;
     let target = match a.to {
         To::Pgstack => Target::Pgstack,
         To::Heartbeat => Target::Reference,
     };
-    let report = migrate(&mut cib, target);
-    print!("{}", report.text());
-    let out = cib.to_xml();
-    if a.dry_run {
-        if !report.changes.is_empty() {
-            println!("--- rewritten CIB (not written: --dry-run) ---");
-            print!("{out}");
+    // A live CIB whose status changed between the query and the replace (a probe result,
+    // say) is newer than the rewritten copy: the replace is refused and nothing changed.
+    // The rewrite is then made again from a fresh query, a bounded number of times.
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let text = match &a.file {
+            Some(f) => read_file(f)?,
+            None => tool.query(deadline).context("reading the live CIB")?,
+        };
+        let mut cib = xml::parse(&text).with_context(|| match &a.file {
+            Some(f) => format!("parsing {}", f.display()),
+            None => "parsing the live CIB".into(),
+        })?;
+        let report = migrate(&mut cib, target);
+        let out = cib.to_xml();
+        if a.dry_run || report.changes.is_empty() {
+            print!("{}", report.text());
+            if a.dry_run && !report.changes.is_empty() {
+                println!("--- rewritten CIB (not written: --dry-run) ---");
+                print!("{out}");
+            }
+            return Ok(code(&report));
         }
-    } else if !report.changes.is_empty() {
         match &a.file {
             Some(f) => write_file(f, &out)?,
-            None => tool
-                .replace(&out, deadline)
-                .context("replacing the live CIB (cibadmin --replace); nothing was changed")?,
+            None => {
+                if let Err(e) = tool.replace(&out, deadline) {
+                    if attempt < 3 && Instant::now() < deadline {
+                        eprintln!(
+                            "pgstack: the live CIB changed while it was rewritten ({e}); again"
+                        );
+                        continue;
+                    }
+                    return Err(e).context(
+                        "replacing the live CIB (cibadmin --replace); nothing was changed",
+                    );
+                }
+            }
         }
+        print!("{}", report.text());
+        return Ok(code(&report));
     }
-    Ok(if report.kept.is_empty() { 0 } else { 1 })
+}
+
+fn code(report: &crate::cib::migrate_cib::Report) -> u8 {
+    if report.kept.is_empty() {
+        0
+    } else {
+        1
+    }
 }
