@@ -49,6 +49,9 @@ _pgstack() {
             pgstack,lvm)
                 cmd="pgstack__subcmd__lvm"
                 ;;
+            pgstack,migrate-cib)
+                cmd="pgstack__subcmd__migrate__subcmd__cib"
+                ;;
             pgstack,vip)
                 cmd="pgstack__subcmd__vip"
                 ;;
@@ -171,6 +174,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__help,lvm)
                 cmd="pgstack__subcmd__help__subcmd__lvm"
+                ;;
+            pgstack__subcmd__help,migrate-cib)
+                cmd="pgstack__subcmd__help__subcmd__migrate__subcmd__cib"
                 ;;
             pgstack__subcmd__help,vip)
                 cmd="pgstack__subcmd__help__subcmd__vip"
@@ -464,7 +470,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check alert install lab docs help"
+            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1160,7 +1166,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd lvm vip xfs cib check alert install lab docs help"
+            opts="agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1722,6 +1728,20 @@ _pgstack() {
         pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 5 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__migrate__subcmd__cib)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2634,6 +2654,28 @@ _pgstack() {
                     ;;
                 --name)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__migrate__subcmd__cib)
+            opts="-h --file --live --to --dry-run --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -W "pgstack heartbeat" -- "${cur}"))
                     return 0
                     ;;
                 *)

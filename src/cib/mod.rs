@@ -7,6 +7,7 @@
 //! - [`scenario`]: `crm_verify` and `crm_simulate` runs on a copy of a CIB file (never a
 //!   live cluster), with the ordered action list of each scenario;
 //! - [`migrate`]: move a resource and always clear the constraint afterwards;
+//! - [`migrate_cib`]: switch resources between the reference agents and pgstack by provider;
 //! - [`alert`]: the alert agent's event, message and delivery.
 //!
 //! Errors are [`CibError`]; the OS work (Pacemaker's tools, sendmail, files) is in
@@ -15,6 +16,7 @@
 pub mod agents;
 pub mod alert;
 pub mod migrate;
+pub mod migrate_cib;
 pub mod model;
 pub mod scenario;
 pub mod script;

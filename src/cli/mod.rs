@@ -11,6 +11,7 @@ pub mod drbd;
 pub mod install;
 pub mod lab;
 pub mod lvm;
+pub mod migrate_cib;
 pub mod vip;
 pub mod xfs;
 
@@ -225,6 +226,10 @@ enum Cmd {
     /// Preflight of this node and its cluster: fencing, quorum, DRBD, op timeouts, agents,
     /// stickiness. Exit 0 clean, 1 warnings, 2 errors.
     Check(check::CheckArgs),
+    /// Switch resources between the reference agents and pgstack's by provider alone
+    /// (ocf:heartbeat:IPaddr2 <-> ocf:pgstack:IPaddr2), reporting each parameter whose
+    /// meaning changes. Exit 1 when a resource had to stay on its agent.
+    MigrateCib(migrate_cib::MigrateCibArgs),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
@@ -262,6 +267,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Lvm(c) => lvm::run(c),
         Cmd::Cib(c) => cib::run(c),
         Cmd::Check(a) => return check::run(a),
+        Cmd::MigrateCib(a) => migrate_cib::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
         Cmd::Install(a) => install::run(a),
         Cmd::Lab(a) => lab::run(a),

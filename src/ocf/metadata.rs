@@ -119,7 +119,9 @@ impl AgentInfo {
             esc(self.shortdesc)
         );
         x.push_str("<parameters>\n");
-        for p in self.params.iter().filter(|p| !p.is_refused()) {
+        // Every parameter is declared, the refused and ignored ones of the reference
+        // agent included: crm and pcs check a configuration's names against this list.
+        for p in self.params {
             let _ = write!(
                 x,
                 "<parameter name=\"{}\" unique=\"{}\" required=\"{}\"",
@@ -135,9 +137,13 @@ impl AgentInfo {
             let _ = writeln!(
                 x,
                 "<longdesc lang=\"en\">\n{}\n</longdesc>",
-                esc(p.longdesc.trim())
+                esc(p.long_text().trim())
             );
-            let _ = writeln!(x, "<shortdesc lang=\"en\">{}</shortdesc>", esc(p.shortdesc));
+            let _ = writeln!(
+                x,
+                "<shortdesc lang=\"en\">{}</shortdesc>",
+                esc(p.short_text())
+            );
             match p.default {
                 Some(d) => {
                     let _ = writeln!(
@@ -263,7 +269,7 @@ impl AgentInfo {
         );
         let _ = writeln!(m, ".SH DESCRIPTION\n{}", roff(self.longdesc.trim()));
         m.push_str(".SH PARAMETERS\n");
-        for p in self.params.iter().filter(|p| !p.is_refused()) {
+        for p in self.params {
             let _ = writeln!(
                 m,
                 ".TP\n\\fB{}\\fR ({}{}{})",
@@ -274,7 +280,7 @@ impl AgentInfo {
                     .unwrap_or_default(),
                 if p.required { ", required" } else { "" }
             );
-            let _ = writeln!(m, "{}", roff(&one_line(p.longdesc)));
+            let _ = writeln!(m, "{}", roff(&one_line(&p.long_text())));
         }
         m.push_str(".SH ACTIONS\n");
         for a in self.actions {

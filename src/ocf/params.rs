@@ -74,6 +74,54 @@ impl ParamSpec {
     pub fn is_refused(&self) -> bool {
         self.refused.is_some()
     }
+    /// Accepted with any value and without effect.
+    pub fn is_ignored(&self) -> bool {
+        matches!(self.refused, Some((_, ok)) if ok.contains(&"*"))
+    }
+    /// The short description meta-data shows (refused ones get one from their reason).
+    pub fn short_text(&self) -> String {
+        match self.refused {
+            None => self.shortdesc.to_string(),
+            Some(_) if self.is_ignored() => format!("{} (accepted and ignored)", self.name),
+            Some(_) => format!("{} (not supported)", self.name),
+        }
+    }
+    /// The long description meta-data shows. An ignored parameter says "accepted and
+    /// ignored: why"; a refused one says which values are accepted (they ask for
+    /// nothing) and that any other fails validation.
+    pub fn long_text(&self) -> String {
+        let Some((why, ok)) = self.refused else {
+            return self.longdesc.to_string();
+        };
+        if self.is_ignored() {
+            let why = why.strip_prefix("accepted and ignored").unwrap_or(why);
+            let why = why.trim_start_matches([':', ' ']);
+            return if why.is_empty() {
+                "Parameter of the reference agent, accepted and ignored.".to_string()
+            } else {
+                format!("Parameter of the reference agent, accepted and ignored: {why}.")
+            };
+        }
+        let why = why.strip_prefix("not supported").unwrap_or(why);
+        let why = why.trim_start_matches([':', ';', ',', ' ']);
+        let why = if why.is_empty() {
+            "no equivalent here"
+        } else {
+            why
+        };
+        if ok.is_empty() {
+            format!(
+                "Parameter of the reference agent, not supported: {why}. Any value fails \
+                 validation (leave it unset)."
+            )
+        } else {
+            format!(
+                "Parameter of the reference agent, not supported: {why}. Accepted only \
+                 unset or as {} (which ask for nothing); any other value fails validation.",
+                ok.join(", ")
+            )
+        }
+    }
     pub const fn integer(
         name: &'static str,
         shortdesc: &'static str,
@@ -448,5 +496,28 @@ mod tests {
     fn reading_an_undeclared_parameter_fails_tests() {
         let p = Params::parse(SPECS, &env(&[("ip", "x")])).unwrap();
         let _ = p.str("nic");
+    }
+}
+
+#[cfg(test)]
+mod described_refusals {
+    use super::ParamSpec;
+
+    #[test]
+    fn ignored_and_refused_parameters_describe_themselves() {
+        let ignored = ParamSpec::refused("wfc", "accepted and ignored: no wait", &["*"]);
+        assert!(ignored.is_ignored());
+        assert_eq!(
+            ignored.long_text(),
+            "Parameter of the reference agent, accepted and ignored: no wait."
+        );
+        assert_eq!(ignored.short_text(), "wfc (accepted and ignored)");
+        let refused = ParamSpec::refused("flush", "routes are left alone", &["false", "no"]);
+        assert!(!refused.is_ignored());
+        let t = refused.long_text();
+        assert!(t.contains("not supported: routes are left alone"), "{t}");
+        assert!(t.contains("false, no"), "{t}");
+        let never = ParamSpec::refused("mac", "not supported", &[]);
+        assert!(never.long_text().contains("Any value fails validation"));
     }
 }

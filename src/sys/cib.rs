@@ -36,6 +36,21 @@ impl CibTool {
         Ok(Self::checked(out, "cibadmin -Q")?.stdout_str())
     }
 
+    /// Replaces the whole CIB (`cibadmin --replace --xml-pipe`) with `xml`, which keeps
+    /// the `admin_epoch`/`epoch`/`num_updates` it was queried with: Pacemaker refuses a
+    /// replacement older than the CIB it holds, so a change made since the query is
+    /// never overwritten (the replace fails and nothing changes).
+    pub fn replace(&self, xml: &str, deadline: Instant) -> SysResult<()> {
+        let out = run(
+            &self
+                .cmd("cibadmin")
+                .args(["--replace", "--xml-pipe"])
+                .stdin(xml.as_bytes().to_vec()),
+            deadline,
+        )?;
+        Self::checked(out, "cibadmin --replace").map(|_| ())
+    }
+
     /// Adds a constraint (`cibadmin -C -o constraints`); the outcome tells a conflict apart.
     pub fn create_constraint(&self, xml: &str, deadline: Instant) -> SysResult<Outcome> {
         Ok(run(

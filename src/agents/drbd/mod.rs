@@ -97,8 +97,8 @@ static PARAMS: &[ParamSpec] = &[
     ParamSpec::refused("wfc_timeout", "accepted and ignored: start does not wait for the peer, only for the local disk", &["*"]),
     ParamSpec::refused("remove_master_score_if_peer_primary", "not supported; promote refuses a Primary peer instead (fail_promote_early_if_peer_primary)", &["false", "no", "0"]),
     ParamSpec::refused("unfence_if_all_uptodate", "not supported; the after-resync-target handler (pgstack drbd unfence-peer) removes the constraint", &["false", "no", "0"]),
-    ParamSpec::refused("unfence_extra_args", "accepted and ignored (belongs to unfence_if_all_uptodate)", &["*"]),
-    ParamSpec::refused("connect_only_after_promote", "not supported", &["false", "no", "0"]),
+    ParamSpec::refused("unfence_extra_args", "accepted and ignored: it only sets the arguments of the unfence_if_all_uptodate hook, which is not supported", &["*"]),
+    ParamSpec::refused("connect_only_after_promote", "the resource connects to its peer at start, never deferred until a promote", &["false", "no", "0"]),
 ];
 
 static ACTIONS: &[ActionSpec] = &[

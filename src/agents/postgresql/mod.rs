@@ -212,6 +212,27 @@ static PARAMS: &[ParamSpec] = &[
          directory left by a failed mount.",
     )
     .reloadable(),
+    // Parameters of ocf:heartbeat:pgsql and PAF (pgsqlms) this single-instance agent
+    // has no use for: declared, so an existing configuration loads as it is.
+    ParamSpec::refused("ctl_opt", "accepted and ignored: the server is started and stopped without pg_ctl, so there are no pg_ctl options to pass", &["*"]),
+    ParamSpec::refused("pglibs", "accepted and ignored: no psql is run, and the server binaries find their own libraries", &["*"]),
+    ParamSpec::refused("tmpdir", "accepted and ignored: it holds the state files of pgsql's replication mode, which this agent does not have", &["*"]),
+    ParamSpec::refused("rep_mode", "streaming replication with promotion is not supported by this single-instance agent; a replicated resource stays on its reference agent", &["none"]),
+    ParamSpec::refused("node_list", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("restore_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
+    ParamSpec::refused("archive_cleanup_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
+    ParamSpec::refused("recovery_end_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
+    ParamSpec::refused("master_ip", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("repuser", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("primary_conninfo_opt", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("restart_on_promote", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("replication_slot_name", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("xlog_check_count", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
+    ParamSpec::refused("crm_attr_timeout", "accepted and ignored: used only by pgsql's rep_mode (its node attributes), which is refused unless none", &["*"]),
+    ParamSpec::refused("stop_escalate_in_slave", "accepted and ignored: used only by pgsql's rep_mode (a standby's stop), which is refused unless none", &["*"]),
+    ParamSpec::refused("check_wal_receiver", "accepted and ignored: used only by pgsql's rep_mode (a standby's monitor), which is refused unless none", &["*"]),
+    ParamSpec::refused("maxlag", "accepted and ignored: PAF uses it to choose a standby to promote; this single-instance agent has no standby", &["*"]),
+    ParamSpec::refused("recovery_template", "accepted and ignored: PAF's recovery.conf template of a standby (PostgreSQL 11 and older); this single-instance agent has no standby", &["*"]),
 ];
 
 static ACTIONS: &[ActionSpec] = &[
