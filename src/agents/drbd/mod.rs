@@ -175,15 +175,7 @@ mod tests {
 
     #[test]
     fn configuration_checks() {
-        use crate::ocf::env::OcfEnv;
-        let env = |pairs: &[(&str, &str)]| {
-            OcfEnv::from_map(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-                    .collect(),
-            )
-        };
+        use crate::ocf::params::test_env as env;
         let p = |pairs: &[(&str, &str)]| {
             Params::parse(PARAMS, &env(pairs))
                 .map_err(|e| e.to_string())
