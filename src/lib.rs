@@ -24,3 +24,11 @@ pub mod ocf;
 pub mod sys;
 #[forbid(unsafe_code)]
 pub mod wait;
+
+/// The text of `tests/fixtures/<rel>`, a captured output for unit tests; panics naming
+/// the file when it cannot be read.
+#[cfg(test)]
+pub(crate) fn fixture(rel: &str) -> String {
+    let p = format!("{}/tests/fixtures/{rel}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}

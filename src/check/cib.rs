@@ -6,39 +6,9 @@ use crate::cib::xml::Element;
 
 use super::CheckError;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Op {
-    pub name: String,
-    pub interval: String,
-    pub timeout: Option<String>,
-    pub role: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Primitive {
-    pub id: String,
-    pub class: String,
-    pub provider: Option<String>,
-    pub kind: String,
-    pub params: Vec<(String, String)>,
-    pub ops: Vec<Op>,
-}
-
-impl Primitive {
-    pub fn agent(&self) -> String {
-        match &self.provider {
-            Some(p) => format!("{}:{p}:{}", self.class, self.kind),
-            None => format!("{}:{}", self.class, self.kind),
-        }
-    }
-
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
+use crate::cib::model::Nv;
+/// The template model's types: the lenient reader fills the same `Primitive` and `Op`.
+pub use crate::cib::model::{Op, Primitive};
 
 #[derive(Debug, Clone, Default)]
 pub struct Cib {
@@ -61,10 +31,23 @@ impl Cib {
 }
 
 /// Every `nvpair` of the named child sets (rules are not evaluated: each value counts).
-fn nvpairs(e: &Element, set: &str) -> Vec<(String, String)> {
+fn nvs(e: &Element, set: &str) -> Vec<Nv> {
     e.children_named(set)
         .flat_map(|s| s.children_named("nvpair"))
-        .filter_map(|nv| Some((nv.attr("name")?.to_string(), nv.attr("value")?.to_string())))
+        .filter_map(|nv| {
+            Some(Nv {
+                name: nv.attr("name")?.to_string(),
+                value: nv.attr("value")?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// [`nvs`] as (name, value) pairs.
+fn nvpairs(e: &Element, set: &str) -> Vec<(String, String)> {
+    nvs(e, set)
+        .into_iter()
+        .map(|nv| (nv.name, nv.value))
         .collect()
 }
 
@@ -89,7 +72,8 @@ fn primitive(e: &Element) -> Option<Primitive> {
         class: e.attr("class")?.to_string(),
         provider: e.attr("provider").map(str::to_string),
         kind: e.attr("type")?.to_string(),
-        params: nvpairs(e, "instance_attributes"),
+        params: nvs(e, "instance_attributes"),
+        meta: nvs(e, "meta_attributes"),
         ops,
     })
 }

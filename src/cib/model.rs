@@ -38,6 +38,14 @@ impl Primitive {
             None => format!("{}:{}", self.class, self.kind),
         }
     }
+
+    /// The value of the instance attribute `name`, the first one given.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|nv| nv.name == name)
+            .map(|nv| nv.value.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,6 +40,13 @@ fn pairs(nvs: &[Nv], q: fn(&str) -> String) -> String {
         .join(" ")
 }
 
+/// ` \<newline><tab>WORD name=value ...` (`word` with its space) when there are pairs.
+fn continued(o: &mut String, word: &str, nvs: &[Nv], q: fn(&str) -> String) {
+    if !nvs.is_empty() {
+        let _ = write!(o, " \\\n\t{word}{}", pairs(nvs, q));
+    }
+}
+
 /// The cluster properties and the resource defaults, each as one command line after
 /// its `heads` entry (when there are any).
 fn options(o: &mut String, c: &Config, heads: [&str; 2], q: fn(&str) -> String) {
@@ -71,12 +78,8 @@ fn crm_score(s: &str) -> String {
 
 fn crm_primitive(out: &mut String, p: &Primitive) {
     let _ = write!(out, "primitive {} {}", p.id, p.agent());
-    if !p.params.is_empty() {
-        let _ = write!(out, " \\\n\tparams {}", pairs(&p.params, crm_q));
-    }
-    if !p.meta.is_empty() {
-        let _ = write!(out, " \\\n\tmeta {}", pairs(&p.meta, crm_q));
-    }
+    continued(out, "params ", &p.params, crm_q);
+    continued(out, "meta ", &p.meta, crm_q);
     for op in &p.ops {
         let _ = write!(out, " \\\n\t{}", op_words(op, crm_q));
     }
@@ -92,17 +95,13 @@ fn crm_resource(out: &mut String, r: &Resource) {
             }
             let names: Vec<&str> = members.iter().map(|m| m.id.as_str()).collect();
             let _ = write!(out, "group {id} {}", names.join(" "));
-            if !meta.is_empty() {
-                let _ = write!(out, " \\\n\tmeta {}", pairs(meta, crm_q));
-            }
+            continued(out, "meta ", meta, crm_q);
             out.push('\n');
         }
         Resource::Clone { id, child, meta } => {
             crm_resource(out, child);
             let _ = write!(out, "clone {id} {}", child.id());
-            if !meta.is_empty() {
-                let _ = write!(out, " \\\n\tmeta {}", pairs(meta, crm_q));
-            }
+            continued(out, "meta ", meta, crm_q);
             out.push('\n');
         }
     }
@@ -117,12 +116,8 @@ fn with_role(rsc: &str, role: &Option<String>) -> String {
 
 fn crm_alert(out: &mut String, a: &Alert) {
     let _ = write!(out, "alert {} {}", a.id, crm_q(&a.path));
-    if !a.params.is_empty() {
-        let _ = write!(out, " \\\n\tattributes {}", pairs(&a.params, crm_q));
-    }
-    if !a.meta.is_empty() {
-        let _ = write!(out, " \\\n\tmeta {}", pairs(&a.meta, crm_q));
-    }
+    continued(out, "attributes ", &a.params, crm_q);
+    continued(out, "meta ", &a.meta, crm_q);
     for (_, value) in &a.recipients {
         let _ = write!(out, " \\\n\tto {}", crm_q(value));
     }
@@ -226,12 +221,8 @@ fn pcs_create(
     } else {
         let _ = write!(o, "pcs -f \"$CIB\" resource create {} {}", p.id, p.agent());
     }
-    if !p.params.is_empty() {
-        let _ = write!(o, " \\\n\t{}", pairs(&p.params, sh_q));
-    }
-    if !p.meta.is_empty() {
-        let _ = write!(o, " \\\n\tmeta {}", pairs(&p.meta, sh_q));
-    }
+    continued(o, "", &p.params, sh_q);
+    continued(o, "meta ", &p.meta, sh_q);
     for op in &p.ops {
         let _ = write!(o, " \\\n\t{}", op_words(op, sh_q));
     }

@@ -4,6 +4,7 @@
 use clap_complete::Shell;
 
 use crate::agents::{installed_names, AGENTS};
+use crate::ocf::metadata::roff;
 
 /// The completion scripts: (shell, file in docs/completion, where it goes below
 /// `PREFIX/share`: bash-completion loads completions/<command> on first use).
@@ -97,7 +98,7 @@ pub fn man_page() -> String {
         let man = clap_mangen::Man::new(sub.clone().bin_name(&path));
         m.push_str(&format!(".SS \"{path}\"\n"));
         if let Some(about) = sub.get_long_about().or(sub.get_about()) {
-            m.push_str(&format!("{}\n.PP\n", roff_text(&about.to_string())));
+            m.push_str(&format!("{}\n.PP\n", roff(&about.to_string())));
         }
         m.push_str(&body(render(|w| man.render_synopsis_section(w))));
         if sub.get_arguments().any(|a| !a.is_hide_set()) {
@@ -116,7 +117,7 @@ pub fn man_page() -> String {
         if !aliases.is_empty() {
             m.push_str(&format!(" (also {})", aliases.join(", ")));
         }
-        m.push_str(&format!("\n{}\n", roff_text(a.shortdesc)));
+        m.push_str(&format!("\n{}\n", roff(a.shortdesc)));
     }
     m.push_str(".SH FILES\n.TP\n\\fI/etc/default/postgresql-ha\\fR\nsettings of the init script \\fBpostgresql-ha\\fR\n");
     let see: Vec<String> = AGENTS
@@ -128,18 +129,4 @@ pub fn man_page() -> String {
         see.join(", ")
     ));
     m
-}
-
-fn roff_text(s: &str) -> String {
-    let s = s.replace('\\', "\\\\");
-    s.lines()
-        .map(|l| {
-            if l.starts_with('.') || l.starts_with('\'') {
-                format!("\\&{l}")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -2,7 +2,7 @@
 //! `agents::drbd::{fence, recovery}`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use std::io::Write;
@@ -44,14 +44,8 @@ pub enum DrbdCmd {
         /// Volume group on top of DRBD to deactivate on the victim first.
         #[arg(long)]
         vg: Option<String>,
-        /// This node's name (default: crm_node -n, else the host name).
-        #[arg(long)]
-        node: Option<String>,
-        #[arg(long, default_value = "/etc/drbd.conf")]
-        drbdconf: PathBuf,
-        /// Do not ask for confirmation on the victim.
-        #[arg(long)]
-        yes: bool,
+        #[command(flatten)]
+        here: Here,
     },
     /// The book's "detach a problematic node": cut the link and force a full resync of
     /// the problem node from the good one (or, with --destroy, wipe the problem node's DRBD
@@ -65,13 +59,22 @@ pub enum DrbdCmd {
         /// On the problem node: take the resource down and destroy its metadata.
         #[arg(long)]
         destroy: bool,
-        #[arg(long)]
-        node: Option<String>,
-        #[arg(long, default_value = "/etc/drbd.conf")]
-        drbdconf: PathBuf,
-        #[arg(long)]
-        yes: bool,
+        #[command(flatten)]
+        here: Here,
     },
+}
+
+/// Where a recovery runs: this node, its DRBD configuration, and whether to ask.
+#[derive(clap::Args)]
+pub struct Here {
+    /// This node's name (default: crm_node -n, else the host name).
+    #[arg(long)]
+    node: Option<String>,
+    #[arg(long, default_value = "/etc/drbd.conf")]
+    drbdconf: PathBuf,
+    /// Do not ask for confirmation (on the victim of a split brain, or the problem node).
+    #[arg(long)]
+    yes: bool,
 }
 
 pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
@@ -84,20 +87,16 @@ pub fn run(cmd: DrbdCmd, vars: &BTreeMap<String, String>) -> Result<u8> {
             resource,
             survivor,
             vg,
-            node,
-            drbdconf,
-            yes,
-        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            here,
+        } => recover(here, &resource, |t, op| {
             recovery::split_brain(t, &survivor, vg.as_deref(), op)
         }),
         DrbdCmd::DetachNode {
             resource,
             good,
             destroy,
-            node,
-            drbdconf,
-            yes,
-        } => recover(node, &drbdconf, &resource, yes, |t, op| {
+            here,
+        } => recover(here, &resource, |t, op| {
             recovery::detach_node(t, &good, destroy, op)
         }),
         DrbdCmd::FencePeer { timeout, cib_file } => handler(vars, |env| {
@@ -153,17 +152,19 @@ impl Operator for Terminal {
 
 /// Runs a recovery of `res` on this node (`--node`, else what the cluster calls it).
 fn recover(
-    node: Option<String>,
-    conf: &Path,
+    Here {
+        node,
+        drbdconf,
+        yes,
+    }: Here,
     res: &str,
-    yes: bool,
     f: impl FnOnce(&Target, &mut Terminal) -> Result<(), RecoveryError>,
 ) -> Result<u8> {
     let me = node
         .unwrap_or_else(|| CibTool::default().local_node(Instant::now() + Duration::from_secs(5)));
     let t = Target {
         drbd: &RealDrbd,
-        conf,
+        conf: &drbdconf,
         res,
         me: &me,
     };

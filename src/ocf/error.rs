@@ -44,9 +44,18 @@ pub enum OcfError {
 pub trait AgentFailure: std::error::Error + ExitCode + Send + Sync + 'static {}
 impl<T: std::error::Error + ExitCode + Send + Sync + 'static> AgentFailure for T {}
 
-/// `impl From<$t> for OcfError`, so an agent's own failure type converts with `?`.
+/// `impl From<$t> for OcfError`, so an agent's own failure type converts with `?`;
+/// `agent_failure!(T => ErrGeneric)` also implements [`ExitCode`] with that one code.
 #[macro_export]
 macro_rules! agent_failure {
+    ($t:ty => $code:ident) => {
+        impl $crate::ocf::ExitCode for $t {
+            fn code(&self) -> $crate::ocf::OcfCode {
+                $crate::ocf::OcfCode::$code
+            }
+        }
+        $crate::agent_failure!($t);
+    };
     ($t:ty) => {
         impl From<$t> for $crate::ocf::OcfError {
             fn from(e: $t) -> Self {
@@ -133,12 +142,7 @@ mod tests {
     #[derive(Debug, thiserror::Error)]
     #[error("busy: {0}")]
     struct Busy(u32);
-    impl ExitCode for Busy {
-        fn code(&self) -> OcfCode {
-            OcfCode::ErrGeneric
-        }
-    }
-    crate::agent_failure!(Busy);
+    crate::agent_failure!(Busy => ErrGeneric);
 
     #[test]
     fn an_agent_failure_keeps_its_code_message_and_data() {

@@ -310,7 +310,8 @@ fn one_line(s: &str) -> String {
         .replace('|', "\\|")
 }
 
-fn roff(s: &str) -> String {
+/// Text for a roff page: backslashes doubled, a line starting with `.` or `'` kept as text.
+pub fn roff(s: &str) -> String {
     let s = s.replace('\\', "\\\\");
     s.lines()
         .map(|l| {

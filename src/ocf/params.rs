@@ -372,6 +372,18 @@ impl Params {
     }
 }
 
+/// For unit tests: the environment Pacemaker gives an agent with these parameters
+/// (`OCF_RESKEY_` before each name).
+#[cfg(test)]
+pub(crate) fn test_env(pairs: &[(&str, &str)]) -> OcfEnv {
+    OcfEnv::from_map(
+        pairs
+            .iter()
+            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,14 +398,7 @@ mod tests {
         ParamSpec::refused("lvs_support", "no LVS here", &["false", "no"]),
     ];
 
-    fn env(pairs: &[(&str, &str)]) -> OcfEnv {
-        OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-                .collect(),
-        )
-    }
+    use super::test_env as env;
 
     #[test]
     fn defaults_types_and_unknowns() {

@@ -436,14 +436,7 @@ pub fn zero_head(dev: &Path, bytes: usize) -> SysResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixture;
 
     #[test]
     fn connected_primary_and_secondary() {

@@ -63,6 +63,26 @@ impl Reader<'_> {
     fn err(&self, what: &str) -> SysError {
         SysError::Invalid(format!("LVM JSON report: {what} at byte {}", self.i))
     }
+    /// Past white space, takes `close` (the end of an object or array) if it is next.
+    fn close(&mut self, close: u8) -> bool {
+        self.ws();
+        let at = self.s.get(self.i) == Some(&close);
+        if at {
+            self.i += 1;
+        }
+        at
+    }
+    /// After a member: takes the `,` before the next one, or leaves `close` for
+    /// [`Reader::close`].
+    fn comma_before(&mut self, close: u8) -> SysResult<()> {
+        self.ws();
+        match self.s.get(self.i) {
+            Some(b',') => self.i += 1,
+            Some(&c) if c == close => {}
+            _ => return Err(self.err(&format!("',' or '{}' expected", close as char))),
+        }
+        Ok(())
+    }
     fn value(&mut self, depth: u32) -> SysResult<Json> {
         if depth > 32 {
             return Err(self.err("nested too deeply"));
@@ -73,9 +93,7 @@ impl Reader<'_> {
                 self.i += 1;
                 let mut fields = Vec::new();
                 loop {
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b'}') {
-                        self.i += 1;
+                    if self.close(b'}') {
                         return Ok(Json::Obj(fields));
                     }
                     let Json::Str(k) = self.value(depth + 1)? else {
@@ -88,30 +106,18 @@ impl Reader<'_> {
                     self.i += 1;
                     let v = self.value(depth + 1)?;
                     fields.push((k, v));
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {}
-                        _ => return Err(self.err("',' or '}' expected")),
-                    }
+                    self.comma_before(b'}')?;
                 }
             }
             Some(b'[') => {
                 self.i += 1;
                 let mut items = Vec::new();
                 loop {
-                    self.ws();
-                    if self.s.get(self.i) == Some(&b']') {
-                        self.i += 1;
+                    if self.close(b']') {
                         return Ok(Json::Arr(items));
                     }
                     items.push(self.value(depth + 1)?);
-                    self.ws();
-                    match self.s.get(self.i) {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {}
-                        _ => return Err(self.err("',' or ']' expected")),
-                    }
+                    self.comma_before(b']')?;
                 }
             }
             Some(b'"') => {
@@ -173,17 +179,22 @@ impl Reader<'_> {
     }
 }
 
-/// The rows of every section called `name` ("vg", "lv", "pv") in an LVM JSON report,
-/// as field maps. `lvm fullreport` repeats the sections once per volume group.
-pub fn report_rows(text: &str, name: &str) -> SysResult<Vec<BTreeMap<String, String>>> {
+/// The members of the object an LVM JSON report is.
+fn top_object(text: &str) -> SysResult<Vec<(String, Json)>> {
     let mut r = Reader {
         s: text.as_bytes(),
         i: 0,
     };
-    let doc = r.value(0)?;
-    let Json::Obj(top) = doc else {
-        return Err(SysError::Invalid("LVM JSON report: not an object".into()));
-    };
+    match r.value(0)? {
+        Json::Obj(top) => Ok(top),
+        _ => Err(SysError::Invalid("LVM JSON report: not an object".into())),
+    }
+}
+
+/// The rows of every section called `name` ("vg", "lv", "pv") in an LVM JSON report,
+/// as field maps. `lvm fullreport` repeats the sections once per volume group.
+pub fn report_rows(text: &str, name: &str) -> SysResult<Vec<BTreeMap<String, String>>> {
+    let top = top_object(text)?;
     let mut rows = Vec::new();
     for (k, v) in top {
         if k != "report" {
@@ -290,13 +301,7 @@ fn majmin(ma: Option<&String>, mi: Option<&String>) -> Option<(u32, u32)> {
 /// Parses `lvm fullreport --reportformat json` output (the columns above) into one
 /// report per volume group. Internal LVs (`[name]`) are left out.
 pub fn parse_fullreport(text: &str) -> SysResult<Vec<VgReport>> {
-    let mut r = Reader {
-        s: text.as_bytes(),
-        i: 0,
-    };
-    let Json::Obj(top) = r.value(0)? else {
-        return Err(SysError::Invalid("LVM JSON report: not an object".into()));
-    };
+    let top = top_object(text)?;
     let mut out = Vec::new();
     for (k, v) in top {
         let (true, Json::Arr(reports)) = (k == "report", v) else {
@@ -1071,11 +1076,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/lvm/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        crate::fixture(&format!("lvm/{name}"))
     }
 
     #[test]

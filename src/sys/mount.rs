@@ -475,22 +475,30 @@ pub fn mount(
             )
         });
     }
-    let mut c = Cmd::new("mount");
-    if !fstype.is_empty() {
-        c = c.arg("-t").arg(fstype);
-    }
+    let mut c = typed(Cmd::new("mount"), fstype);
     if !raw_options.is_empty() {
         c = c.arg("-o").arg(raw_options);
     }
-    let out = run(&c.arg("--").arg(source).arg(target), deadline)?;
-    if out.success() {
-        Ok(())
+    let what = format!("mount -t {fstype} {source} {}", target.display());
+    run_ok(&c.arg("--").arg(source).arg(target), &what, deadline).map(drop)
+}
+
+/// `c -t fstype`, or `c` alone when the type is left to the tool.
+fn typed(c: Cmd, fstype: &str) -> Cmd {
+    if fstype.is_empty() {
+        c
     } else {
-        Err(SysError::Invalid(format!(
-            "mount -t {fstype} {source} {}: {}",
-            target.display(),
-            out.describe()
-        )))
+        c.arg("-t").arg(fstype)
+    }
+}
+
+/// Runs `c`; exiting other than 0 is `SysError::Invalid` naming `what` and how it ended.
+fn run_ok(c: &Cmd, what: &str, deadline: Instant) -> SysResult<Outcome> {
+    let out = run(c, deadline)?;
+    if out.success() {
+        Ok(out)
+    } else {
+        Err(SysError::Invalid(format!("{what}: {}", out.describe())))
     }
 }
 
@@ -536,11 +544,10 @@ pub enum FsckResult {
 
 /// `fsck -t TYPE -p DEVICE` for ext file systems; exit codes of 4 and more are failures.
 pub fn fsck(device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult> {
-    let mut c = Cmd::new("fsck");
-    if !fstype.is_empty() {
-        c = c.arg("-t").arg(fstype);
-    }
-    let out = run(&c.arg("-p").arg(device), deadline)?;
+    let out = run(
+        &typed(Cmd::new("fsck"), fstype).arg("-p").arg(device),
+        deadline,
+    )?;
     Ok(match out.code() {
         Some(0) => FsckResult::Clean,
         Some(n @ 1..=3) => FsckResult::Corrected(n),
@@ -581,16 +588,7 @@ pub fn mkfs_xfs(
         .arg("-d")
         .arg(format!("agcount={agcount}"))
         .arg(device);
-    let out = run(&c, deadline)?;
-    if out.success() {
-        Ok(out.stdout_str())
-    } else {
-        Err(SysError::Invalid(format!(
-            "{}: {}",
-            c.display(),
-            out.describe()
-        )))
-    }
+    Ok(run_ok(&c, &c.display(), deadline)?.stdout_str())
 }
 
 /// What the mount point's path is, from lstat of the path (never of anything below it).
@@ -732,14 +730,7 @@ impl Mounts for RealMounts {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn fixture(name: &str) -> String {
-        fs::read_to_string(format!(
-            "{}/tests/fixtures/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
-    }
+    use crate::fixture;
 
     #[test]
     fn captured_mountinfo_with_spaces_and_loop_xfs() {

@@ -22,11 +22,7 @@ pub struct FakeDrbd {
 impl FakeDrbd {
     /// The state of `r0` from a captured `drbdsetup events2 --now` output.
     pub fn with_fixture(name: &str) -> FakeDrbd {
-        let t = std::fs::read_to_string(format!(
-            "{}/tests/fixtures/drbdsetup_events2/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let t = crate::fixture(&format!("drbdsetup_events2/{name}"));
         FakeDrbd {
             state: RefCell::new(parse_events2(&t, "r0")),
             ..Default::default()

@@ -452,11 +452,7 @@ mod tests {
     use crate::sys::drbd::parse_events2;
 
     fn state(name: &str) -> State {
-        let t = std::fs::read_to_string(format!(
-            "{}/tests/fixtures/drbdsetup_events2/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let t = crate::fixture(&format!("drbdsetup_events2/{name}"));
         parse_events2(&t, "r0").unwrap()
     }
 

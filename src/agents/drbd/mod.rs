@@ -138,11 +138,7 @@ mod tests {
     use crate::sys::drbd::{parse_events2, Disk, Peer, Role, State};
 
     fn fixture(name: &str) -> State {
-        let t = std::fs::read_to_string(format!(
-            "{}/tests/fixtures/drbdsetup_events2/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap();
+        let t = crate::fixture(&format!("drbdsetup_events2/{name}"));
         parse_events2(&t, "r0").unwrap()
     }
 
@@ -179,15 +175,7 @@ mod tests {
 
     #[test]
     fn configuration_checks() {
-        use crate::ocf::env::OcfEnv;
-        let env = |pairs: &[(&str, &str)]| {
-            OcfEnv::from_map(
-                pairs
-                    .iter()
-                    .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-                    .collect(),
-            )
-        };
+        use crate::ocf::params::test_env as env;
         let p = |pairs: &[(&str, &str)]| {
             Params::parse(PARAMS, &env(pairs))
                 .map_err(|e| e.to_string())

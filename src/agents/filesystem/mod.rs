@@ -55,7 +55,7 @@ pub use stop::Busy;
 
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::ParamSpec;
-use crate::ocf::{Action, ExitCode, OcfCode};
+use crate::ocf::Action;
 use crate::sys::blockio::ProbeError;
 use crate::sys::mount::Mounts;
 
@@ -171,13 +171,8 @@ pub static INFO: AgentInfo = AgentInfo {
     needs_root: true,
 };
 
-/// A deep monitor's I/O probe failed: the file system does not serve I/O.
-impl ExitCode for ProbeError {
-    fn code(&self) -> OcfCode {
-        OcfCode::ErrGeneric
-    }
-}
-crate::agent_failure!(ProbeError);
+// A deep monitor's I/O probe failed: the file system does not serve I/O.
+crate::agent_failure!(ProbeError => ErrGeneric);
 
 pub struct Filesystem<M: Mounts> {
     sys: M,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::config::FsConfig;
 use super::node::Resolved;
 use super::Filesystem;
-use crate::ocf::{Ctx, ExitCode, OcfCode, OcfError};
+use crate::ocf::{Ctx, OcfError};
 use crate::sys::mount::{self, MountEntry, Mounts, Umount};
 use crate::sys::procwalk::{Holder, Target};
 use crate::wait::{poll_until, Backoff};
@@ -26,12 +26,7 @@ pub struct Busy {
     pub holders: String,
 }
 
-impl ExitCode for Busy {
-    fn code(&self) -> OcfCode {
-        OcfCode::ErrGeneric
-    }
-}
-crate::agent_failure!(Busy);
+crate::agent_failure!(Busy => ErrGeneric);
 
 impl<M: Mounts> Filesystem<M> {
     /// Frees and unmounts `m`, signalling its holders, within the operation deadline.

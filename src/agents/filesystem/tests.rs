@@ -288,13 +288,10 @@ fn stop_leaves_alone_what_it_cannot_identify() {
 }
 
 fn params(pairs: &[(&str, &str)]) -> Result<FsConfig, ParamError> {
-    let env = OcfEnv::from_map(
-        pairs
-            .iter()
-            .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-            .collect(),
-    );
-    configure(&Params::parse(PARAMS, &env)?)
+    configure(&Params::parse(
+        PARAMS,
+        &crate::ocf::params::test_env(pairs),
+    )?)
 }
 
 #[test]

@@ -292,13 +292,10 @@ mod tests {
     use crate::ocf::{ExitCode, OcfCode};
 
     fn params(pairs: &[(&str, &str)]) -> Result<PgConfig, ParamError> {
-        let env = OcfEnv::from_map(
-            pairs
-                .iter()
-                .map(|(k, v)| (format!("OCF_RESKEY_{k}"), v.to_string()))
-                .collect(),
-        );
-        configure(&Params::parse(PARAMS, &env)?)
+        configure(&Params::parse(
+            PARAMS,
+            &crate::ocf::params::test_env(pairs),
+        )?)
     }
 
     #[test]

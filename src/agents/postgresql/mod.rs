@@ -61,7 +61,7 @@ pub use config::{configure, configure_from_env, PgConfig, MONITOR_PARAMS};
 use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
-use crate::ocf::{Action, Agent, Ctx, ExitCode, OcfCode, OcfError, Status};
+use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::RealPg;
 
@@ -258,13 +258,8 @@ pub static INFO: AgentInfo = AgentInfo {
     needs_root: true,
 };
 
-/// A monitor could not get an answer from the server.
-impl ExitCode for ProbeError {
-    fn code(&self) -> OcfCode {
-        OcfCode::ErrGeneric
-    }
-}
-crate::agent_failure!(ProbeError);
+// A monitor could not get an answer from the server.
+crate::agent_failure!(ProbeError => ErrGeneric);
 
 /// The agent. Single-instance mode is the only mode so far.
 pub struct Postgresql;

@@ -36,7 +36,7 @@ use std::net::IpAddr;
 
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::ParamSpec;
-use crate::ocf::{Action, ExitCode, OcfCode};
+use crate::ocf::Action;
 
 pub use actions::{Placement, Vip};
 pub use config::{configure, parse_ip, valid_ifname, Broadcast, VipConfig};
@@ -212,9 +212,4 @@ pub enum VipFailure {
     DadFailed { ip: IpAddr, link: String },
 }
 
-impl ExitCode for VipFailure {
-    fn code(&self) -> OcfCode {
-        OcfCode::ErrGeneric
-    }
-}
-crate::agent_failure!(VipFailure);
+crate::agent_failure!(VipFailure => ErrGeneric);

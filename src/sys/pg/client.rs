@@ -265,10 +265,10 @@ fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn nothing_listening_is_a_connect_error_within_the_deadline() {
-        let p = Probe {
-            host: "/nonexistent/pgst-pg-socket".into(),
+    /// `select 1` as postgres on port 1 of `host`, with a 1 s connect timeout.
+    fn select_one(host: &str) -> Probe {
+        Probe {
+            host: host.into(),
             port: 1,
             user: "postgres".into(),
             password: None,
@@ -276,7 +276,12 @@ mod tests {
             sql: "select 1".into(),
             connect_timeout: Duration::from_secs(1),
             as_uid: None,
-        };
+        }
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connect_error_within_the_deadline() {
+        let p = select_one("/nonexistent/pgst-pg-socket");
         let t = Instant::now();
         let e = probe(&p, Instant::now() + Duration::from_secs(2)).unwrap_err();
         assert!(matches!(e, ProbeError::Connect { .. }), "{e}");
@@ -290,16 +295,7 @@ mod tests {
 
     #[test]
     fn names_are_resolved_before_the_runtime_and_addresses_are_taken_as_they_are() {
-        let mut p = Probe {
-            host: "localhost".into(),
-            port: 1,
-            user: "postgres".into(),
-            password: None,
-            dbname: "template1".into(),
-            sql: "select 1".into(),
-            connect_timeout: Duration::from_secs(1),
-            as_uid: None,
-        };
+        let mut p = select_one("localhost");
         let soon = Instant::now() + Duration::from_secs(5);
         let ips = p.resolve(soon).unwrap().unwrap();
         assert!(ips.iter().any(|ip| ip.is_loopback()), "{ips:?}");

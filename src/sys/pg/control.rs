@@ -139,11 +139,7 @@ mod tests {
     use super::*;
 
     fn fixture(name: &str) -> String {
-        let p = format!(
-            "{}/tests/fixtures/pg_controldata/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+        crate::fixture(&format!("pg_controldata/{name}"))
     }
 
     #[test]
