@@ -571,22 +571,26 @@ mod tests {
     fn line_shapes() {
         let d = "Dec 01 10:04:33";
         let t = "vip(v)[7]";
-        assert_eq!(
-            line::logfile(d, t, Level::Error, "x"),
-            "Dec 01 10:04:33 vip(v)[7]:    ERROR: x"
-        );
-        assert_eq!(
-            line::debuglog(d, t, Level::Info, "x"),
-            "vip(v)[7]:\tDec 01 10:04:33 INFO: x"
-        );
-        assert_eq!(
-            line::stderr(d, t, Level::Warn, "x"),
-            "Dec 01 10:04:33 WARNING: x"
-        );
-        assert_eq!(
-            line::stderr(d, t, Level::Debug, "x"),
-            "vip(v)[7]:\tDec 01 10:04:33 DEBUG: x"
-        );
+        for (got, want) in [
+            (
+                line::logfile(d, t, Level::Error, "x"),
+                "Dec 01 10:04:33 vip(v)[7]:    ERROR: x",
+            ),
+            (
+                line::debuglog(d, t, Level::Info, "x"),
+                "vip(v)[7]:\tDec 01 10:04:33 INFO: x",
+            ),
+            (
+                line::stderr(d, t, Level::Warn, "x"),
+                "Dec 01 10:04:33 WARNING: x",
+            ),
+            (
+                line::stderr(d, t, Level::Debug, "x"),
+                "vip(v)[7]:\tDec 01 10:04:33 DEBUG: x",
+            ),
+        ] {
+            assert_eq!(got, want);
+        }
         assert_eq!(line::interactive(t, Level::Info, "x"), "vip(v)[7]: INFO: x");
         let f = TagFormat {
             facility: Facility::LOG_LOCAL3,
