@@ -64,7 +64,7 @@ impl Node {
     /// Runs a command inside the node's namespaces.
     fn exec(&self, argv: &[&str]) -> std::process::Output {
         let pid = self.init_pid().expect("the node's init").to_string();
-        let mut full = vec!["nsenter", "-t", &pid, "-m", "-n", "-u", "-p"];
+        let mut full = vec!["nsenter", "-t", &pid, "-m", "-n", "-u", "-p", "-r"];
         full.extend_from_slice(argv);
         common::run(&full, &[], Duration::from_secs(60))
     }

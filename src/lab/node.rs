@@ -204,11 +204,13 @@ pub fn kill_corosync(lab: &Lab, name: &str) -> LabResult<f64> {
     Ok(now_f())
 }
 
-/// Runs `argv` inside the node (every namespace of its PID 1); stdout on success.
+/// Runs `argv` inside the node (every namespace of its PID 1, and its root directory:
+/// entering a mount namespace alone resets the root to the namespace's, which is not the
+/// node's when the lab runs under a chroot); stdout on success.
 pub fn exec(lab: &Lab, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
     let pid = init_pid(lab, name).ok_or_else(|| LabError::Invalid(format!("{name} is down")))?;
     let p = pid.to_string();
-    let mut v = vec!["nsenter", "-t", &p, "-a"];
+    let mut v = vec!["nsenter", "-t", &p, "-a", "-r"];
     v.extend_from_slice(argv);
     let mut c = run::cmd(&v);
     c = c.env("TZ", "UTC");
