@@ -12,20 +12,16 @@ use pgstack::lab::{self, client, fence, net, proc, storage, writer, Lab, Options
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+mod common;
+
+/// The installed binary, checked to be the build of this tree.
 fn exe() -> PathBuf {
-    PathBuf::from(std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into()))
+    PathBuf::from(common::bin())
 }
 
 fn must_be_root() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    assert!(
-        root,
-        "the lab tests need root (make test runs them as root)"
-    );
-    assert!(exe().exists(), "{} is not installed", exe().display());
+    common::require_root();
+    exe();
 }
 
 /// A running lab, removed when dropped (also when the test panics).

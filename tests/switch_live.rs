@@ -17,28 +17,20 @@ use std::time::{Duration, Instant};
 use pgstack::cib::xml;
 use pgstack::lab::{self, client, node, node_ns, proc, Lab, Options, Steps};
 
+mod common;
+
+/// The installed binary, checked to be the build of this tree.
 fn exe() -> PathBuf {
-    PathBuf::from(std::env::var("PGSTACK_BIN").unwrap_or_else(|_| "/usr/sbin/pgstack".into()))
+    PathBuf::from(common::bin())
 }
 
 fn prerequisites() {
-    let root = std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
-    assert!(
-        root,
-        "NOT RUN: this test needs root (make test runs it as root)"
-    );
-    assert!(
-        exe().exists(),
-        "NOT RUN: {} is not installed",
-        exe().display()
-    );
+    common::require_root();
+    exe();
     for a in ["Filesystem", "pgsql", "IPaddr2"] {
         for p in ["heartbeat", "pgstack"] {
             let f = format!("{}/{p}/{a}", lab::OCF_ROOT);
-            assert!(Path::new(&f).exists(), "NOT RUN: {f} is not installed");
+            common::require_file(&f);
         }
     }
     assert!(
