@@ -49,8 +49,9 @@ test:
 	tests/cleanup
 	# A PID namespace of its own, with tini as its init: orphans are reaped (a killed
 	# server must not linger as a zombie a reference agent takes for a live one), and
-	# whatever a test starts dies with the run.
-	unshare --pid --fork --mount-proc tini -s -- $(CARGO) test --locked --no-fail-fast -- --test-threads=2; rc=$$?; tests/cleanup; exit $$rc
+	# whatever a test starts dies with the run. tests/run runs the UML suites beside the
+	# rest (two lanes), every binary to its end.
+	unshare --pid --fork --mount-proc tini -s -- env CARGO=$(CARGO) tests/run; rc=$$?; tests/cleanup; exit $$rc
 
 bench:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-test
