@@ -44,7 +44,8 @@
 #   STACK_PG_USER         owner of the data directory (postgres)
 #   STACK_PG_HBA_NET      if set (e.g. 192.168.56.0/24): a scram-sha-256 host line for it and
 #                         listen_addresses='*'
-#   STACK_PGSTACK         the pgstack binary (/usr/sbin/pgstack, else pgstack from PATH)
+#   STACK_PGSTACK         the pgstack binary (/usr/sbin/pgstack, else pgstack from PATH);
+#                         with STACK_PROVIDER=pgstack DRBD runs it as its fence handlers
 #   STACK_LVM_LOCAL       LVM's local configuration file (/etc/lvm/lvmlocal.conf)
 #   STACK_INITRAMFS       1: update-initramfs -u after the LVM settings (1 if the command
 #                         exists and udev runs; 0 in guests without an initramfs)
@@ -135,6 +136,8 @@ fi
 if [ -z "$PGSTACK" ] || [ ! -x "$PGSTACK" ]; then
     refuse "pgstack not found (set STACK_PGSTACK)"
 fi
+# DRBD runs this path as its fence handlers: absolute, resolved once.
+PGSTACK=$(readlink -f -- "$PGSTACK")
 
 # Every name ends up in a command line or a regular expression: only plain words.
 word() { # NAME VALUE REGEX
@@ -294,7 +297,7 @@ render=("$PGSTACK" cib render --template advanced --format drbd
     --set "node1=$NODE1" --set "node2=$NODE2"
     --set "node1_addr=$NODE1_ADDR" --set "node2_addr=$NODE2_ADDR"
     --set "drbd_resource=$RES" --set "drbd_minor=$MINOR" --set "drbd_port=$PORT"
-    --set "drbd_disk=$LOWER_DEV" --set "volgrpname=$UPPER_VG" --set "device=$UPPER_DEV"
+    --set "drbd_disk=$LOWER_DEV" --set "pgstack_bin=$PGSTACK" --set "volgrpname=$UPPER_VG" --set "device=$UPPER_DEV"
     --set "directory=$MOUNT" --set "pgdata=$PGDATA" --set "vip=$VIP")
 [ "$NO_FENCING" = 1 ] && render+=(--no-fencing)
 printf '+ %s\n' "${render[*]}"
