@@ -194,6 +194,8 @@ DRBD_DEV=/dev/drbd$MINOR
 UPPER_DEV=/dev/$UPPER_VG/$UPPER_LV
 DISK_RE=${DISK//./\\.}
 
+pv_vg() { pvs --noheadings -o vg_name -- "$1" 2>/dev/null | tr -d ' '; }
+
 # --- the node and the disk are positively identified before anything changes -------------
 say "node $NODE (peer $PEER, address $MY_ADDR), first node: $FIRST, disk $DISK"
 if [ "$DRY_RUN" = 0 ]; then
@@ -211,6 +213,15 @@ if [ "$DRY_RUN" = 0 ]; then
     for t in initdb pg_ctl; do
         [ -x "$PG_BINDIR/$t" ] || refuse "$PG_BINDIR/$t not found (STACK_PG_BINDIR)"
     done
+    # A PV of this stack's lower VG is ours (a second run); any other content is not.
+    if pvs -- "$DISK" >/dev/null 2>&1; then
+        vg=$(pv_vg "$DISK")
+        [ -z "$vg" ] || [ "$vg" = "$LOWER_VG" ] || refuse "$DISK is a PV of another volume group, $vg"
+    else
+        sigs=$(wipefs -n -p -- "$DISK" | grep -v '^#' || true)
+        [ -z "$sigs" ] || [ "$FORCE_DISK" = 1 ] ||
+            refuse "$DISK carries signatures (wipefs: $(echo "$sigs" | cut -d, -f4 | tr '\n' ' ')); --force-disk wipes them"
+    fi
     command -v drbdadm >/dev/null || refuse "drbdadm not found (drbd-utils)"
     command -v mkfs.xfs >/dev/null || refuse "mkfs.xfs not found (xfsprogs)"
 fi
@@ -260,7 +271,6 @@ fi
 
 # --- 2. lower LVM on the raw disk ------------------------------------------------------
 say "2. lower VG $LOWER_VG on $DISK, LV $LOWER_DEV ($LOWER_SIZE)"
-pv_vg() { pvs --noheadings -o vg_name -- "$1" 2>/dev/null | tr -d ' '; }
 if [ "$DRY_RUN" = 1 ]; then
     run pvcreate "$DISK"
     run vgcreate "$LOWER_VG" "$DISK"
@@ -273,11 +283,8 @@ else
             *) refuse "$DISK is a PV of another volume group, $vg" ;;
         esac
     else
-        sigs=$(wipefs -n -p -- "$DISK" | grep -v '^#' || true)
-        if [ -n "$sigs" ]; then
-            [ "$FORCE_DISK" = 1 ] || refuse "$DISK carries signatures (wipefs -n: $(echo "$sigs" | cut -d, -f4 | tr '\n' ' ')); --force-disk wipes them"
-            run wipefs -a -- "$DISK"
-        fi
+        # Signatures are refused above unless --force-disk.
+        [ -z "$sigs" ] || run wipefs -a -- "$DISK"
         vgs -- "$LOWER_VG" >/dev/null 2>&1 && refuse "volume group $LOWER_VG exists on another device"
         run pvcreate "$DISK"
         run vgcreate "$LOWER_VG" "$DISK"
@@ -390,7 +397,8 @@ else
     fi
     lvs -- "$UPPER_VG/$UPPER_LV" >/dev/null 2>&1 ||
         run lvcreate -y -n "$UPPER_LV" -l "${KEEP}%VG" "$UPPER_VG"
-    read -r total free < <(vgs --noheadings -o vg_extent_count,vg_free_count -- "$UPPER_VG")
+    # No process substitution: a guest without /dev/fd runs this too.
+    read -r total free <<<"$(vgs --noheadings -o vg_extent_count,vg_free_count -- "$UPPER_VG")"
     say "   $UPPER_VG: $free of $total extents free"
     [ $((free * 100)) -ge $((total * FREE_PCT)) ] ||
         fail "$UPPER_VG keeps $free of $total extents free, under ${FREE_PCT}%"
