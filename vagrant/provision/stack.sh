@@ -57,9 +57,17 @@
 #                         layers (0: do not wait; the book's first node comes up alone)
 # Exit codes: 0 done (or nothing to do), 1 a step failed, 2 refused (wrong node, foreign
 # disk, bad setting): nothing was changed by the refused step.
+#
+# Only the resource file is written in /etc/drbd.d: DRBD's global and common options
+# (resync rate, connect-int) stay the machine's, in global_common.conf. Run it on the first
+# node, then on the second (the first does not wait for its peer); the resync starts when
+# the second comes up. In the test guests (tests/vagrant.rs), for instance:
+#   STACK_NODE1=n1 STACK_NODE2=n2 STACK_NODE1_ADDR=10.99.0.1 STACK_NODE2_ADDR=10.99.0.2
+#   STACK_DISK=/dev/ubdb STACK_XFS_TEST_SIZE=1 STACK_INITRAMFS=0 STACK_PGSTACK=$P/sbin/pgstack
 
 set -euo pipefail
 export LC_ALL=C PATH=/usr/sbin:/usr/bin:/sbin:/bin
+SELF=$(readlink -f -- "$0")
 # initdb runs as the database user, who may not be able to enter the caller's directory.
 cd /
 
@@ -70,7 +78,8 @@ for arg in "$@"; do
         --dry-run) DRY_RUN=1 ;;
         --force-disk) FORCE_DISK=1 ;;
         --help | -h)
-            sed -n '2,/^# Exit codes/p' "$0" | sed 's/^# \{0,1\}//'
+            # The comment block at the top of this file.
+            awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$SELF"
             exit 0
             ;;
         *)
