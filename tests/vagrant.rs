@@ -443,3 +443,80 @@ EOF",
         assert!(first.contains(w), "{w}:\n{first}");
     }
 }
+
+#[test]
+fn cluster_sh_dry_run_renders_corosync_and_loads_the_advanced_template_last() {
+    let bin = common::bin();
+    let script = root().join("vagrant/provision/cluster.sh");
+    let run = |node: &str, load: &str| {
+        let node = format!("CLUSTER_NODE={node}");
+        let load = format!("CLUSTER_LOAD={load}");
+        let pgstack = format!("CLUSTER_PGSTACK={bin}");
+        let o = common::run(
+            &[
+                "/usr/bin/env",
+                "-i",
+                "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+                &node,
+                &load,
+                &pgstack,
+                "CLUSTER_KEY_DIR=/vagrant/.cluster",
+                "CLUSTER_NO_FENCING=1",
+                "CLUSTER_START=systemctl",
+                script.to_str().unwrap(),
+                "--dry-run",
+            ],
+            &[],
+            Duration::from_secs(60),
+        );
+        let all = text(&o);
+        assert!(o.status.success(), "{all}");
+        let cmds: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| l.strip_prefix("+ ").map(str::to_string))
+            .collect();
+        (cmds, all)
+    };
+    let render = format!("{bin} cib render --template advanced");
+    let (cmds, all) = run("pg1", "0");
+    in_order(
+        &cmds,
+        &[
+            &render,
+            "write /etc/corosync/corosync.conf",
+            "corosync-keygen -k /etc/corosync/authkey",
+            "install -m 0600 -- /etc/corosync/authkey /vagrant/.cluster/authkey",
+            "systemctl disable corosync pacemaker",
+            "systemctl start corosync",
+            "systemctl start pacemaker",
+        ],
+        &all,
+    );
+    assert!(!all.contains("cibadmin"), "pg1 loads nothing:\n{all}");
+    for w in [
+        "ring0_addr: 192.168.56.10",
+        "name: pg1",
+        "ring0_addr: 192.168.56.20",
+        "name: pg2",
+        "two_node: 1",
+        "keyfile: /etc/corosync/authkey",
+    ] {
+        assert!(all.contains(w), "{w:?} missing:\n{all}");
+    }
+    let (cmds, all) = run("pg2", "1");
+    in_order(
+        &cmds,
+        &[
+            "write /etc/corosync/corosync.conf",
+            "systemctl start pacemaker",
+            &format!("{render} --set provider=pgstack"),
+            "cibadmin --replace --scope configuration --xml-file",
+        ],
+        &all,
+    );
+    let xml = cmds.iter().find(|c| c.contains("--format xml")).unwrap();
+    assert!(
+        xml.contains("--set vip=192.168.56.50") && xml.contains("--no-fencing"),
+        "{xml}"
+    );
+}

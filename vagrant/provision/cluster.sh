@@ -245,8 +245,12 @@ fi
 if [ "$DRY_RUN" = 0 ] && cibadmin -Q -o resources 2>/dev/null | grep -q 'id="PGServer"'; then
     say "   the CIB holds PGServer already: not replaced"
 else
-    work=$(mktemp -d /tmp/pgstack-cluster.XXXXXX)
-    trap 'rm -rf -- "$work"' EXIT
+    if [ "$DRY_RUN" = 1 ]; then
+        work=/tmp/pgstack-cluster.XXXXXX
+    else
+        work=$(mktemp -d /tmp/pgstack-cluster.XXXXXX)
+        trap 'rm -rf -- "$work"' EXIT
+    fi
     run "${render[@]}" --format xml --out "$work/cib.xml"
     if [ "$DRY_RUN" = 0 ]; then
         run "$PGSTACK" cib verify "$work/cib.xml"
