@@ -27,6 +27,9 @@ fn env(pairs: &[(&str, &str)]) -> OcfEnv {
     OcfEnv::from_map(m)
 }
 
+/// An action, its parameters, the exit code it must give and a part of its reason.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u8, &'a str);
+
 /// The configuration the parameters of `e` describe (they must be valid).
 fn config(e: &OcfEnv) -> VipConfig {
     configure(&Params::parse(PARAMS, e).unwrap()).unwrap()
@@ -317,7 +320,7 @@ fn syntax_errors_are_6_and_name_the_parameter() {
     // IPaddr2's alias form is accepted as a label, unless it contradicts iflabel.
     let ip = ("ip", "10.99.1.50");
     #[rustfmt::skip]
-    let cases: &[(&str, &[(&str, &str)], u8, &str)] = &[
+    let cases: &[Case] = &[
         ("validate-all", &[ip, ("lvs_support", "false")], 0, ""),
         ("validate-all", &[ip, ("lvs_support", "true")], 6, "lvs_support"),
         ("monitor", &[ip, ("clusterip_hash", "sourceip")], 7, ""),
