@@ -170,7 +170,10 @@ fn pacemaker_reloads_a_reloadable_change_and_restarts_on_a_pgport_change() {
     let t = wait_for("the restart on the new port", 60, || ready(new_port));
     eprintln!("restart on port {new_port} after {t:?}");
     assert_ne!(pm(), Some(first), "a pgport change must restart the server");
-    assert!(ops("start") > starts, "{}", ops("start"));
+    // The socket can be there before Pacemaker logs the start's result.
+    wait_for("the restart's start in Pacemaker's log", 30, || {
+        ops("start") > starts
+    });
     assert_eq!(ops("reload-agent"), 1, "a pgport change was reloaded");
     assert!(!c.sock().join(format!(".s.PGSQL.{}", c.port)).exists());
     // Stopped by Pacemaker before the node goes.
