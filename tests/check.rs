@@ -6,6 +6,7 @@
 mod common;
 
 use common::cib::{pgstack, render, Ran, TempDir};
+use common::cluster1::{seed_cib, Node, Spec};
 
 /// A private OCF root whose `pgstack` provider is the installed shims' directory.
 fn ocf_root(tmp: &TempDir) -> String {
@@ -110,57 +111,7 @@ fn the_replication_template_passes() {
     assert!(f.is_empty(), "{f:?}");
 }
 
-const BAD_CIB: &str = r#"<cib crm_feature_set="3.16.1" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
-  <configuration>
-    <crm_config>
-      <cluster_property_set id="cib-bootstrap-options">
-        <nvpair id="o-1" name="stonith-enabled" value="false"/>
-        <nvpair id="o-2" name="default-resource-stickiness" value="100"/>
-      </cluster_property_set>
-    </crm_config>
-    <nodes>
-      <node id="1" uname="pg1"/>
-      <node id="2" uname="pg2"/>
-    </nodes>
-    <resources>
-      <primitive id="fence_pg1" class="stonith" type="fence_ipmilan">
-        <instance_attributes id="f1">
-          <nvpair id="f1-1" name="pcmk_host_list" value="pg1"/>
-        </instance_attributes>
-      </primitive>
-      <clone id="ms_drbd_pg">
-        <primitive id="drbd_pg" class="ocf" provider="pgstack" type="drbd">
-          <instance_attributes id="d1">
-            <nvpair id="d1-1" name="drbd_resource" value="pg"/>
-          </instance_attributes>
-        </primitive>
-        <meta_attributes id="m1">
-          <nvpair id="m1-1" name="promotable" value="true"/>
-        </meta_attributes>
-      </clone>
-      <clone id="ms_drbd_other">
-        <primitive id="drbd_other" class="ocf" provider="pgstack" type="drbd">
-          <instance_attributes id="d2">
-            <nvpair id="d2-1" name="drbd_resource" value="other"/>
-          </instance_attributes>
-        </primitive>
-      </clone>
-      <group id="PGServer">
-        <primitive id="pg_fs" class="ocf" provider="heartbeat" type="pgstNoSuchAgent"/>
-        <primitive id="pg_db" class="ocf" provider="pgstack" type="nosuch"/>
-        <primitive id="pg_vip" class="ocf" provider="pgstack" type="IPaddr2">
-          <operations>
-            <op id="v1" name="start" interval="0s" timeout="5s"/>
-            <op id="v2" name="monitor" interval="10s" timeout="20s"/>
-          </operations>
-        </primitive>
-      </group>
-    </resources>
-    <constraints/>
-  </configuration>
-  <status/>
-</cib>
-"#;
+const BAD_CIB: &str = include_str!("fixtures/check/bad-cib.xml");
 
 const BAD_COROSYNC: &str = "totem {\n    version: 2\n    cluster_name: pg\n}\nnodelist {\n    node {\n        name: pg1\n        nodeid: 1\n    }\n    node {\n        name: pg2\n        nodeid: 2\n    }\n}\nquorum {\n    provider: corosync_votequorum\n}\n";
 
@@ -290,98 +241,42 @@ fn an_unreadable_cib_is_exit_2_with_one_error_line() {
     assert!(r.stderr.contains("missing.xml"), "{}", r.stderr);
 }
 
-/// PID 1 of a one-node cluster's namespaces (network, mount, pid, uts): private corosync
-/// and pacemaker directories, the daemons, then `pgstack check` on the live CIB once
-/// `cibadmin -Q` answers (bounded); its report lands in the test's directory. The node's
-/// processes die with this script (it is the pid namespace's init).
-const LIVE: &str = r#"set -e
-D=$1; BIN=$2
-hostname pgst-check-n1
-mount --make-rprivate /
-mkdir -p "$D/var-lib-corosync" "$D/log-pacemaker" "$D/log-corosync" "$D/var-lib-pacemaker/cib"
-mkdir -p "$D/var-lib-pacemaker/pengine" "$D/var-lib-pacemaker/blackbox" "$D/var-lib-pacemaker/cores" "$D/var-lib-pacemaker/bundles"
-chown -R hacluster:haclient "$D/var-lib-pacemaker" "$D/log-pacemaker"
-chmod 0750 "$D/var-lib-pacemaker/cib" "$D/var-lib-pacemaker/pengine"
-mount --bind "$D/etc-corosync" /etc/corosync
-mount --bind "$D/var-lib-corosync" /var/lib/corosync
-mount --bind "$D/var-lib-pacemaker" /var/lib/pacemaker
-mount --bind "$D/log-pacemaker" /var/log/pacemaker
-mount --bind "$D/log-corosync" /var/log/corosync
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/lock /run/resource-agents
-mount -t tmpfs tmpfs /dev/shm
-/usr/sbin/corosync -f > "$D/corosync.out" 2>&1 &
-i=0; while [ $i -lt 100 ] && ! corosync-cfgtool -s >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
-/usr/sbin/pacemakerd > "$D/pacemakerd.out" 2>&1 &
-i=0; while [ $i -lt 300 ] && ! cibadmin -Q >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
-set +e
-"$BIN" check --format json --drbd-conf "$D/no-drbd" > "$D/check.json" 2> "$D/check.err"
-echo $? > "$D/check.rc.new"
-mv "$D/check.rc.new" "$D/check.rc"
-"#;
-
 #[test]
 fn checks_a_live_cluster_through_cibadmin() {
     common::require_root();
     let tmp = TempDir::new("check-live");
-    std::fs::create_dir_all(tmp.path("etc-corosync")).unwrap();
-    std::fs::create_dir_all(tmp.path("var-lib-pacemaker/cib")).unwrap();
-    std::fs::write(
-        tmp.path("etc-corosync/corosync.conf"),
-        "totem {\n version: 2\n cluster_name: pgstcheck\n crypto_cipher: none\n crypto_hash: none\n}\n\
-         nodelist {\n node {\n  ring0_addr: 10.99.15.101\n  name: pgst-check-n1\n  nodeid: 1\n }\n}\n\
-         quorum {\n provider: corosync_votequorum\n}\n\
-         logging {\n to_stderr: yes\n to_syslog: no\n}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path("var-lib-pacemaker/cib/cib.xml"),
-        "<cib validate-with=\"pacemaker-3.9\" epoch=\"1\" num_updates=\"0\" admin_epoch=\"0\">\n\
-         <configuration><crm_config><cluster_property_set id=\"cib-bootstrap-options\">\
-         <nvpair id=\"o1\" name=\"stonith-enabled\" value=\"false\"/>\
-         <nvpair id=\"o2\" name=\"dc-deadtime\" value=\"2s\"/>\
-         </cluster_property_set></crm_config><nodes/>\
-         <resources><primitive id=\"dummy\" class=\"ocf\" provider=\"heartbeat\" type=\"Dummy\">\
-         <operations><op id=\"dummy-monitor\" name=\"monitor\" interval=\"10s\"/></operations>\
-         </primitive></resources><constraints/></configuration><status/></cib>\n",
-    )
-    .unwrap();
-    let ns = common::netns::Netns::new("check-live");
-    ns.ip(&["addr", "add", "10.99.15.101/32", "dev", "lo"]);
+    let resources = "<primitive id=\"dummy\" class=\"ocf\" provider=\"heartbeat\" type=\"Dummy\">\
+        <operations><op id=\"dummy-monitor\" name=\"monitor\" interval=\"10s\"/></operations>\
+        </primitive>";
     let bin = common::bin();
-    let dir = tmp.file("");
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "unshare", "--mount", "--uts"])
-        .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
-        .args(["sh", "-c", LIVE, "sh", &dir, &bin])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let guard = Kill(&mut child);
-    let rc_file = tmp.path("check.rc");
+    let no_drbd = tmp.file("no-drbd");
+    let node = Node::start(
+        &tmp.0,
+        &Spec {
+            tag: "check-live",
+            node: "pgst-check-n1",
+            addr: "10.99.15.101",
+            cluster_name: "pgstcheck",
+            cib: seed_cib(resources, ""),
+            ocf_dir: None,
+            after_cib: &[&bin, "check", "--format", "json", "--drbd-conf", &no_drbd],
+        },
+    );
+    let mut done = None;
     common::wait_for(
         "pgstack check in the live node",
         std::time::Duration::from_secs(60),
-        || rc_file.exists(),
+        || {
+            done = node.after_cib();
+            done.is_some()
+        },
     );
-    drop(guard);
+    drop(node);
+    let (code, stdout, stderr) = done.unwrap();
     let ran = Ran {
-        code: std::fs::read_to_string(&rc_file)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap(),
-        stdout: std::fs::read_to_string(tmp.path("check.json")).unwrap(),
-        stderr: std::fs::read_to_string(tmp.path("check.err")).unwrap(),
+        code,
+        stdout,
+        stderr,
     };
     assert_eq!(ran.code, 2, "{}\n{}", ran.stdout, ran.stderr);
     let f = findings(&ran);

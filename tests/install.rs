@@ -14,16 +14,7 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
     let d = root.to_str().unwrap();
     let bin = common::bin();
     let args = ["install", "--prefix", "/opt/pgstack", "--destdir", d];
-    let out = common::run(
-        &[&bin, args[0], args[1], args[2], args[3], args[4]],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::sh_ok(&[&bin, args[0], args[1], args[2], args[3], args[4]]);
     let at = |p: &str| root.join(p.trim_start_matches('/'));
     let exe = at("/opt/pgstack/sbin/pgstack");
     assert_eq!(
@@ -90,24 +81,15 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
         std::fs::read_to_string(at("/etc/default/postgresql-ha")).unwrap(),
         "PGPORT=5433\n"
     );
-    let out = common::run(
-        &[
-            &bin,
-            args[0],
-            args[1],
-            args[2],
-            args[3],
-            args[4],
-            "--uninstall",
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::sh_ok(&[
+        &bin,
+        args[0],
+        args[1],
+        args[2],
+        args[3],
+        args[4],
+        "--uninstall",
+    ]);
     let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
     assert_eq!(
         left,
@@ -149,15 +131,7 @@ fn ocf_tester_passes_through_the_ipaddr2_alias() {
         "nic=va",
         &agent,
     ]);
-    let out = common::run(&argv, &[], Duration::from_secs(120));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(common::artifacts().join("ocf-tester-IPaddr2.log"), &text).unwrap();
-    assert!(out.status.success(), "ocf-tester failed:\n{text}");
-    assert!(text.contains("passed all tests"), "{text}");
+    common::ocf_tester_passes(&argv, "ocf-tester-IPaddr2.log");
 }
 
 /// `pgstack agent --help` is the CLI's help, not an unknown agent called "--help".

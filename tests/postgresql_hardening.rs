@@ -369,24 +369,14 @@ fn meta_data_offers_reload_agent_for_reloadable_parameters_only() {
         assert!(param(p).contains("reloadable=\"1\""), "{}", param(p));
     }
     // ocf-tester's check: xmllint --valid with the DOCTYPE's DTD.
-    let file = common::artifacts().join("postgresql-meta-data.xml");
-    std::fs::write(&file, x).unwrap();
-    let out = common::run(
-        &[
-            "sh",
-            "-c",
-            "cd /usr/share/resource-agents && xmllint --noout --valid - < \"$1\"",
-            "sh",
-            file.to_str().unwrap(),
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = common::meta_data_file("postgresql", x);
+    common::sh_ok(&[
+        "sh",
+        "-c",
+        "cd /usr/share/resource-agents && xmllint --noout --valid - < \"$1\"",
+        "sh",
+        &file,
+    ]);
 }
 
 /// Pacemaker's own tool reads the agent through the provider directory; a private

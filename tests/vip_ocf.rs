@@ -35,15 +35,7 @@ fn ocf_tester_passes_in_a_namespace() {
         "nic=va",
         &agent,
     ]);
-    let out = run(&argv, &[], Duration::from_secs(120));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::write(artifacts().join("ocf-tester-vip.log"), &text).unwrap();
-    assert!(out.status.success(), "ocf-tester failed:\n{text}");
-    assert!(text.contains("passed all tests"), "{text}");
+    common::ocf_tester_passes(&argv, "ocf-tester-vip.log");
     // The address is gone after ocf-tester's final stop.
     assert!(!a
         .ip(&["-o", "addr", "show", "dev", "va"])
@@ -54,50 +46,31 @@ fn ocf_tester_passes_in_a_namespace() {
 fn meta_data_is_valid_against_the_ocf_dtd() {
     let md = ocf(&[], &agent_path("vip"), "meta-data", &[], &[]);
     assert_eq!(md.code, 0);
-    let file = artifacts().join("vip-meta-data.xml");
-    std::fs::write(&file, &md.stdout).unwrap();
-    let out = run(
-        &[
-            "xmllint",
-            "--noout",
-            "--dtdvalid",
-            "/usr/share/resource-agents/ra-api-1.dtd",
-            file.to_str().unwrap(),
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let file = common::meta_data_file("vip", &md.stdout);
+    common::sh_ok(&[
+        "xmllint",
+        "--noout",
+        "--dtdvalid",
+        "/usr/share/resource-agents/ra-api-1.dtd",
+        &file,
+    ]);
 }
 
 #[test]
 fn meta_data_works_as_nobody_with_an_empty_environment() {
     common::require_root();
     let agent = agent_path("vip");
-    let out = run(
-        &[
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            "env",
-            "-i",
-            &agent,
-            "meta-data",
-        ],
-        &[],
-        Duration::from_secs(30),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("<resource-agent name=\"vip\""));
+    let out = common::sh_ok(&[
+        "setpriv",
+        "--reuid=nobody",
+        "--regid=nogroup",
+        "--clear-groups",
+        "env",
+        "-i",
+        &agent,
+        "meta-data",
+    ]);
+    assert!(out.contains("<resource-agent name=\"vip\""));
 }
 
 /// Pacemaker finds agents only in its own directory; these run only against the real

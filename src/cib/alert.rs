@@ -249,11 +249,7 @@ pub fn delivery(env: &BTreeMap<String, String>) -> Result<Delivery, CibError> {
     }
     Kind::Recipient
         .check(&to)
-        .map_err(|why| CibError::BadValue {
-            name: "CRM_alert_recipient".into(),
-            value: one_line(&to),
-            why,
-        })?;
+        .map_err(CibError::bad_value("CRM_alert_recipient", &one_line(&to)))?;
     if to.starts_with('/') {
         return Ok(Delivery::File(PathBuf::from(to)));
     }
@@ -261,13 +257,10 @@ pub fn delivery(env: &BTreeMap<String, String>) -> Result<Delivery, CibError> {
         .get("PGSTACK_ALERT_SENDMAIL")
         .cloned()
         .unwrap_or_else(|| DEFAULT_SENDMAIL.into());
-    Kind::Path
-        .check(&sendmail)
-        .map_err(|why| CibError::BadValue {
-            name: "PGSTACK_ALERT_SENDMAIL".into(),
-            value: one_line(&sendmail),
-            why,
-        })?;
+    Kind::Path.check(&sendmail).map_err(CibError::bad_value(
+        "PGSTACK_ALERT_SENDMAIL",
+        &one_line(&sendmail),
+    ))?;
     let from = match env.get("PGSTACK_ALERT_FROM") {
         Some(f) if !f.is_empty() => {
             Kind::Recipient
@@ -290,7 +283,13 @@ pub fn delivery(env: &BTreeMap<String, String>) -> Result<Delivery, CibError> {
     })
 }
 
-fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
+/// The UTC calendar date and time of `t` (the epoch for a time before it): year, month,
+/// day, hour, minute, second and weekday (0 is Sunday).
+fn civil(t: SystemTime) -> (i64, u32, u32, u64, u64, u64, u64) {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     // Howard Hinnant's days-to-civil, for the Date header without a time crate.
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
@@ -309,11 +308,7 @@ fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64, u64) {
 
 /// `Wed, 25 Nov 2026 22:10:00 +0000`
 pub fn rfc2822_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d, hh, mm, ss, wd) = civil(secs);
+    let (y, m, d, hh, mm, ss, wd) = civil(t);
     const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -327,11 +322,7 @@ pub fn rfc2822_utc(t: SystemTime) -> String {
 
 /// `2026-11-25T22:10:00Z`
 pub fn rfc3339_utc(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (y, m, d, hh, mm, ss, _) = civil(secs);
+    let (y, m, d, hh, mm, ss, _) = civil(t);
     format!("{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z")
 }
 

@@ -57,16 +57,12 @@ pub fn migrate(
     wait_s: u64,
     deadline: Instant,
 ) -> Result<Outcome, CibError> {
-    Kind::Id.check(resource).map_err(|why| CibError::BadValue {
-        name: "resource".into(),
-        value: resource.into(),
-        why,
-    })?;
-    Kind::Node.check(node).map_err(|why| CibError::BadValue {
-        name: "node".into(),
-        value: node.into(),
-        why,
-    })?;
+    Kind::Id
+        .check(resource)
+        .map_err(CibError::bad_value("resource", resource))?;
+    Kind::Node
+        .check(node)
+        .map_err(CibError::bad_value("node", node))?;
     check_lifetime(lifetime)?;
     if let Some(f) = cib_file {
         let text = pcmk::read_file(f)?;

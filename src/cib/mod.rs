@@ -59,6 +59,14 @@ pub enum CibError {
     Sys(#[from] SysError),
 }
 
+impl CibError {
+    /// For `map_err`: the refusal of `value` given as `name`, for the reason passed in.
+    pub fn bad_value(name: &str, value: &str) -> impl FnOnce(String) -> CibError {
+        let (name, value) = (name.to_string(), value.to_string());
+        move |why| CibError::BadValue { name, value, why }
+    }
+}
+
 /// Output formats of `pgstack cib render`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {

@@ -250,6 +250,14 @@ fn constraint(e: &Element) -> Result<Constraint, CibError> {
     })
 }
 
+/// `read` of every child of `sec`, in order; the first error stops.
+fn each<T>(
+    sec: &Element,
+    read: impl Fn(&Element) -> Result<T, CibError>,
+) -> Result<Vec<T>, CibError> {
+    sec.children.iter().map(read).collect()
+}
+
 /// Reads the configuration of a `<cib>` document.
 pub fn from_cib(cib: &Element) -> Result<Config, CibError> {
     let conf = cib
@@ -259,49 +267,31 @@ pub fn from_cib(cib: &Element) -> Result<Config, CibError> {
     for sec in &conf.children {
         match sec.name.as_str() {
             "crm_config" => c.properties = sets(sec, "cluster_property_set")?,
-            "nodes" => {
-                for n in &sec.children {
-                    c.nodes.push((req(n, "id")?, req(n, "uname")?));
-                }
-            }
-            "resources" => {
-                c.resources = sec
-                    .children
-                    .iter()
-                    .map(resource)
-                    .collect::<Result<_, _>>()?
-            }
-            "constraints" => {
-                c.constraints = sec
-                    .children
-                    .iter()
-                    .map(constraint)
-                    .collect::<Result<_, _>>()?
-            }
-            "fencing-topology" => {
-                for l in &sec.children {
-                    c.levels.push(Level {
-                        target: req(l, "target")?,
-                        index: req(l, "index")?,
-                        devices: req(l, "devices")?,
-                    });
-                }
-            }
+            "nodes" => c
+                .nodes
+                .extend(each(sec, |n| Ok((req(n, "id")?, req(n, "uname")?)))?),
+            "resources" => c.resources = each(sec, resource)?,
+            "constraints" => c.constraints = each(sec, constraint)?,
+            "fencing-topology" => c.levels.extend(each(sec, |l| {
+                Ok(Level {
+                    target: req(l, "target")?,
+                    index: req(l, "index")?,
+                    devices: req(l, "devices")?,
+                })
+            })?),
             "rsc_defaults" => c.rsc_defaults = sets(sec, "meta_attributes")?,
-            "alerts" => {
-                for a in &sec.children {
-                    c.alerts.push(Alert {
-                        id: req(a, "id")?,
-                        path: req(a, "path")?,
-                        params: sets(a, "instance_attributes")?,
-                        meta: sets(a, "meta_attributes")?,
-                        recipients: a
-                            .children_named("recipient")
-                            .map(|r| Ok((req(r, "id")?, req(r, "value")?)))
-                            .collect::<Result<_, CibError>>()?,
-                    });
-                }
-            }
+            "alerts" => c.alerts.extend(each(sec, |a| {
+                Ok(Alert {
+                    id: req(a, "id")?,
+                    path: req(a, "path")?,
+                    params: sets(a, "instance_attributes")?,
+                    meta: sets(a, "meta_attributes")?,
+                    recipients: a
+                        .children_named("recipient")
+                        .map(|r| Ok((req(r, "id")?, req(r, "value")?)))
+                        .collect::<Result<_, CibError>>()?,
+                })
+            })?),
             other => return Err(unsupported(&format!("section <{other}>"))),
         }
     }

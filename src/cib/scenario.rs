@@ -8,7 +8,7 @@
 //! The scenarios then change that steady state and report the ordered actions Pacemaker's
 //! scheduler executes.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::xml::{self, Element};
@@ -267,6 +267,33 @@ fn check_node(s: &Steady, n: &str) -> Result<(), CibError> {
     }
 }
 
+/// The transitions of one scenario, simulated one after the other in its directory.
+struct Transitions<'a> {
+    dir: &'a Workdir,
+    steps: Vec<Step>,
+    deadline: Instant,
+}
+
+impl Transitions<'_> {
+    /// Simulates the transition from `from` (with `extra` arguments of crm_simulate) into
+    /// the file `to`, records it as the step `title`, and returns that file.
+    fn step(
+        &mut self,
+        from: &Path,
+        extra: &[String],
+        to: &str,
+        title: String,
+    ) -> Result<PathBuf, CibError> {
+        let out = self.dir.path(to);
+        let sim = pcmk::crm_simulate(from, extra, Some(&out), self.deadline)?;
+        self.steps.push(Step {
+            title,
+            actions: sim.actions,
+        });
+        Ok(out)
+    }
+}
+
 /// Runs `scenario` from the steady state of `text`.
 pub fn simulate(
     text: &str,
@@ -285,8 +312,12 @@ pub fn simulate(
         _ => s.main.clone(),
     };
     let before = pcmk::crm_resource_locate(Some(&start), &main, deadline)?;
-    let mut steps = s.bring_up.clone();
-    let last: std::path::PathBuf = match scenario {
+    let mut t = Transitions {
+        dir: d,
+        steps: s.bring_up.clone(),
+        deadline,
+    };
+    let last: PathBuf = match scenario {
         Scenario::Steady => start.clone(),
         Scenario::Migrate { node, lifetime, .. } => {
             let from = active_node(&s, &main, deadline)?;
@@ -299,20 +330,19 @@ pub fn simulate(
             };
             let moved = d.copy(s.file, "migrate-0.xml")?;
             pcmk::crm_resource_move(Some(&moved), &main, &to, lifetime.as_deref(), deadline)?;
-            let done = d.path("migrate-1.xml");
-            let sim = pcmk::crm_simulate(&moved, &[], Some(&done), deadline)?;
-            steps.push(Step {
-                title: format!("crm_resource --move {main} to {to}"),
-                actions: sim.actions,
-            });
+            let done = t.step(
+                &moved,
+                &[],
+                "migrate-1.xml",
+                format!("crm_resource --move {main} to {to}"),
+            )?;
             pcmk::crm_resource_clear(Some(&done), &main, deadline)?;
-            let cleared = d.path("migrate-2.xml");
-            let sim = pcmk::crm_simulate(&done, &[], Some(&cleared), deadline)?;
-            steps.push(Step {
-                title: format!("crm_resource --clear {main}"),
-                actions: sim.actions,
-            });
-            cleared
+            t.step(
+                &done,
+                &[],
+                "migrate-2.xml",
+                format!("crm_resource --clear {main}"),
+            )?
         }
         Scenario::NodeFail { node } | Scenario::Fence { node } => {
             let n = match node {
@@ -322,51 +352,33 @@ pub fn simulate(
                 }
                 None => active_node(&s, &main, deadline)?,
             };
-            let failed = d.path("fail-1.xml");
-            let sim = pcmk::crm_simulate(
-                &start,
-                &["--node-fail".into(), n.clone()],
-                Some(&failed),
-                deadline,
-            )?;
-            steps.push(Step {
-                title: format!("{n} fails"),
-                actions: sim.actions,
-            });
-            if matches!(scenario, Scenario::Fence { .. }) {
-                let back = d.path("fail-2.xml");
-                let sim = pcmk::crm_simulate(
-                    &failed,
-                    &["--node-up".into(), n.clone()],
-                    Some(&back),
-                    deadline,
-                )?;
-                steps.push(Step {
-                    title: format!("{n} returns after fencing"),
-                    actions: sim.actions,
-                });
-                // Fencing erased the node's transient attributes; once its agents run again
-                // they report their promotion scores: the ones seeded at bring-up, so a
-                // node that was preferred is preferred again and only stickiness keeps
-                // the resources where they are.
-                let mut seeded = false;
+            // The node fails; with fencing, it comes back up.
+            let events = [
+                ("--node-fail", "fail-1.xml", "fails"),
+                ("--node-up", "fail-2.xml", "returns after fencing"),
+            ];
+            let fenced = matches!(scenario, Scenario::Fence { .. });
+            let mut at = start.clone();
+            for (flag, file, what) in &events[..if fenced { 2 } else { 1 }] {
+                let extra = [flag.to_string(), n.clone()];
+                at = t.step(&at, &extra, file, format!("{n} {what}"))?;
+            }
+            // Fencing erased the node's transient attributes; once its agents run again
+            // they report their promotion scores: the ones seeded at bring-up, so a
+            // node that was preferred is preferred again and only stickiness keeps
+            // the resources where they are.
+            let mut seeded = false;
+            if fenced {
                 for (attr, node, score) in s.seeds.iter().filter(|(_, node, _)| *node == n) {
-                    pcmk::crm_attribute(Some(&back), node, attr, score, "reboot", deadline)?;
+                    pcmk::crm_attribute(Some(&at), node, attr, score, "reboot", deadline)?;
                     seeded = true;
                 }
-                if seeded {
-                    let scored = d.path("fail-3.xml");
-                    let sim = pcmk::crm_simulate(&back, &[], Some(&scored), deadline)?;
-                    steps.push(Step {
-                        title: format!("{n} reports its promotion scores again"),
-                        actions: sim.actions,
-                    });
-                    scored
-                } else {
-                    back
-                }
+            }
+            if seeded {
+                let what = format!("{n} reports its promotion scores again");
+                t.step(&at, &[], "fail-3.xml", what)?
             } else {
-                failed
+                at
             }
         }
         Scenario::Standby { node } => {
@@ -379,13 +391,7 @@ pub fn simulate(
             };
             let sb = d.copy(s.file, "standby-0.xml")?;
             pcmk::crm_attribute(Some(&sb), &n, "standby", "on", "forever", deadline)?;
-            let done = d.path("standby-1.xml");
-            let sim = pcmk::crm_simulate(&sb, &[], Some(&done), deadline)?;
-            steps.push(Step {
-                title: format!("{n} goes to standby"),
-                actions: sim.actions,
-            });
-            done
+            t.step(&sb, &[], "standby-1.xml", format!("{n} goes to standby"))?
         }
     };
     let after = pcmk::crm_resource_locate(Some(&last), &main, deadline)?;
@@ -393,7 +399,7 @@ pub fn simulate(
         pcmk::write_file(out, &pcmk::read_file(&last)?)?;
     }
     Ok(Report {
-        steps,
+        steps: t.steps,
         main,
         before,
         after,

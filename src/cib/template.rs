@@ -324,11 +324,9 @@ impl Bundle {
             if val.is_empty() && v.optional {
                 continue;
             }
-            v.kind.check(val).map_err(|why| CibError::BadValue {
-                name: v.name.clone(),
-                value: val.clone(),
-                why,
-            })?;
+            v.kind
+                .check(val)
+                .map_err(CibError::bad_value(&v.name, val))?;
         }
         super::validate::cross_check(&values)?;
         values.insert("fencing".into(), opts.fencing.to_string());

@@ -122,52 +122,22 @@ impl Kind {
                     Err(format!("expected one of {}", c.join(", ")))
                 }
             }
-            Kind::Iface => {
-                let ok = !v.is_empty()
-                    && v.len() <= 15
-                    && v != "."
-                    && v != ".."
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-                if ok {
-                    Ok(())
-                } else {
-                    Err("an interface name has 1 to 15 letters, digits, '_', '.' or '-'".into())
-                }
-            }
-            Kind::Label => {
-                let ok = !v.is_empty()
-                    && v.len() <= 10
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if ok {
-                    Ok(())
-                } else {
-                    Err("a label has 1 to 10 letters, digits or '_'".into())
-                }
-            }
-            Kind::Word => {
-                let ok = !v.is_empty()
-                    && v.len() <= 256
-                    && !v.starts_with('-')
-                    && v.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_.,=:+-/".contains(c));
-                if ok {
-                    Ok(())
-                } else {
-                    Err("expected letters, digits and _.,=:+-/ only, not starting with '-'".into())
-                }
-            }
-            Kind::FenceAgent => {
-                let ok = v.len() > 6
-                    && v.len() <= 64
-                    && v.starts_with("fence_")
-                    && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                if ok {
-                    Ok(())
-                } else {
-                    Err("a fence agent is named fence_<letters, digits, _>".into())
-                }
-            }
+            Kind::Iface => rule(
+                chars_in(v, 15, "_.-") && v != "." && v != "..",
+                "an interface name has 1 to 15 letters, digits, '_', '.' or '-'",
+            ),
+            Kind::Label => rule(
+                chars_in(v, 10, "_"),
+                "a label has 1 to 10 letters, digits or '_'",
+            ),
+            Kind::Word => rule(
+                chars_in(v, 256, "_.,=:+-/") && !v.starts_with('-'),
+                "expected letters, digits and _.,=:+-/ only, not starting with '-'",
+            ),
+            Kind::FenceAgent => rule(
+                v.len() > 6 && chars_in(v, 64, "_") && v.starts_with("fence_"),
+                "a fence agent is named fence_<letters, digits, _>",
+            ),
             Kind::Recipient => {
                 if v.starts_with('/') {
                     path(v)
@@ -251,11 +221,24 @@ fn timeout(v: &str) -> Result<(), String> {
         && digits.len() <= 9
         && digits.chars().all(|c| c.is_ascii_digit())
         && ["", "ms", "s", "m", "min", "h"].contains(&unit);
-    if ok {
+    rule(ok, "expected a duration such as 30, 30s, 500ms, 2min or 1h")
+}
+
+/// `Ok` when the rule holds, otherwise what it asks for.
+fn rule(holds: bool, asks: &str) -> Result<(), String> {
+    if holds {
         Ok(())
     } else {
-        Err("expected a duration such as 30, 30s, 500ms, 2min or 1h".into())
+        Err(asks.into())
     }
+}
+
+/// 1 to `max` bytes, each an ASCII letter or digit or one of `extra`.
+fn chars_in(v: &str, max: usize, extra: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= max
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
 }
 
 fn email(v: &str) -> Result<(), String> {

@@ -263,6 +263,11 @@ mod tests {
         }
     }
 
+    /// The exit code of `action`, logging nothing.
+    fn code(a: &Rec, action: &str, e: &OcfEnv) -> OcfCode {
+        run(a, action, e, &Logger::silent()).code
+    }
+
     fn env(pairs: &[(&str, &str)], euid: Option<u32>) -> OcfEnv {
         let mut e = OcfEnv::from_pairs(pairs);
         e.euid = euid;
@@ -282,14 +287,8 @@ mod tests {
         }
         // meta-data and usage need nothing.
         let a = Rec::default();
-        assert_eq!(
-            run(&a, "meta-data", &e, &Logger::silent()).code,
-            OcfCode::Success
-        );
-        assert_eq!(
-            run(&a, "usage", &e, &Logger::silent()).code,
-            OcfCode::Success
-        );
+        assert_eq!(code(&a, "meta-data", &e), OcfCode::Success);
+        assert_eq!(code(&a, "usage", &e), OcfCode::Success);
         // An invalid configuration does not turn a non-root stop into a success.
         let a = Rec::default();
         let out = run(&a, "stop", &env(&[], Some(1000)), &Logger::silent());
@@ -314,14 +313,8 @@ mod tests {
         for euid in [Some(0), None] {
             let a = Rec::default();
             let e = env(&[("OCF_RESKEY_dir", "/srv")], euid);
-            assert_eq!(
-                run(&a, "validate-all", &e, &Logger::silent()).code,
-                OcfCode::Success
-            );
-            assert_eq!(
-                run(&a, "start", &e, &Logger::silent()).code,
-                OcfCode::Success
-            );
+            assert_eq!(code(&a, "validate-all", &e), OcfCode::Success);
+            assert_eq!(code(&a, "start", &e), OcfCode::Success);
             assert_eq!(*a.0.borrow(), ["validate", "validate", "start"]);
         }
     }

@@ -384,6 +384,17 @@ pub(crate) fn test_env(pairs: &[(&str, &str)]) -> OcfEnv {
     )
 }
 
+/// For unit tests: the configuration an agent's `configure` makes of these parameters,
+/// parsed with its table.
+#[cfg(test)]
+pub(crate) fn test_config<C>(
+    table: &'static [ParamSpec],
+    configure: fn(&Params) -> Result<C, ParamError>,
+    pairs: &[(&str, &str)],
+) -> Result<C, ParamError> {
+    configure(&Params::parse(table, &test_env(pairs))?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,12 @@ pub fn parse_mac(s: &str) -> Option<Mac> {
     Some(m)
 }
 
+/// The link-layer address of `link`; an error naming it when it has none.
+fn link_mac(link: &Link) -> SysResult<Mac> {
+    link.mac
+        .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))
+}
+
 /// A raw socket bound to one interface.
 pub struct RawLink {
     tx: Box<dyn DataLinkSender>,
@@ -75,9 +81,7 @@ impl RawLink {
     /// Opens the interface. Receives wait at most `poll` before the caller's loop re-checks
     /// its deadline.
     pub fn open(link: &Link) -> SysResult<RawLink> {
-        let mac = link
-            .mac
-            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let mac = link_mac(link)?;
         let iface = NetworkInterface {
             name: link.name.clone(),
             description: String::new(),
@@ -165,9 +169,7 @@ impl Sender {
     pub fn open(link: &Link) -> SysResult<Sender> {
         use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
         use std::os::fd::AsRawFd;
-        let mac = link
-            .mac
-            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let mac = link_mac(link)?;
         let fd = socket(
             AddressFamily::Packet,
             SockType::Raw,
@@ -205,9 +207,7 @@ impl Sender {
     /// handed down as `fd` (the background announcer).
     pub fn adopt(fd: std::os::fd::RawFd, link: &Link) -> SysResult<Sender> {
         use std::os::fd::{AsRawFd, FromRawFd};
-        let mac = link
-            .mac
-            .ok_or_else(|| SysError::Invalid(format!("{} has no link-layer address", link.name)))?;
+        let mac = link_mac(link)?;
         let st = nix::sys::stat::fstat(fd)
             .map_err(|e| SysError::errno(format!("inherited socket {fd}"), e))?;
         if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {

@@ -318,23 +318,17 @@ fn child_run(
                 errno,
             }
         };
+        // Read-only opens of the path itself, never through a final link.
+        let open_ro = |path: &CStr, kind: OFlag| {
+            open_raw(None, path, OFlag::O_RDONLY | kind | OFlag::O_NOFOLLOW).map_err(at(0, WHOLE))
+        };
         match op {
             Prepared::Read(dev) => {
-                let fd = open_raw(
-                    None,
-                    dev,
-                    OFlag::O_RDONLY | OFlag::O_DIRECT | OFlag::O_NOFOLLOW,
-                )
-                .map_err(at(0, WHOLE))?;
+                let fd = open_ro(dev, OFlag::O_DIRECT)?;
                 read_block(fd.as_fd(), &mut rbuf.0).map_err(|(s, e)| at(s, WHOLE)(e))?;
             }
             Prepared::Dir(dir) => {
-                let fd = open_raw(
-                    None,
-                    dir,
-                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
-                )
-                .map_err(at(0, WHOLE))?;
+                let fd = open_ro(dir, OFlag::O_DIRECTORY)?;
                 // SAFETY: getdents64(2) writes at most BLOCK bytes into `rbuf`, which is
                 // BLOCK bytes long and exclusively borrowed; `fd` is an open directory.
                 let n = unsafe {

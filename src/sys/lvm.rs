@@ -1075,10 +1075,6 @@ pub fn effective_config(deadline: Instant) -> SysResult<String> {
 mod tests {
     use super::*;
 
-    fn fixture(name: &str) -> String {
-        crate::fixture(&format!("lvm/{name}"))
-    }
-
     #[test]
     fn names() {
         for ok in ["vgpg", "VG_POSTGRES", "a-b", "x.y+z"] {
@@ -1173,7 +1169,7 @@ mod tests {
 
     #[test]
     fn fullreport_fixture() {
-        let r = parse_fullreport(&fixture("fullreport-active.json")).unwrap();
+        let r = parse_fullreport(&crate::fixture("lvm/fullreport-active.json")).unwrap();
         let pg = r.iter().find(|r| r.vg.name == "vgpg").unwrap();
         assert_eq!(pg.vg.uuid.len(), 32);
         assert!(!pg.vg.partial() && !pg.vg.shared());
@@ -1189,25 +1185,28 @@ mod tests {
 
     #[test]
     fn fullreport_fixture_owned_and_inactive() {
-        let r = parse_fullreport(&fixture("fullreport-tagged-inactive.json")).unwrap();
+        let r = parse_fullreport(&crate::fixture("lvm/fullreport-tagged-inactive.json")).unwrap();
         let pg = r.iter().find(|r| r.vg.name == "vgpg").unwrap();
         assert!(pg.vg.tags.iter().any(|t| t == "pacemaker:n1"));
         assert!(!pg.vg.autoactivation);
         assert!(pg.lvs.iter().all(|l| !l.active && l.kernel.is_none()));
-        let r = parse_fullreport(&fixture("fullreport-foreign-systemid.json")).unwrap();
+        let r = parse_fullreport(&crate::fixture("lvm/fullreport-foreign-systemid.json")).unwrap();
         assert_eq!(
             r.iter().find(|r| r.vg.name == "vgpg").unwrap().vg.system_id,
             "n2"
         );
         // A DRBD Secondary: the VG on it is not visible at all.
-        let r = parse_fullreport(&fixture("fullreport-drbd-secondary.json")).unwrap();
+        let r = parse_fullreport(&crate::fixture("lvm/fullreport-drbd-secondary.json")).unwrap();
         assert!(r.iter().all(|r| r.vg.name != "vgpg"));
         assert_eq!(
-            parse_systemid(&fixture("systemid-uname.txt")),
+            parse_systemid(&crate::fixture("lvm/systemid-uname.txt")),
             Some("n1".into())
         );
-        assert_eq!(parse_systemid(&fixture("systemid-none.txt")), None);
-        assert!(check_config(&fixture("lvmconfig-guest.txt")).is_empty());
+        assert_eq!(
+            parse_systemid(&crate::fixture("lvm/systemid-none.txt")),
+            None
+        );
+        assert!(check_config(&crate::fixture("lvm/lvmconfig-guest.txt")).is_empty());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod cib;
+pub mod cluster1;
 pub mod loopfs;
 pub mod netns;
 pub mod pg;
@@ -194,6 +195,28 @@ pub fn run(argv: &[&str], env: &[(&str, &str)], timeout: Duration) -> Output {
             String::from_utf8_lossy(&stderr)
         ),
     }
+}
+
+/// Runs ocf-tester (`argv`, with a prefix such as `ip netns exec NS`) and asserts that
+/// the agent passed all its tests; the output is kept in `artifacts()/<log>`.
+pub fn ocf_tester_passes(argv: &[&str], log: &str) {
+    let out = run(argv, &[], Duration::from_secs(120));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(artifacts().join(log), &text).unwrap();
+    assert!(out.status.success(), "ocf-tester failed:\n{text}");
+    assert!(text.contains("passed all tests"), "{text}");
+}
+
+/// Writes an agent's meta-data to `artifacts()/<agent>-meta-data.xml` (kept for a look
+/// after the run); returns that path for the validator.
+pub fn meta_data_file(agent: &str, xml: &str) -> String {
+    let file = artifacts().join(format!("{agent}-meta-data.xml"));
+    std::fs::write(&file, xml).unwrap();
+    file.to_string_lossy().into_owned()
 }
 
 /// Runs a command that must succeed; returns its stdout.

@@ -10,7 +10,7 @@ use super::*;
 use crate::ocf::dispatch::run;
 use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
-use crate::ocf::params::{ParamError, Params};
+use crate::ocf::params::ParamError;
 use crate::sys::blockio::{Op, ProbeError};
 use crate::sys::fake::FakeMounts;
 
@@ -35,6 +35,18 @@ fn act(fs: &Filesystem<FakeMounts>, action: &str, pairs: &[(&str, &str)]) -> (u8
 
 /// / (1), /srv (20) with /srv/db (30, ours) holding /srv/db/a (31) and /srv/db/a/b
 /// (32), and a sibling /srv/other (40) on another device.
+/// Whether the agent made a call that `pred` accepts.
+fn called(fs: &Filesystem<FakeMounts>, pred: impl Fn(&String) -> bool) -> bool {
+    fs.sys.calls.borrow().iter().any(pred)
+}
+
+/// The device /dev/loop7 with nothing mounted but the root.
+fn unmounted() -> FakeMounts {
+    FakeMounts::default()
+        .with_device("/dev/loop7", (7, 7))
+        .with_mount(1, 0, (8, 1), "/", "/dev/vda")
+}
+
 fn tree() -> FakeMounts {
     FakeMounts::default()
         .with_device("/dev/loop7", (7, 7))
@@ -100,7 +112,7 @@ fn an_unkillable_holder_fails_the_stop_in_time_naming_it_and_protected_ones() {
         why.contains("never signalled") && why.contains("105"),
         "{why}"
     );
-    assert!(!fs.sys.calls.borrow().iter().any(|c| c.ends_with(" 105")));
+    assert!(!called(&fs, |c| c.ends_with(" 105")));
 }
 
 #[test]
@@ -113,7 +125,7 @@ fn force_unmount_false_signals_nobody() {
         "{why}"
     );
     assert!(fs.sys.alive(101));
-    assert!(!fs.sys.calls.borrow().iter().any(|c| c.starts_with("kill")));
+    assert!(!called(&fs, |c| c.starts_with("kill")));
 }
 
 #[test]
@@ -127,12 +139,7 @@ fn a_foreign_device_is_reported_and_left_mounted() {
     );
     let (code, _) = act(&fs, "stop", &[("device", "/dev/loop8")]);
     assert_eq!(code, 0);
-    assert!(!fs
-        .sys
-        .calls
-        .borrow()
-        .iter()
-        .any(|c| c.starts_with("umount")));
+    assert!(!called(&fs, |c| c.starts_with("umount")));
 }
 
 #[test]
@@ -176,11 +183,7 @@ fn monitor_depths_and_probe_errors() {
 
 #[test]
 fn start_mounts_once_and_stop_with_bad_parameters_still_unmounts() {
-    let fs = Filesystem::new(
-        FakeMounts::default()
-            .with_device("/dev/loop7", (7, 7))
-            .with_mount(1, 0, (8, 1), "/", "/dev/vda"),
-    );
+    let fs = Filesystem::new(unmounted());
     assert_eq!(act(&fs, "start", &[]).0, 0);
     assert_eq!(act(&fs, "start", &[]).0, 0);
     let mounts = fs
@@ -194,7 +197,7 @@ fn start_mounts_once_and_stop_with_bad_parameters_still_unmounts() {
     let (code, why) = act(&fs, "start", &[("options", "a;b")]);
     assert_eq!(code, 6, "{why}");
     assert_eq!(act(&fs, "stop", &[("options", "a;b")]).0, 0);
-    assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /srv/db"));
+    assert!(called(&fs, |c| c == "umount /srv/db"));
     assert_eq!(act(&fs, "monitor", &[]).0, 7);
     assert_eq!(act(&fs, "start", &[("device", "/dev/loop9")]).0, 5);
     assert_eq!(act(&fs, "monitor", &[("device", "/dev/loop9")]).0, 7);
@@ -203,43 +206,27 @@ fn start_mounts_once_and_stop_with_bad_parameters_still_unmounts() {
 #[test]
 fn a_directory_and_device_through_links_are_used_in_their_canonical_form() {
     let fs = Filesystem::new(
-        FakeMounts::default()
-            .with_device("/dev/loop7", (7, 7))
-            .with_mount(1, 0, (8, 1), "/", "/dev/vda")
+        unmounted()
             .with_link("/var/run", "/run")
             .with_link("/dev/disk/pg", "/dev/loop7"),
     );
     let p = [("directory", "/var/run/db"), ("device", "/dev/disk/pg")];
     assert_eq!(act(&fs, "start", &p).0, 0);
-    assert!(fs
-        .sys
-        .calls
-        .borrow()
-        .iter()
-        .any(|c| c == "mount /dev/loop7 /run/db"));
+    assert!(called(&fs, |c| c == "mount /dev/loop7 /run/db"));
     assert_eq!(act(&fs, "monitor", &p).0, 0);
     assert_eq!(act(&fs, "stop", &p).0, 0);
-    assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /run/db"));
+    assert!(called(&fs, |c| c == "umount /run/db"));
     assert_eq!(act(&fs, "monitor", &p).0, 7);
 }
 
 #[test]
 fn a_start_that_fails_after_mounting_unmounts_again() {
-    let fs = Filesystem::new(
-        FakeMounts::default()
-            .with_device("/dev/loop7", (7, 7))
-            .with_mount(1, 0, (8, 1), "/", "/dev/vda"),
-    );
+    let fs = Filesystem::new(unmounted());
     *fs.sys.mount_lands_at.borrow_mut() = Some(PathBuf::from("/elsewhere"));
     let (code, why) = act(&fs, "start", &[]);
     assert_eq!(code, 1);
     assert!(why.contains("does not appear"), "{why}");
-    assert!(fs
-        .sys
-        .calls
-        .borrow()
-        .iter()
-        .any(|c| c == "umount /elsewhere"));
+    assert!(called(&fs, |c| c == "umount /elsewhere"));
     assert_eq!(fs.sys.table.borrow().len(), 1);
 }
 
@@ -284,14 +271,11 @@ fn stop_leaves_alone_what_it_cannot_identify() {
     // Our device with a typo elsewhere: identified, unmounted.
     let fs = Filesystem::new(tree());
     assert_eq!(act(&fs, "stop", &[("signal_delay", "x")]).0, 0);
-    assert!(fs.sys.calls.borrow().iter().any(|c| c == "umount /srv/db"));
+    assert!(called(&fs, |c| c == "umount /srv/db"));
 }
 
 fn params(pairs: &[(&str, &str)]) -> Result<FsConfig, ParamError> {
-    configure(&Params::parse(
-        PARAMS,
-        &crate::ocf::params::test_env(pairs),
-    )?)
+    crate::ocf::params::test_config(PARAMS, configure, pairs)
 }
 
 #[test]
@@ -323,41 +307,17 @@ fn bad_input_names_the_value() {
     assert!(e.to_string().contains("\"db\"") && e.to_string().contains("absolute"));
     let e = params(&[("device", "/dev/x"), ("directory", "/")]).unwrap_err();
     assert!(e.to_string().contains("root"));
-    let e = params(&[
-        ("device", "/dev/x"),
-        ("directory", "/d"),
-        ("options", "noatime -o remount"),
-    ])
-    .unwrap_err();
-    assert!(e.to_string().contains("options"));
-    let e = params(&[
-        ("device", "/dev/x"),
-        ("directory", "/d"),
-        ("options", "noatime;reboot"),
-    ])
-    .unwrap_err();
-    assert!(e.to_string().contains("';'"), "{e}");
-    let e = params(&[
-        ("device", "/dev/x"),
-        ("directory", "/d"),
-        ("fstype", "XFS;x"),
-    ])
-    .unwrap_err();
-    assert!(e.to_string().contains("fstype"));
-    let e = params(&[
-        ("device", "/dev/x"),
-        ("directory", "/d"),
-        ("term_signals", "TERM,BOGUS"),
-    ])
-    .unwrap_err();
-    assert!(e.to_string().contains("BOGUS"));
-    let e = params(&[
-        ("device", "/dev/x"),
-        ("directory", "/d"),
-        ("statusfile_prefix", "../x"),
-    ])
-    .unwrap_err();
-    assert!(e.to_string().contains("statusfile_prefix"));
+    // One bad parameter beside a good device and directory: the message names it.
+    for (name, value, named) in [
+        ("options", "noatime -o remount", "options"),
+        ("options", "noatime;reboot", "';'"),
+        ("fstype", "XFS;x", "fstype"),
+        ("term_signals", "TERM,BOGUS", "BOGUS"),
+        ("statusfile_prefix", "../x", "statusfile_prefix"),
+    ] {
+        let e = params(&[("device", "/dev/x"), ("directory", "/d"), (name, value)]).unwrap_err();
+        assert!(e.to_string().contains(named), "{name}={value}: {e}");
+    }
     assert!(params(&[("directory", "/d")]).is_err());
     let e = params(&[("device", "srv:/x"), ("directory", "/d"), ("fstype", "xfs")]).unwrap_err();
     assert!(e.to_string().contains("device path"));

@@ -284,6 +284,13 @@ fn agent(w: World) -> LvmAgent<Fake> {
     LvmAgent::new(Fake(RefCell::new(w)))
 }
 
+/// An agent over the usual world whose volume group it has started.
+fn started() -> LvmAgent<Fake> {
+    let a = agent(world());
+    assert_eq!(run(&a, "start", &[VG]).0, OcfCode::Success);
+    a
+}
+
 fn w(a: &LvmAgent<Fake>) -> std::cell::Ref<'_, World> {
     a.lvm.0.borrow()
 }
@@ -293,6 +300,22 @@ fn wm(a: &LvmAgent<Fake>) -> std::cell::RefMut<'_, World> {
 }
 
 const VG: (&str, &str) = ("vgname", "vgpg");
+
+/// Asserts that `action` fails (generic error) with a reason that says `says`.
+fn fails(a: &LvmAgent<Fake>, action: &str, params: &[(&str, &str)], says: &str) {
+    check(a, &[(action, params, OcfCode::ErrGeneric, says)]);
+}
+
+/// One call of an action and what it must give: the code and a part of the reason.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], OcfCode, &'a str);
+
+fn check(a: &LvmAgent<Fake>, cases: &[Case]) {
+    for (action, params, code, says) in cases {
+        let (c, r) = run(a, action, params);
+        assert_eq!(c, *code, "{action} {params:?}: {r}");
+        assert!(r.contains(says), "{action} {params:?}: {r}");
+    }
+}
 
 #[test]
 fn tagging_start_monitor_stop() {
@@ -347,23 +370,13 @@ fn volgrpname_form_works_and_conflicts_are_refused() {
         .0,
         OcfCode::Success
     );
-    let (c, r) = run(
-        &a,
-        "validate-all",
-        &[("vgname", "vgpg"), ("volgrpname", "other")],
-    );
-    assert_eq!(c, OcfCode::ErrConfigured, "{r}");
-    assert!(r.contains("volgrpname"), "{r}");
-    let (c, r) = run(&a, "validate-all", &[]);
-    assert_eq!(c, OcfCode::ErrConfigured);
-    assert!(r.contains("vgname"), "{r}");
-    let (c, r) = run(
-        &a,
-        "validate-all",
-        &[("volgrpname", "vgpg"), ("exclusive", "false")],
-    );
-    assert_eq!(c, OcfCode::ErrConfigured);
-    assert!(r.contains("exclusive"), "{r}");
+    use OcfCode::ErrConfigured;
+    #[rustfmt::skip]
+    check(&a, &[
+        ("validate-all", &[("vgname", "vgpg"), ("volgrpname", "other")], ErrConfigured, "volgrpname"),
+        ("validate-all", &[], ErrConfigured, "vgname"),
+        ("validate-all", &[("volgrpname", "vgpg"), ("exclusive", "false")], ErrConfigured, "exclusive"),
+    ]);
 }
 
 #[test]
@@ -371,9 +384,7 @@ fn a_vg_owned_by_an_online_node_is_refused() {
     let mut wo = world();
     wo.tags = vec!["pacemaker:n2".into()];
     let a = agent(wo);
-    let (c, r) = run(&a, "start", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("owned by node n2, which is online"), "{r}");
+    fails(&a, "start", &[VG], "owned by node n2, which is online");
     assert!(w(&a).active.is_empty());
     assert_eq!(
         w(&a).tags,
@@ -382,9 +393,7 @@ fn a_vg_owned_by_an_online_node_is_refused() {
     );
     // Membership unknown: refused too.
     wm(&a).members = None;
-    let (c, r) = run(&a, "start", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("membership cannot be read"), "{r}");
+    fails(&a, "start", &[VG], "membership cannot be read");
     // n2 left the cluster (fenced): taken over.
     wm(&a).members = Some(vec!["n1".into()]);
     assert_eq!(run(&a, "start", &[VG]).0, OcfCode::Success);
@@ -401,9 +410,7 @@ fn a_vg_owned_by_an_online_node_is_refused() {
     let mut wo = world();
     wo.tags = vec!["pacemaker".into()];
     let a = agent(wo);
-    let (c, r) = run(&a, "start", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("unknown node"), "{r}");
+    fails(&a, "start", &[VG], "unknown node");
 }
 
 #[test]
@@ -412,9 +419,7 @@ fn system_id_mode_records_the_owner_and_refuses_a_live_one() {
     wo.system_id = "n2".into();
     let a = agent(wo);
     let p = [VG, ("vg_access_mode", "system_id")];
-    let (c, r) = run(&a, "start", &p);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("owned by node n2"), "{r}");
+    fails(&a, "start", &p, "owned by node n2");
     assert_eq!(w(&a).system_id, "n2");
     wm(&a).members = Some(vec!["n1".into()]);
     assert_eq!(run(&a, "start", &p).0, OcfCode::Success);
@@ -445,12 +450,9 @@ fn a_volume_list_of_lvm_conf_does_not_skip_the_managed_vg() {
 
 #[test]
 fn stop_names_the_open_lv_and_keeps_ownership() {
-    let a = agent(world());
-    assert_eq!(run(&a, "start", &[VG]).0, OcfCode::Success);
+    let a = started();
     wm(&a).mounted = vec!["data"];
-    let (c, r) = run(&a, "stop", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("vgpg/data is mounted on /mnt/data"), "{r}");
+    fails(&a, "stop", &[VG], "vgpg/data is mounted on /mnt/data");
     assert_eq!(w(&a).tags, ["pacemaker:n1"]);
     wm(&a).mounted.clear();
     assert_eq!(run(&a, "stop", &[VG]).0, OcfCode::Success);
@@ -459,22 +461,15 @@ fn stop_names_the_open_lv_and_keeps_ownership() {
 
 #[test]
 fn partial_states_are_failures() {
-    let a = agent(world());
-    assert_eq!(run(&a, "start", &[VG]).0, OcfCode::Success);
+    let a = started();
     wm(&a).active = vec!["data"];
-    let (c, r) = run(&a, "monitor", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("vgpg/wal is not active"), "{r}");
+    fails(&a, "monitor", &[VG], "vgpg/wal is not active");
     wm(&a).active = vec!["data", "wal"];
     wm(&a).suspended = vec!["wal"];
-    let (c, r) = run(&a, "monitor", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("suspended"), "{r}");
+    fails(&a, "monitor", &[VG], "suspended");
     wm(&a).suspended.clear();
     wm(&a).pv_gone = true;
-    let (c, r) = run(&a, "monitor", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("/dev/drbd0"), "{r}");
+    fails(&a, "monitor", &[VG], "/dev/drbd0");
     // Only one LV managed: the other's state does not matter.
     wm(&a).pv_gone = false;
     wm(&a).active = vec!["data"];
@@ -489,11 +484,11 @@ fn an_incomplete_activation_is_undone() {
     let mut wo = world();
     wo.broken = Some("wal");
     let a = agent(wo);
-    let (c, r) = run(&a, "start", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(
-        r.contains("activation incomplete: vgpg/wal is not active"),
-        "{r}"
+    fails(
+        &a,
+        "start",
+        &[VG],
+        "activation incomplete: vgpg/wal is not active",
     );
     assert!(w(&a).active.is_empty(), "data was deactivated again");
     assert!(w(&a).tags.is_empty(), "the tag was removed again");
@@ -503,41 +498,27 @@ fn an_incomplete_activation_is_undone() {
 #[test]
 fn bad_input() {
     let a = agent(world());
-    let (c, r) = run(&a, "validate-all", &[("vgname", "nosuch")]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("nosuch not found"), "{r}");
+    use OcfCode::{ErrConfigured, ErrGeneric, Success};
+    let v = "validate-all";
+    #[rustfmt::skip]
+    check(&a, &[
+        (v, &[("vgname", "nosuch")], ErrGeneric, "nosuch not found"),
+        (v, &[VG, ("pv_devices", "/dev/sdb")], ErrConfigured, "/dev/drbd0, which is not one of pv_devices"),
+        (v, &[VG, ("pv_devices", "/dev/drbd0")], Success, ""),
+        (v, &[VG, ("lvname", "nosuch")], ErrConfigured, "nosuch is not in volume group vgpg"),
+        (v, &[VG, ("vg_access_mode", "clvmd")], ErrConfigured, ""),
+        (v, &[VG, ("activation_mode", "shared")], ErrConfigured, ""),
+        (v, &[VG, ("vg_access_mode", "lvmlockd")], ErrConfigured, ""), // not a shared VG
+    ]);
     for bad in ["vg;reboot", "$(id)", "a b", "-x", "vg/lv", "vg\"x"] {
-        let (c, r) = run(&a, "validate-all", &[("vgname", bad)]);
-        assert_eq!(c, OcfCode::ErrConfigured, "{bad}: {r}");
-        assert!(r.contains("vgname"), "{r}");
+        check(&a, &[(v, &[("vgname", bad)], ErrConfigured, "vgname")]);
     }
-    let (c, r) = run(&a, "validate-all", &[VG, ("pv_devices", "/dev/sdb")]);
-    assert_eq!(c, OcfCode::ErrConfigured);
-    assert!(
-        r.contains("/dev/drbd0, which is not one of pv_devices"),
-        "{r}"
-    );
-    assert_eq!(
-        run(&a, "validate-all", &[VG, ("pv_devices", "/dev/drbd0")]).0,
-        OcfCode::Success
-    );
-    let (c, r) = run(&a, "validate-all", &[VG, ("lvname", "nosuch")]);
-    assert_eq!(c, OcfCode::ErrConfigured);
-    assert!(r.contains("nosuch is not in volume group vgpg"), "{r}");
-    let (c, _) = run(&a, "validate-all", &[VG, ("vg_access_mode", "clvmd")]);
-    assert_eq!(c, OcfCode::ErrConfigured);
-    let (c, _) = run(&a, "validate-all", &[VG, ("activation_mode", "shared")]);
-    assert_eq!(c, OcfCode::ErrConfigured);
-    let (c, _) = run(&a, "validate-all", &[VG, ("vg_access_mode", "lvmlockd")]);
-    assert_eq!(c, OcfCode::ErrConfigured, "not a shared VG");
     wm(&a).missing_pv = true;
-    let (c, r) = run(&a, "validate-all", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("partial_activation"), "{r}");
-    assert_eq!(
-        run(&a, "validate-all", &[VG, ("partial_activation", "true")]).0,
-        OcfCode::Success
-    );
+    #[rustfmt::skip]
+    check(&a, &[
+        (v, &[VG], ErrGeneric, "partial_activation"),
+        (v, &[VG, ("partial_activation", "true")], Success, ""),
+    ]);
 }
 
 #[test]
@@ -556,9 +537,7 @@ fn probe_of_an_invisible_vg_is_not_running() {
     let mut wo = world();
     wo.active = vec!["data"];
     let a = agent(wo);
-    let (c, r) = run(&a, "monitor", &[VG]);
-    assert_eq!(c, OcfCode::ErrGeneric);
-    assert!(r.contains("vgpg/wal is not active"), "{r}");
+    fails(&a, "monitor", &[VG], "vgpg/wal is not active");
 }
 
 #[test]

@@ -3,7 +3,6 @@ use std::time::{Duration, Instant};
 
 use super::config::parse_prefix;
 use super::*;
-use crate::ocf::deadline::Deadline;
 use crate::ocf::dispatch::run;
 use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
@@ -28,6 +27,14 @@ fn env(pairs: &[(&str, &str)]) -> OcfEnv {
     OcfEnv::from_map(m)
 }
 
+/// An action, its parameters, the exit code it must give and a part of its reason.
+type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], u8, &'a str);
+
+/// The configuration the parameters of `e` describe (they must be valid).
+fn config(e: &OcfEnv) -> VipConfig {
+    configure(&Params::parse(PARAMS, e).unwrap()).unwrap()
+}
+
 fn net() -> FakeNet {
     FakeNet::default()
         .with_link(1, "lo", true)
@@ -49,17 +56,12 @@ fn nic_and_prefix_from_the_longest_route() {
     let v = Vip::new(net());
     let e = env(&[("ip", "10.99.1.50")]);
     let log = Logger::silent();
-    let ctx = Ctx {
-        env: &e,
-        action: Action::Start,
-        deadline: Deadline::from_timeout(Duration::from_secs(5)),
-        log: &log,
-    };
-    let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+    let ctx = Ctx::new(&e, Action::Start, Duration::from_secs(5), &log);
+    let cfg = config(&e);
     let p = v.place(&cfg, &ctx).unwrap();
     assert_eq!((p.link.name.as_str(), p.prefix), ("eth0", 24));
     let e = env(&[("ip", "10.99.7.1")]);
-    let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+    let cfg = config(&e);
     let p = v.place(&cfg, &ctx).unwrap();
     assert_eq!((p.link.name.as_str(), p.prefix), ("eth1", 16));
 }
@@ -69,15 +71,10 @@ fn a_prefix_wider_than_the_connected_network_needs_nic() {
     let v = Vip::new(net());
     let ctx_env = env(&[]);
     let log = Logger::silent();
-    let ctx = Ctx {
-        env: &ctx_env,
-        action: Action::Start,
-        deadline: Deadline::from_timeout(Duration::from_secs(5)),
-        log: &log,
-    };
+    let ctx = Ctx::new(&ctx_env, Action::Start, Duration::from_secs(5), &log);
     let place = |pairs: &[(&str, &str)]| {
         let e = env(pairs);
-        let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+        let cfg = config(&e);
         v.place(&cfg, &ctx)
             .map(|p| (p.link.name, p.prefix))
             .map_err(|e| (e.code(), e.to_string()))
@@ -222,13 +219,8 @@ fn start_claims_once_the_holder_stops_answering() {
     v.net().claimant_answers.set(Some(3));
     let e = env(&[("ip", "10.99.1.50")]);
     let log = Logger::silent();
-    let ctx = Ctx {
-        env: &e,
-        action: Action::Start,
-        deadline: Deadline::from_timeout(Duration::from_secs(20)),
-        log: &log,
-    };
-    let cfg = configure(&Params::parse(PARAMS, &e).unwrap()).unwrap();
+    let ctx = Ctx::new(&e, Action::Start, Duration::from_secs(20), &log);
+    let cfg = config(&e);
     v.start(&cfg, &ctx).unwrap();
     assert_eq!(v.net().addrs.borrow().len(), 1);
     let logged = log.messages().join("\n");
@@ -324,52 +316,24 @@ fn syntax_errors_are_6_and_name_the_parameter() {
         assert!(reason.unwrap().contains(k), "{k}={val}");
     }
     assert_eq!(act(&v, "validate-all", &[]).0, 6);
-    // IPaddr2 parameters we do not support are refused unless they ask for nothing.
-    assert_eq!(
-        act(
-            &v,
-            "validate-all",
-            &[("ip", "10.99.1.50"), ("lvs_support", "false")]
-        )
-        .0,
-        0
-    );
-    let (code, reason) = act(
-        &v,
-        "validate-all",
-        &[("ip", "10.99.1.50"), ("lvs_support", "true")],
-    );
-    assert_eq!(code, 6);
-    assert!(reason.unwrap().contains("lvs_support"));
-    assert_eq!(
-        act(
-            &v,
-            "monitor",
-            &[("ip", "10.99.1.50"), ("clusterip_hash", "sourceip")]
-        )
-        .0,
-        7
-    );
+    // IPaddr2 parameters we do not support are refused unless they ask for nothing;
     // IPaddr2's alias form is accepted as a label, unless it contradicts iflabel.
-    let alias = [("ip", "10.99.1.50"), ("nic", "eth0:pg")];
-    assert_eq!(act(&v, "validate-all", &alias).0, 0);
-    let (code, reason) = act(
-        &v,
-        "validate-all",
-        &[("ip", "10.99.1.50"), ("nic", "eth0:pg"), ("iflabel", "x")],
-    );
-    assert_eq!(code, 6);
-    assert!(reason.unwrap().contains("contradicts iflabel"));
-    assert_eq!(
-        act(
-            &v,
-            "validate-all",
-            &[("ip", "fd00:99::50"), ("iflabel", "x")]
-        )
-        .0,
-        6
-    );
-    assert_eq!(act(&v, "validate-all", &[("ip", "fe80::1")]).0, 6);
+    let ip = ("ip", "10.99.1.50");
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        ("validate-all", &[ip, ("lvs_support", "false")], 0, ""),
+        ("validate-all", &[ip, ("lvs_support", "true")], 6, "lvs_support"),
+        ("monitor", &[ip, ("clusterip_hash", "sourceip")], 7, ""),
+        ("validate-all", &[ip, ("nic", "eth0:pg")], 0, ""),
+        ("validate-all", &[ip, ("nic", "eth0:pg"), ("iflabel", "x")], 6, "contradicts iflabel"),
+        ("validate-all", &[("ip", "fd00:99::50"), ("iflabel", "x")], 6, ""),
+        ("validate-all", &[("ip", "fe80::1")], 6, ""),
+    ];
+    for (action, p, code, says) in cases {
+        let (c, reason) = act(&v, action, p);
+        assert_eq!(c, *code, "{action} {p:?}");
+        assert!(reason.unwrap_or_default().contains(says), "{action} {p:?}");
+    }
 }
 
 #[test]
