@@ -18,7 +18,30 @@ fn ocf_root(tmp: &TempDir) -> String {
     root.to_string_lossy().into_owned()
 }
 
+/// An lvm.conf that follows the book's advice (the PV devices only, no device cache).
+const GOOD_LVM_CONF: &str = "devices {\n    filter = [ \"a|^/dev/sd.*|\", \"a|^/dev/drbd.*|\", \"r|.*|\" ]\n    write_cache_state = 0\n}\n";
+
+/// A directory `name` below the test's holding `lvm.conf` (an LVM_SYSTEM_DIR): the checks
+/// never read the host's /etc/lvm.
+fn lvm_dir(tmp: &TempDir, name: &str, conf: &str) -> String {
+    std::fs::create_dir_all(tmp.path(name)).unwrap();
+    std::fs::write(tmp.path(name).join("lvm.conf"), conf).unwrap();
+    tmp.file(name)
+}
+
 fn check(tmp: &TempDir, cib: &str, corosync: &str, drbd: &str, json: bool) -> Ran {
+    let lvm = lvm_dir(tmp, "lvm-good", GOOD_LVM_CONF);
+    check_lvm(tmp, cib, corosync, drbd, json, Some(&lvm))
+}
+
+fn check_lvm(
+    tmp: &TempDir,
+    cib: &str,
+    corosync: &str,
+    drbd: &str,
+    json: bool,
+    lvm: Option<&str>,
+) -> Ran {
     let root = ocf_root(tmp);
     let mut args = vec![
         "check",
@@ -33,6 +56,9 @@ fn check(tmp: &TempDir, cib: &str, corosync: &str, drbd: &str, json: bool) -> Ra
     ];
     if json {
         args.extend_from_slice(&["--format", "json"]);
+    }
+    if let Some(dir) = lvm {
+        args.extend_from_slice(&["--lvm-system-dir", dir]);
     }
     pgstack(tmp, &args)
 }
@@ -109,6 +135,98 @@ fn the_advanced_template_passes() {
 fn the_replication_template_passes() {
     let f = template_findings("replication");
     assert!(f.is_empty(), "{f:?}");
+}
+
+/// The advanced template manages a VG: `pgstack check` reads this node's effective LVM
+/// configuration (`lvmconfig` on an lvm.conf of the test's own) and reports a seeded bad
+/// filter, device cache and lvmetad; a good lvm.conf gives none; a missing one a warning.
+#[test]
+fn the_lvm_conf_advice_is_checked_when_the_cib_has_a_vg() {
+    common::require_file("/usr/sbin/lvmconfig");
+    let tmp = TempDir::new("check");
+    let cib = render(&tmp, "cib.xml", "advanced", &[]);
+    let corosync = render(&tmp, "corosync.conf", "advanced", &["--format", "corosync"]);
+    std::fs::create_dir_all(tmp.path("drbd.d")).unwrap();
+    render(&tmp, "drbd.d/pg.res", "advanced", &["--format", "drbd"]);
+    let (cib, corosync, drbd) = (
+        cib.to_str().unwrap(),
+        corosync.to_str().unwrap(),
+        tmp.file("drbd.d"),
+    );
+    let lvm_findings = |lvm: Option<&str>| -> (i32, Vec<(String, String, String)>) {
+        let r = check_lvm(&tmp, cib, corosync, &drbd, true, lvm);
+        let f: Vec<_> = findings(&r)
+            .into_iter()
+            .filter(|x| x.0.starts_with("lvm"))
+            .collect();
+        (r.code, f)
+    };
+    let bad = lvm_dir(
+        &tmp,
+        "lvm-bad",
+        "devices {\n    filter = [ \"a|.*|\" ]\n    write_cache_state = 1\n}\n",
+    );
+    let (code, f) = lvm_findings(Some(&bad));
+    assert_eq!(code, 2, "{f:?}");
+    let subject = format!("{bad}/lvm.conf: devices/filter");
+    assert!(
+        f.contains(&("lvm-filter".into(), "error".into(), subject)),
+        "{f:?}"
+    );
+    assert!(
+        f.iter()
+            .any(|x| x.0 == "lvm-write-cache" && x.1 == "warning"),
+        "{f:?}"
+    );
+    // No filter at all is the same error (every device is scanned).
+    let none = lvm_dir(
+        &tmp,
+        "lvm-none",
+        "devices {\n    write_cache_state = 0\n}\n",
+    );
+    let (_, f) = lvm_findings(Some(&none));
+    assert_eq!(
+        f.iter().map(|x| x.0.as_str()).collect::<Vec<_>>(),
+        ["lvm-filter"]
+    );
+    // A filter that accepts the PV devices and rejects the rest: nothing.
+    let good = lvm_dir(&tmp, "lvm-good", GOOD_LVM_CONF);
+    let (code, f) = lvm_findings(Some(&good));
+    assert!(f.is_empty(), "{f:?}");
+    assert_eq!(code, 0);
+    let (code, f) = lvm_findings(Some(&tmp.file("no-such-dir")));
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0].0.as_str(), f[0].1.as_str()),
+        ("lvm-conf-unreadable", "warning")
+    );
+    assert_eq!(code, 1);
+}
+
+/// A CIB without an LVM resource: lvm.conf is not read unless asked for.
+#[test]
+fn the_lvm_conf_is_not_read_for_a_cib_without_lvm() {
+    common::require_file("/usr/sbin/lvmconfig");
+    let tmp = TempDir::new("check");
+    let cib = render(&tmp, "cib.xml", "fencing", &[]);
+    let bad = lvm_dir(
+        &tmp,
+        "lvm-bad",
+        "devices {\n    filter = [ \"a|.*|\" ]\n}\n",
+    );
+    let c = tmp.file("none");
+    let r = check_lvm(&tmp, cib.to_str().unwrap(), &c, &c, true, None);
+    assert!(
+        !findings(&r).iter().any(|x| x.0.starts_with("lvm")),
+        "{}",
+        r.stdout
+    );
+    let r = check_lvm(&tmp, cib.to_str().unwrap(), &c, &c, true, Some(&bad));
+    assert!(
+        findings(&r).iter().any(|x| x.0 == "lvm-filter"),
+        "{}",
+        r.stdout
+    );
 }
 
 const BAD_CIB: &str = include_str!("fixtures/check/bad-cib.xml");

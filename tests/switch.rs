@@ -30,6 +30,12 @@ order ord_drbd_before_pg Mandatory: ms_drbd_pg:promote pg_group:start
 property stonith-enabled=false
 "#;
 
+/// The book's volume group on DRBD, as resource-agents users configure it: LVM-activate in
+/// tagging mode, and the older LVM agent with exclusive activation.
+const REFERENCE_LVM_CRM: &str = r#"primitive vg_pg ocf:heartbeat:LVM-activate params vgname=VG_POSTGRES vg_access_mode=tagging tag=pacemaker op monitor interval=30s timeout=90 op start timeout=90 op stop timeout=90
+primitive vg_old ocf:heartbeat:LVM params volgrpname=VG_OLD exclusive=true op monitor interval=30s timeout=90 op start timeout=90 op stop timeout=90
+"#;
+
 /// The same configuration as pcs commands (`PROVIDER` is replaced).
 const REFERENCE_PCS: &[&[&str]] = &[
     &[
@@ -319,7 +325,8 @@ fn migrate_cib_switches_a_file_by_provider_and_reports_the_changes_of_meaning() 
     prerequisites();
     let tmp = TempDir::new("switch-migrate");
     let reference = fresh(&tmp, "reference.xml");
-    let r = crm_load(&tmp, &reference, REFERENCE_CRM);
+    let script = format!("{REFERENCE_CRM}{REFERENCE_LVM_CRM}");
+    let r = crm_load(&tmp, &reference, &script);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let before = std::fs::read_to_string(&reference).unwrap();
     let b = bin();
@@ -340,6 +347,11 @@ fn migrate_cib_switches_a_file_by_provider_and_reports_the_changes_of_meaning() 
         "pg ctl_opt (ignored)",
         "pg tmpdir (ignored)",
         "vip run_arping (default)",
+        "switch vg_pg: ocf:heartbeat:LVM-activate -> ocf:pgstack:LVM-activate",
+        "switch vg_old: ocf:heartbeat:LVM -> ocf:pgstack:LVM",
+        // The reference's bare tag is an owner pgstack cannot name.
+        "vg_pg tag (changed): the reference agent marks the VG with the bare tag \"pacemaker\"",
+        "vg_old tag (changed): the reference agent marks the VG with the bare tag \"pacemaker\"",
     ] {
         assert!(dry.stdout.contains(l), "missing {l:?} in:\n{}", dry.stdout);
     }
@@ -351,7 +363,7 @@ fn migrate_cib_switches_a_file_by_provider_and_reports_the_changes_of_meaning() 
     assert_eq!(code, 0, "crm_verify: {msgs}");
     // Exactly what crmsh makes of the provider-switched script.
     let ours = fresh(&tmp, "pgstack.xml");
-    let r = crm_load(&tmp, &ours, &switched(REFERENCE_CRM));
+    let r = crm_load(&tmp, &ours, &switched(&script));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let a = normal_configuration(&after);
     let o = normal_configuration(&std::fs::read_to_string(&ours).unwrap());
@@ -374,7 +386,10 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
     prerequisites();
     let tmp = TempDir::new("switch-keep");
     let cib = fresh(&tmp, "cib.xml");
-    let script = "primitive db ocf:heartbeat:pgsql params pgdata=/var/lib/pgsql/data rep_mode=sync node_list=\"pg1 pg2\" master_ip=10.99.0.60 op monitor interval=30s timeout=30\nproperty stonith-enabled=false\n";
+    let script = "primitive db ocf:heartbeat:pgsql params pgdata=/var/lib/pgsql/data rep_mode=sync node_list=\"pg1 pg2\" master_ip=10.99.0.60 op monitor interval=30s timeout=30\n\
+        primitive vg_clvm ocf:heartbeat:LVM-activate params vgname=vg_shared vg_access_mode=clvmd op monitor interval=30s timeout=90\n\
+        primitive vg_any ocf:heartbeat:LVM params volgrpname=vg_any exclusive=false op monitor interval=30s timeout=90\n\
+        property stonith-enabled=false\n";
     let r = crm_load(&tmp, &cib, script);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let before = std::fs::read_to_string(&cib).unwrap();
@@ -386,6 +401,12 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
         "{}",
         r.stdout
     );
+    for l in [
+        "keep vg_clvm on ocf:heartbeat:LVM-activate: parameter vg_access_mode=\"clvmd\"",
+        "keep vg_any on ocf:heartbeat:LVM: parameter exclusive=\"false\"",
+    ] {
+        assert!(r.stdout.contains(l), "missing {l:?} in:\n{}", r.stdout);
+    }
     assert_eq!(
         std::fs::read_to_string(&cib).unwrap(),
         before,

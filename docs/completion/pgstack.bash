@@ -666,7 +666,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__check)
-            opts="-h --cib --corosync-conf --drbd-conf --ocf-root --format --help"
+            opts="-h --cib --corosync-conf --drbd-conf --ocf-root --lvm-system-dir --format --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -685,6 +685,10 @@ _pgstack() {
                     return 0
                     ;;
                 --ocf-root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lvm-system-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2382,13 +2386,17 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lvm__subcmd__check__subcmd__config)
-            opts="-h --from --help"
+            opts="-h --from --system-dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --system-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

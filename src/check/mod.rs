@@ -10,8 +10,10 @@
 //! - every agent the CIB names installed on this node;
 //! - stickiness set as an `rsc_defaults` (Pacemaker 2.1 refuses the old property).
 //!
-//! The lvm.conf filter is checked by `pgstack lvm check-config`; its findings come in as
-//! [`Inputs::lvm`] (none until that check is wired in, which the report then says).
+//! - the lvm.conf advice of `pgstack lvm check-config` (a filter that accepts only the PV
+//!   devices and rejects the rest, no persistent device cache, no lvmetad) when the CIB
+//!   uses an LVM resource or the caller asks: the caller reads the effective configuration
+//!   and passes it as [`Inputs::lvm`].
 //!
 //! The checks are pure: the caller reads the CIB, corosync.conf and the DRBD files and
 //! answers [`Node`] questions; nothing here touches the system.
@@ -95,8 +97,27 @@ pub struct Inputs<'a> {
     pub corosync: Text,
     /// The DRBD configuration files (read only when the CIB uses DRBD).
     pub drbd: Vec<Text>,
-    /// Findings of the lvm.conf filter check; `None` when it was not run.
-    pub lvm: Option<Vec<Finding>>,
+    /// The effective LVM configuration of this node; `None` when it was not read.
+    pub lvm: Option<LvmConf>,
+}
+
+/// This node's effective LVM configuration (`lvmconfig --type full` output), or why it
+/// could not be read. `origin` names the lvm.conf.
+#[derive(Debug, Clone)]
+pub enum LvmConf {
+    Read { origin: String, text: String },
+    Missing { origin: String, why: String },
+}
+
+/// Whether the CIB names an LVM resource (`ocf:*:lvm`, `LVM`, `LVM-activate`).
+pub fn uses_lvm(cib: &str) -> Result<bool, CheckError> {
+    Ok(uses_lvm_in(&cib::read(cib)?))
+}
+
+fn uses_lvm_in(c: &Cib) -> bool {
+    c.primitives
+        .iter()
+        .any(|p| p.class == "ocf" && ["lvm", "LVM", "LVM-activate"].contains(&p.kind.as_str()))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -473,17 +494,54 @@ fn drbd(c: &Cib, files: &[Text], r: &mut Report) {
     }
 }
 
-fn lvm(c: &Cib, found: &Option<Vec<Finding>>, r: &mut Report) {
-    let uses_lvm = c
-        .primitives
-        .iter()
-        .any(|p| p.class == "ocf" && ["lvm", "LVM", "LVM-activate"].contains(&p.kind.as_str()));
-    match found {
-        Some(f) => r.findings.extend(f.iter().cloned()),
-        None if uses_lvm => r.notes.push(
-            "the lvm.conf filter was not checked (pgstack lvm check-config does that)".into(),
-        ),
-        None => {}
+fn lvm(c: &Cib, conf: &Option<LvmConf>, r: &mut Report) {
+    let (origin, text) = match conf {
+        Some(LvmConf::Read { origin, text }) => (origin, text),
+        Some(LvmConf::Missing { origin, why }) => {
+            r.findings.push(finding(
+                "lvm-conf-unreadable",
+                Severity::Warning,
+                origin.clone(),
+                format!("the lvm.conf advice was not checked: {why}"),
+                "run pgstack check on a cluster node with lvm2 installed, or pass \
+                 --lvm-system-dir DIR (the directory of the lvm.conf)",
+            ));
+            return;
+        }
+        None => {
+            if uses_lvm_in(c) {
+                r.notes.push("the lvm.conf advice was not checked".into());
+            }
+            return;
+        }
+    };
+    for d in crate::sys::lvm::check_config(text) {
+        let (check, severity, why) = match d.key {
+            "devices/filter" => (
+                "lvm-filter",
+                Severity::Error,
+                "LVM scans devices the filter does not reject: it can find the VG on the \
+                 backing device of DRBD as well as on the DRBD device, and activate it there, \
+                 past replication",
+            ),
+            "devices/write_cache_state" => (
+                "lvm-write-cache",
+                Severity::Warning,
+                "LVM keeps a persistent device cache",
+            ),
+            _ => (
+                "lvm-lvmetad",
+                Severity::Warning,
+                "LVM caches metadata in lvmetad",
+            ),
+        };
+        r.findings.push(finding(
+            check,
+            severity,
+            format!("{origin}: {}", d.key),
+            format!("found {}: {why}", d.found),
+            format!("lvm.conf {}: {}", d.key, d.advice),
+        ));
     }
 }
 
@@ -691,6 +749,59 @@ mod tests {
             checks(&r).contains(&"drbd-conf-unreadable"),
             "{:?}",
             r.findings
+        );
+    }
+
+    #[test]
+    fn the_lvm_conf_advice_comes_in_with_its_severities() {
+        let c = cib(
+            r#"<resources><primitive id="vg" class="ocf" provider="pgstack" type="LVM-activate"/></resources>"#,
+        );
+        assert!(uses_lvm(&c).unwrap());
+        assert!(!uses_lvm(&cib("")).unwrap());
+        let lvm_checks = |lvm: Option<LvmConf>| {
+            let mut i = inputs(&c, QUORUM);
+            i.lvm = lvm;
+            let r = run(&i, &All).unwrap();
+            let f: Vec<&str> = checks(&r)
+                .into_iter()
+                .filter(|c| c.starts_with("lvm"))
+                .collect();
+            (f, r)
+        };
+        let read = |text: &str| {
+            Some(LvmConf::Read {
+                origin: "/x/lvm.conf".into(),
+                text: text.into(),
+            })
+        };
+        let (f, r) = lvm_checks(read(
+            "filter=[\"a|.*|\"]\nglobal_filter=[\"a|.*|\"]\nwrite_cache_state=1\nuse_lvmetad=1\n",
+        ));
+        assert_eq!(f, ["lvm-filter", "lvm-write-cache", "lvm-lvmetad"]);
+        assert_eq!(r.findings[0].severity, Severity::Error);
+        assert_eq!(r.findings[0].subject, "/x/lvm.conf: devices/filter");
+        assert!(
+            r.findings[0].reason.contains("a|.*|"),
+            "{:?}",
+            r.findings[0]
+        );
+        let (f, _) = lvm_checks(read(
+            "filter=[\"a|^/dev/sd.*|\",\"a|^/dev/drbd.*|\",\"r|.*|\"]\nwrite_cache_state=0\n",
+        ));
+        assert!(f.is_empty(), "{f:?}");
+        let (f, r) = lvm_checks(Some(LvmConf::Missing {
+            origin: "/x/lvm.conf".into(),
+            why: "lvmconfig: not installed".into(),
+        }));
+        assert_eq!(f, ["lvm-conf-unreadable"]);
+        assert_eq!(r.findings[0].severity, Severity::Warning);
+        let (f, r) = lvm_checks(None);
+        assert!(f.is_empty());
+        assert!(
+            r.notes.iter().any(|n| n.contains("lvm.conf")),
+            "{:?}",
+            r.notes
         );
     }
 

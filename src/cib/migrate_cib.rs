@@ -2,7 +2,8 @@
 //! and pgstack's, by provider alone.
 //!
 //! pgstack installs each agent also under the reference agent's type name (`IPaddr2`,
-//! `Filesystem`, `pgsql`, `pgsqlms`; `drbd` is the same name), so a switch changes only
+//! `Filesystem`, `pgsql`, `pgsqlms`, `LVM-activate`, `LVM`; `drbd` is the same name), so a
+//! switch changes only
 //! `provider` (`heartbeat` or `linbit` to `pgstack`, and back); every other attribute,
 //! operation and constraint stays as it is. A changed type would make Pacemaker restart
 //! the resource; a changed provider of a resource in maintenance mode is only re-probed
@@ -37,6 +38,8 @@ pub enum NoteKind {
     Default,
     /// Set, and not known or not supported by the new agent (the resource is kept).
     Refused,
+    /// Accepted by both agents, which act on it differently.
+    Changed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +85,7 @@ impl Report {
                 NoteKind::Ignored => "ignored",
                 NoteKind::Default => "default",
                 NoteKind::Refused => "refused",
+                NoteKind::Changed => "changed",
             };
             s.push_str(&format!("  {} {} ({k}): {}\n", n.resource, n.param, n.text));
         }
@@ -201,6 +205,28 @@ static REFERENCE: &[(&str, &str, RefParams)] = &[
         ],
     ),
     (
+        "heartbeat",
+        "LVM-activate",
+        &[
+            ("vgname", Some("")),
+            ("lvname", Some("")),
+            ("vg_access_mode", Some("")),
+            ("activation_mode", Some("exclusive")),
+            ("tag", Some("pacemaker")),
+            ("partial_activation", Some("false")),
+        ],
+    ),
+    (
+        "heartbeat",
+        "LVM",
+        &[
+            ("volgrpname", Some("")),
+            ("exclusive", Some("false")),
+            ("tag", Some("pacemaker")),
+            ("partial_activation", Some("false")),
+        ],
+    ),
+    (
         "linbit",
         "drbd",
         &[
@@ -237,6 +263,7 @@ fn reference_of(pgstack_type: &str) -> Option<(&'static str, &'static str)> {
             "filesystem" => "Filesystem",
             "postgresql" => "pgsql",
             "drbd" => "drbd",
+            "lvm" => "LVM-activate",
             _ => return None,
         }
     };
@@ -296,6 +323,7 @@ fn inert(spec: &ParamSpec, value: &str) -> bool {
 /// What switching one primitive to pgstack means: notes, or why it must stay.
 fn to_pgstack(
     id: &str,
+    ty: &str,
     info: &AgentInfo,
     ref_params: &[(&str, Option<&str>)],
     set: &[(String, String)],
@@ -327,6 +355,9 @@ fn to_pgstack(
                 text: spec.long_text(),
             });
         }
+    }
+    if refused.is_empty() && info.name == agents::lvm::INFO.name {
+        lvm_meaning(id, ty, set, &mut notes, &mut refused);
     }
     if !refused.is_empty() {
         return Err(refused.join("; "));
@@ -361,6 +392,86 @@ fn to_pgstack(
         }
     }
     Ok(notes)
+}
+
+/// What the `lvm` agent makes of a reference LVM configuration (`ty` is `LVM-activate` or
+/// `LVM`): the values it refuses come from its own configuration rules (a resource it
+/// would refuse is kept), the changes of meaning are its ownership mark and takeover rule.
+fn lvm_meaning(
+    id: &str,
+    ty: &str,
+    set: &[(String, String)],
+    notes: &mut Vec<Note>,
+    refused: &mut Vec<String>,
+) {
+    use crate::agents::lvm::{configure, AccessMode, INFO};
+    use crate::ocf::env::OcfEnv;
+    use crate::ocf::params::Params;
+    let env = OcfEnv::from_map(
+        set.iter()
+            .map(|(n, v)| (format!("OCF_RESKEY_{n}"), v.clone()))
+            .collect(),
+    );
+    let cfg = match Params::parse(INFO.params, &env).and_then(|p| configure(&p)) {
+        Ok(c) => c,
+        Err(e) => {
+            refused.push(e.to_string());
+            return;
+        }
+    };
+    let mut note = |param: &str, text: String| {
+        notes.push(Note {
+            resource: id.into(),
+            param: param.into(),
+            kind: NoteKind::Changed,
+            text,
+        })
+    };
+    let is_set = |name: &str| set.iter().any(|(n, v)| n == name && !v.trim().is_empty());
+    // The reference marks the VG with the bare tag in LVM-activate's tagging mode and in
+    // LVM's exclusive mode; LVM's default (exclusive=false) sets no mark at all.
+    let bare_tag = match ty {
+        "LVM" => is_set("exclusive"),
+        _ => cfg.mode == AccessMode::Tagging,
+    };
+    let tag = &cfg.tag;
+    match cfg.mode {
+        AccessMode::Tagging if bare_tag => note(
+            "tag",
+            format!(
+                "the reference agent marks the VG with the bare tag {tag:?}; pgstack marks it \
+                 \"{tag}:<node>\" and counts a bare {tag:?} as an owner it cannot name, so every \
+                 start (here or elsewhere) refuses the VG while that tag is on it: in \
+                 maintenance mode, on the node where {vg} is active, run `vgchange --deltag \
+                 {tag} --addtag {tag}:$(crm_node -n) {vg}`",
+                vg = cfg.vg
+            ),
+        ),
+        AccessMode::Tagging => note(
+            "tag",
+            format!(
+                "the reference agent (exclusive=false) activates {vg} on any node without a \
+                 mark; pgstack activates it on one node at a time, marked \"{tag}:<node>\"",
+                vg = cfg.vg
+            ),
+        ),
+        AccessMode::SystemId => note(
+            "vg_access_mode",
+            "system_id: the same mark (the VG's system ID), but pgstack refuses to take a VG \
+             whose system ID names a node that is online in the cluster (or when the \
+             membership cannot be read) unless force_takeover=true, where the reference \
+             agent takes it; with no system_id_source in lvm.conf pgstack uses uname, where \
+             the reference agent fails"
+                .into(),
+        ),
+        AccessMode::Lvmlockd => note(
+            "vg_access_mode",
+            "lvmlockd: pgstack starts the VG's lockspace and activates with its lock, as the \
+             reference agent does, but this mode is not tested with a running lvmlockd (see \
+             docs/compatibility.md)"
+                .into(),
+        ),
+    }
 }
 
 /// What switching one primitive back to its reference agent means.
@@ -421,7 +532,7 @@ pub fn migrate(cib: &mut Element, target: Target) -> Report {
                 let Some(info) = agents::resolve(ty) else {
                     return;
                 };
-                match to_pgstack(id, info, ref_params, &set, is_promotable(up.last().copied())) {
+                match to_pgstack(id, ty, info, ref_params, &set, is_promotable(up.last().copied())) {
                     Ok(notes) => plan.push((id.into(), Ok(("pgstack".into(), from, notes)))),
                     Err(why) => plan.push((id.into(), Err((from, why)))),
                 }
@@ -587,6 +698,107 @@ mod tests {
         let again = migrate(&mut cib, Target::Reference);
         assert!(again.changes.is_empty());
         assert!(again.text().contains("nothing to switch"));
+    }
+
+    const LVM_CIB: &str = r#"<resources>
+      <primitive id="vg-tag" class="ocf" provider="heartbeat" type="LVM-activate">
+        <instance_attributes id="a"><nvpair id="a1" name="vgname" value="VG_POSTGRES"/>
+          <nvpair id="a2" name="vg_access_mode" value="tagging"/><nvpair id="a3" name="tag" value="pgha"/></instance_attributes>
+      </primitive>
+      <primitive id="vg-sid" class="ocf" provider="heartbeat" type="LVM-activate">
+        <instance_attributes id="b"><nvpair id="b1" name="vgname" value="vg1"/>
+          <nvpair id="b2" name="vg_access_mode" value="system_id"/><nvpair id="b3" name="lvname" value="lv1"/></instance_attributes>
+      </primitive>
+      <primitive id="vg-clvm" class="ocf" provider="heartbeat" type="LVM-activate">
+        <instance_attributes id="c"><nvpair id="c1" name="vgname" value="vg2"/>
+          <nvpair id="c2" name="vg_access_mode" value="clvmd"/></instance_attributes>
+      </primitive>
+      <primitive id="vg-shared" class="ocf" provider="heartbeat" type="LVM-activate">
+        <instance_attributes id="d"><nvpair id="d1" name="vgname" value="vg3"/>
+          <nvpair id="d2" name="vg_access_mode" value="tagging"/><nvpair id="d3" name="activation_mode" value="shared"/></instance_attributes>
+      </primitive>
+      <primitive id="vg-unset" class="ocf" provider="heartbeat" type="LVM-activate">
+        <instance_attributes id="e"><nvpair id="e1" name="vgname" value="vg4"/></instance_attributes>
+      </primitive>
+      <primitive id="old-excl" class="ocf" provider="heartbeat" type="LVM">
+        <instance_attributes id="f"><nvpair id="f1" name="volgrpname" value="VG_POSTGRES"/>
+          <nvpair id="f2" name="exclusive" value="true"/></instance_attributes>
+      </primitive>
+      <primitive id="old-plain" class="ocf" provider="heartbeat" type="LVM">
+        <instance_attributes id="g"><nvpair id="g1" name="volgrpname" value="vg5"/></instance_attributes>
+      </primitive>
+      <primitive id="old-shared" class="ocf" provider="heartbeat" type="LVM">
+        <instance_attributes id="h"><nvpair id="h1" name="volgrpname" value="vg6"/>
+          <nvpair id="h2" name="exclusive" value="false"/></instance_attributes>
+      </primitive>
+      <primitive id="old-bad" class="ocf" provider="heartbeat" type="LVM">
+        <instance_attributes id="i"><nvpair id="i1" name="volgrpname" value="vg;rm"/></instance_attributes>
+      </primitive>
+    </resources>"#;
+
+    #[test]
+    fn lvm_resources_switch_with_their_changes_of_meaning() {
+        let mut cib = parse(LVM_CIB).unwrap();
+        let r = migrate(&mut cib, Target::Pgstack);
+        let switched: Vec<_> = r.changes.iter().map(|c| c.resource.as_str()).collect();
+        assert_eq!(
+            switched,
+            ["vg-tag", "vg-sid", "vg-unset", "old-excl", "old-plain"],
+            "{}",
+            r.text()
+        );
+        assert!(r
+            .text()
+            .contains("switch old-excl: ocf:heartbeat:LVM -> ocf:pgstack:LVM"));
+        let note = |id: &str, p: &str| {
+            r.notes
+                .iter()
+                .find(|n| n.resource == id && n.param == p)
+                .unwrap_or_else(|| panic!("no note {id} {p} in {}", r.text()))
+        };
+        // tagging: the bare tag of the reference is an owner pgstack cannot name.
+        let t = note("vg-tag", "tag");
+        assert_eq!(t.kind, NoteKind::Changed);
+        assert!(t.text.contains("\"pgha:<node>\""), "{}", t.text);
+        assert!(
+            t.text.contains("vgchange --deltag pgha --addtag pgha:"),
+            "{}",
+            t.text
+        );
+        assert!(t.text.contains("VG_POSTGRES"), "{}", t.text);
+        assert!(note("old-excl", "tag")
+            .text
+            .contains("bare tag \"pacemaker\""));
+        // system_id: the takeover rule.
+        let t = note("vg-sid", "vg_access_mode");
+        assert_eq!(t.kind, NoteKind::Changed);
+        assert!(t.text.contains("online in the cluster"), "{}", t.text);
+        // Unset where the defaults differ: LVM-activate requires an access mode, LVM's
+        // exclusive defaults to false.
+        assert_eq!(note("vg-unset", "vg_access_mode").kind, NoteKind::Default);
+        assert_eq!(note("old-plain", "exclusive").kind, NoteKind::Default);
+        assert!(note("old-plain", "tag").text.contains("without a mark"));
+        // What the agent refuses stays, with its reason.
+        let kept = |id: &str| {
+            r.kept
+                .iter()
+                .find(|k| k.resource == id)
+                .map(|k| k.why.clone())
+                .unwrap_or_else(|| panic!("{id} not kept: {}", r.text()))
+        };
+        assert!(kept("vg-clvm").contains("clvmd is not supported"));
+        assert!(kept("vg-shared").contains("needs vg_access_mode=lvmlockd"));
+        assert!(kept("old-shared").contains("always exclusive"));
+        assert!(kept("old-bad").contains("volgrpname"));
+        assert_eq!(provider_of(&cib, "vg-clvm"), "heartbeat");
+        assert_eq!(provider_of(&cib, "old-excl"), "pgstack");
+        assert!(cib.to_xml().contains(r#"type="LVM-activate""#));
+
+        // And back, by provider alone.
+        let back = migrate(&mut cib, Target::Reference);
+        assert_eq!(back.changes.len(), 5, "{}", back.text());
+        assert_eq!(provider_of(&cib, "old-excl"), "heartbeat");
+        assert_eq!(provider_of(&cib, "vg-tag"), "heartbeat");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `pgstack check`: reads the CIB (live or a file), corosync.conf and the DRBD files, runs
+//! `pgstack check`: reads the CIB (live or a file), corosync.conf, the DRBD files and the
+//! effective lvm.conf (when the CIB has an LVM resource), runs
 //! the checks of [`crate::check`] and prints the report. Exit 0 clean, 1 warnings, 2 errors
 //! (also when the CIB itself cannot be read).
 
@@ -8,8 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use crate::check::{self, Inputs, Node, Text};
+use crate::check::{self, Inputs, LvmConf, Node, Text};
 use crate::sys::cib::CibTool;
+use crate::sys::lvm::effective_config;
 use crate::sys::pacemaker::read_file;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -32,6 +34,10 @@ pub struct CheckArgs {
     /// Where OCF agents are installed (`PROVIDER/TYPE` below it).
     #[arg(long, default_value = "/usr/lib/ocf/resource.d")]
     ocf_root: PathBuf,
+    /// Directory of this node's lvm.conf (as LVM_SYSTEM_DIR; default /etc/lvm). Its
+    /// advice is checked when the CIB has an LVM resource, or always when this is given.
+    #[arg(long)]
+    lvm_system_dir: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     format: Format,
@@ -96,6 +102,25 @@ fn drbd_files(dir: &Path) -> Vec<Text> {
     paths.iter().map(|p| text(p)).collect()
 }
 
+/// This node's effective LVM configuration (`lvmconfig`, so the defaults count too).
+fn lvm_conf(system_dir: Option<&Path>) -> LvmConf {
+    let path = system_dir.unwrap_or(Path::new("/etc/lvm")).join("lvm.conf");
+    let origin = path.display().to_string();
+    if let Err(e) = std::fs::metadata(&path) {
+        return LvmConf::Missing {
+            why: format!("reading {origin}: {e}"),
+            origin,
+        };
+    }
+    match effective_config(system_dir, Instant::now() + Duration::from_secs(30)) {
+        Ok(text) => LvmConf::Read { origin, text },
+        Err(e) => LvmConf::Missing {
+            origin,
+            why: e.to_string(),
+        },
+    }
+}
+
 pub fn run(a: CheckArgs) -> u8 {
     match report(&a) {
         Ok(r) => {
@@ -119,11 +144,16 @@ fn report(a: &CheckArgs) -> Result<check::Report> {
             .query(Instant::now() + Duration::from_secs(30))
             .context("reading the live CIB (or pass --cib FILE)")?,
     };
+    let lvm = if a.lvm_system_dir.is_some() || check::uses_lvm(&cib)? {
+        Some(lvm_conf(a.lvm_system_dir.as_deref()))
+    } else {
+        None
+    };
     let inputs = Inputs {
         cib: &cib,
         corosync: text(&a.corosync_conf),
         drbd: drbd_files(&a.drbd_conf),
-        lvm: None,
+        lvm,
     };
     let node = ThisNode {
         ocf_root: a.ocf_root.clone(),

@@ -18,6 +18,9 @@ pub enum LvmCmd {
         /// Read `lvmconfig --type full` output from this file instead of running it.
         #[arg(long)]
         from: Option<PathBuf>,
+        /// Directory of the lvm.conf to check (as LVM_SYSTEM_DIR; default /etc/lvm).
+        #[arg(long, conflicts_with = "from")]
+        system_dir: Option<PathBuf>,
     },
     /// LVM snapshots of a volume for backups.
     #[command(subcommand)]
@@ -67,11 +70,11 @@ fn deadline() -> Instant {
 pub fn run(c: LvmCmd) -> Result<u8> {
     let lvm = RealLvm::default();
     match c {
-        LvmCmd::CheckConfig { from } => {
+        LvmCmd::CheckConfig { from, system_dir } => {
             let text = match from {
                 Some(f) => std::fs::read_to_string(&f)
                     .map_err(|e| anyhow::anyhow!("reading {}: {e}", f.display()))?,
-                None => effective_config(deadline())?,
+                None => effective_config(system_dir.as_deref(), deadline())?,
             };
             let dev = check_config(&text);
             for d in &dev {

@@ -1044,30 +1044,48 @@ pub fn parse_crm_node_list(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// Runs `lvmconfig --type full` for the keys [`check_config`] reads.
-pub fn effective_config(deadline: Instant) -> SysResult<String> {
-    let cmd = Cmd::new("lvmconfig")
-        .args(["--type", "full"])
-        .args([
+/// Runs `lvmconfig --type full` for the keys [`check_config`] reads. `system_dir` is the
+/// directory of the `lvm.conf` to read (`LVM_SYSTEM_DIR`); `None` reads the built-in one
+/// (`/etc/lvm`).
+pub fn effective_config(system_dir: Option<&Path>, deadline: Instant) -> SysResult<String> {
+    let lvmconfig = |keys: &[&str]| {
+        let cmd = Cmd::new("lvmconfig")
+            .args(["--type", "full"])
+            .args(keys)
+            .env("DM_DISABLE_UDEV", "1");
+        match system_dir {
+            Some(d) => cmd.env("LVM_SYSTEM_DIR", d),
+            None => cmd,
+        }
+    };
+    let out = run(
+        &lvmconfig(&[
             "devices/filter",
             "devices/global_filter",
             "devices/write_cache_state",
             "global/use_lvmetad",
-        ])
-        .env("DM_DISABLE_UDEV", "1");
-    let out = run(&cmd, deadline).map_err(spawn_err)?;
+        ]),
+        deadline,
+    )
+    .map_err(spawn_err)?;
     // Keys a version does not know make lvmconfig fail; ask again without them.
     if out.success() {
         return Ok(out.stdout_str());
     }
-    let cmd = Cmd::new("lvmconfig")
-        .args(["--type", "full", "devices/filter", "devices/global_filter"])
-        .env("DM_DISABLE_UDEV", "1");
-    let out2 = run(&cmd, deadline).map_err(spawn_err)?;
+    let out2 = run(
+        &lvmconfig(&["devices/filter", "devices/global_filter"]),
+        deadline,
+    )
+    .map_err(spawn_err)?;
     if out2.success() {
         Ok(out2.stdout_str())
     } else {
-        Err(SysError::Invalid(format!("lvmconfig: {}", out2.describe())))
+        let conf = system_dir.unwrap_or(Path::new("/etc/lvm")).join("lvm.conf");
+        Err(SysError::Invalid(format!(
+            "lvmconfig reading {}: {}",
+            conf.display(),
+            out2.describe()
+        )))
     }
 }
 

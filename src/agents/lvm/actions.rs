@@ -175,8 +175,17 @@ fn base_overrides<L: Lvm>(lvm: &L, cfg: &LvmConfig, ctx: &Ctx) -> Result<Overrid
     Ok(ov)
 }
 
+/// What validate-all (and every start, which validates) says of the lvmlockd mode.
+pub const LVMLOCKD_UNTESTED: &str =
+    "vg_access_mode=lvmlockd: pgstack's lvmlockd mode (lock start, \
+     activation with the VG's lock) is not tested against a running lvmlockd with sanlock \
+     or dlm; see docs/compatibility.md";
+
 /// Checks the configuration against the VG; returns its report.
 pub fn validate<L: Lvm>(lvm: &L, cfg: &LvmConfig, ctx: &Ctx) -> Result<VgReport, OcfError> {
+    if cfg.mode == AccessMode::Lvmlockd {
+        ctx.log.warn(LVMLOCKD_UNTESTED);
+    }
     if !lvm.installed() {
         return Err(OcfError::Installed(
             "lvm is not installed (no lvm in /usr/sbin:/usr/bin:/sbin:/bin)".into(),

@@ -67,7 +67,8 @@ static PARAMS: &[ParamSpec] = &[
          tagged by a node that is a member of the cluster is never taken over. system_id: \
          the VG's system ID names this node (from lvm.conf, or uname when lvm.conf sets no \
          source); a VG whose system ID names a cluster member is never taken over. \
-         lvmlockd: the lvmlockd lock of a shared VG.",
+         lvmlockd: the lvmlockd lock of a shared VG (not tested against a running \
+         lvmlockd; validate-all says so).",
     )
     .default("tagging"),
     ParamSpec::string(

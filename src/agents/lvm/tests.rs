@@ -522,6 +522,28 @@ fn bad_input() {
 }
 
 #[test]
+fn validate_all_says_the_lvmlockd_mode_is_untested() {
+    let a = agent(world());
+    let log = Logger::silent();
+    let env = OcfEnv::from_pairs(&[
+        ("OCF_RESKEY_vgname", "vgpg"),
+        ("OCF_RESKEY_vg_access_mode", "lvmlockd"),
+    ]);
+    dispatch::run(&a, "validate-all", &env, &log);
+    assert!(
+        log.messages()
+            .iter()
+            .any(|m| m.contains("lvmlockd") && m.contains("not tested")),
+        "{:?}",
+        log.messages()
+    );
+    let log = Logger::silent();
+    let env = OcfEnv::from_pairs(&[("OCF_RESKEY_vgname", "vgpg")]);
+    dispatch::run(&a, "validate-all", &env, &log);
+    assert!(!log.messages().iter().any(|m| m.contains("lvmlockd")));
+}
+
+#[test]
 fn probe_of_an_invisible_vg_is_not_running() {
     // A DRBD Secondary: the PV cannot be read, no dm device exists.
     let mut wo = world();
