@@ -24,6 +24,7 @@ pub mod node;
 pub mod proc;
 pub mod run;
 pub mod storage;
+pub mod uml;
 pub mod writer;
 
 use std::collections::BTreeMap;
