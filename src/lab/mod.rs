@@ -15,6 +15,7 @@
 //! OS work goes through `sys::runner` (ip, unshare, nsenter, losetup, mkfs.xfs, initdb,
 //! cibadmin, crm_mon) or nix; errors are [`LabError`].
 
+pub mod advanced;
 pub mod client;
 pub mod fence;
 pub mod history;
