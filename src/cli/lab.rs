@@ -160,7 +160,11 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
             print!("{}", m.output);
             println!("{}", m.report());
             print!("{}", adv.status_report());
-            Ok(if m.in_order() && !m.constraint_left { 0 } else { 1 })
+            Ok(if m.in_order() && !m.constraint_left {
+                0
+            } else {
+                1
+            })
         }
         LabCmd::Crash { node, no_wait } => {
             if no_wait {
@@ -217,7 +221,14 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
             }
             WriterAction::Stop => {
                 let was = adv.writer_stop()?;
-                println!("{}", if was { "writer stopped" } else { "no writer was running" });
+                println!(
+                    "{}",
+                    if was {
+                        "writer stopped"
+                    } else {
+                        "no writer was running"
+                    }
+                );
                 Ok(0)
             }
             WriterAction::Check => {
@@ -269,8 +280,8 @@ pub fn run(a: LabArgs) -> Result<u8> {
                 pairs.push((k.to_string(), v.to_string()));
             }
             if matches!(stack, StackArg::Advanced) {
-                let exe = std::env::current_exe()
-                    .unwrap_or_else(|_| PathBuf::from("/usr/sbin/pgstack"));
+                let exe =
+                    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/sbin/pgstack"));
                 let mut o = lab::advanced::Options::for_exe(&exe);
                 o.sets = pairs;
                 if let Some(d) = explicit_dir {

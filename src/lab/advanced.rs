@@ -249,7 +249,9 @@ impl Advanced {
                 Duration::from_secs(30),
             )?;
         }
-        steps.say("CIB, corosync.conf and the DRBD resource rendered from the template \"advanced\"");
+        steps.say(
+            "CIB, corosync.conf and the DRBD resource rendered from the template \"advanced\"",
+        );
         for n in NODES {
             self.setup_node(n)?;
         }
@@ -309,6 +311,9 @@ install -m 0644 /shared/cfg/{RES}.res /etc/drbd.d/{RES}.res
 install -m 0644 /shared/cfg/corosync.conf /etc/corosync/corosync.conf
 [ -e /shared/cfg/authkey ] && install -m 0400 /shared/cfg/authkey /etc/corosync/authkey
 install -d -o postgres -g postgres -m 2775 /run/postgresql
+# The lower volume group is the node's own (activated at boot); the upper one is
+# Pacemaker's, never activated here.
+vgchange -q -a y {LOWER_VG} >/dev/null 2>&1 || true
 printf '%s n1\\n%s n2\\n' {} {} >> /etc/hosts
 true
 ",
@@ -458,7 +463,10 @@ true
     /// Waits until every resource of PGServer runs on one node (`on`, when given).
     pub fn wait_group(&self, on: Option<&str>, secs: f64) -> LabResult<String> {
         poll(
-            &format!("PGServer started{}", on.map(|n| format!(" on {n}")).unwrap_or_default()),
+            &format!(
+                "PGServer started{}",
+                on.map(|n| format!(" on {n}")).unwrap_or_default()
+            ),
             secs,
             Duration::from_millis(500),
             || {
@@ -469,14 +477,29 @@ true
         )
     }
 
-    /// `crm_resource --wait` on a live guest: nothing left to do.
+    /// `crm_resource --wait` on the DC (a node that has just joined may not answer yet):
+    /// nothing left to do.
     pub fn settle(&self, secs: u64) -> LabResult<()> {
-        let n = *self
-            .alive()
-            .first()
-            .ok_or_else(|| LabError::Invalid("no guest is running".into()))?;
-        self.on(n, &format!("crm_resource --wait --timeout={secs}s"), secs + 30)
-            .map(|_| ())
+        let until = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let dc = self.cluster_status().ok().and_then(|s| s.dc);
+            let n = dc
+                .or_else(|| self.alive().first().map(|s| s.to_string()))
+                .ok_or_else(|| LabError::Invalid("no guest is running".into()))?;
+            let left = until
+                .saturating_duration_since(Instant::now())
+                .as_secs()
+                .max(5);
+            match self.on(
+                &n,
+                &format!("crm_resource --wait --timeout={left}s"),
+                left + 30,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= until => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_secs(2)),
+            }
+        }
     }
 
     /// Probes `select 1` through the VIP from `from` every 100 ms; the time ([`NOW`]) of
@@ -664,13 +687,8 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
                 Some((a, b))
             },
         )?;
-        let demoted = history::result_logged(
-            &self.pacemaker_log(&from)?,
-            "demote",
-            "drbd_pg",
-            &from,
-            t0,
-        );
+        let demoted =
+            history::result_logged(&self.pacemaker_log(&from)?, "demote", "drbd_pg", &from, t0);
         let promoted =
             history::result_logged(&self.pacemaker_log(to)?, "promote", "drbd_pg", to, t0);
         let cib = self.cib_query(to)?;
@@ -690,7 +708,8 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             on_from,
             on_to,
             demote_before_promote: matches!((demoted, promoted), (Some(d), Some(p)) if d <= p),
-            constraint_left: cib.contains("cli-prefer-PGServer") || cib.contains("cli-ban-PGServer"),
+            constraint_left: cib.contains("cli-prefer-PGServer")
+                || cib.contains("cli-ban-PGServer"),
             output,
             from,
             to: to.to_string(),
@@ -853,7 +872,12 @@ impl Move {
     }
 
     pub fn report(&self) -> String {
-        let names = |v: &[(String, i64)]| v.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        let names = |v: &[(String, i64)]| {
+            v.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         format!(
             "migration {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s)\n  on {}: {}\n  on {}: {}\n  {}; constraint {}",
             self.from,
@@ -1124,8 +1148,20 @@ mod tests {
             to: "n2".into(),
             secs: 1.0,
             command_secs: 2.0,
-            on_from: v(&["stop pg_vip", "stop pg_db", "stop pg_fs", "stop pg_lvm", "demote drbd_pg"]),
-            on_to: v(&["promote drbd_pg", "start pg_lvm", "start pg_fs", "start pg_db", "start pg_vip"]),
+            on_from: v(&[
+                "stop pg_vip",
+                "stop pg_db",
+                "stop pg_fs",
+                "stop pg_lvm",
+                "demote drbd_pg",
+            ]),
+            on_to: v(&[
+                "promote drbd_pg",
+                "start pg_lvm",
+                "start pg_fs",
+                "start pg_db",
+                "start pg_vip",
+            ]),
             demote_before_promote: true,
             constraint_left: false,
             output: String::new(),

@@ -327,7 +327,9 @@ pub fn agent_via(
             Err(e) => fail(e),
         },
         "reboot" => {
-            match ask_via(ch, &format!("off {plug}")).and_then(|_| ask_via(ch, &format!("on {plug}"))) {
+            match ask_via(ch, &format!("off {plug}"))
+                .and_then(|_| ask_via(ch, &format!("on {plug}")))
+            {
                 Ok(_) => ("Success: Rebooted\n".into(), String::new(), 0),
                 Err(e) => fail(e),
             }
