@@ -223,6 +223,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,_init)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__help__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___writer"
                 ;;
@@ -292,6 +295,9 @@ _pgstack() {
             pgstack__subcmd__lab,_init)
                 cmd="pgstack__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__lab__subcmd___writer"
                 ;;
@@ -309,6 +315,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab,migrate)
+                cmd="pgstack__subcmd__lab__subcmd__switchover"
                 ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
@@ -333,6 +342,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,_init)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___init"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced"
                 ;;
             pgstack__subcmd__lab__subcmd__help,_writer)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___writer"
@@ -1460,7 +1472,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1488,6 +1500,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1890,7 +1916,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="-h --dir --advanced --help up status psql switchover migrate crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1908,7 +1934,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___fenced)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1926,7 +1952,25 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___init)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___umlfenced)
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1944,12 +1988,16 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___writer)
-            opts="-h --dir --help"
+            opts="-h --host --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1962,7 +2010,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__crash)
-            opts="-h --no-wait --dir --help"
+            opts="-h --no-wait --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1980,7 +2028,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__down)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1998,12 +2046,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__fence__subcmd__agent)
-            opts="-h --dir --help"
+            opts="-h --mailbox --name --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --mailbox)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2016,7 +2072,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2044,6 +2100,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2226,7 +2296,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2244,7 +2314,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__psql)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2262,7 +2332,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__restore)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2280,7 +2350,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__status)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2298,7 +2368,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__switchover)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2316,7 +2386,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
+            opts="-h --nodes --stack --token --no-fencing --set --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2327,7 +2397,7 @@ _pgstack() {
                     return 0
                     ;;
                 --stack)
-                    COMPREPLY=($(compgen -W "shared replication" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "shared replication advanced" -- "${cur}"))
                     return 0
                     ;;
                 --token)
@@ -2350,7 +2420,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__writer)
-            opts="-h --dir --help start stop check"
+            opts="-h --dir --advanced --help start stop check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

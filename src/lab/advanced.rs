@@ -590,7 +590,7 @@ echo {from} > {d}/node"
             "the writer's first acknowledged row",
             60.0,
             Duration::from_millis(200),
-            || (self.acked().len() > 0).then_some(()),
+            || (!self.acked().is_empty()).then_some(()),
         )
     }
 
