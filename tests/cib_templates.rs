@@ -324,13 +324,16 @@ fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
         ("8.4", "/usr/lib/drbd/drbdadm-84", "disk"),
         ("9", "/usr/sbin/drbdadm", "net"),
     ] {
-        for fencing in [true, false] {
+        for (fencing, provider) in [(true, "pgstack"), (true, "heartbeat"), (false, "pgstack")] {
             let v = format!("drbd_version={version}");
+            let p = format!("provider={provider}");
             let mut args = vec![
                 "--format",
                 "drbd",
                 "--set",
                 &v,
+                "--set",
+                &p,
                 "--set",
                 &host_set,
                 "--set",
@@ -347,7 +350,7 @@ fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
             }
             let f = render(
                 &tmp,
-                &format!("pgstcib-{version}-{fencing}.res"),
+                &format!("pgstcib-{version}-{fencing}-{provider}.res"),
                 "advanced",
                 &args,
             );
@@ -374,15 +377,21 @@ fn drbd_resource_file_is_accepted_by_drbdadm_with_its_fencing_handlers() {
                     "{}",
                     r.stdout
                 );
+                // pgstack's own handlers, or LINBIT's scripts with the reference agents.
+                let (fence, unfence) = if provider == "pgstack" {
+                    (
+                        "/usr/sbin/pgstack drbd fence-peer",
+                        "/usr/sbin/pgstack drbd unfence-peer",
+                    )
+                } else {
+                    (
+                        "/usr/lib/drbd/crm-fence-peer",
+                        "/usr/lib/drbd/crm-unfence-peer",
+                    )
+                };
                 assert!(
-                    r.stdout
-                        .contains("fence-peer       /usr/lib/drbd/crm-fence-peer"),
-                    "{}",
-                    r.stdout
-                );
-                assert!(
-                    r.stdout.contains("/usr/lib/drbd/crm-unfence-peer"),
-                    "{}",
+                    r.stdout.contains(fence) && r.stdout.contains(unfence),
+                    "{provider}: {}",
                     r.stdout
                 );
             }

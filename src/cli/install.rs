@@ -50,10 +50,14 @@ pub fn defaults_sample() -> String {
     s
 }
 
+/// The default `--prefix`: the binary is `/usr/sbin/pgstack`, the path the `advanced`
+/// template's DRBD handlers name by default.
+pub const DEFAULT_PREFIX: &str = "/usr";
+
 #[derive(Args)]
 pub struct InstallArgs {
     /// Installation prefix of the binary and man pages.
-    #[arg(long, default_value = "/usr")]
+    #[arg(long, default_value = DEFAULT_PREFIX)]
     prefix: String,
     /// Staging root prepended to every path (packaging).
     #[arg(long, default_value = "")]

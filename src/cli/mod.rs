@@ -328,4 +328,62 @@ mod tests {
         );
         assert_eq!(guarded("ocf-exit-reason:", || 7), 7);
     }
+
+    /// The handlers `--format drbd` writes for provider=pgstack are commands of this binary
+    /// at the path `pgstack install` puts it (the default prefix), for both DRBD syntaxes;
+    /// provider=heartbeat keeps LINBIT's scripts.
+    #[test]
+    fn drbd_handlers_of_the_advanced_template_are_pgstack_commands() {
+        use crate::cib::{render, Format, RenderOptions};
+        let installed = format!("{}/sbin/pgstack", install::DEFAULT_PREFIX);
+        for (version, unfence) in [("8.4", "after-resync-target"), ("9", "unfence-peer")] {
+            let sets = |provider: &str| {
+                vec![
+                    ("drbd_version".to_string(), version.to_string()),
+                    ("provider".to_string(), provider.to_string()),
+                ]
+            };
+            let text = render("advanced", &sets("pgstack"), RenderOptions::default())
+                .unwrap()
+                .format(Format::Drbd)
+                .unwrap();
+            assert!(!text.contains("crm-"), "{text}");
+            for (handler, sub) in [("fence-peer", "fence-peer"), (unfence, "unfence-peer")] {
+                let line = format!("    {handler} \"{installed} drbd {sub}\";");
+                assert!(text.contains(&line), "{version}: no {line:?} in\n{text}");
+                Cli::try_parse_from(["pgstack", "drbd", sub])
+                    .unwrap_or_else(|e| panic!("pgstack drbd {sub}: {e}"));
+            }
+            let linbit = render("advanced", &sets("heartbeat"), RenderOptions::default())
+                .unwrap()
+                .format(Format::Drbd)
+                .unwrap();
+            let suffix = if version == "9" { ".9" } else { "" };
+            for script in [
+                format!("fence-peer \"/usr/lib/drbd/crm-fence-peer{suffix}.sh\";"),
+                format!("{unfence} \"/usr/lib/drbd/crm-unfence-peer{suffix}.sh\";"),
+            ] {
+                assert!(
+                    linbit.contains(&script),
+                    "{version}: no {script:?} in\n{linbit}"
+                );
+            }
+            assert!(!linbit.contains("pgstack drbd"), "{linbit}");
+            let own = vec![
+                ("drbd_version".to_string(), version.to_string()),
+                (
+                    "pgstack_bin".to_string(),
+                    "/opt/pgst-x/sbin/pgstack".to_string(),
+                ),
+            ];
+            let moved = render("advanced", &own, RenderOptions::default())
+                .unwrap()
+                .format(Format::Drbd)
+                .unwrap();
+            assert!(
+                moved.contains("fence-peer \"/opt/pgst-x/sbin/pgstack drbd fence-peer\";"),
+                "{moved}"
+            );
+        }
+    }
 }
