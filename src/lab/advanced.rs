@@ -48,6 +48,8 @@ pub const FENCE_AGENT: &str = "fence_pgstack_uml";
 pub const ALERT_FILE: &str = "/var/log/pacemaker/pgstack-alerts.log";
 /// Where the writer keeps its acknowledged ids, on the share.
 const WRITER_DIR: &str = "writer";
+/// The provisioning script of the storage stack, shared with the Vagrant lab.
+const STACK_SH: &str = include_str!("../../vagrant/provision/stack.sh");
 
 /// The id of the constraint DRBD's fence-peer handler places (LINBIT's naming).
 pub fn fence_constraint_id() -> String {
@@ -268,7 +270,7 @@ impl Advanced {
             )?;
         }
         steps.say("node files in place (private pgstack bind-mounted, corosync key made)");
-        self.provision(files, steps)?;
+        self.provision(steps)?;
         start_fence_daemon(&self.pair, &self.exe)?;
         steps.say("fence daemon started");
         for n in NODES {
@@ -323,58 +325,43 @@ true
         self.pair.ok(name, &s, Duration::from_secs(60)).map(|_| ())
     }
 
-    /// The book's chapter 9 on the guests' disks, once: lower VG on the raw disk, DRBD on
-    /// its LV (initial sync skipped: both disks are zeroes), upper VG on /dev/drbd0 with
-    /// 5% free, XFS (pgstack xfs format: the book's agcount rule), PGDATA. Left down and
-    /// Secondary on both: Pacemaker brings it up.
-    fn provision(&self, files: &Files, steps: &Steps) -> LabResult<()> {
-        let long = Duration::from_secs(300);
-        for n in NODES {
-            self.pair.ok(
+    /// The book's chapter 9 on the guests' disks, once, by the provisioning script the
+    /// Vagrant lab runs too (`vagrant/provision/stack.sh`): lower VG on the raw disk, DRBD
+    /// on its LV (replicating on eth1), upper VG on /dev/drbd0 with 5% free, XFS (`pgstack
+    /// xfs format`: the book's agcount rule) with the book's mount options, PGDATA. The
+    /// lab then lets the guests' network in without a password and hands everything over
+    /// to Pacemaker (unmounted, upper VG inactive, DRBD Secondary on both).
+    fn provision(&self, steps: &Steps) -> LabResult<()> {
+        let long = Duration::from_secs(600);
+        run::write(&self.cfg("stack.sh"), STACK_SH)?;
+        run::chmod(&self.cfg("stack.sh"), 0o755)?;
+        for n in ["n2", "n1"] {
+            let out = self.pair.ok(
                 n,
                 &format!(
-                    "set -e
-pvcreate -q -y /dev/ubdb
-vgcreate -q {LOWER_VG} /dev/ubdb
-lvcreate -q -y -n LV_DATA -l 100%VG {LOWER_VG}
-drbdadm -- --force create-md {RES} >/dev/null 2>&1
-drbdadm up {RES}"
+                    "STACK_NODE1=n1 STACK_NODE2=n2 STACK_NODE1_ADDR={NET_REPL}.1 STACK_NODE2_ADDR={NET_REPL}.2 \
+STACK_DISK=/dev/ubdb STACK_INITRAMFS=0 STACK_PGSTACK=/usr/sbin/pgstack STACK_VIP={VIP} \
+STACK_PROVIDER={} STACK_LOWER_VG={LOWER_VG} STACK_UPPER_VG={UPPER_VG} STACK_DRBD_RESOURCE={RES} \
+STACK_MOUNT={MOUNT} STACK_PGDATA={PGDATA} STACK_PG_BINDIR={PG_BINDIR} \
+STACK_HANDOVER=0 STACK_SYNC_WAIT=180 /shared/cfg/stack.sh",
+                    self.provider
                 ),
                 long,
             )?;
-        }
-        self.pair.ok(
-            "n1",
-            &format!(
-                "set -e
-i=0; until grep -q cs:Connected /proc/drbd; do sleep 0.1; i=$((i+1)); [ $i -lt 900 ] || {{ cat /proc/drbd; exit 1; }}; done
-drbdadm -- --clear-bitmap new-current-uuid {RES}
-drbdadm primary {RES}"
-            ),
-            long,
-        )?;
-        for n in NODES {
-            self.pair.ok(n, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -lt 900 ] || { cat /proc/drbd; exit 1; }; done", long)?;
+            run::write(&self.pair.dir.join(format!("stack-{n}.out")), &out)?;
         }
         steps.say(&format!(
-            "lower LVM {LOWER_VG}/LV_DATA on /dev/ubdb, DRBD {RES} on it, both UpToDate"
+            "vagrant/provision/stack.sh on n2, then n1: {LOWER_VG} on /dev/ubdb, DRBD {RES}, \
+             {UPPER_VG} (95%) on /dev/drbd0, XFS on {MOUNT}, PGDATA {PGDATA}"
         ));
-        let opts = &files.fs_options;
         self.pair.ok(
             "n1",
             &format!(
                 "set -e
-pvcreate -q -y /dev/drbd0
-vgcreate -q {UPPER_VG} /dev/drbd0
-lvcreate -q -y -n LV_DATA -l 95%VG {UPPER_VG}
-/usr/sbin/pgstack xfs format /dev/{UPPER_VG}/LV_DATA >/dev/null
-mount -t xfs -o {opts} /dev/{UPPER_VG}/LV_DATA {MOUNT}
-install -d -o postgres -g postgres -m 0700 {PGDATA}
-runuser -u postgres -- {PG_BINDIR}/initdb -D {PGDATA} -A trust >/dev/null
-cat >> {PGDATA}/postgresql.conf <<'EOF'
+cat >> {PGDATA}/postgresql.conf <<'END'
 listen_addresses = '*'
 unix_socket_directories = '/run/postgresql'
-EOF
+END
 echo 'host all all {NET_CLUSTER}.0/24 trust' >> {PGDATA}/pg_hba.conf
 umount {MOUNT}
 vgchange -q -a n {UPPER_VG}
@@ -382,12 +369,7 @@ drbdadm secondary {RES}"
             ),
             long,
         )?;
-        for n in NODES {
-            self.pair.ok(n, &format!("drbdadm down {RES}"), long)?;
-        }
-        steps.say(&format!(
-            "upper LVM {UPPER_VG}/LV_DATA (95%) on /dev/drbd0, XFS, PGDATA {PGDATA}; DRBD down"
-        ));
+        steps.say("handed over to Pacemaker: unmounted, upper VG inactive, DRBD Secondary");
         Ok(())
     }
 
@@ -929,7 +911,6 @@ impl Takeover {
 /// What the template renders for the guests.
 struct Files {
     cib: String,
-    fs_options: String,
     corosync: String,
     drbd: String,
 }
@@ -964,11 +945,6 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
     let _ = provider;
     Ok(Files {
         cib: r.xml.clone(),
-        fs_options: r
-            .values
-            .get("fs_options")
-            .cloned()
-            .unwrap_or_else(|| "noatime,nodiratime,logbsize=256k,allocsize=1m".into()),
         corosync: r.format(Format::Corosync)?,
         drbd: d.format(Format::Drbd)?,
     })
