@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::uml::UmlPair;
+use common::uml::{UmlPair, DRBD_R0 as DRBD_CONF};
 
 /// The guests need root and Debian's user-mode-linux: without them a test fails with the
 /// reason instead of passing without having run.
@@ -23,41 +23,9 @@ fn boot(disk_mb: u64) -> (std::sync::MutexGuard<'static, ()>, UmlPair) {
     (guard, UmlPair::boot("drbd", "256M", disk_mb))
 }
 
-pub const DRBD_CONF: &str = "global { usage-count no; }
-common {
-  net { protocol C; connect-int 2; }
-  disk { c-plan-ahead 0; resync-rate 100M; }
-}
-resource r0 {
-  device /dev/drbd0;
-  disk /dev/vg0/lv0;
-  meta-disk internal;
-  on n1 { address 10.99.0.1:7789; }
-  on n2 { address 10.99.0.2:7789; }
-}
-";
-
 /// LVM below DRBD on both guests, metadata, up, initial sync with n1 Primary.
 fn provision(p: &mut UmlPair) {
-    provision_with(p, DRBD_CONF)
-}
-
-fn provision_with(p: &mut UmlPair, conf: &str) {
-    std::fs::write(p.shared("drbd.conf"), conf).unwrap();
-    for i in 0..2 {
-        p.ok(
-            i,
-            "set -e
-            cp /shared/drbd.conf /etc/drbd.conf
-            pvcreate -q /dev/ubdb; vgcreate -q vg0 /dev/ubdb; lvcreate -q -y -L 64M -n lv0 vg0
-            drbdadm -- --force create-md r0 >/dev/null 2>&1
-            drbdadm up r0",
-        );
-    }
-    p.ok(0, "i=0; until grep -q cs:Connected /proc/drbd; do sleep 0.1; i=$((i+1)); [ $i -gt 600 ] && exit 1; done; drbdadm primary --force r0");
-    for i in 0..2 {
-        p.ok(i, "i=0; until grep -q ds:UpToDate/UpToDate /proc/drbd; do sleep 0.2; i=$((i+1)); [ $i -gt 1500 ] && { cat /proc/drbd; exit 1; }; done; true");
-    }
+    p.provision_drbd(DRBD_CONF, 64)
 }
 
 #[test]
@@ -488,7 +456,7 @@ fn fence_peer_handler_places_and_removes_the_constraint() {
                 "  meta-disk internal;\n  disk {{ fencing resource-only; }}\n  handlers {{\n    fence-peer \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd fence-peer --timeout 20\";\n    after-resync-target \"/usr/bin/env CIB_file=/shared/cib.xml {bin} drbd unfence-peer\";\n  }}\n"
             ),
         );
-    provision_with(&mut p, &conf);
+    p.provision_drbd(&conf, 64);
     let id = "drbd-fence-by-handler-r0-ms_drbd_r0";
     assert!(!std::fs::read_to_string(&cib).unwrap().contains(id));
     assert_eq!(promotion_score(&cib, "n2"), "10000");

@@ -223,6 +223,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,_init)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__help__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___writer"
                 ;;
@@ -292,6 +295,9 @@ _pgstack() {
             pgstack__subcmd__lab,_init)
                 cmd="pgstack__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__lab__subcmd___writer"
                 ;;
@@ -309,6 +315,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab,migrate)
+                cmd="pgstack__subcmd__lab__subcmd__switchover"
                 ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
@@ -333,6 +342,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,_init)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___init"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced"
                 ;;
             pgstack__subcmd__lab__subcmd__help,_writer)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___writer"
@@ -1464,7 +1476,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1492,6 +1504,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1894,7 +1920,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="-h --dir --advanced --help up status psql switchover migrate crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1912,7 +1938,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___fenced)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1930,7 +1956,25 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___init)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___umlfenced)
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1948,12 +1992,16 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___writer)
-            opts="-h --dir --help"
+            opts="-h --host --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1966,7 +2014,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__crash)
-            opts="-h --no-wait --dir --help"
+            opts="-h --no-wait --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1984,7 +2032,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__down)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2002,12 +2050,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__fence__subcmd__agent)
-            opts="-h --dir --help"
+            opts="-h --mailbox --name --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --mailbox)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2020,7 +2076,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2048,6 +2104,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2230,7 +2300,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2248,7 +2318,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__psql)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2266,7 +2336,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__restore)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2284,7 +2354,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__status)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2302,7 +2372,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__switchover)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2320,7 +2390,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
+            opts="-h --nodes --stack --token --no-fencing --set --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2331,7 +2401,7 @@ _pgstack() {
                     return 0
                     ;;
                 --stack)
-                    COMPREPLY=($(compgen -W "shared replication" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "shared replication advanced" -- "${cur}"))
                     return 0
                     ;;
                 --token)
@@ -2354,7 +2424,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__writer)
-            opts="-h --dir --help start stop check"
+            opts="-h --dir --advanced --help start stop check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

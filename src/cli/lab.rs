@@ -6,13 +6,18 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
+use crate::lab::advanced::Advanced;
 use crate::lab::{self, Lab, Options, Stack, Steps};
 
 #[derive(Args)]
 pub struct LabArgs {
     /// State directory of the lab.
-    #[arg(long, default_value = lab::DIR, hide = true, global = true)]
-    dir: PathBuf,
+    #[arg(long, hide = true, global = true)]
+    dir: Option<PathBuf>,
+    /// Act on the advanced stack's lab (UML guests, /tmp/pgst-adv) even when the
+    /// namespace lab is up too.
+    #[arg(long, global = true)]
+    advanced: bool,
     #[command(subcommand)]
     cmd: LabCmd,
 }
@@ -21,6 +26,8 @@ pub struct LabArgs {
 enum StackArg {
     Shared,
     Replication,
+    /// The book's chapters 9-10 (DRBD, LVM, XFS, PostgreSQL, VIP) in two UML guests.
+    Advanced,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -53,6 +60,7 @@ enum LabCmd {
     /// psql through the VIP from the client namespace (interactive without SQL).
     Psql { sql: Option<String> },
     /// Move PGServer to NODE (default: the other node), constraint always cleared.
+    #[command(visible_alias = "migrate")]
     Switchover { node: Option<String> },
     /// Power cut of NODE (default: where PGServer runs), then the takeover measured.
     Crash {
@@ -75,6 +83,12 @@ enum LabCmd {
     /// The lab's fence agent (fence-agents protocol; what fence_pgstack_lab runs).
     #[command(hide = true)]
     FenceAgent {
+        /// Ask through this mailbox directory instead of the fence daemon's socket.
+        #[arg(long)]
+        mailbox: Option<PathBuf>,
+        /// The agent's name (in its meta-data and messages).
+        #[arg(long, default_value = "fence_pgstack_lab")]
+        name: String,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -83,11 +97,173 @@ enum LabCmd {
     #[command(hide = true, name = "_fenced")]
     Fenced,
     #[command(hide = true, name = "_writer")]
-    Writer_,
+    Writer_ {
+        /// The address to write through (default: the netns lab's VIP).
+        #[arg(long)]
+        host: Option<String>,
+    },
+    #[command(hide = true, name = "_umlfenced")]
+    UmlFenced,
+}
+
+/// The advanced lab to act on, when it is the one meant: `--dir` naming it, `--advanced`,
+/// or no namespace lab up while it is.
+fn advanced_lab(dir: &Option<PathBuf>, flag: bool) -> Result<Option<Advanced>> {
+    if let Some(d) = dir {
+        if d.join("advanced.conf").exists() {
+            return Ok(Some(Advanced::open(d)?));
+        }
+        return Ok(None);
+    }
+    let adv = std::path::Path::new(lab::advanced::DIR);
+    if flag {
+        return Ok(Some(Advanced::open(adv)?));
+    }
+    if !std::path::Path::new(lab::DIR).join("lab.conf").exists()
+        && adv.join("advanced.conf").exists()
+    {
+        return Ok(Some(Advanced::open(adv)?));
+    }
+    Ok(None)
+}
+
+fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
+    match cmd {
+        LabCmd::Status => {
+            print!("{}", adv.status_report());
+            Ok(0)
+        }
+        LabCmd::Psql { sql } => {
+            let Some(sql) = sql else {
+                bail!("the advanced lab's psql runs one statement: pgstack lab psql 'SQL'");
+            };
+            let from = adv
+                .alive()
+                .first()
+                .map(|s| s.to_string())
+                .ok_or_else(|| anyhow::anyhow!("no guest is running"))?;
+            for l in adv.sql(&from, &sql)? {
+                println!("{l}");
+            }
+            Ok(0)
+        }
+        LabCmd::Switchover { node } => {
+            let to = match node {
+                Some(n) => n,
+                None => {
+                    let at = lab::advanced::group_node(&adv.cluster_status()?)
+                        .ok_or_else(|| anyhow::anyhow!("PGServer is not running on one node"))?;
+                    lab::advanced::other(&at)
+                }
+            };
+            let m = adv.migrate(&to)?;
+            print!("{}", m.output);
+            println!("{}", m.report());
+            print!("{}", adv.status_report());
+            Ok(if m.in_order() && !m.constraint_left {
+                0
+            } else {
+                1
+            })
+        }
+        LabCmd::Crash { node, no_wait } => {
+            if no_wait {
+                let n = match node {
+                    Some(n) => n,
+                    None => lab::advanced::group_node(&adv.cluster_status()?)
+                        .ok_or_else(|| anyhow::anyhow!("PGServer is not running on one node"))?,
+                };
+                let t = adv.crash(&n)?;
+                println!("{n}: power cut at {t:.3} (every process of the guest killed)");
+                return Ok(0);
+            }
+            let t = adv.crash_measured(node.as_deref())?;
+            println!("{}", t.report());
+            print!("{}", adv.status_report());
+            Ok(0)
+        }
+        LabCmd::KillCorosync { node } => {
+            adv.on(&node, "kill -9 $(pidof corosync)", 30)?;
+            println!("{node}: corosync killed");
+            Ok(0)
+        }
+        LabCmd::Restore { node } => {
+            let nodes: Vec<String> = match node {
+                Some(n) => vec![n],
+                None => lab::uml::NODES
+                    .iter()
+                    .filter(|n| !adv.pair.is_alive(n))
+                    .map(|n| n.to_string())
+                    .collect(),
+            };
+            for n in &nodes {
+                adv.restore(n)?;
+            }
+            adv.settle(240)?;
+            if nodes.is_empty() {
+                println!("every guest is up");
+            } else {
+                println!("{}: booted, online, the cluster idle", nodes.join(", "));
+            }
+            Ok(0)
+        }
+        LabCmd::Writer { action } => match action {
+            WriterAction::Start => {
+                let at = lab::advanced::group_node(&adv.cluster_status()?)
+                    .ok_or_else(|| anyhow::anyhow!("PGServer is not running on one node"))?;
+                let from = lab::advanced::other(&at);
+                adv.writer_start(&from)?;
+                println!(
+                    "writer running on {from}, inserting through {}",
+                    lab::advanced::VIP
+                );
+                Ok(0)
+            }
+            WriterAction::Stop => {
+                let was = adv.writer_stop()?;
+                println!(
+                    "{}",
+                    if was {
+                        "writer stopped"
+                    } else {
+                        "no writer was running"
+                    }
+                );
+                Ok(0)
+            }
+            WriterAction::Check => {
+                let c = adv.writer_check()?;
+                println!("{}", c.report());
+                Ok(if c.missing.is_empty() { 0 } else { 1 })
+            }
+        },
+        LabCmd::Down => {
+            let d = adv.pair.dir.clone();
+            Advanced::down_dir(&d)?;
+            println!("down: the guests, switches and {} removed", d.display());
+            Ok(0)
+        }
+        _ => bail!("not a command of the advanced lab"),
+    }
 }
 
 pub fn run(a: LabArgs) -> Result<u8> {
-    let dir = a.dir;
+    let internal = matches!(
+        a.cmd,
+        LabCmd::Up { .. }
+            | LabCmd::FenceAgent { .. }
+            | LabCmd::Init { .. }
+            | LabCmd::Fenced
+            | LabCmd::Writer_ { .. }
+            | LabCmd::UmlFenced
+    );
+    if !internal {
+        if let Some(adv) = advanced_lab(&a.dir, a.advanced)? {
+            return advanced(a.cmd, adv);
+        }
+    }
+    let explicit_dir = a.dir.clone();
+    let dir = a.dir.unwrap_or_else(|| PathBuf::from(lab::DIR));
     match a.cmd {
         LabCmd::Up {
             nodes,
@@ -103,11 +279,33 @@ pub fn run(a: LabArgs) -> Result<u8> {
                 };
                 pairs.push((k.to_string(), v.to_string()));
             }
+            if matches!(stack, StackArg::Advanced) {
+                let exe =
+                    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/sbin/pgstack"));
+                let mut o = lab::advanced::Options::for_exe(&exe);
+                o.sets = pairs;
+                if let Some(d) = explicit_dir {
+                    o.dir = d;
+                }
+                if no_fencing || nodes != 2 || token != 1000 {
+                    bail!("--stack advanced has two nodes, fencing and corosync's own token: --nodes, --token and --no-fencing do not apply");
+                }
+                let steps = Steps::new(false);
+                let adv = Advanced::up(&o, &steps)?;
+                steps.say(&format!("up in {:.2} s", steps.elapsed().as_secs_f64()));
+                print!("{}", adv.status_report());
+                println!(
+                    "try: pgstack lab writer start; pgstack lab migrate; pgstack lab crash; \
+                     pgstack lab restore; pgstack lab writer check; pgstack lab down"
+                );
+                return Ok(0);
+            }
             let opts = Options {
                 nodes,
                 stack: match stack {
                     StackArg::Shared => Stack::Shared,
                     StackArg::Replication => Stack::Replication,
+                    StackArg::Advanced => unreachable!("handled above"),
                 },
                 token_ms: token,
                 fencing: !no_fencing,
@@ -229,14 +427,22 @@ pub fn run(a: LabArgs) -> Result<u8> {
             Lab::down_dir(&dir, &steps)?;
             Ok(0)
         }
-        LabCmd::FenceAgent { args } => {
+        LabCmd::FenceAgent {
+            mailbox,
+            name,
+            args,
+        } => {
             let needs_stdin = !args.iter().any(|a| a == "-o" || a.starts_with("--action="));
             let mut input = String::new();
             if needs_stdin {
                 let _ = std::io::stdin().read_to_string(&mut input);
             }
+            let ch = match mailbox {
+                Some(m) => lab::fence::Channel::Mailbox(m),
+                None => lab::fence::Channel::Socket(dir.clone()),
+            };
             let (out, err, code) =
-                lab::fence::agent(&dir, &args, needs_stdin.then_some(input.as_str()));
+                lab::fence::agent_via(&ch, &name, &args, needs_stdin.then_some(input.as_str()));
             print!("{out}");
             eprint!("{err}");
             Ok(code)
@@ -249,8 +455,15 @@ pub fn run(a: LabArgs) -> Result<u8> {
             lab::fence::daemon(&dir)?;
             Ok(0)
         }
-        LabCmd::Writer_ => {
-            lab::writer::main(&dir)?;
+        LabCmd::Writer_ { host } => {
+            match host {
+                Some(h) => lab::writer::main_to(&dir, &h)?,
+                None => lab::writer::main(&dir)?,
+            }
+            Ok(0)
+        }
+        LabCmd::UmlFenced => {
+            lab::advanced::fence_daemon(&dir)?;
             Ok(0)
         }
     }

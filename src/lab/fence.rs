@@ -147,6 +147,51 @@ fn handle(lab: &Lab, req: &str) -> String {
     r.unwrap_or_else(|e| format!("err {e}"))
 }
 
+/// How the agent reaches the power switch.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    /// The netns lab's fence daemon, on `DIR/fence.sock`.
+    Socket(PathBuf),
+    /// A mailbox directory on a share (the UML lab): `ID.req` in, `ID.rep` out.
+    Mailbox(PathBuf),
+}
+
+fn ask_via(ch: &Channel, req: &str) -> Result<String, String> {
+    let reply = match ch {
+        Channel::Socket(dir) => return ask(dir, req),
+        Channel::Mailbox(mbox) => ask_mailbox(mbox, req)?,
+    };
+    match reply.strip_prefix("ok") {
+        Some(rest) => Ok(rest.trim().to_string()),
+        None => Err(reply),
+    }
+}
+
+/// One request through a mailbox, answered within 60 s.
+fn ask_mailbox(mbox: &Path, req: &str) -> Result<String, String> {
+    let id = format!("{:.6}-{}", super::now_f(), std::process::id());
+    let tmp = mbox.join(format!("{id}.tmp"));
+    let rq = mbox.join(format!("{id}.req"));
+    let rep = mbox.join(format!("{id}.rep"));
+    std::fs::write(&tmp, format!("{req}\n"))
+        .and_then(|_| std::fs::rename(&tmp, &rq))
+        .map_err(|e| format!("fence mailbox {}: {e}", mbox.display()))?;
+    let got = super::poll(
+        "the fence daemon's answer",
+        60.0,
+        Duration::from_millis(50),
+        || run::read_line(&rep),
+    );
+    let _ = std::fs::remove_file(&rep);
+    match got {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            let _ = std::fs::remove_file(&rq);
+            Err(format!("fence mailbox {}: {e}", mbox.display()))
+        }
+    }
+}
+
 fn ask(dir: &Path, req: &str) -> Result<String, String> {
     let mut s = UnixStream::connect(socket(dir))
         .map_err(|e| format!("fence daemon at {}: {e}", socket(dir).display()))?;
@@ -201,6 +246,21 @@ pub const METADATA: &str = r#"<?xml version="1.0" ?>
 
 /// The agent: parses its options, asks the daemon; returns (stdout, exit code).
 pub fn agent(dir: &Path, args: &[String], stdin: Option<&str>) -> (String, String, u8) {
+    agent_via(
+        &Channel::Socket(dir.to_path_buf()),
+        "fence_pgstack_lab",
+        args,
+        stdin,
+    )
+}
+
+/// The agent named `name` (its meta-data says so), asking through `ch`.
+pub fn agent_via(
+    ch: &Channel,
+    name: &str,
+    args: &[String],
+    stdin: Option<&str>,
+) -> (String, String, u8) {
     let mut action = String::new();
     let mut plug = String::new();
     let mut it = args.iter();
@@ -227,11 +287,15 @@ pub fn agent(dir: &Path, args: &[String], stdin: Option<&str>) -> (String, Strin
     if action.is_empty() {
         action = "reboot".into();
     }
-    let fail = |m: String| (String::new(), format!("fence_pgstack_lab: {m}\n"), 1u8);
+    let fail = |m: String| (String::new(), format!("{name}: {m}\n"), 1u8);
     match action.as_str() {
-        "metadata" => (METADATA.to_string(), String::new(), 0),
+        "metadata" => (
+            METADATA.replace("fence_pgstack_lab", name),
+            String::new(),
+            0,
+        ),
         "validate-all" => (String::new(), String::new(), 0),
-        "list" | "list-status" => match ask(dir, "list") {
+        "list" | "list-status" => match ask_via(ch, "list") {
             Ok(nodes) => (
                 nodes
                     .split_whitespace()
@@ -242,19 +306,19 @@ pub fn agent(dir: &Path, args: &[String], stdin: Option<&str>) -> (String, Strin
             ),
             Err(e) => fail(e),
         },
-        "monitor" => match ask(dir, "list") {
+        "monitor" => match ask_via(ch, "list") {
             Ok(_) => (String::new(), String::new(), 0),
             Err(e) => fail(e),
         },
         "status" | "off" | "on" | "reboot" if plug.is_empty() => {
             fail(format!("{action} needs a node (plug=)"))
         }
-        "status" => match ask(dir, &format!("status {plug}")) {
+        "status" => match ask_via(ch, &format!("status {plug}")) {
             Ok(s) if s == "on" => ("Status: ON\n".into(), String::new(), 0),
             Ok(_) => ("Status: OFF\n".into(), String::new(), 2),
             Err(e) => fail(e),
         },
-        "off" | "on" => match ask(dir, &format!("{action} {plug}")) {
+        "off" | "on" => match ask_via(ch, &format!("{action} {plug}")) {
             Ok(_) => (
                 "Success: Powered {action}\n".replace("{action}", &action.to_uppercase()),
                 String::new(),
@@ -263,7 +327,9 @@ pub fn agent(dir: &Path, args: &[String], stdin: Option<&str>) -> (String, Strin
             Err(e) => fail(e),
         },
         "reboot" => {
-            match ask(dir, &format!("off {plug}")).and_then(|_| ask(dir, &format!("on {plug}"))) {
+            match ask_via(ch, &format!("off {plug}"))
+                .and_then(|_| ask_via(ch, &format!("on {plug}")))
+            {
                 Ok(_) => ("Success: Rebooted\n".into(), String::new(), 0),
                 Err(e) => fail(e),
             }

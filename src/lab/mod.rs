@@ -15,6 +15,7 @@
 //! OS work goes through `sys::runner` (ip, unshare, nsenter, losetup, mkfs.xfs, initdb,
 //! cibadmin, crm_mon) or nix; errors are [`LabError`].
 
+pub mod advanced;
 pub mod client;
 pub mod fence;
 pub mod history;
@@ -24,6 +25,7 @@ pub mod node;
 pub mod proc;
 pub mod run;
 pub mod storage;
+pub mod uml;
 pub mod writer;
 
 use std::collections::BTreeMap;

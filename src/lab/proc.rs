@@ -35,6 +35,13 @@ pub fn stat(pid: u32) -> Option<(u32, u64)> {
     Some((ppid, start))
 }
 
+/// The session id of `pid` (field 6 of /proc/PID/stat).
+pub fn session(pid: u32) -> Option<u32> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    rest.split_whitespace().nth(3)?.parse().ok()
+}
+
 pub fn all_pids() -> Vec<u32> {
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();

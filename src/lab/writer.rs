@@ -83,6 +83,11 @@ fn count_acked(dir: &Path) -> usize {
 
 /// The writer process: never returns while it runs.
 pub fn main(dir: &Path) -> LabResult<()> {
+    main_to(dir, super::VIP)
+}
+
+/// The writer inserting through `host` (the VIP of the lab it runs in).
+pub fn main_to(dir: &Path, host: &str) -> LabResult<()> {
     let p = acked(dir);
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -103,7 +108,7 @@ pub fn main(dir: &Path) -> LabResult<()> {
         loop {
             if conn.as_ref().is_none_or(|c| c.is_closed()) {
                 let mut c = tokio_postgres::Config::new();
-                c.host(super::VIP)
+                c.host(host)
                     .port(5432)
                     .user("postgres")
                     .dbname("postgres")
