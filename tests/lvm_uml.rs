@@ -499,56 +499,6 @@ done
     println!("{t}");
 }
 
-/// The pids of the UML processes of guest `name` (the kernel and its helper threads, all
-/// started by this test with `umid=<umid>-<name>` on their command line).
-fn guest_pids(p: &UmlPair, name: &str) -> Vec<u32> {
-    let umid = p.dir.file_name().unwrap().to_string_lossy().into_owned();
-    let want = format!("umid={umid}-{name}");
-    let mut pids = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
-            continue;
-        };
-        if cmdline.split(|b| *b == 0).any(|a| a == want.as_bytes()) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Powers guest `name` off the hard way: SIGKILL to its UML processes (no shutdown, no
-/// sync of its page cache), then waits until they are gone.
-fn power_off(p: &UmlPair, name: &str) {
-    let pids = guest_pids(p, name);
-    assert!(!pids.is_empty(), "no process of guest {name}");
-    for pid in &pids {
-        let _ = std::process::Command::new("kill")
-            .args(["-9", &pid.to_string()])
-            .status();
-    }
-    common::wait_for(
-        &format!("guest {name} gone"),
-        Duration::from_secs(20),
-        || {
-            pids.iter().all(|pid| {
-                // A zombie (the harness reaps its child later) is gone too.
-                std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .map(|s| {
-                        s.rsplit(')')
-                            .next()
-                            .unwrap_or("")
-                            .trim_start()
-                            .starts_with('Z')
-                    })
-                    .unwrap_or(true)
-            })
-        },
-    );
-}
-
 /// The takeover of a VG from an owner that was powered off: n1 activates the shared VG in
 /// tagging mode (owner tag pacemaker:n1) and writes to it, then is killed. n2 refuses the
 /// VG while the owner cannot be shown to be down (no cluster answers), and while the
@@ -585,7 +535,9 @@ fn takeover_from_a_powered_off_owner() {
     let tags = lab.p.ok(1, "vgs --noheadings -o vg_tags vgsh");
     assert_eq!(tags.trim(), "pacemaker:n1", "n1's owner tag");
 
-    power_off(&lab.p, "n1");
+    // A power cut: SIGKILL to every host process of the guest, no shutdown, no sync of
+    // its page cache (the harness waits until they are gone).
+    lab.p.pair.power_off("n1").expect("power cut of n1");
 
     // No cluster answers on n2 (crm_node fails): the owner cannot be shown to be down.
     let (c, out) = lab.ours("takeover: start on n2, no membership", 1, "start", tg);

@@ -223,9 +223,6 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,_init)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___init"
                 ;;
-            pgstack__subcmd__help__subcmd__lab,_umlfenced)
-                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced"
-                ;;
             pgstack__subcmd__help__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___writer"
                 ;;
@@ -295,9 +292,6 @@ _pgstack() {
             pgstack__subcmd__lab,_init)
                 cmd="pgstack__subcmd__lab__subcmd___init"
                 ;;
-            pgstack__subcmd__lab,_umlfenced)
-                cmd="pgstack__subcmd__lab__subcmd___umlfenced"
-                ;;
             pgstack__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__lab__subcmd___writer"
                 ;;
@@ -315,9 +309,6 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
-                ;;
-            pgstack__subcmd__lab,migrate)
-                cmd="pgstack__subcmd__lab__subcmd__switchover"
                 ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
@@ -342,9 +333,6 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,_init)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___init"
-                ;;
-            pgstack__subcmd__lab__subcmd__help,_umlfenced)
-                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced"
                 ;;
             pgstack__subcmd__lab__subcmd__help,_writer)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___writer"
@@ -1476,7 +1464,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1504,20 +1492,6 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd___init)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1920,7 +1894,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --advanced --help up status psql switchover migrate crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1938,7 +1912,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___fenced)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1956,25 +1930,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___init)
-            opts="-h --dir --advanced --help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --dir)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pgstack__subcmd__lab__subcmd___umlfenced)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1992,16 +1948,12 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___writer)
-            opts="-h --host --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --host)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2014,7 +1966,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__crash)
-            opts="-h --no-wait --dir --advanced --help"
+            opts="-h --no-wait --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2032,7 +1984,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__down)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2050,20 +2002,12 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__fence__subcmd__agent)
-            opts="-h --mailbox --name --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --mailbox)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --name)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2076,7 +2020,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2104,20 +2048,6 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help__subcmd___init)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2300,7 +2230,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2318,7 +2248,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__psql)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2336,7 +2266,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__restore)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2354,7 +2284,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__status)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2372,7 +2302,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__switchover)
-            opts="-h --dir --advanced --help"
+            opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2390,7 +2320,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --advanced --help"
+            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2401,7 +2331,7 @@ _pgstack() {
                     return 0
                     ;;
                 --stack)
-                    COMPREPLY=($(compgen -W "shared replication advanced" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "shared replication" -- "${cur}"))
                     return 0
                     ;;
                 --token)
@@ -2424,7 +2354,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__writer)
-            opts="-h --dir --advanced --help start stop check"
+            opts="-h --dir --help start stop check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
