@@ -110,14 +110,22 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
     assert!(conf == conf_before, "postgresql.conf was edited");
 
     // Monitor: 8 on the primary, 0 on the standby.
-    let r = act(&pp, "monitor", &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]);
+    let r = act(
+        &pp,
+        "monitor",
+        &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")],
+    );
     assert_eq!(r.code, 8, "primary monitor: {r:?}");
     assert_eq!(act(&sp, "monitor", &[RECURRING, NODE]).code, 0);
     assert_eq!(act(&sp, "monitor", &[NODE]).code, 0, "probe of a standby");
 
     // Promote within the deadline.
     let t = Instant::now();
-    let r = act(&sp, "promote", &[NODE, ("OCF_RESKEY_CRM_meta_timeout", "30000")]);
+    let r = act(
+        &sp,
+        "promote",
+        &[NODE, ("OCF_RESKEY_CRM_meta_timeout", "30000")],
+    );
     let promote_ms = t.elapsed().as_millis();
     assert_eq!(r.code, 0, "promote: {r:?}");
     assert!(promote_ms < 30_000, "{promote_ms} ms");
@@ -127,17 +135,36 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
 
     // Demote of a primary: still running, now in recovery.
     let pid_before = primary.pidfile_pid().unwrap();
-    let r = act(&pp, "demote", &[("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]);
+    let r = act(
+        &pp,
+        "demote",
+        &[("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")],
+    );
     assert_eq!(r.code, 0, "demote: {r:?}");
-    let pid_after = primary.pidfile_pid().expect("a demoted primary keeps running");
+    let pid_after = primary
+        .pidfile_pid()
+        .expect("a demoted primary keeps running");
     assert_ne!(pid_before, pid_after, "restarted as a standby");
     assert_eq!(primary.psql("select pg_is_in_recovery()").1, "t");
     assert_eq!(
-        act(&pp, "monitor", &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]).code,
+        act(
+            &pp,
+            "monitor",
+            &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]
+        )
+        .code,
         0
     );
     // Demoting a standby changes nothing.
-    assert_eq!(act(&pp, "demote", &[("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]).code, 0);
+    assert_eq!(
+        act(
+            &pp,
+            "demote",
+            &[("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]
+        )
+        .code,
+        0
+    );
     assert_eq!(primary.pidfile_pid(), Some(pid_after));
 
     // Stopped: 7.
@@ -146,16 +173,24 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
 
     // A crashed primary: 9 when Pacemaker expects it promoted, else 7 with a reason.
     standby.kill_all();
-    common::wait_for("the primary's processes are gone", Duration::from_secs(10), || {
-        common::pg::postgres_processes_under(&standby.dir).is_empty()
-    });
+    common::wait_for(
+        "the primary's processes are gone",
+        Duration::from_secs(10),
+        || common::pg::postgres_processes_under(&standby.dir).is_empty(),
+    );
     let promoted = ("OCF_RESKEY_CRM_meta_role", "Promoted");
     let r = act(&sp, "monitor", &[RECURRING, NODE, promoted]);
     assert_eq!(r.code, 9, "crashed primary, expected promoted: {r:?}");
-    assert!(r.exit_reason().unwrap_or_default().contains("crashed"), "{r:?}");
+    assert!(
+        r.exit_reason().unwrap_or_default().contains("crashed"),
+        "{r:?}"
+    );
     let r = act(&sp, "monitor", &[NODE]);
     assert_eq!(r.code, 7, "crashed primary, probe: {r:?}");
-    assert!(r.exit_reason().unwrap_or_default().contains("crashed"), "{r:?}");
+    assert!(
+        r.exit_reason().unwrap_or_default().contains("crashed"),
+        "{r:?}"
+    );
     // Start recovers it as a standby.
     let r = act(&sp, "start", &[NODE]);
     assert_eq!(r.code, 0, "start after a crash: {r:?}");
@@ -194,7 +229,10 @@ fn validate_all_reports_bad_replication_settings_but_stop_and_probes_do_not() {
     ));
     let r = act(&p, "validate-all", &[NODE]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.exit_reason().unwrap().contains("recovery.conf.pcmk"), "{r:?}");
+    assert!(
+        r.exit_reason().unwrap().contains("recovery.conf.pcmk"),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -202,7 +240,12 @@ fn ocf_tester_passes_for_the_promotable_mode() {
     common::require_root();
     common::require_file("/usr/sbin/ocf-tester");
     let (primary, standby) = primary_and_copy(83, 84);
-    let mut argv: Vec<String> = vec!["ocf-tester".into(), "-v".into(), "-n".into(), "pgsqld".into()];
+    let mut argv: Vec<String> = vec![
+        "ocf-tester".into(),
+        "-v".into(),
+        "-n".into(),
+        "pgsqld".into(),
+    ];
     let mut params = repl_params(&standby, primary.port);
     params.retain(|(k, _)| k != "mode");
     for (k, v) in params.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([
@@ -219,7 +262,11 @@ fn ocf_tester_passes_for_the_promotable_mode() {
     }
     argv.push(common::agent_path("postgresql"));
     let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-    let out = common::run(&refs, &[("OCF_ROOT", "/usr/lib/ocf")], Duration::from_secs(300));
+    let out = common::run(
+        &refs,
+        &[("OCF_ROOT", "/usr/lib/ocf")],
+        Duration::from_secs(300),
+    );
     let text = format!(
         "$ {}\n{}{}exit: {}\n",
         argv.join(" "),
@@ -227,14 +274,20 @@ fn ocf_tester_passes_for_the_promotable_mode() {
         String::from_utf8_lossy(&out.stderr),
         out.status
     );
-    std::fs::write(common::artifacts().join("ocf-tester-postgresql-replication.txt"), &text)
-        .unwrap();
+    std::fs::write(
+        common::artifacts().join("ocf-tester-postgresql-replication.txt"),
+        &text,
+    )
+    .unwrap();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("passed all tests"), "{text}");
     // Promote and demote were exercised, not skipped as unsupported.
     assert!(!text.contains("does not support the promote"), "{text}");
     assert!(!text.contains("does not support the notify"), "{text}");
-    assert!(text.contains("Testing: promotion of promoted resource"), "{text}");
+    assert!(
+        text.contains("Testing: promotion of promoted resource"),
+        "{text}"
+    );
     assert!(
         common::pg::postgres_processes_under(&standby.dir).is_empty(),
         "ocf-tester ends with a stop"
