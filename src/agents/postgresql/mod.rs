@@ -1,6 +1,11 @@
 //! `ocf:pgstack:postgresql`: one PostgreSQL server (a "cluster" in PostgreSQL's words),
-//! the replacement of `ocf:heartbeat:pgsql` in its single-instance role, with parameter
-//! names of pgsql and PAF.
+//! the replacement of `ocf:heartbeat:pgsql` in its single-instance role and of PAF's
+//! `pgsqlms` as a promotable clone, with parameter names of pgsql and PAF.
+//!
+//! **Modes**: single-instance (below, [`single`]) or streaming replication
+//! ([`replication`]), chosen by `mode` (auto, single, replication): auto is replication
+//! when the resource is a promotable clone (`CRM_meta_promotable=true`) or `rep_mode` is
+//! async or sync.
 //!
 //! **Manages** the postmaster of one data directory, run as the system user (privileges
 //! dropped in the child: groups, gid, uid; never `su`).
@@ -40,9 +45,17 @@
 //! only when it is one the monitor uses, and never makes a running server look
 //! stopped (see [`config`]).
 //!
-//! **Promotion**: not in this mode; the module is laid out (`single`, `instance`) for a
-//! promotable streaming-replication mode beside it, which will add promote, demote and
-//! notify. None of them is advertised now.
+//! **Promotion** (replication mode; see [`replication`]): start always makes a standby
+//! (`standby.signal`, and the agent's own `pgstack-replication.conf` as the server's
+//! `config_file`, including the user's configuration and setting `primary_conninfo` with
+//! the node name as `application_name`); promote runs `pg_promote()` within the
+//! deadline; demote is a fast shutdown and a start as a standby; monitor answers 8 for a
+//! primary, 0 for a standby, 7 stopped, 9 for a crashed primary only when Pacemaker
+//! expects it promoted; the primary sets promotion scores and, with `rep_mode=sync`,
+//! `synchronous_standby_names`. validate-all (and start) refuse a clone without
+//! `notify=true` or with `promoted-max` above 1 (6) and a missing or wrong
+//! `recovery_template` (2). promote, demote and notify are always advertised (crm and
+//! pcs accept a promotable clone of the agent); in single mode they answer 3.
 //!
 //! **Side effects**: the server's processes, its log file, the socket directory (created
 //! for the system user when missing), a stale `postmaster.pid` renamed to
@@ -318,12 +331,17 @@ static ACTIONS: &[ActionSpec] = &[
 
 pub static INFO: AgentInfo = AgentInfo {
     name: "postgresql",
-    shortdesc: "PostgreSQL server (single instance)",
+    shortdesc: "PostgreSQL server (single instance or streaming replication)",
     longdesc: "Manages one PostgreSQL server run as its system user: a start bounded by \
         the operation timeout that recovers a crashed cluster, a monitor that checks the \
         postmaster's identity and asks the server over its native protocol, and a stop \
         that escalates from fast to immediate shutdown to SIGKILL and verifies that no \
-        process of the cluster is left. Parameter names follow ocf:heartbeat:pgsql and PAF.",
+        process of the cluster is left. As a promotable clone (or with mode=replication) \
+        each instance starts as a streaming standby (standby.signal and the agent's own \
+        configuration file, which includes the user's), promote runs pg_promote within \
+        the operation timeout, demote restarts the primary as a standby, and the monitor \
+        reports primary (8), standby (0), stopped (7) and a crashed primary (9, only on \
+        the promoted monitor). Parameter names follow ocf:heartbeat:pgsql and PAF.",
     params: PARAMS,
     actions: ACTIONS,
     needs_root: true,
@@ -340,7 +358,7 @@ fn single_mode(a: Action) -> OcfError {
 // A monitor could not get an answer from the server.
 crate::agent_failure!(ProbeError => ErrGeneric);
 
-/// The agent. Single-instance mode is the only mode so far.
+/// The agent, in either mode.
 pub struct Postgresql;
 
 impl FromParams for PgConfig {
