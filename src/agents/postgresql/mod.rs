@@ -51,6 +51,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod election;
 pub mod instance;
 pub mod lsb;
 pub mod single;
