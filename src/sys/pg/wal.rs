@@ -45,6 +45,8 @@ impl fmt::Display for Lsn {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoints {
     pub state: ClusterState,
+    /// `Database system identifier`.
+    pub system_identifier: String,
     /// `Latest checkpoint location`.
     pub checkpoint: Lsn,
     /// `Latest checkpoint's REDO location`.
@@ -89,6 +91,7 @@ impl Checkpoints {
         };
         Ok(Checkpoints {
             state: ClusterState::parse(get("Database cluster state")?),
+            system_identifier: get("Database system identifier")?.to_string(),
             checkpoint: lsn("Latest checkpoint location")?,
             redo: lsn("Latest checkpoint's REDO location")?,
             timeline: num("Latest checkpoint's TimeLineID")?,
@@ -501,7 +504,8 @@ pub enum Rewound {
     NotNeeded,
 }
 
-/// `pg_rewind --target-pgdata DATADIR --source-server CONNINFO [--dry-run]` as `creds`.
+/// `pg_rewind --target-pgdata DATADIR --source-server CONNINFO --write-recovery-conf
+/// [--dry-run]` as `creds` (the connection settings land in `postgresql.auto.conf`).
 /// The target must be stopped; pg_rewind refuses a target without `wal_log_hints` or
 /// checksums (the caller checks that first, to say so plainly).
 pub fn rewind(
@@ -517,7 +521,7 @@ pub fn rewind(
         .arg(datadir)
         .arg("--source-server")
         .arg(conninfo)
-        .arg("--progress")
+        .arg("--write-recovery-conf")
         .current_dir("/")
         .run_as(creds.clone());
     if dry_run {
@@ -539,8 +543,8 @@ pub fn rewind(
     }
 }
 
-/// `pg_basebackup -D DIR -d CONNINFO -X stream -c fast` as `creds` into a directory
-/// that must not exist yet (pg_basebackup creates it).
+/// `pg_basebackup -D DIR -d CONNINFO -X stream -c fast --write-recovery-conf` as
+/// `creds` into an empty directory.
 pub fn basebackup(
     bindir: &Path,
     dir: &Path,
@@ -553,7 +557,14 @@ pub fn basebackup(
         .arg(dir)
         .arg("-d")
         .arg(conninfo)
-        .args(["-X", "stream", "-c", "fast", "--no-password"])
+        .args([
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-password",
+            "--write-recovery-conf",
+        ])
         .current_dir("/")
         .run_as(creds.clone());
     let out = runner::run(&cmd, deadline)?;
@@ -581,6 +592,117 @@ pub fn aside_name(datadir: &Path) -> PathBuf {
         .map(|n| PathBuf::from(format!("{base}.diverged.{n}")))
         .find(|p| std::fs::symlink_metadata(p).is_err())
         .expect("an unused name")
+}
+
+/// The history of `timeline` in the data directory's own `pg_wal` (`None` for timeline
+/// 1 or when the file is gone).
+pub fn local_history(datadir: &Path, timeline: u32) -> SysResult<Option<History>> {
+    if timeline <= 1 {
+        return Ok(None);
+    }
+    let p = datadir
+        .join("pg_wal")
+        .join(format!("{timeline:08X}.history"));
+    match std::fs::read_to_string(&p) {
+        Ok(t) => History::parse(timeline, &t).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SysError::io(format!("reading {}", p.display()), e)),
+    }
+}
+
+fn split(datadir: &Path) -> SysResult<(&Path, &std::ffi::OsStr)> {
+    match (datadir.parent(), datadir.file_name()) {
+        (Some(p), Some(n)) => Ok((p, n)),
+        _ => Err(SysError::Invalid(format!(
+            "{}: not a directory below another",
+            datadir.display()
+        ))),
+    }
+}
+
+/// Renames `datadir` to a free `DATADIR.diverged.N` beside it (below the parent's
+/// descriptor, links never followed); returns the new path.
+pub fn move_aside(datadir: &Path) -> SysResult<PathBuf> {
+    let (parent, _) = split(datadir)?;
+    let aside = aside_name(datadir);
+    rename_below(parent, datadir, &aside)?;
+    Ok(aside)
+}
+
+/// Renames `from` back to `to` (both in the same parent), undoing [`move_aside`].
+pub fn move_back(from: &Path, to: &Path) -> SysResult<()> {
+    let (parent, _) = split(to)?;
+    rename_below(parent, from, to)
+}
+
+fn rename_below(parent: &Path, from: &Path, to: &Path) -> SysResult<()> {
+    use std::os::fd::AsRawFd;
+    let (_, a) = split(from)?;
+    let (_, b) = split(to)?;
+    let dir = crate::sys::safefs::open_dir(parent)?;
+    let fd = dir.as_raw_fd();
+    nix::fcntl::renameat(Some(fd), a, Some(fd), b).map_err(|e| {
+        SysError::errno(
+            format!("renaming {} to {}", from.display(), to.display()),
+            e,
+        )
+    })
+}
+
+/// Creates an empty data directory (mode 0700) owned by `creds`, below its parent's
+/// descriptor.
+pub fn make_datadir(datadir: &Path, creds: &Credentials) -> SysResult<()> {
+    use std::os::fd::AsFd;
+    let (parent, name) = split(datadir)?;
+    let dir = crate::sys::safefs::open_dir(parent)?;
+    let fd = crate::sys::safefs::mkdir_beneath(
+        dir.as_fd(),
+        parent,
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    )?;
+    std::os::unix::fs::fchown(&fd, Some(creds.uid.as_raw()), Some(creds.gid.as_raw())).map_err(
+        |e| {
+            SysError::io(
+                format!("giving {} to uid {}", datadir.display(), creds.uid),
+                e,
+            )
+        },
+    )
+}
+
+/// Removes a data directory this program created and filled only partly (a failed
+/// copy), never one it did not make.
+pub fn remove_partial_copy(datadir: &Path) -> SysResult<()> {
+    std::fs::remove_dir_all(datadir).map_err(|e| {
+        SysError::io(
+            format!("removing the partial copy {}", datadir.display()),
+            e,
+        )
+    })
+}
+
+/// Creates `standby.signal` in the data directory (owned by `creds`), without
+/// following a link.
+pub fn write_standby_signal(datadir: &Path, creds: &Credentials) -> SysResult<()> {
+    use nix::fcntl::OFlag;
+    let f = crate::sys::safefs::open_below(
+        datadir,
+        Path::new("standby.signal"),
+        None,
+        OFlag::O_WRONLY | OFlag::O_CREAT,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )?;
+    std::os::unix::fs::fchown(&f, Some(creds.uid.as_raw()), Some(creds.gid.as_raw())).map_err(|e| {
+        SysError::io(
+            format!(
+                "giving {}/standby.signal to uid {}",
+                datadir.display(),
+                creds.uid
+            ),
+            e,
+        )
+    })
 }
 
 /// The reads and tools the election and the rejoin need, behind a trait so their
