@@ -1114,6 +1114,7 @@ mod tests {
     fn checkpoints() -> Checkpoints {
         Checkpoints {
             state: ClusterState::InArchiveRecovery,
+            system_identifier: "7300".into(),
             checkpoint: Lsn(0x3000100),
             redo: Lsn(0x3000100),
             timeline: 1,

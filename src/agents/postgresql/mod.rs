@@ -54,6 +54,7 @@ pub mod config;
 pub mod election;
 pub mod instance;
 pub mod lsb;
+pub mod rejoin;
 pub mod single;
 pub mod words;
 
