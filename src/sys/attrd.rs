@@ -19,8 +19,10 @@ use std::time::Instant;
 
 use super::runner::{run, Cmd, Outcome, SpawnError};
 
-/// Pacemaker's exit code for "no such object" (CRM_EX_NOSUCH).
-const EX_NOSUCH: i32 = 105;
+/// Pacemaker's exit codes for a query of something not set: "no such object"
+/// (CRM_EX_NOSUCH, crm_attribute), and the 78 (CRM_EX_CONFIG) attrd_updater 2.1.5 exits
+/// with for "attribute does not exist". Only looked at for queries and deletions.
+const EX_NOSUCH: [i32; 2] = [105, 78];
 /// Pacemaker's exit code for "not connected" (CRM_EX_DISCONNECT).
 const EX_DISCONNECT: i32 = 102;
 
@@ -131,7 +133,7 @@ fn outcome(cmd: &Cmd, deadline: Instant, missing: Option<AttrError>) -> AttrResu
     match &out {
         Outcome::TimedOut { .. } => Err(AttrError::Timeout { command }),
         o if o.success() => Ok(out),
-        o if o.code() == Some(EX_NOSUCH) && missing.is_some() => {
+        o if o.code().is_some_and(|c| EX_NOSUCH.contains(&c)) && missing.is_some() => {
             Err(missing.expect("checked just above"))
         }
         o if o.code() == Some(EX_DISCONNECT) => Err(AttrError::NoCluster {
