@@ -350,6 +350,45 @@ pub fn shutdown_checkpoint_in(
     Ok(find_shutdown_checkpoint(&out.stdout_str(), timeline))
 }
 
+/// The location of the first record `pg_waldump -n 1` prints.
+pub fn first_record(waldump: &str) -> Option<Lsn> {
+    waldump.lines().find_map(|l| {
+        if !l.trim_start().starts_with("rmgr: ") {
+            return None;
+        }
+        Lsn::parse(l.split_once("lsn: ")?.1.split(',').next()?)
+    })
+}
+
+/// The first WAL record at or after `from` on `timeline` in the data directory's own
+/// WAL (`None` when its WAL ends before): where a crashed server's WAL goes on past
+/// a point.
+pub fn record_from(
+    bindir: &Path,
+    datadir: &Path,
+    timeline: u32,
+    from: Lsn,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Option<Lsn>> {
+    let old = major_version(datadir)? < 10;
+    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
+        .arg("--path")
+        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
+        .args(["--timeline", &timeline.to_string()])
+        .args(["--start", &from.to_string(), "--limit", "1"])
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    if let Outcome::TimedOut { .. } = out {
+        return Err(SysError::Timeout {
+            what: cmd.display(),
+        });
+    }
+    // No record there is exit 1 with "could not find a valid record after ...".
+    Ok(first_record(&out.stdout_str()).filter(|l| *l >= from))
+}
+
 /// A timeline history file: for each earlier timeline, where the next one branched.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct History {
@@ -535,11 +574,17 @@ pub fn rewind(
         }),
         o if o.success() && text.contains("no rewind required") => Ok(Rewound::NotNeeded),
         o if o.success() => Ok(Rewound::Done),
-        o => Err(SysError::Invalid(format!(
-            "pg_rewind of {}: {}",
-            datadir.display(),
-            o.describe()
-        ))),
+        o => {
+            // pg_rewind's last line is often only a detail: keep the few lines before it.
+            let err = String::from_utf8_lossy(o.stderr());
+            let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+            Err(SysError::Invalid(format!(
+                "pg_rewind of {}: exit {}: {}",
+                datadir.display(),
+                o.code().unwrap_or(-1),
+                lines[lines.len().saturating_sub(4)..].join(" / ")
+            )))
+        }
     }
 }
 
@@ -729,6 +774,15 @@ pub trait WalOs {
         creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<Option<Lsn>>;
+    fn record_from(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        timeline: u32,
+        from: Lsn,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Option<Lsn>>;
     fn identify(
         &self,
         bindir: &Path,
@@ -780,6 +834,17 @@ impl WalOs for RealWal {
     ) -> SysResult<Option<Lsn>> {
         shutdown_checkpoint_in(bindir, datadir, timeline, start, end, creds, deadline)
     }
+    fn record_from(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        timeline: u32,
+        from: Lsn,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Option<Lsn>> {
+        record_from(bindir, datadir, timeline, from, creds, deadline)
+    }
     fn identify(
         &self,
         bindir: &Path,
@@ -815,6 +880,8 @@ pub mod fake {
         pub checkpoints: Option<Checkpoints>,
         /// What pg_waldump finds.
         pub shutdown_checkpoint: Option<Lsn>,
+        /// The first local record at or after the point asked for.
+        pub record_from: Option<Lsn>,
         pub identity: Option<Identity>,
         pub history: Option<History>,
         pub calls: RefCell<Vec<String>>,
@@ -873,6 +940,18 @@ pub mod fake {
         ) -> SysResult<Option<Lsn>> {
             self.call(format!("pg_waldump tli {timeline} {start}..{end}"));
             Ok(self.shutdown_checkpoint)
+        }
+        fn record_from(
+            &self,
+            _: &Path,
+            _: &Path,
+            timeline: u32,
+            from: Lsn,
+            _: &Credentials,
+            _: Instant,
+        ) -> SysResult<Option<Lsn>> {
+            self.call(format!("pg_waldump tli {timeline} from {from}"));
+            Ok(self.record_from)
         }
         fn identify(&self, _: &Path, _: &str, _: &Credentials, _: Instant) -> SysResult<Identity> {
             self.call("IDENTIFY_SYSTEM".into());
@@ -988,6 +1067,16 @@ mod tests {
         assert_eq!(find_shutdown_checkpoint(&online, 1), None);
         let old = "rmgr: XLOG        len (rec/tot):     72/   104, tx:          0, lsn: 0/03000028, prev 0/02000110, desc: checkpoint: redo 0/3000028; tli 1; prev tli 1; fpw true; xid 0/735; shutdown\n";
         assert_eq!(find_shutdown_checkpoint(old, 1), Some(Lsn(0x3000028)));
+    }
+
+    #[test]
+    fn first_records() {
+        let out = "rmgr: Heap        len (rec/tot):     59/    59, tx:        740, lsn: 0/03000148, prev 0/03000110, desc: INSERT off 2\n";
+        assert_eq!(first_record(out), Some(Lsn(0x3000148)));
+        assert_eq!(
+            first_record("pg_waldump: error: could not find a valid record after 0/3000100\n"),
+            None
+        );
     }
 
     #[test]
