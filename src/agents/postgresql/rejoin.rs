@@ -13,16 +13,18 @@
 //! - the same timeline but further than the primary: [`Divergence::Ahead`];
 //! - an ancestor timeline of the primary's whose WAL goes past the fork point (a
 //!   checkpoint record at or after it, or a recovery point after it):
-//!   [`Divergence::Diverged`]; before the fork point: `Follows` after a clean shutdown,
-//!   [`Divergence::Uncertain`] after a crash (WAL after the last checkpoint is not
-//!   known here; `pg_rewind` finds out);
+//!   [`Divergence::Diverged`]; before the fork point: `Follows` after a clean shutdown;
+//!   after a crash the control file cannot tell ([`Divergence::Uncertain`]), so
+//!   [`check`] and [`refusal`] read the instance's own WAL at the fork point
+//!   (`pg_waldump --start FORK --limit 1`): a record there is `Diverged`, none `Follows`;
 //! - a timeline the primary's history does not contain, or the same number with a
 //!   different history (two promotions): [`Divergence::Unrelated`].
 //!
 //! [`refusal`] gives the start action its reason to refuse such an instance.
 //!
 //! # Rejoin ([`rejoin`], `pgstack pg rejoin`)
-//! The data directory must be stopped. Nothing to rebuild when it follows. Otherwise,
+//! The data directory must be stopped (a `postmaster.pid` a crash left is set aside
+//! as `postmaster.pid.stale` before pg_rewind). Nothing to rebuild when it follows. Otherwise,
 //! with `rewind`: only when `wal_log_hints` is on or data checksums are enabled
 //! (checked first; pg_rewind cannot work without), `pg_rewind --write-recovery-conf`
 //! from the primary. Without `rewind`: the old directory is renamed
@@ -211,7 +213,46 @@ pub fn check(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Divergence
     let history =
         wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)?;
     let own = wal::local_history(t.datadir, former.timeline)?;
-    Ok(divergence(&former, own.as_ref(), &primary, &history))
+    refine(
+        wal,
+        t,
+        divergence(&former, own.as_ref(), &primary, &history),
+        &primary,
+        deadline,
+    )
+}
+
+/// An uncertain answer (a crash before the fork point) made certain by reading the
+/// instance's own WAL: a record at or after the fork point means it diverged.
+fn refine(
+    wal: &dyn WalOs,
+    t: &Tools,
+    d: Divergence,
+    primary: &Identity,
+    deadline: Instant,
+) -> Result<Divergence, SysError> {
+    let Divergence::Uncertain {
+        timeline,
+        fork,
+        checkpoint,
+    } = d
+    else {
+        return Ok(d);
+    };
+    Ok(
+        match wal.record_from(t.bindir, t.datadir, timeline, fork, t.creds, deadline)? {
+            Some(at) => Divergence::Diverged {
+                timeline,
+                fork,
+                ended: at,
+                primary_timeline: primary.timeline,
+            },
+            None => Divergence::Follows {
+                timeline,
+                at: checkpoint,
+            },
+        },
+    )
 }
 
 /// The start action's guard: `Some(reason)` when this instance must not start as a
@@ -229,6 +270,7 @@ pub fn refusal(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Option<S
     };
     let own = wal::local_history(t.datadir, former.timeline)?;
     let d = divergence(&former, own.as_ref(), &primary, &history);
+    let d = refine(wal, t, d, &primary, deadline)?;
     Ok((!d.follows()).then(|| {
         format!(
             "{} {}; rebuild it with `pgstack pg rejoin --pgdata {} --primary-conninfo ...` \
@@ -330,7 +372,13 @@ pub fn rejoin(
         ))));
     }
     let d = check(wal, t, deadline)?;
-    match method(&d, &c, rewind, t.datadir)? {
+    let how = method(&d, &c, rewind, t.datadir)?;
+    // The caller found no postmaster serving the directory: a pid file left by a crash
+    // would make pg_rewind's recovery (or the next start) take it for a live server.
+    if how == Method::Rewind && crate::sys::pg::pidfile::path(t.datadir).exists() {
+        crate::sys::pg::pidfile::set_aside(t.datadir)?;
+    }
+    match how {
         Method::Nothing => {
             wal::write_standby_signal(t.datadir, t.creds)?;
             Ok(Rejoined::NothingToDo(d))
@@ -534,6 +582,45 @@ mod tests {
         let e = rejoin(&w, &t, false, true, Instant::now()).unwrap_err();
         assert!(matches!(e, RejoinError::Running(_)));
         assert!(w.calls().is_empty());
+    }
+
+    #[test]
+    fn after_a_crash_the_own_wal_at_the_fork_point_decides() {
+        let creds = Credentials {
+            uid: nix::unistd::Uid::from_raw(0),
+            gid: nix::unistd::Gid::from_raw(0),
+            groups: vec![],
+        };
+        let t = Tools {
+            bindir: Path::new("/bin"),
+            datadir: Path::new("/nonexistent/pgst"),
+            conninfo: "host=x",
+            creds: &creds,
+        };
+        let mut w = wal::fake::FakeWal {
+            checkpoints: Some(former(ClusterState::InProduction, 1, 0x2000000, 0)),
+            identity: Some(primary(2, 0x5000000)),
+            history: Some(history(2, &[(1, 0x3000100)])),
+            record_from: Some(Lsn(0x3000100)),
+            ..Default::default()
+        };
+        let d = check(&w, &t, Instant::now()).unwrap();
+        assert!(
+            matches!(
+                d,
+                Divergence::Diverged {
+                    ended: Lsn(0x3000100),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+        assert!(w
+            .calls()
+            .contains(&"pg_waldump tli 1 from 0/3000100".to_string()));
+        w.record_from = None;
+        assert!(check(&w, &t, Instant::now()).unwrap().follows());
+        assert_eq!(refusal(&w, &t, Instant::now()).unwrap(), None);
     }
 
     #[test]
