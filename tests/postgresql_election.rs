@@ -162,11 +162,17 @@ fn pair(n: u16, hints: bool) -> (PgCluster, PgCluster) {
     let p = PgCluster::new(n);
     // pg_rewind reads the target's WAL back to the last checkpoint before the fork:
     // keep it (a production setup keeps it with wal_keep_size or a restore_command).
-    let extra = if hints {
-        "-c wal_log_hints=on -c wal_keep_size=128MB"
-    } else {
-        ""
-    };
+    // In postgresql.conf, not on the command line: pg_rewind's crash recovery of a
+    // crashed target runs the server with the configuration files only.
+    if hints {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(p.data().join("postgresql.conf"))
+            .unwrap();
+        writeln!(f, "wal_log_hints = on\nwal_keep_size = 128MB").unwrap();
+    }
+    let extra = "";
     start(&p, "pgst-n1", extra);
     sql(&p, "create table t (i int); insert into t values (1)");
     let s = standby_of(n + 1, &p);
@@ -306,7 +312,7 @@ fn a_forked_pair_is_refused_then_rejoined_with_pg_rewind() {
     assert!(matches!(r, Rejoined::Rewound(_)), "{r:?}");
     assert!(data.join("standby.signal").exists());
     // It starts as a standby of the new primary and has the new primary's rows.
-    start(&p, "pgst-n1", "-c wal_log_hints=on -c wal_keep_size=128MB");
+    start(&p, "pgst-n1", "");
     assert_eq!(sql(&p, "select pg_is_in_recovery()"), "t");
     caught_up(&s, &p);
     assert_eq!(
@@ -389,5 +395,35 @@ fn without_wal_log_hints_rewind_is_refused_and_the_copy_keeps_the_old_directory(
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn a_crashed_forked_primary_is_found_diverged_from_its_own_wal_and_rewound() {
+    common::require_root();
+    let (p, s) = pair(176, true);
+    fork(&p, &s);
+    // A crash: its last checkpoint may lie before the fork; its WAL goes on past it.
+    p.kill_all();
+    common::wait_for("the old primary to die", Duration::from_secs(10), || {
+        common::pg::postgres_processes_under(&p.dir).is_empty()
+    });
+    let cr = creds();
+    let ci = conninfo(&s);
+    let data = p.data();
+    let t = tools(&data, &ci, &cr);
+    let d = rejoin::check(&RealWal, &t, deadline().instant()).unwrap();
+    assert!(
+        matches!(d, Divergence::Diverged { timeline: 1, .. }),
+        "{d:?}"
+    );
+    let r = rejoin::rejoin(&RealWal, &t, true, false, deadline().instant()).unwrap();
+    assert!(matches!(r, Rejoined::Rewound(_)), "{r:?}");
+    start(&p, "pgst-n1", "");
+    assert_eq!(sql(&p, "select pg_is_in_recovery()"), "t");
+    caught_up(&s, &p);
+    assert_eq!(
+        sql(&p, "select count(*) from t"),
+        sql(&s, "select count(*) from t")
     );
 }
