@@ -191,26 +191,39 @@ pub struct Answer {
 /// Connects, runs the statement, then asks whether the server is in recovery (same
 /// session, one more round trip), all before `deadline`.
 pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
-    let rows = query(
-        p,
-        &[p.sql.clone(), "select pg_is_in_recovery()".into()],
-        deadline,
-    )?;
+    let mut results = session(p, &[&p.sql, "select pg_is_in_recovery()"], deadline)?;
+    let rows = results.pop().unwrap_or_default();
     let in_recovery = rows
-        .get(1)
-        .and_then(|r| r.first())
+        .first()
         .and_then(|r| r.first())
         .is_some_and(|v| v.as_deref() == Some("t"));
     Ok(Answer { in_recovery })
 }
 
-/// The rows of one statement, each column as text (`None` for NULL).
-pub type Rows = Vec<Vec<Option<String>>>;
+/// One row of a simple query: the columns as text, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+/// Connects and runs `p.sql`; returns its rows (the last statement's, when `p.sql`
+/// holds several), all before `deadline`.
+pub fn rows(p: &Probe, deadline: Instant) -> Result<Vec<Row>, ProbeError> {
+    let mut results = session(p, &[&p.sql], deadline)?;
+    Ok(results.pop().unwrap_or_default())
+}
+
+/// The rows of one statement.
+pub type Rows = Vec<Row>;
 
 /// Connects as [`Probe`] says and runs `stmts` one after the other in the same session
 /// (each its own simple query, so `ALTER SYSTEM` may be among them), all before
 /// `deadline`; `p.sql` is not run. The first failing statement ends the session.
 pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>, ProbeError> {
+    let refs: Vec<&str> = stmts.iter().map(String::as_str).collect();
+    session(p, &refs, deadline)
+}
+
+/// One session: connects, runs each statement in turn (stopping at the first that
+/// fails), and returns the rows of each.
+fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>, ProbeError> {
     let addrs = p.resolve(deadline)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -228,6 +241,10 @@ pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>
         what,
         ms: budget,
     };
+    let query_err = |e: tokio_postgres::Error| ProbeError::Query {
+        target: target.clone(),
+        msg: describe(&e),
+    };
     let until = tokio::time::Instant::from_std(deadline);
     let (client, connection) = {
         let _euid = EuidGuard::become_user(p.as_uid)?;
@@ -237,18 +254,17 @@ pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>
         .map_err(|_| timeout("connect"))?
         .map_err(|e| classify(&target, &e))?
     };
-    let results = rt
+    let answers = rt
         .block_on(async {
             let conn = tokio::spawn(connection);
             let r = tokio::time::timeout_at(until, async {
                 let mut all = Vec::new();
-                for s in stmts {
-                    match client.simple_query(s).await {
-                        Ok(msgs) => all.push(Ok(rows_of(&msgs))),
-                        Err(e) => {
-                            all.push(Err(e));
-                            break;
-                        }
+                for sql in sqls {
+                    let r = client.simple_query(sql).await;
+                    let failed = r.is_err();
+                    all.push(r);
+                    if failed {
+                        break;
                     }
                 }
                 all
@@ -259,26 +275,21 @@ pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>
             r
         })
         .map_err(|_| timeout("monitor statement"))?;
-    results
-        .into_iter()
-        .map(|r| {
-            r.map_err(|e| ProbeError::Query {
-                target: target.clone(),
-                msg: describe(&e),
-            })
-        })
-        .collect()
-}
-
-fn rows_of(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Rows {
-    msgs.iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+    let mut out = Vec::new();
+    for a in answers {
+        let msgs = a.map_err(query_err)?;
+        out.push(
+            msgs.iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {
