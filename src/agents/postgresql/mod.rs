@@ -78,7 +78,6 @@ use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
-use crate::sys::cluster::CrmTools;
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::{PgOs, RealPg};
 
@@ -349,6 +348,14 @@ pub static INFO: AgentInfo = AgentInfo {
     needs_root: true,
 };
 
+/// The live cluster's attributes and the server's WAL.
+fn real_peers() -> replication::Peers<'static> {
+    replication::Peers {
+        attrd: &crate::sys::attrd::Tools,
+        wal: &crate::sys::pg::wal::RealWal,
+    }
+}
+
 /// Promote, demote and notify of the single-instance mode: not implemented (3), so a
 /// conformance test sees a non-promotable agent.
 fn single_mode(a: Action) -> OcfError {
@@ -402,7 +409,7 @@ impl Agent for Postgresql {
 
     fn start(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         if cfg.replication {
-            return replication::start(&RealPg, cfg, ctx);
+            return replication::start(&RealPg, &real_peers(), cfg, ctx);
         }
         single::start(&RealPg, cfg, ctx)
     }
@@ -412,7 +419,7 @@ impl Agent for Postgresql {
         if !cfg.replication {
             return Err(single_mode(Action::Promote));
         }
-        replication::promote(&RealPg, &CrmTools::default(), cfg, ctx)
+        replication::promote(&RealPg, &real_peers(), cfg, ctx)
     }
 
     fn demote(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
@@ -420,14 +427,14 @@ impl Agent for Postgresql {
         if !cfg.replication {
             return Err(single_mode(Action::Demote));
         }
-        replication::demote(&RealPg, cfg, ctx)
+        replication::demote(&RealPg, &real_peers(), cfg, ctx)
     }
 
     fn notify(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
         if !cfg.replication {
             return Err(single_mode(Action::Notify));
         }
-        replication::notify(&RealPg, cfg, ctx)
+        replication::notify(&RealPg, &real_peers(), cfg, ctx)
     }
 
     fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
@@ -438,7 +445,7 @@ impl Agent for Postgresql {
     fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         instance::require_root()?;
         if cfg.replication {
-            return replication::monitor(&RealPg, &CrmTools::default(), cfg, ctx);
+            return replication::monitor(&RealPg, &real_peers(), cfg, ctx);
         }
         single::monitor(&RealPg, cfg, ctx)
     }

@@ -25,11 +25,15 @@
 //! success too, but ocf-tester requires 0 from every started instance, and an instance
 //! tested alone never streams.
 //!
-//! **Scores** (until node attributes carry the WAL positions, see [`local_scores`]): the
-//! primary's monitor gives itself 1001 and each standby it sees streaming
-//! `1000 - 10 * rank` by lag (a standby more than `maxlag` bytes behind, or not
-//! streaming, -1); a standby that does not stream gives itself 1, so an instance stays
-//! promotable after the primary is lost.
+//! **Election and scores** ([`super::election`]): the pre-promote notification publishes
+//! this node's `timeline#LSN` position, promote first checks that this node is the best
+//! of the electors (else it fails, the scores already moved, so Pacemaker re-plans),
+//! post-promote removes the attributes. The primary's monitor sets every node's score
+//! (1001 for itself, `1000 - 10 * rank` by lag, `maxlag` applied, stale scores of
+//! departed nodes removed); a standby that does not stream applies the two-node rule;
+//! a start of a cleanly shut down primary takes 1 when no node has a score (first start).
+//! A former primary whose history diverged from the primary's is refused at start
+//! ([`super::rejoin::refusal`]).
 //!
 //! **Synchronous replication** (`rep_mode=sync`): the primary keeps
 //! `synchronous_standby_names` (ALTER SYSTEM, then `pg_reload_conf()`) at `ANY 1 (*)`,
@@ -42,23 +46,27 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use super::election::{self, LagPolicy, Verdict};
 use super::instance::{self, Found};
-use super::{single, PgConfig};
+use super::{rejoin, single, PgConfig};
+use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
-use crate::sys::cluster::Cluster;
+use crate::sys::attrd::Attrd;
 use crate::sys::pg::client::{Probe, Rows};
+use crate::sys::pg::wal::{Replica, WalOs};
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
 use crate::sys::runner::Credentials;
+
+/// What the replication mode consults besides the server: the cluster's node attributes
+/// and the server's WAL.
+pub struct Peers<'a> {
+    pub attrd: &'a dyn Attrd,
+    pub wal: &'a dyn WalOs,
+}
 
 /// The agent's configuration file in the data directory.
 pub const OWN_CONF: &str = "pgstack-replication.conf";
 pub const STANDBY_SIGNAL: &str = "standby.signal";
-
-/// Promotion scores (PAF's scale).
-pub const SCORE_PRIMARY: i64 = 1001;
-pub const SCORE_BEST_STANDBY: i64 = 1000;
-pub const SCORE_NOT_STREAMING: i64 = 1;
-pub const SCORE_REFUSED: i64 = -1;
 
 /// Whether this configuration runs in replication mode in this environment.
 pub fn selected(cfg: &PgConfig, env: &crate::ocf::env::OcfEnv) -> bool {
@@ -302,22 +310,12 @@ fn admin_probe(
     Ok(p)
 }
 
-/// A connected standby as the primary sees it (`pg_stat_replication`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Standby {
-    pub name: String,
-    pub state: String,
-    /// Bytes of WAL the standby has not flushed yet.
-    pub lag: Option<u64>,
-}
-
 /// What the server says about its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleState {
     pub in_recovery: bool,
     /// `pg_stat_wal_receiver.status` of a standby (`streaming`, ...).
     pub receiver: Option<String>,
-    pub standbys: Vec<Standby>,
 }
 
 const STATE_SQL: &str =
@@ -330,25 +328,11 @@ fn cell(rows: Option<&Rows>, r: usize, c: usize) -> Option<String> {
     rows?.get(r)?.get(c)?.clone()
 }
 
-fn parse_state(all: &[Rows], base: usize) -> RoleState {
-    let st = all.get(base);
+fn parse_state(all: &[Rows], at: usize) -> RoleState {
+    let st = all.get(at);
     RoleState {
         in_recovery: cell(st, 0, 0).as_deref() == Some("t"),
         receiver: cell(st, 0, 1),
-        standbys: all
-            .get(base + 1)
-            .map(|rows| {
-                rows.iter()
-                    .filter_map(|r| {
-                        Some(Standby {
-                            name: r.first()?.clone()?,
-                            state: r.get(1).cloned().flatten().unwrap_or_default(),
-                            lag: r.get(2).cloned().flatten().and_then(|v| v.parse().ok()),
-                        })
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
     }
 }
 
@@ -371,49 +355,15 @@ fn state(
     Ok(parse_state(&all, 0))
 }
 
-/// Promotion scores the primary gives, by node: streaming standbys ranked by lag (then
-/// name) get `1000 - 10 * rank`; one beyond `maxlag` (when set) or not streaming, -1.
-pub fn local_scores(standbys: &[Standby], maxlag: u64) -> Vec<(String, i64)> {
-    let mut ok: Vec<&Standby> = standbys
-        .iter()
-        .filter(|s| s.state == "streaming" && (maxlag == 0 || s.lag.unwrap_or(u64::MAX) <= maxlag))
-        .collect();
-    ok.sort_by(|a, b| a.lag.cmp(&b.lag).then(a.name.cmp(&b.name)));
-    let mut out: Vec<(String, i64)> = ok
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.name.clone(), SCORE_BEST_STANDBY - 10 * i as i64))
-        .collect();
-    for s in standbys {
-        if !out.iter().any(|(n, _)| n == &s.name) {
-            out.push((s.name.clone(), SCORE_REFUSED));
-        }
-    }
-    out
-}
-
-fn set_node_score(cluster: &dyn Cluster, ctx: &Ctx, node: &str, score: i64) {
-    if let Err(e) = cluster.promotion_score(
-        ctx.env.instance_base(),
-        Some(node),
-        Some(score),
-        ctx.deadline.instant(),
-    ) {
-        ctx.log.warn(&format!(
-            "could not set the promotion score of {node} to {score} (not in a cluster?): {e}"
-        ));
-    }
-}
-
 /// `synchronous_standby_names` the primary should have (see the module documentation).
-pub fn wanted_sync_names(cfg: &PgConfig, standbys: &[Standby]) -> String {
+pub fn wanted_sync_names(cfg: &PgConfig, standbys: &[Replica]) -> String {
     if !cfg.repl.lone_primary_writes {
         return "ANY 1 (*)".into();
     }
     let names: BTreeSet<&str> = standbys
         .iter()
         .filter(|s| s.state == "streaming")
-        .map(|s| s.name.as_str())
+        .map(|s| s.application_name.as_str())
         .collect();
     if names.is_empty() {
         return String::new();
@@ -430,7 +380,7 @@ fn manage_sync(
     os: &impl PgOs,
     admin: &Probe,
     cfg: &PgConfig,
-    standbys: &[Standby],
+    standbys: &[Replica],
     ctx: &Ctx,
 ) -> Result<(), OcfError> {
     let want = wanted_sync_names(cfg, standbys);
@@ -459,7 +409,7 @@ fn manage_sync(
 
 pub fn monitor(
     os: &impl PgOs,
-    cluster: &dyn Cluster,
+    peers: &Peers,
     cfg: &PgConfig,
     ctx: &Ctx,
 ) -> Result<Status, OcfError> {
@@ -482,34 +432,58 @@ pub fn monitor(
     let all = os
         .query(
             &probe,
-            &[
-                cfg.monitor_sql.clone(),
-                STATE_SQL.into(),
-                STANDBYS_SQL.into(),
-            ],
+            &[cfg.monitor_sql.clone(), STATE_SQL.into()],
             ctx.deadline.instant(),
         )
         .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
     let st = parse_state(&all, 1);
+    let (resource, me) = (ctx.env.instance_base(), cfg.repl.node.as_str());
     if st.in_recovery {
         if st.receiver.as_deref() == Some("streaming") {
             return Ok(Status::Running);
         }
         ctx.log.warn(&format!(
-            "standby {pid} does not stream from a primary (WAL receiver: {}); promotion \
-             score {SCORE_NOT_STREAMING}",
+            "standby {pid} does not stream from a primary (WAL receiver: {})",
             st.receiver.as_deref().unwrap_or("none")
         ));
-        crate::ocf::promotion::set_score(cluster, ctx, SCORE_NOT_STREAMING);
+        match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
+            Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
+                "two-node rule: the peer left the partition; promotion score {s}"
+            )),
+            Ok(election::Survivor::NotApplicable(why)) => {
+                ctx.log.debug(&format!("two-node rule: {why}"))
+            }
+            Err(e) => ctx.log.debug(&format!("two-node rule not applied: {e}")),
+        }
         return Ok(Status::Running);
     }
-    crate::ocf::promotion::set_score(cluster, ctx, SCORE_PRIMARY);
-    for (node, score) in local_scores(&st.standbys, cfg.repl.maxlag) {
-        set_node_score(cluster, ctx, &node, score);
+    let admin = admin_probe(cfg, &file, &creds)?;
+    let replicas = match peers.wal.replicas(&admin, ctx.deadline.instant()) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.log.warn(&format!("pg_stat_replication of {pid}: {e}"));
+            return Ok(Status::Promoted);
+        }
+    };
+    let lag = LagPolicy {
+        max_bytes: cfg.repl.maxlag,
+        max_seconds: None,
+    };
+    match election::apply_scores(peers.attrd, resource, me, &replicas, lag, &ctx.deadline) {
+        Ok(changes) => {
+            for c in changes {
+                ctx.log.info(&format!(
+                    "promotion score of {}: {:?} -> {:?} ({})",
+                    c.node, c.from, c.to, c.why
+                ));
+            }
+        }
+        Err(e) => ctx.log.warn(&format!(
+            "could not set promotion scores (not in a cluster?): {e}"
+        )),
     }
     if cfg.repl.sync {
-        let admin = admin_probe(cfg, &file, &creds)?;
-        if let Err(e) = manage_sync(os, &admin, cfg, &st.standbys, ctx) {
+        if let Err(e) = manage_sync(os, &admin, cfg, &replicas, ctx) {
             ctx.log.warn(&e.to_string());
         }
     }
@@ -550,7 +524,7 @@ fn not_running(
 
 /// Starts as a standby: the agent's file and `standby.signal`, then the postmaster with
 /// that file as its configuration. A server already running is left as it is.
-pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let creds = instance::credentials(cfg)?;
     if let Found::Postmaster { pid, .. } = instance::find(os, cfg) {
         ctx.log.info(&format!(
@@ -558,6 +532,35 @@ pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> 
             cfg.datadir.display()
         ));
         return single::start_with(os, cfg, ctx, cfg.config.clone());
+    }
+    let state = os
+        .control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant())
+        .map(|c| c.state)
+        .ok();
+    // A former primary (a standby's control file says "in archive recovery" or "shut
+    // down in recovery") must not have diverged from the primary it would follow. A
+    // demote restarts the primary it just stopped: nothing to compare yet.
+    let former_primary = matches!(
+        state,
+        Some(ClusterState::ShutDown | ClusterState::InProduction)
+    );
+    if ctx.action == Action::Start && former_primary {
+        if let Some(conninfo) = primary_conninfo(cfg) {
+            let t = rejoin::Tools {
+                bindir: &cfg.bindir(),
+                datadir: &cfg.datadir,
+                conninfo: &conninfo,
+                creds: &creds,
+            };
+            match rejoin::refusal(peers.wal, &t, ctx.deadline.share(0.3).instant()) {
+                Ok(Some(why)) => return Err(OcfError::Generic(why)),
+                Ok(None) => {}
+                Err(e) => ctx.log.warn(&format!(
+                    "cannot tell whether {} diverged: {e}",
+                    cfg.datadir.display()
+                )),
+            }
+        }
     }
     let conf = own_conf(cfg)?;
     os.write_owned(&cfg.datadir, OWN_CONF, &conf, &creds)?;
@@ -568,17 +571,28 @@ pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> 
         STANDBY_SIGNAL,
         OWN_CONF
     ));
-    single::start_with(os, cfg, ctx, Some(cfg.datadir.join(OWN_CONF)))
+    single::start_with(os, cfg, ctx, Some(cfg.datadir.join(OWN_CONF)))?;
+    // First start of a cluster: a cleanly shut down primary takes 1 when nobody scores.
+    if state == Some(ClusterState::ShutDown) {
+        let resource = ctx.env.instance_base();
+        if let Ok(any) = election::any_score(peers.attrd, resource, &ctx.deadline) {
+            if let Some(s) = election::first_start_score(true, any) {
+                match peers
+                    .attrd
+                    .set_score(resource, None, s, ctx.deadline.instant())
+                {
+                    Ok(()) => ctx.log.info(&format!("first start: promotion score {s}")),
+                    Err(e) => ctx.log.warn(&format!("first start score: {e}")),
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Promotes a standby with `pg_promote`, waiting at most what the deadline leaves, and
 /// checks that the server left recovery. A primary is left as it is.
-pub fn promote(
-    os: &impl PgOs,
-    cluster: &dyn Cluster,
-    cfg: &PgConfig,
-    ctx: &Ctx,
-) -> Result<(), OcfError> {
+pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let Found::Postmaster { pid, file } = instance::find(os, cfg) else {
         return Err(OcfError::Generic(format!(
             "cannot promote {}: no postmaster runs",
@@ -591,10 +605,10 @@ pub fn promote(
     if !st.in_recovery {
         ctx.log
             .info(&format!("postmaster {pid} is already a primary"));
-        crate::ocf::promotion::set_score(cluster, ctx, SCORE_PRIMARY);
+        set_own_score(peers, ctx, election::PRIMARY_SCORE);
         return Ok(());
     }
-    promote_allowed(ctx)?;
+    promote_allowed(peers, ctx)?;
     // pg_promote waits in whole seconds; leave a margin for the answer and the check.
     let secs = (ctx.deadline.remaining().as_secs_f64() * 0.8)
         .floor()
@@ -622,7 +636,7 @@ pub fn promote(
         "postmaster {pid} promoted in {} ms",
         ctx.deadline.elapsed().as_millis()
     ));
-    crate::ocf::promotion::set_score(cluster, ctx, SCORE_PRIMARY);
+    set_own_score(peers, ctx, election::PRIMARY_SCORE);
     if cfg.repl.sync {
         if let Err(e) = manage_sync(os, &admin, cfg, &[], ctx) {
             ctx.log.warn(&e.to_string());
@@ -631,16 +645,54 @@ pub fn promote(
     Ok(())
 }
 
-/// The election's last word before a promotion (the target must still be the best
-/// candidate). Until WAL positions are published, every promotion Pacemaker asks for
-/// goes ahead.
-fn promote_allowed(_ctx: &Ctx) -> Result<(), OcfError> {
-    Ok(())
+fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
+    let r = peers
+        .attrd
+        .set_score(ctx.env.instance_base(), None, score, ctx.deadline.instant());
+    if let Err(e) = r {
+        ctx.log.warn(&format!(
+            "could not set the promotion score {score} (not in a cluster?): {e}"
+        ));
+    }
+}
+
+/// The election's last word before a promotion: this node must still be the best of
+/// the electors of the pre-promote notification (at most half of the deadline).
+fn promote_allowed(peers: &Peers, ctx: &Ctx) -> Result<(), OcfError> {
+    match election::promote_check(peers.attrd, ctx.env.instance_base(), &ctx.deadline) {
+        Ok(Verdict::Best { mine, peers }) => {
+            ctx.log.info(&format!(
+                "election: {mine} is the best position (electors {peers:?})"
+            ));
+            Ok(())
+        }
+        Ok(Verdict::NotBest {
+            better,
+            theirs,
+            mine,
+        }) => Err(OcfError::Generic(format!(
+            "not promoting: {better} is ahead ({theirs} against this node's {mine}); \
+             its promotion score is raised so that Pacemaker promotes it instead"
+        ))),
+        Ok(Verdict::Fallback { missing, reason }) => {
+            ctx.log.warn(&format!(
+                "election incomplete ({reason}; no position from {missing:?}): promoting \
+                 on Pacemaker's choice"
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            ctx.log.warn(&format!(
+                "election not checked ({e}): promoting on Pacemaker's choice"
+            ));
+            Ok(())
+        }
+    }
 }
 
 /// Demotes a primary: fast shutdown (escalating within a share of the deadline), then a
 /// start as a standby. A standby, or nothing running, is already demoted.
-pub fn demote(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+pub fn demote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let (pid, file) = match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => (pid, file),
         Found::None { .. } => {
@@ -675,13 +727,16 @@ pub fn demote(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError>
         "primary {pid} stopped after {} ms; starting as a standby",
         ctx.deadline.elapsed().as_millis()
     ));
-    start(os, cfg, ctx)
+    start(os, peers, cfg, ctx)
 }
 
-/// Notifications: the election's steps hook in here (pre-promote publishes WAL
-/// positions, post-promote clears them). Never fails.
-pub fn notify(_os: &impl PgOs, _cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+/// Notifications: pre-promote publishes this node's position (and, on a switchover's
+/// target, checks it received the old primary's shutdown checkpoint); post-promote
+/// removes the election's attributes. Never fails: a notification that cannot do its
+/// part leaves the promote's check to fall back on the scores.
+pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     let n = ctx.env.notify();
+    let (resource, me) = (ctx.env.instance_base(), cfg.repl.node.as_str());
     ctx.log.debug(&format!(
         "notify {:?}-{}: promote {:?}, demote {:?}, start {:?}, stop {:?}",
         n.when,
@@ -691,6 +746,57 @@ pub fn notify(_os: &impl PgOs, _cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfErro
         n.start,
         n.stop
     ));
+    match (n.when, n.operation.as_deref()) {
+        (Some(When::Pre), Some("promote")) => {
+            let server = match instance::find(os, cfg) {
+                Found::Postmaster { file, .. } => instance::credentials(cfg)
+                    .ok()
+                    .and_then(|c| admin_probe(cfg, &file, &c).ok().map(|p| (p, c))),
+                Found::None { .. } => None,
+            };
+            let position = server.as_ref().and_then(|(p, _)| {
+                election::read_position(peers.wal, p, &ctx.deadline.share(0.3))
+                    .map_err(|e| ctx.log.warn(&format!("position not published: {e}")))
+                    .ok()
+                    .map(|r| r.position)
+            });
+            if let (true, Some((p, creds))) = (election::is_switchover(&n, me), &server) {
+                let v = election::check_switchover(
+                    peers.wal,
+                    p,
+                    &cfg.bindir(),
+                    &cfg.datadir,
+                    creds,
+                    &ctx.deadline.share(0.4),
+                );
+                if matches!(v, election::Switchover::Unsafe { .. }) {
+                    ctx.log.error(&format!(
+                        "switchover: {}; promotion score -1 for this node",
+                        v.describe()
+                    ));
+                    set_own_score(peers, ctx, -1);
+                } else {
+                    ctx.log.info(&format!("switchover: {}", v.describe()));
+                }
+            }
+            match election::pre_promote(peers.attrd, resource, me, &n, position, &ctx.deadline) {
+                Ok(true) => ctx.log.info(&format!(
+                    "pre-promote: published {}",
+                    position
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "nothing".into())
+                )),
+                Ok(false) => ctx.log.warn("pre-promote: attrd did not confirm in time"),
+                Err(e) => ctx.log.warn(&format!("pre-promote: {e}")),
+            }
+        }
+        (Some(When::Post), Some("promote")) => {
+            if let Err(e) = election::post_promote(peers.attrd, resource, &ctx.deadline) {
+                ctx.log.warn(&format!("post-promote: {e}"));
+            }
+        }
+        _ => {}
+    }
     Ok(())
 }
 

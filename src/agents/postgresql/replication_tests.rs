@@ -11,9 +11,11 @@ use crate::ocf::env::OcfEnv;
 use crate::ocf::log::Logger;
 use crate::ocf::params::Params;
 use crate::ocf::{ExitCode, OcfCode};
-use crate::sys::fake::FakeCluster;
+use crate::sys::attrd::fake::FakeAttrd;
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::fake::{FakePg, SqlFn, SPAWNED};
+use crate::sys::pg::wal::fake::FakeWal;
+use crate::sys::pg::wal::Lsn;
 
 const BASE: &[(&str, &str)] = &[
     ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
@@ -83,6 +85,36 @@ fn answers(primary: bool) -> SqlFn {
     })
 }
 
+fn replica(name: &str, state: &str, write: u64) -> Replica {
+    Replica {
+        application_name: name.into(),
+        state: state.into(),
+        sync_state: "async".into(),
+        write: Some(Lsn(write)),
+        flush: Some(Lsn(write)),
+        replay: Some(Lsn(write)),
+        lag_bytes: Some(0),
+        replay_lag_s: None,
+    }
+}
+
+/// A three-node partition seen from pgst-node1, whose primary sees both standbys.
+fn cluster() -> (FakeAttrd, FakeWal) {
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2", "pgst-node3"]);
+    let w = FakeWal {
+        replicas: vec![
+            replica("pgst-node3", "streaming", 4096),
+            replica("pgst-node2", "streaming", 8192),
+        ],
+        ..FakeWal::default()
+    };
+    (a, w)
+}
+
+fn peers<'a>(a: &'a FakeAttrd, w: &'a FakeWal) -> Peers<'a> {
+    Peers { attrd: a, wal: w }
+}
+
 fn stopped(state: ClusterState) -> FakePg {
     FakePg {
         datadir: (true, true),
@@ -126,8 +158,12 @@ fn the_mode_comes_from_the_clone_meta_and_mode_overrides_it() {
 
 #[test]
 fn start_writes_the_agents_file_and_standby_signal_then_starts_with_that_file() {
-    let os = stopped(ClusterState::ShutDown);
-    with(&[], Action::Start, |c, ctx| start(&os, c, ctx)).unwrap();
+    let os = stopped(ClusterState::ShutDownInRecovery);
+    let (a, w) = cluster();
+    with(&[], Action::Start, |c, ctx| {
+        start(&os, &peers(&a, &w), c, ctx)
+    })
+    .unwrap();
     assert_eq!(
         os.calls(),
         [
@@ -173,14 +209,26 @@ fn start_writes_the_agents_file_and_standby_signal_then_starts_with_that_file() 
 #[test]
 fn a_running_server_is_not_restarted_by_start() {
     let os = running(true);
-    with(&[], Action::Start, |c, ctx| start(&os, c, ctx)).unwrap();
+    let (a, w) = cluster();
+    with(&[], Action::Start, |c, ctx| {
+        start(&os, &peers(&a, &w), c, ctx)
+    })
+    .unwrap();
     assert!(os.calls().is_empty(), "{:?}", os.calls());
+    // A cleanly shut down primary's first start takes 1 when nobody has a score.
+    let os = stopped(ClusterState::ShutDown);
+    with(&[], Action::Start, |c, ctx| {
+        start(&os, &peers(&a, &w), c, ctx)
+    })
+    .unwrap();
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1));
 }
 
 #[test]
 fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
     let os = running(false);
-    let cl = FakeCluster::default();
+    let (a, w) = cluster();
+    let cl = peers(&a, &w);
     with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
     let calls = os.calls();
     let p = calls
@@ -194,10 +242,7 @@ fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
         .unwrap();
     assert!((1..5).contains(&secs), "{p}");
     assert_eq!(calls.last().unwrap(), "sql select pg_is_in_recovery()");
-    assert_eq!(
-        *cl.scores.borrow(),
-        [("pgsqld".to_string(), Some(SCORE_PRIMARY))]
-    );
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1001));
     // pg_promote gave up: a failure, never a success.
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
@@ -224,7 +269,9 @@ fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
 #[test]
 fn demote_stops_a_primary_fast_and_starts_it_as_a_standby() {
     let os = running(true);
-    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    let (a, w) = cluster();
+    let p = peers(&a, &w);
+    with(&[], Action::Demote, |c, ctx| demote(&os, &p, c, ctx)).unwrap();
     let calls: Vec<String> = os
         .calls()
         .into_iter()
@@ -244,15 +291,16 @@ fn demote_stops_a_primary_fast_and_starts_it_as_a_standby() {
     assert!(os.is_postmaster(Path::new("/srv/pgst-pg"), SPAWNED));
     // A standby, or nothing at all, is demoted already.
     let os = running(false);
-    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    with(&[], Action::Demote, |c, ctx| demote(&os, &p, c, ctx)).unwrap();
     assert!(os.calls().iter().all(|c| c.starts_with("sql ")));
     let os = stopped(ClusterState::ShutDown);
-    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    with(&[], Action::Demote, |c, ctx| demote(&os, &p, c, ctx)).unwrap();
     assert!(os.calls().is_empty());
 }
 
-fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeCluster) {
-    let cl = FakeCluster::default();
+fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeAttrd) {
+    let (a, w) = cluster();
+    let cl = peers(&a, &w);
     let code = with(extra, Action::Monitor, |c, ctx| {
         match monitor(os, &cl, c, ctx) {
             Ok(Status::Promoted) => OcfCode::RunningPromoted,
@@ -262,7 +310,7 @@ fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeCluster) {
             Err(e) => e.code(),
         }
     });
-    (code, cl)
+    (code, a)
 }
 
 #[test]
@@ -270,15 +318,10 @@ fn monitor_maps_primary_8_standby_0_stopped_7_crashed_primary_9_when_expected() 
     let interval = ("OCF_RESKEY_CRM_meta_interval", "15000");
     let (code, cl) = monitor_code(&running(true), &[interval]);
     assert_eq!(code, OcfCode::RunningPromoted);
-    // The primary scores itself and the standbys it sees, by lag.
-    assert_eq!(
-        *cl.scores.borrow(),
-        [
-            ("pgsqld".to_string(), Some(1001)),
-            ("pgsqld".to_string(), Some(1000)),
-            ("pgsqld".to_string(), Some(990)),
-        ]
-    );
+    // The primary scores itself and the standbys it sees, by position.
+    assert_eq!(cl.score_of("pgsqld", "pgst-node1"), Some(1001));
+    assert_eq!(cl.score_of("pgsqld", "pgst-node2"), Some(1000));
+    assert_eq!(cl.score_of("pgsqld", "pgst-node3"), Some(990));
     assert_eq!(
         monitor_code(&running(false), &[interval]).0,
         OcfCode::Success
@@ -311,7 +354,7 @@ fn monitor_maps_primary_8_standby_0_stopped_7_crashed_primary_9_when_expected() 
 }
 
 #[test]
-fn a_standby_that_does_not_stream_is_running_with_the_lowest_score() {
+fn a_standby_that_does_not_stream_is_running() {
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
         Ok(if s.starts_with("select pg_is_in_recovery(), ") {
@@ -322,10 +365,8 @@ fn a_standby_that_does_not_stream_is_running_with_the_lowest_score() {
     }));
     let (code, cl) = monitor_code(&os, &[]);
     assert_eq!(code, OcfCode::Success);
-    assert_eq!(
-        *cl.scores.borrow(),
-        [("pgsqld".to_string(), Some(SCORE_NOT_STREAMING))]
-    );
+    // Three nodes: the two-node rule does not apply, no score is set.
+    assert_eq!(cl.score_of("pgsqld", "pgst-node1"), None);
     // A server that does not answer is an error, not "stopped".
     let mut os = running(false);
     os.sql = Some(Box::new(|_: &str| {
@@ -418,39 +459,8 @@ fn validate_checks_the_recovery_template_and_its_application_name() {
 }
 
 #[test]
-fn scores_rank_streaming_standbys_by_lag_and_refuse_laggards() {
-    let s = |name: &str, state: &str, lag: u64| Standby {
-        name: name.into(),
-        state: state.into(),
-        lag: Some(lag),
-    };
-    let got = local_scores(
-        &[
-            s("c", "streaming", 10),
-            s("a", "streaming", 500),
-            s("b", "streaming", 10),
-            s("d", "catchup", 0),
-        ],
-        100,
-    );
-    assert_eq!(
-        got,
-        [
-            ("b".to_string(), 1000),
-            ("c".to_string(), 990),
-            ("a".to_string(), -1),
-            ("d".to_string(), -1)
-        ]
-    );
-}
-
-#[test]
 fn synchronous_standby_names_follow_the_operators_choice() {
-    let st = |name: &str| Standby {
-        name: name.into(),
-        state: "streaming".into(),
-        lag: Some(0),
-    };
+    let st = |name: &str| replica(name, "streaming", 0);
     let c = cfg_of(&env(&[("OCF_RESKEY_rep_mode", "sync")]));
     assert!(c.repl.sync);
     assert_eq!(wanted_sync_names(&c, &[]), "ANY 1 (*)");
@@ -484,4 +494,33 @@ fn a_primary_with_rep_mode_sync_sets_synchronous_standby_names_once() {
         "{calls:?}"
     );
     assert!(calls.contains(&"sql select pg_reload_conf()".into()));
+}
+
+#[test]
+fn promote_fails_when_the_election_finds_a_standby_ahead() {
+    let os = running(false);
+    let (a, w) = cluster();
+    a.put_private(
+        &election::electors_attr("pgsqld"),
+        "pgst-node1",
+        "pgst-node2",
+    );
+    a.put_private(
+        &election::position_attr("pgsqld"),
+        "pgst-node1",
+        "1#0/3000000",
+    );
+    a.put_private(
+        &election::position_attr("pgsqld"),
+        "pgst-node2",
+        "1#0/5000000",
+    );
+    let e = with(&[], Action::Promote, |c, ctx| {
+        promote(&os, &peers(&a, &w), c, ctx)
+    })
+    .unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    assert!(e.to_string().contains("pgst-node2 is ahead"), "{e}");
+    assert!(!os.calls().iter().any(|c| c.contains("pg_promote")));
+    assert_eq!(a.score_of("pgsqld", "pgst-node2"), Some(election::YIELD_TO));
 }
