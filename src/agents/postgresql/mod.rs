@@ -69,6 +69,7 @@ pub mod instance;
 pub mod lsb;
 pub mod rejoin;
 pub mod replication;
+mod replication_setup;
 pub mod single;
 pub mod words;
 

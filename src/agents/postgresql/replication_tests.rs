@@ -1,6 +1,7 @@
 //! The replication mode's decisions against the recording fake.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
