@@ -386,7 +386,8 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
     prerequisites();
     let tmp = TempDir::new("switch-keep");
     let cib = fresh(&tmp, "cib.xml");
-    let script = "primitive db ocf:heartbeat:pgsql params pgdata=/var/lib/pgsql/data rep_mode=sync node_list=\"pg1 pg2\" master_ip=10.99.0.60 op monitor interval=30s timeout=30\n\
+    // (pgsql with rep_mode=sync switches now: the postgresql agent replicates.)
+    let script = "primitive vip ocf:heartbeat:IPaddr2 params ip=10.99.0.60 lvs_support=true op monitor interval=30s timeout=30\n\
         primitive vg_clvm ocf:heartbeat:LVM-activate params vgname=vg_shared vg_access_mode=clvmd op monitor interval=30s timeout=90\n\
         primitive vg_any ocf:heartbeat:LVM params volgrpname=vg_any exclusive=false op monitor interval=30s timeout=90\n\
         property stonith-enabled=false\n";
@@ -397,7 +398,7 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
-            .contains("keep db on ocf:heartbeat:pgsql: rep_mode=\"sync\""),
+            .contains("keep vip on ocf:heartbeat:IPaddr2: lvs_support=\"true\""),
         "{}",
         r.stdout
     );

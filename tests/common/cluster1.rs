@@ -139,12 +139,28 @@ impl Node {
         })
     }
 
-    /// Runs a command inside the node's namespaces.
+    /// Runs a command inside the node's namespaces (and its root directory).
     pub fn exec(&self, argv: &[&str]) -> std::process::Output {
-        let pid = self.init_pid().expect("the node's init").to_string();
+        self.exec_env(argv, &[], Duration::from_secs(60))
+    }
+
+    /// [`Node::exec`] with more environment and its own time limit; waits (at most 10 s)
+    /// for the node's PID 1 to exist.
+    pub fn exec_env(
+        &self,
+        argv: &[&str],
+        env: &[(&str, &str)],
+        timeout: Duration,
+    ) -> std::process::Output {
+        let mut pid = None;
+        super::wait_for("the node's PID 1", Duration::from_secs(10), || {
+            pid = self.init_pid();
+            pid.is_some()
+        });
+        let pid = pid.unwrap().to_string();
         let mut full = vec!["nsenter", "-t", &pid, "-m", "-n", "-u", "-p", "-r"];
         full.extend_from_slice(argv);
-        super::run(&full, &[], Duration::from_secs(60))
+        super::run(&full, env, timeout)
     }
 
     /// What the `after_cib` command gave once it ended: exit status, stdout, stderr;

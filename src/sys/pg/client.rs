@@ -191,6 +191,39 @@ pub struct Answer {
 /// Connects, runs the statement, then asks whether the server is in recovery (same
 /// session, one more round trip), all before `deadline`.
 pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
+    let mut results = session(p, &[&p.sql, "select pg_is_in_recovery()"], deadline)?;
+    let rows = results.pop().unwrap_or_default();
+    let in_recovery = rows
+        .first()
+        .and_then(|r| r.first())
+        .is_some_and(|v| v.as_deref() == Some("t"));
+    Ok(Answer { in_recovery })
+}
+
+/// One row of a simple query: the columns as text, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
+/// Connects and runs `p.sql`; returns its rows (the last statement's, when `p.sql`
+/// holds several), all before `deadline`.
+pub fn rows(p: &Probe, deadline: Instant) -> Result<Vec<Row>, ProbeError> {
+    let mut results = session(p, &[&p.sql], deadline)?;
+    Ok(results.pop().unwrap_or_default())
+}
+
+/// The rows of one statement.
+pub type Rows = Vec<Row>;
+
+/// Connects as [`Probe`] says and runs `stmts` one after the other in the same session
+/// (each its own simple query, so `ALTER SYSTEM` may be among them), all before
+/// `deadline`; `p.sql` is not run. The first failing statement ends the session.
+pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>, ProbeError> {
+    let refs: Vec<&str> = stmts.iter().map(String::as_str).collect();
+    session(p, &refs, deadline)
+}
+
+/// One session: connects, runs each statement in turn (stopping at the first that
+/// fails), and returns the rows of each.
+fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>, ProbeError> {
     let addrs = p.resolve(deadline)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -221,13 +254,20 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
         .map_err(|_| timeout("connect"))?
         .map_err(|e| classify(&target, &e))?
     };
-    let (user, recovery) = rt
+    let answers = rt
         .block_on(async {
             let conn = tokio::spawn(connection);
             let r = tokio::time::timeout_at(until, async {
-                let user = client.simple_query(&p.sql).await;
-                let rec = client.simple_query("select pg_is_in_recovery()").await;
-                (user, rec)
+                let mut all = Vec::new();
+                for sql in sqls {
+                    let r = client.simple_query(sql).await;
+                    let failed = r.is_err();
+                    all.push(r);
+                    if failed {
+                        break;
+                    }
+                }
+                all
             })
             .await;
             drop(client);
@@ -235,13 +275,21 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
             r
         })
         .map_err(|_| timeout("monitor statement"))?;
-    user.map_err(query_err)?;
-    let rows = recovery.map_err(query_err)?;
-    let in_recovery = rows.iter().any(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
-        _ => false,
-    });
-    Ok(Answer { in_recovery })
+    let mut out = Vec::new();
+    for a in answers {
+        let msgs = a.map_err(query_err)?;
+        out.push(
+            msgs.iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => {
+                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                    }
+                    _ => None,
+                })
+                .collect(),
+        );
+    }
+    Ok(out)
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {

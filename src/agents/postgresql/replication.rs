@@ -1,0 +1,601 @@
+//! Replication mode: a promotable clone of streaming-replication instances, one per
+//! node, each in its own data directory. Every instance starts as a standby; Pacemaker
+//! promotes one.
+//!
+//! **Standby settings** (PostgreSQL 12+): the agent never edits the user's
+//! configuration. Before each start as a standby it writes `standby.signal` and its own
+//! file, `pgstack-replication.conf`, in the data directory (mode 0600, owned by the
+//! system user), and starts the postmaster with `-c config_file=` that file. Its first
+//! line includes the user's configuration (`config`, else `<pgdata>/postgresql.conf`);
+//! then come either the settings of `recovery_template` (copied, without the
+//! `standby_mode` and `recovery_target_timeline` lines PostgreSQL 12 refuses or this file
+//! sets), or a `primary_conninfo` built from `master_ip`, `pgport` (or `port=` of
+//! `primary_conninfo_opt`), `repuser` and the node name as `application_name`; and
+//! `recovery_target_timeline = 'latest'`. The file stays the server's configuration
+//! after a promotion (a primary ignores `primary_conninfo`). `postgresql.auto.conf` is
+//! read after it: a `primary_conninfo` there (what `pg_basebackup -R` writes) wins, and
+//! validate-all warns about it.
+//!
+//! **States** (monitor): a primary is 8, a standby 0, nothing running 7. A crashed
+//! primary (no postmaster, `pg_controldata` "in production") is 9 only when Pacemaker
+//! expects the instance promoted (`CRM_meta_role=Promoted`, the promoted monitor);
+//! otherwise a crash is 7 with the reason, as in single mode, and start runs crash
+//! recovery as a standby. A standby whose WAL receiver is not streaming is 0 with a
+//! warning and the lowest positive promotion score: Pacemaker 2.1 would take 190 as
+//! success too, but ocf-tester requires 0 from every started instance, and an instance
+//! tested alone never streams.
+//!
+//! **Election and scores** ([`super::election`]): the pre-promote notification publishes
+//! this node's `timeline#LSN` position, promote first checks that this node is the best
+//! of the electors (else it fails, the scores already moved, so Pacemaker re-plans),
+//! post-promote removes the attributes. The primary's monitor sets every node's score
+//! (1001 for itself, `1000 - 10 * rank` by lag, `maxlag` applied, stale scores of
+//! departed nodes removed); a standby that does not stream applies the two-node rule;
+//! a start of a cleanly shut down primary takes 1 when no node has a score (first start).
+//! A former primary whose history diverged from the primary's is refused at start
+//! ([`super::rejoin::refusal`]).
+//!
+//! **Synchronous replication** (`rep_mode=sync`): the primary keeps
+//! `synchronous_standby_names` (ALTER SYSTEM, then `pg_reload_conf()`) at `ANY 1 (*)`,
+//! so every commit waits for one standby, or, with `lone_primary_writes`, at
+//! `ANY 1 (<the standbys streaming now>)`, emptied when none streams so that a lone
+//! primary goes on committing.
+
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+
+use super::election::{self, LagPolicy, Verdict};
+use super::instance::{self, Found};
+use super::replication_setup::guc_string;
+pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
+use super::{rejoin, single, PgConfig};
+use crate::ocf::notify::When;
+use crate::ocf::{Action, Ctx, OcfError, Status};
+use crate::sys::attrd::Attrd;
+use crate::sys::pg::client::{Probe, Rows};
+use crate::sys::pg::wal::{Replica, WalOs};
+use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
+use crate::sys::runner::Credentials;
+
+/// What the replication mode consults besides the server: the cluster's node attributes
+/// and the server's WAL.
+pub struct Peers<'a> {
+    pub attrd: &'a dyn Attrd,
+    pub wal: &'a dyn WalOs,
+}
+
+/// The agent's configuration file in the data directory.
+pub const OWN_CONF: &str = "pgstack-replication.conf";
+pub const STANDBY_SIGNAL: &str = "standby.signal";
+
+/// Whether this configuration runs in replication mode in this environment.
+pub fn selected(cfg: &PgConfig, env: &crate::ocf::env::OcfEnv) -> bool {
+    use super::config::ModeParam;
+    match cfg.repl.mode {
+        ModeParam::Single => false,
+        ModeParam::Replication => true,
+        ModeParam::Auto => promotable(env) || cfg.repl.rep_mode.is_some(),
+    }
+}
+
+fn promotable(env: &crate::ocf::env::OcfEnv) -> bool {
+    env.var("OCF_RESKEY_CRM_meta_promotable")
+        .is_some_and(crate::ocf::env::is_true)
+}
+
+/// Pacemaker expects this instance promoted (the promoted role's recurring monitor).
+pub fn expects_promoted(ctx: &Ctx) -> bool {
+    matches!(
+        ctx.env.var("OCF_RESKEY_CRM_meta_role").map(str::trim),
+        Some("Promoted" | "Master")
+    )
+}
+
+/// A connection for what only the system user may do (pg_promote, ALTER SYSTEM): its
+/// own identity over the socket directory, whatever the monitor's user is.
+fn admin_probe(
+    cfg: &PgConfig,
+    file: &PostmasterPid,
+    creds: &Credentials,
+) -> Result<Probe, OcfError> {
+    let mut p = instance::probe(cfg, Some(file), Some(creds))?;
+    let host = cfg
+        .socketdir
+        .clone()
+        .or_else(|| file.socket_dir.clone())
+        .map(|s| s.display().to_string())
+        .unwrap_or_else(|| instance::DEFAULT_SOCKET_DIR.to_string());
+    p.host = host;
+    p.user = cfg.user.clone();
+    p.password = None;
+    p.as_uid = Some(creds.uid);
+    Ok(p)
+}
+
+/// What the server says about its role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleState {
+    pub in_recovery: bool,
+    /// `pg_stat_wal_receiver.status` of a standby (`streaming`, ...).
+    pub receiver: Option<String>,
+}
+
+const STATE_SQL: &str =
+    "select pg_is_in_recovery(), (select status from pg_stat_wal_receiver limit 1)";
+
+fn cell(rows: Option<&Rows>, r: usize, c: usize) -> Option<String> {
+    rows?.get(r)?.get(c)?.clone()
+}
+
+fn parse_state(all: &[Rows], at: usize) -> RoleState {
+    let st = all.get(at);
+    RoleState {
+        in_recovery: cell(st, 0, 0).as_deref() == Some("t"),
+        receiver: cell(st, 0, 1),
+    }
+}
+
+/// The role state over the system user's connection.
+pub(super) fn state(
+    os: &impl PgOs,
+    cfg: &PgConfig,
+    file: &PostmasterPid,
+    creds: &Credentials,
+    ctx: &Ctx,
+) -> Result<RoleState, OcfError> {
+    let p = admin_probe(cfg, file, creds)?;
+    let all = os
+        .query(&p, &[STATE_SQL.into()], ctx.deadline.instant())
+        .map_err(|e| OcfError::Generic(e.to_string()))?;
+    Ok(parse_state(&all, 0))
+}
+
+/// `synchronous_standby_names` the primary should have (see the module documentation).
+pub fn wanted_sync_names(cfg: &PgConfig, standbys: &[Replica]) -> String {
+    if !cfg.repl.lone_primary_writes {
+        return "ANY 1 (*)".into();
+    }
+    let names: BTreeSet<&str> = standbys
+        .iter()
+        .filter(|s| s.state == "streaming")
+        .map(|s| s.application_name.as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('"', "")))
+        .collect();
+    format!("ANY 1 ({})", list.join(", "))
+}
+
+/// Sets `synchronous_standby_names` when it differs from what is wanted.
+fn manage_sync(
+    os: &impl PgOs,
+    admin: &Probe,
+    cfg: &PgConfig,
+    standbys: &[Replica],
+    ctx: &Ctx,
+) -> Result<(), OcfError> {
+    let want = wanted_sync_names(cfg, standbys);
+    let d = ctx.deadline.instant();
+    let q = |stmts: Vec<String>| {
+        os.query(admin, &stmts, d)
+            .map_err(|e| OcfError::Generic(format!("synchronous_standby_names: {e}")))
+    };
+    let now = q(vec!["show synchronous_standby_names".into()])?;
+    let current = cell(now.first(), 0, 0).unwrap_or_default();
+    if current == want {
+        return Ok(());
+    }
+    q(vec![
+        format!(
+            "alter system set synchronous_standby_names = {}",
+            guc_string(&want)
+        ),
+        "select pg_reload_conf()".into(),
+    ])?;
+    ctx.log.info(&format!(
+        "synchronous_standby_names: {current:?} -> {want:?}"
+    ));
+    Ok(())
+}
+
+pub fn monitor(
+    os: &impl PgOs,
+    peers: &Peers,
+    cfg: &PgConfig,
+    ctx: &Ctx,
+) -> Result<Status, OcfError> {
+    let (pid, file) = match instance::find(os, cfg) {
+        Found::Postmaster { pid, file } => (pid, file),
+        Found::None {
+            pidfile,
+            stale,
+            orphans,
+        } => return not_running(os, cfg, ctx, pidfile, stale, &orphans),
+    };
+    cfg.check(Some(super::MONITOR_PARAMS)).map_err(|e| {
+        OcfError::Configured(format!(
+            "postmaster {pid} serves {}, but it cannot be monitored: {e}",
+            cfg.datadir.display()
+        ))
+    })?;
+    let creds = instance::credentials(cfg)?;
+    let probe = instance::probe(cfg, Some(&file), Some(&creds))?;
+    let all = os
+        .query(
+            &probe,
+            &[cfg.monitor_sql.clone(), STATE_SQL.into()],
+            ctx.deadline.instant(),
+        )
+        .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
+    let st = parse_state(&all, 1);
+    let (resource, me) = (ctx.env.instance_base(), cfg.repl.node.as_str());
+    if st.in_recovery {
+        if st.receiver.as_deref() == Some("streaming") {
+            return Ok(Status::Running);
+        }
+        ctx.log.warn(&format!(
+            "standby {pid} does not stream from a primary (WAL receiver: {})",
+            st.receiver.as_deref().unwrap_or("none")
+        ));
+        match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
+            Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
+                "two-node rule: the peer left the partition; promotion score {s}"
+            )),
+            Ok(election::Survivor::NotApplicable(why)) => {
+                ctx.log.debug(&format!("two-node rule: {why}"))
+            }
+            Err(e) => ctx.log.debug(&format!("two-node rule not applied: {e}")),
+        }
+        return Ok(Status::Running);
+    }
+    let admin = admin_probe(cfg, &file, &creds)?;
+    let replicas = match peers.wal.replicas(&admin, ctx.deadline.instant()) {
+        Ok(r) => r,
+        Err(e) => {
+            ctx.log.warn(&format!("pg_stat_replication of {pid}: {e}"));
+            return Ok(Status::Promoted);
+        }
+    };
+    let lag = LagPolicy {
+        max_bytes: cfg.repl.maxlag,
+        max_seconds: None,
+    };
+    match election::apply_scores(peers.attrd, resource, me, &replicas, lag, &ctx.deadline) {
+        Ok(changes) => {
+            for c in changes {
+                ctx.log.info(&format!(
+                    "promotion score of {}: {:?} -> {:?} ({})",
+                    c.node, c.from, c.to, c.why
+                ));
+            }
+        }
+        Err(e) => ctx.log.warn(&format!(
+            "could not set promotion scores (not in a cluster?): {e}"
+        )),
+    }
+    if cfg.repl.sync {
+        if let Err(e) = manage_sync(os, &admin, cfg, &replicas, ctx) {
+            ctx.log.warn(&e.to_string());
+        }
+    }
+    Ok(Status::Promoted)
+}
+
+fn not_running(
+    os: &impl PgOs,
+    cfg: &PgConfig,
+    ctx: &Ctx,
+    pidfile: bool,
+    stale: Option<u32>,
+    orphans: &[u32],
+) -> Result<Status, OcfError> {
+    if expects_promoted(ctx) {
+        if let Ok(creds) = instance::credentials(cfg) {
+            let c = os.control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant());
+            if let Ok(c) = c {
+                if c.state == ClusterState::InProduction {
+                    return Err(OcfError::FailedPromoted(format!(
+                        "the primary of {} crashed: no postmaster, pg_controldata says \
+                         \"in production\"{}",
+                        cfg.datadir.display(),
+                        if orphans.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", server processes {orphans:?} left")
+                        }
+                    )));
+                }
+            }
+        }
+    }
+    Ok(Status::NotRunning(single::not_running_reason(
+        os, cfg, ctx, pidfile, stale, orphans,
+    )?))
+}
+
+/// Starts as a standby: the agent's file and `standby.signal`, then the postmaster with
+/// that file as its configuration. A server already running is left as it is.
+pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    let creds = instance::credentials(cfg)?;
+    if let Found::Postmaster { pid, .. } = instance::find(os, cfg) {
+        ctx.log.info(&format!(
+            "postmaster {pid} already serves {}; left in its role",
+            cfg.datadir.display()
+        ));
+        return single::start_with(os, cfg, ctx, cfg.config.clone());
+    }
+    let state = os
+        .control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant())
+        .map(|c| c.state)
+        .ok();
+    // A former primary (a standby's control file says "in archive recovery" or "shut
+    // down in recovery") must not have diverged from the primary it would follow. A
+    // demote restarts the primary it just stopped: nothing to compare yet.
+    let former_primary = matches!(
+        state,
+        Some(ClusterState::ShutDown | ClusterState::InProduction)
+    );
+    if ctx.action == Action::Start && former_primary {
+        if let Some(conninfo) = primary_conninfo(cfg) {
+            let t = rejoin::Tools {
+                bindir: &cfg.bindir(),
+                datadir: &cfg.datadir,
+                conninfo: &conninfo,
+                creds: &creds,
+            };
+            match rejoin::refusal(peers.wal, &t, ctx.deadline.share(0.3).instant()) {
+                Ok(Some(why)) => return Err(OcfError::Generic(why)),
+                Ok(None) => {}
+                Err(e) => ctx.log.warn(&format!(
+                    "cannot tell whether {} diverged: {e}",
+                    cfg.datadir.display()
+                )),
+            }
+        }
+    }
+    let conf = own_conf(cfg)?;
+    os.write_owned(&cfg.datadir, OWN_CONF, &conf, &creds)?;
+    os.write_owned(&cfg.datadir, STANDBY_SIGNAL, "", &creds)?;
+    ctx.log.info(&format!(
+        "starting {} as a standby ({} and {})",
+        cfg.datadir.display(),
+        STANDBY_SIGNAL,
+        OWN_CONF
+    ));
+    single::start_with(os, cfg, ctx, Some(cfg.datadir.join(OWN_CONF)))?;
+    // First start of a cluster: a cleanly shut down primary takes 1 when nobody scores.
+    if state == Some(ClusterState::ShutDown) {
+        let resource = ctx.env.instance_base();
+        if let Ok(any) = election::any_score(peers.attrd, resource, &ctx.deadline) {
+            if let Some(s) = election::first_start_score(true, any) {
+                match peers
+                    .attrd
+                    .set_score(resource, None, s, ctx.deadline.instant())
+                {
+                    Ok(()) => ctx.log.info(&format!("first start: promotion score {s}")),
+                    Err(e) => ctx.log.warn(&format!("first start score: {e}")),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Promotes a standby with `pg_promote`, waiting at most what the deadline leaves, and
+/// checks that the server left recovery. A primary is left as it is.
+pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    let Found::Postmaster { pid, file } = instance::find(os, cfg) else {
+        return Err(OcfError::Generic(format!(
+            "cannot promote {}: no postmaster runs",
+            cfg.datadir.display()
+        )));
+    };
+    let creds = instance::credentials(cfg)?;
+    let admin = admin_probe(cfg, &file, &creds)?;
+    let st = state(os, cfg, &file, &creds, ctx)?;
+    if !st.in_recovery {
+        ctx.log
+            .info(&format!("postmaster {pid} is already a primary"));
+        set_own_score(peers, ctx, election::PRIMARY_SCORE);
+        return Ok(());
+    }
+    promote_allowed(peers, ctx)?;
+    // pg_promote waits in whole seconds; leave a margin for the answer and the check.
+    let secs = (ctx.deadline.remaining().as_secs_f64() * 0.8)
+        .floor()
+        .max(1.0) as u64;
+    let all = os
+        .query(
+            &admin,
+            &[
+                format!("select pg_promote(true, {secs})"),
+                "select pg_is_in_recovery()".into(),
+            ],
+            ctx.deadline.instant(),
+        )
+        .map_err(|e| OcfError::Generic(format!("promoting postmaster {pid}: {e}")))?;
+    let promoted = cell(all.first(), 0, 0).as_deref() == Some("t");
+    let in_recovery = cell(all.get(1), 0, 0).as_deref() != Some("f");
+    if !promoted || in_recovery {
+        return Err(OcfError::Generic(format!(
+            "postmaster {pid} was not promoted within {secs} s (pg_promote: {}, still in \
+             recovery: {in_recovery})",
+            if promoted { "true" } else { "false" }
+        )));
+    }
+    ctx.log.info(&format!(
+        "postmaster {pid} promoted in {} ms",
+        ctx.deadline.elapsed().as_millis()
+    ));
+    set_own_score(peers, ctx, election::PRIMARY_SCORE);
+    if cfg.repl.sync {
+        if let Err(e) = manage_sync(os, &admin, cfg, &[], ctx) {
+            ctx.log.warn(&e.to_string());
+        }
+    }
+    Ok(())
+}
+
+fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
+    let r = peers
+        .attrd
+        .set_score(ctx.env.instance_base(), None, score, ctx.deadline.instant());
+    if let Err(e) = r {
+        ctx.log.warn(&format!(
+            "could not set the promotion score {score} (not in a cluster?): {e}"
+        ));
+    }
+}
+
+/// The election's last word before a promotion: this node must still be the best of
+/// the electors of the pre-promote notification (at most half of the deadline).
+fn promote_allowed(peers: &Peers, ctx: &Ctx) -> Result<(), OcfError> {
+    match election::promote_check(peers.attrd, ctx.env.instance_base(), &ctx.deadline) {
+        Ok(Verdict::Best { mine, peers }) => {
+            ctx.log.info(&format!(
+                "election: {mine} is the best position (electors {peers:?})"
+            ));
+            Ok(())
+        }
+        Ok(Verdict::NotBest {
+            better,
+            theirs,
+            mine,
+        }) => Err(OcfError::Generic(format!(
+            "not promoting: {better} is ahead ({theirs} against this node's {mine}); \
+             its promotion score is raised so that Pacemaker promotes it instead"
+        ))),
+        Ok(Verdict::Fallback { missing, reason }) => {
+            ctx.log.warn(&format!(
+                "election incomplete ({reason}; no position from {missing:?}): promoting \
+                 on Pacemaker's choice"
+            ));
+            Ok(())
+        }
+        Err(e) => {
+            ctx.log.warn(&format!(
+                "election not checked ({e}): promoting on Pacemaker's choice"
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// Demotes a primary: fast shutdown (escalating within a share of the deadline), then a
+/// start as a standby. A standby, or nothing running, is already demoted.
+pub fn demote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    let (pid, file) = match instance::find(os, cfg) {
+        Found::Postmaster { pid, file } => (pid, file),
+        Found::None { .. } => {
+            ctx.log.info(&format!(
+                "nothing runs for {}: not promoted",
+                cfg.datadir.display()
+            ));
+            return Ok(());
+        }
+    };
+    let creds = instance::credentials(cfg)?;
+    match state(os, cfg, &file, &creds, ctx) {
+        Ok(s) if s.in_recovery => {
+            ctx.log
+                .info(&format!("postmaster {pid} is already a standby"));
+            return Ok(());
+        }
+        Ok(_) => {}
+        // A primary that does not answer is stopped all the same.
+        Err(e) => ctx.log.warn(&format!(
+            "{e}; stopping postmaster {pid} to restart it as a standby"
+        )),
+    }
+    let stop_ctx = Ctx {
+        env: ctx.env,
+        action: ctx.action,
+        deadline: ctx.deadline.share(0.6),
+        log: ctx.log,
+    };
+    instance::stop_escalating(os, cfg, Some(pid), &stop_ctx)?;
+    ctx.log.info(&format!(
+        "primary {pid} stopped after {} ms; starting as a standby",
+        ctx.deadline.elapsed().as_millis()
+    ));
+    start(os, peers, cfg, ctx)
+}
+
+/// Notifications: pre-promote publishes this node's position (and, on a switchover's
+/// target, checks it received the old primary's shutdown checkpoint); post-promote
+/// removes the election's attributes. Never fails: a notification that cannot do its
+/// part leaves the promote's check to fall back on the scores.
+pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    let n = ctx.env.notify();
+    let (resource, me) = (ctx.env.instance_base(), cfg.repl.node.as_str());
+    ctx.log.debug(&format!(
+        "notify {:?}-{}: promote {:?}, demote {:?}, start {:?}, stop {:?}",
+        n.when,
+        n.operation.as_deref().unwrap_or("?"),
+        n.promote,
+        n.demote,
+        n.start,
+        n.stop
+    ));
+    match (n.when, n.operation.as_deref()) {
+        (Some(When::Pre), Some("promote")) => {
+            let server = match instance::find(os, cfg) {
+                Found::Postmaster { file, .. } => instance::credentials(cfg)
+                    .ok()
+                    .and_then(|c| admin_probe(cfg, &file, &c).ok().map(|p| (p, c))),
+                Found::None { .. } => None,
+            };
+            let position = server.as_ref().and_then(|(p, _)| {
+                election::read_position(peers.wal, p, &ctx.deadline.share(0.3))
+                    .map_err(|e| ctx.log.warn(&format!("position not published: {e}")))
+                    .ok()
+                    .map(|r| r.position)
+            });
+            if let (true, Some((p, creds))) = (election::is_switchover(&n, me), &server) {
+                let v = election::check_switchover(
+                    peers.wal,
+                    p,
+                    &cfg.bindir(),
+                    &cfg.datadir,
+                    creds,
+                    &ctx.deadline.share(0.4),
+                );
+                if matches!(v, election::Switchover::Unsafe { .. }) {
+                    ctx.log.error(&format!(
+                        "switchover: {}; promotion score -1 for this node",
+                        v.describe()
+                    ));
+                    set_own_score(peers, ctx, -1);
+                } else {
+                    ctx.log.info(&format!("switchover: {}", v.describe()));
+                }
+            }
+            match election::pre_promote(peers.attrd, resource, me, &n, position, &ctx.deadline) {
+                Ok(true) => ctx.log.info(&format!(
+                    "pre-promote: published {}",
+                    position
+                        .map(|p| p.to_string())
+                        .unwrap_or_else(|| "nothing".into())
+                )),
+                Ok(false) => ctx.log.warn("pre-promote: attrd did not confirm in time"),
+                Err(e) => ctx.log.warn(&format!("pre-promote: {e}")),
+            }
+        }
+        (Some(When::Post), Some("promote")) => {
+            if let Err(e) = election::post_promote(peers.attrd, resource, &ctx.deadline) {
+                ctx.log.warn(&format!("post-promote: {e}"));
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "replication_tests.rs"]
+mod tests;
