@@ -229,6 +229,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,_init)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__help__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd___writer"
                 ;;
@@ -304,6 +307,9 @@ _pgstack() {
             pgstack__subcmd__lab,_init)
                 cmd="pgstack__subcmd__lab__subcmd___init"
                 ;;
+            pgstack__subcmd__lab,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd___umlfenced"
+                ;;
             pgstack__subcmd__lab,_writer)
                 cmd="pgstack__subcmd__lab__subcmd___writer"
                 ;;
@@ -321,6 +327,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab,migrate)
+                cmd="pgstack__subcmd__lab__subcmd__switchover"
                 ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
@@ -345,6 +354,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,_init)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___init"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,_umlfenced)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced"
                 ;;
             pgstack__subcmd__lab__subcmd__help,_writer)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd___writer"
@@ -1494,7 +1506,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1522,6 +1534,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1966,7 +1992,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="-h --dir --advanced --help up status psql switchover migrate crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1984,7 +2010,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___fenced)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2002,7 +2028,25 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___init)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd___umlfenced)
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2020,12 +2064,16 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd___writer)
-            opts="-h --dir --help"
+            opts="-h --host --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --host)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2038,7 +2086,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__crash)
-            opts="-h --no-wait --dir --help"
+            opts="-h --no-wait --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2056,7 +2104,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__down)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2074,12 +2122,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__fence__subcmd__agent)
-            opts="-h --dir --help"
+            opts="-h --mailbox --name --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --mailbox)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2092,7 +2148,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2120,6 +2176,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help__subcmd___init)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd___umlfenced)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2302,7 +2372,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2320,7 +2390,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__psql)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2338,7 +2408,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__restore)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2356,7 +2426,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__status)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2374,7 +2444,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__switchover)
-            opts="-h --dir --help"
+            opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2392,7 +2462,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
+            opts="-h --nodes --stack --token --no-fencing --set --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2403,7 +2473,7 @@ _pgstack() {
                     return 0
                     ;;
                 --stack)
-                    COMPREPLY=($(compgen -W "shared replication" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "shared replication advanced" -- "${cur}"))
                     return 0
                     ;;
                 --token)
@@ -2426,7 +2496,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__writer)
-            opts="-h --dir --help start stop check"
+            opts="-h --dir --advanced --help start stop check"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
