@@ -2316,7 +2316,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --help"
+            opts="-h --nodes --stack --token --no-fencing --sync --set --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

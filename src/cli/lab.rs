@@ -44,6 +44,10 @@ enum LabCmd {
         /// The book's stonith-enabled=false (a node that stops answering keeps its resources).
         #[arg(long)]
         no_fencing: bool,
+        /// Replication stack: synchronous replication (a commit is acknowledged once a
+        /// standby has it).
+        #[arg(long)]
+        sync: bool,
         /// Template variables (provider=heartbeat runs the reference agents).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
@@ -52,7 +56,8 @@ enum LabCmd {
     Status,
     /// psql through the VIP from the client namespace (interactive without SQL).
     Psql { sql: Option<String> },
-    /// Move PGServer to NODE (default: the other node), constraint always cleared.
+    /// Move PGServer (replication: the promoted role) to NODE (default: the other node),
+    /// constraint always cleared.
     Switchover { node: Option<String> },
     /// Power cut of NODE (default: where PGServer runs), then the takeover measured.
     Crash {
@@ -94,6 +99,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
             stack,
             token,
             no_fencing,
+            sync,
             sets,
         } => {
             let mut pairs = Vec::new();
@@ -111,6 +117,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
                 },
                 token_ms: token,
                 fencing: !no_fencing,
+                sync,
                 sets: pairs,
                 dir,
                 ..Options::default()
@@ -186,7 +193,12 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     .collect(),
             };
             for n in &nodes {
-                lab.restore(n)?;
+                if let Some(secs) = lab.restore(n)? {
+                    println!(
+                        "{n}: its data directory was a primary's: rebuilt from the primary \
+                         with pg_basebackup in {secs:.2} s"
+                    );
+                }
             }
             lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;
