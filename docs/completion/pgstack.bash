@@ -238,6 +238,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,promote-floor)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__promote__subcmd__floor"
+                ;;
             pgstack__subcmd__help__subcmd__lab,psql)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__psql"
                 ;;
@@ -310,6 +313,9 @@ _pgstack() {
             pgstack__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__kill__subcmd__corosync"
                 ;;
+            pgstack__subcmd__lab,promote-floor)
+                cmd="pgstack__subcmd__lab__subcmd__promote__subcmd__floor"
+                ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
                 ;;
@@ -351,6 +357,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,promote-floor)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__promote__subcmd__floor"
                 ;;
             pgstack__subcmd__lab__subcmd__help,psql)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__psql"
@@ -1460,7 +1469,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer"
+            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1558,6 +1567,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__promote__subcmd__floor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1890,7 +1913,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --help up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="-h --dir --help up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2016,7 +2039,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer help"
+            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2141,6 +2164,20 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__promote__subcmd__floor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__lab__subcmd__help__subcmd__psql)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2226,6 +2263,24 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__kill__subcmd__corosync)
+            opts="-h --dir --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__promote__subcmd__floor)
             opts="-h --dir --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -66,6 +66,9 @@ enum LabCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Replication stack: time a bare `pg_ctl promote -w` on the standby NODE (the floor
+    /// of a promotion). Puts the cluster in maintenance mode: only `down` follows.
+    PromoteFloor { node: String },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
     /// Boot NODE again (default: every node that is down).
@@ -174,6 +177,17 @@ pub fn run(a: LabArgs) -> Result<u8> {
             println!("{victim}: power cut; {survivor} took over");
             println!("{}", t.report());
             print!("{}", lab.status()?.report());
+            Ok(0)
+        }
+        LabCmd::PromoteFloor { node } => {
+            let lab = Lab::open(&dir)?;
+            if lab.cfg.stack != Stack::Replication {
+                bail!("promote-floor needs the replication stack (lab up --stack replication)");
+            }
+            let secs = lab::repl::promote_floor(&lab, &node)?;
+            println!(
+                "pg_ctl promote -w on {node}: {secs:.3} s (maintenance mode on: `pgstack lab down` next)"
+            );
             Ok(0)
         }
         LabCmd::KillCorosync { node } => {

@@ -485,6 +485,7 @@ impl Lab {
                 // The primary's monitor refreshes the standbys' promotion scores.
                 sets.push(("pg_promoted_monitor".into(), "3s".into()));
                 sets.push(("pg_unpromoted_monitor".into(), "4s".into()));
+                sets.push(("pg_repuser".into(), repl::REPL_USER.into()));
             }
         }
         if self.cfg.nodes == 3 {

@@ -479,6 +479,57 @@ pub fn scores(lab: &Lab, from_node: &str) -> Vec<(String, Option<i64>)> {
         .collect()
 }
 
+/// The floor of a promotion: the bare `pg_ctl promote -w` on the standby `name`, timed,
+/// with the cluster put in maintenance mode first (Pacemaker leaves the resources alone,
+/// so it does not fight the second primary). The lab is good for `down` afterwards only.
+pub fn promote_floor(lab: &Lab, name: &str) -> LabResult<f64> {
+    node_index(name, lab.cfg.nodes)?;
+    let me = pg_node(lab, name)
+        .ok_or_else(|| LabError::Invalid(format!("{name}: PostgreSQL does not answer")))?;
+    if me.primary {
+        return Err(LabError::Invalid(format!(
+            "{name} is the primary: the floor is measured on a standby"
+        )));
+    }
+    node::exec(
+        lab,
+        name,
+        &[
+            "crm_attribute",
+            "--type",
+            "crm_config",
+            "--name",
+            "maintenance-mode",
+            "--update",
+            "true",
+        ],
+        Duration::from_secs(10),
+    )?;
+    lab.settle(30)?;
+    let pgdata = lab.pgdata().display().to_string();
+    let pg_ctl = bin("pg_ctl");
+    let t0 = Instant::now();
+    node::exec(
+        lab,
+        name,
+        &[
+            "setpriv",
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            &pg_ctl,
+            "promote",
+            "-w",
+            "-t",
+            "60",
+            "-D",
+            &pgdata,
+        ],
+        Duration::from_secs(70),
+    )?;
+    Ok(t0.elapsed().as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
