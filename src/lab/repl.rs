@@ -143,6 +143,9 @@ pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
             &pgdata_s,
             "-c",
             "listen_addresses=",
+            // No standby exists yet: the setup's commits must not wait for one (--sync).
+            "-c",
+            "synchronous_standby_names=",
             "-c",
             &format!("unix_socket_directories={sock_s}"),
         ])
