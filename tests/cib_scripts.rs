@@ -4,9 +4,10 @@
 //! Every agent the templates name is installed (resource-agents, drbd-utils, fence-agents
 //! and pgstack's own shims, `ocf:pgstack:lvm` included), so crmsh and pcs check each
 //! agent's meta-data and parameter names, and every case runs without any force option
-//! (`crm -F`, pcs `--force`), except the replication template with pgstack's agents: the
-//! postgresql agent does not declare its replication parameters yet. `pgstack cib verify` fails, listing them, when a
-//! configuration names an agent that is not installed here.
+//! (`crm -F`, pcs `--force`): the replication template's promotable clone of
+//! `ocf:pgstack:postgresql` included, since the agent advertises promote, demote, notify
+//! and the promoted and unpromoted monitors. `pgstack cib verify` fails, listing them,
+//! when a configuration names an agent that is not installed here.
 
 mod common;
 
@@ -99,9 +100,7 @@ fn crm_scripts_give_the_xml_configuration() {
             false,
         ),
         ("adv-pgstack", "advanced", vec![], false),
-        // The replication parameters (rep_mode, node_list, master_ip) are not in the
-        // postgresql agent's table yet: crmsh refuses them without -F.
-        ("repl-pgstack", "replication", vec![], true),
+        ("repl-pgstack", "replication", vec![], false),
     ] {
         let want = expected(&tmp, &format!("{tag}.xml"), template, &extra);
         same(tag, &want, &apply_crm(&tmp, tag, template, &extra, force));
@@ -189,7 +188,7 @@ fn pcs_script_gives_the_xml_configuration_with_pgstack_agents() {
     same(
         "pcs repl-pgstack",
         &want,
-        &apply_pcs(&tmp, "repl", "replication", &extra, true),
+        &apply_pcs(&tmp, "repl", "replication", &extra, false),
     );
     let want = expected(&tmp, "a.xml", "advanced", &[]);
     same(

@@ -374,7 +374,8 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
     prerequisites();
     let tmp = TempDir::new("switch-keep");
     let cib = fresh(&tmp, "cib.xml");
-    let script = "primitive db ocf:heartbeat:pgsql params pgdata=/var/lib/pgsql/data rep_mode=sync node_list=\"pg1 pg2\" master_ip=10.99.0.60 op monitor interval=30s timeout=30\nproperty stonith-enabled=false\n";
+    // (pgsql with rep_mode=sync switches now: the postgresql agent replicates.)
+    let script = "primitive vip ocf:heartbeat:IPaddr2 params ip=10.99.0.60 lvs_support=true op monitor interval=30s timeout=30\nproperty stonith-enabled=false\n";
     let r = crm_load(&tmp, &cib, script);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let before = std::fs::read_to_string(&cib).unwrap();
@@ -382,7 +383,7 @@ fn migrate_cib_keeps_what_pgstack_would_refuse() {
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
         r.stdout
-            .contains("keep db on ocf:heartbeat:pgsql: rep_mode=\"sync\""),
+            .contains("keep vip on ocf:heartbeat:IPaddr2: lvs_support=\"true\""),
         "{}",
         r.stdout
     );

@@ -504,9 +504,9 @@ mod tests {
           <nvpair id="e" name="ctl_opt" value="-w"/>
         </instance_attributes>
       </primitive>
-      <primitive id="db2" class="ocf" provider="heartbeat" type="pgsql">
-        <instance_attributes id="db2-ia">
-          <nvpair id="f" name="rep_mode" value="sync"/>
+      <primitive id="vip2" class="ocf" provider="heartbeat" type="IPaddr2">
+        <instance_attributes id="vip2-ia">
+          <nvpair id="f" name="lvs_support" value="true"/>
         </instance_attributes>
       </primitive>
       <clone id="ms-drbd">
@@ -521,6 +521,12 @@ mod tests {
       <clone id="ms-paf">
         <meta_attributes id="m2"><nvpair id="j" name="promotable" value="true"/></meta_attributes>
         <primitive id="paf" class="ocf" provider="heartbeat" type="pgsqlms"/>
+      </clone>
+      <clone id="ms-vip">
+        <meta_attributes id="m3"><nvpair id="k" name="promotable" value="true"/></meta_attributes>
+        <primitive id="vip3" class="ocf" provider="heartbeat" type="IPaddr2">
+          <instance_attributes id="vip3-ia"><nvpair id="l" name="ip" value="10.99.0.51"/></instance_attributes>
+        </primitive>
       </clone>
       <primitive id="dummy" class="ocf" provider="heartbeat" type="Dummy"/>
     </resources></configuration></cib>"#;
@@ -539,7 +545,9 @@ mod tests {
         let mut cib = parse(CIB).unwrap();
         let r = migrate(&mut cib, Target::Pgstack);
         let switched: Vec<_> = r.changes.iter().map(|c| c.resource.as_str()).collect();
-        assert_eq!(switched, ["vip", "db", "drbd"]);
+        // PAF's promotable clone switches too: the postgresql agent promotes.
+        assert_eq!(switched, ["vip", "db", "drbd", "paf"]);
+        assert_eq!(provider_of(&cib, "paf"), "pgstack");
         assert_eq!(provider_of(&cib, "vip"), "pgstack");
         assert_eq!(provider_of(&cib, "drbd"), "pgstack");
         assert_eq!(provider_of(&cib, "dummy"), "heartbeat");
@@ -568,11 +576,11 @@ mod tests {
                 .find(|k| k.resource == id)
                 .map(|k| k.why.clone())
         };
-        assert!(kept("db2").unwrap().contains("rep_mode"));
-        assert!(kept("paf").unwrap().contains("does not promote"));
-        assert_eq!(provider_of(&cib, "db2"), "heartbeat");
-        assert_eq!(provider_of(&cib, "paf"), "heartbeat");
-        assert!(r.text().contains("keep db2 on ocf:heartbeat:pgsql"));
+        assert!(kept("vip2").unwrap().contains("lvs_support"));
+        assert!(kept("vip3").unwrap().contains("does not promote"));
+        assert_eq!(provider_of(&cib, "vip2"), "heartbeat");
+        assert_eq!(provider_of(&cib, "vip3"), "heartbeat");
+        assert!(r.text().contains("keep vip2 on ocf:heartbeat:IPaddr2"));
     }
 
     #[test]
@@ -580,7 +588,7 @@ mod tests {
         let mut cib = parse(CIB).unwrap();
         migrate(&mut cib, Target::Pgstack);
         let r = migrate(&mut cib, Target::Reference);
-        assert_eq!(r.changes.len(), 3, "{}", r.text());
+        assert_eq!(r.changes.len(), 4, "{}", r.text());
         assert_eq!(provider_of(&cib, "drbd"), "linbit");
         assert_eq!(provider_of(&cib, "vip"), "heartbeat");
         // a second run changes nothing

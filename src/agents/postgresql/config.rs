@@ -31,6 +31,11 @@ pub struct PgConfig {
     pub connect_timeout: Duration,
     pub stop_escalate: Duration,
     pub expected_mount: Option<PathBuf>,
+    /// The replication parameters, decoded in every mode.
+    pub repl: Repl,
+    /// The promotable streaming-replication mode (see [`super::replication`]), chosen
+    /// from `mode` and the clone meta-data by the agent's `configure`.
+    pub replication: bool,
     /// Parameters whose values do not decode (name, error). validate-all, start and
     /// reload refuse any of them, the monitor those of [`MONITOR_PARAMS`] once it found
     /// a server; probes and stop still find the server from pgdata and datadir.
@@ -81,6 +86,141 @@ impl PgConfig {
             .pop()
             .map(|(_, b)| b)
             .unwrap_or_else(|| PathBuf::from("/usr/bin"))
+    }
+}
+
+/// `mode`: which mode the agent runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModeParam {
+    /// Replication in a promotable clone (or with `rep_mode` async or sync), else single.
+    Auto,
+    Single,
+    Replication,
+}
+
+/// The settings of the replication mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repl {
+    pub mode: ModeParam,
+    /// `rep_mode` async or sync (pgsql's names) asks for replication; sync also manages
+    /// `synchronous_standby_names`.
+    pub rep_mode: Option<String>,
+    /// The primary's host (the service address) standbys stream from (`master_ip`).
+    pub primary_host: Option<String>,
+    pub repuser: String,
+    /// Further `key=value` words of `primary_conninfo`.
+    pub conninfo_opt: Option<String>,
+    pub recovery_template: Option<PathBuf>,
+    /// Bytes of lag beyond which a standby is not a promotion candidate (0: no limit).
+    pub maxlag: u64,
+    /// Manage `synchronous_standby_names` on the primary.
+    pub sync: bool,
+    /// With `sync`: a primary without any streaming standby goes on accepting writes
+    /// (its synchronous_standby_names emptied); otherwise writes wait for a standby.
+    pub lone_primary_writes: bool,
+    /// This node's name: `application_name` of its `primary_conninfo`. Set by the
+    /// agent's `configure` (from `CRM_meta_on_node` or the cluster).
+    pub node: String,
+}
+
+fn conninfo_words(name: &'static str, v: &str) -> Result<Option<String>, ParamError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    for w in v.split_whitespace() {
+        let Some((k, val)) = w.split_once('=') else {
+            return Err(ParamError::invalid(name, v, "words must be key=value"));
+        };
+        if k.is_empty() || !k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+            return Err(ParamError::invalid(name, v, "not a connection keyword"));
+        }
+        if val.contains(['\'', '\\']) {
+            return Err(ParamError::invalid(
+                name,
+                v,
+                "quotes and backslashes are not accepted",
+            ));
+        }
+        if ["host", "user", "application_name"].contains(&k) {
+            return Err(ParamError::invalid(
+                name,
+                v,
+                "host, user and application_name are set by the agent \
+                 (master_ip, repuser, the node name)",
+            ));
+        }
+    }
+    Ok(Some(v.split_whitespace().collect::<Vec<_>>().join(" ")))
+}
+
+fn host_name(name: &'static str, v: &str) -> Result<Option<String>, ParamError> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    let ok = v
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b".-:_".contains(&b));
+    if ok {
+        Ok(Some(v.to_string()))
+    } else {
+        Err(ParamError::invalid(name, v, "not a host name or address"))
+    }
+}
+
+fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
+    let mode = match p.str_value("mode").trim() {
+        "auto" | "" => Ok(ModeParam::Auto),
+        "single" => Ok(ModeParam::Single),
+        "replication" => Ok(ModeParam::Replication),
+        other => Err(ParamError::invalid(
+            "mode",
+            other,
+            "must be auto, single or replication",
+        )),
+    };
+    let mode = lenient(bad, mode, ModeParam::Auto);
+    let rep_mode = match p.str_value("rep_mode").trim() {
+        "none" | "" => Ok(None),
+        m @ ("async" | "sync") => Ok(Some(m.to_string())),
+        other => Err(ParamError::invalid(
+            "rep_mode",
+            other,
+            "must be none, async or sync",
+        )),
+    };
+    let rep_mode = lenient(bad, rep_mode, None);
+    let primary_host = host_name("master_ip", p.str("master_ip").unwrap_or(""));
+    let primary_host = lenient(bad, primary_host, None);
+    let repuser = user_name("repuser", p.str_value("repuser"));
+    let repuser = lenient(bad, repuser, String::new());
+    let conninfo_opt = conninfo_words(
+        "primary_conninfo_opt",
+        p.str("primary_conninfo_opt").unwrap_or(""),
+    );
+    let conninfo_opt = lenient(bad, conninfo_opt, None);
+    let recovery_template = p
+        .str("recovery_template")
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| abs_path("recovery_template", t))
+        .transpose();
+    let recovery_template = lenient(bad, recovery_template, None);
+    let maxlag = p
+        .int_in("maxlag", 0, i64::MAX)
+        .map(|_| p.int_value("maxlag") as u64);
+    let maxlag = lenient(bad, maxlag, 0);
+    Repl {
+        mode,
+        sync: rep_mode.as_deref() == Some("sync"),
+        rep_mode,
+        primary_host,
+        repuser,
+        conninfo_opt,
+        recovery_template,
+        maxlag,
+        lone_primary_writes: p.bool("lone_primary_writes"),
+        node: String::new(),
     }
 }
 
@@ -234,6 +374,7 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         .map(|m| abs_path("expected_mount", m))
         .transpose();
     let expected_mount = lenient(&mut bad, expected_mount, None);
+    let repl = repl_params(p, &mut bad);
     Ok(PgConfig {
         pgdata,
         datadir,
@@ -253,6 +394,8 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         connect_timeout: Duration::from_secs(connect_timeout as u64),
         stop_escalate: Duration::from_secs(stop_escalate as u64),
         expected_mount,
+        repl,
+        replication: false,
         invalid: bad,
     })
 }

@@ -1,6 +1,6 @@
 //! What every mode needs about one instance: the checks before a start, the system
 //! user, which postmaster (if any) serves the data directory, the monitor's connection
-//! and the escalating stop. The replication mode will reuse all of it.
+//! and the escalating stop, used by both modes.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

@@ -1,6 +1,11 @@
 //! `ocf:pgstack:postgresql`: one PostgreSQL server (a "cluster" in PostgreSQL's words),
-//! the replacement of `ocf:heartbeat:pgsql` in its single-instance role, with parameter
-//! names of pgsql and PAF.
+//! the replacement of `ocf:heartbeat:pgsql` in its single-instance role and of PAF's
+//! `pgsqlms` as a promotable clone, with parameter names of pgsql and PAF.
+//!
+//! **Modes**: single-instance (below, [`single`]) or streaming replication
+//! ([`replication`]), chosen by `mode` (auto, single, replication): auto is replication
+//! when the resource is a promotable clone (`CRM_meta_promotable=true`) or `rep_mode` is
+//! async or sync.
 //!
 //! **Manages** the postmaster of one data directory, run as the system user (privileges
 //! dropped in the child: groups, gid, uid; never `su`).
@@ -40,9 +45,17 @@
 //! only when it is one the monitor uses, and never makes a running server look
 //! stopped (see [`config`]).
 //!
-//! **Promotion**: not in this mode; the module is laid out (`single`, `instance`) for a
-//! promotable streaming-replication mode beside it, which will add promote, demote and
-//! notify. None of them is advertised now.
+//! **Promotion** (replication mode; see [`replication`]): start always makes a standby
+//! (`standby.signal`, and the agent's own `pgstack-replication.conf` as the server's
+//! `config_file`, including the user's configuration and setting `primary_conninfo` with
+//! the node name as `application_name`); promote runs `pg_promote()` within the
+//! deadline; demote is a fast shutdown and a start as a standby; monitor answers 8 for a
+//! primary, 0 for a standby, 7 stopped, 9 for a crashed primary only when Pacemaker
+//! expects it promoted; the primary sets promotion scores and, with `rep_mode=sync`,
+//! `synchronous_standby_names`. validate-all (and start) refuse a clone without
+//! `notify=true` or with `promoted-max` above 1 (6) and a missing or wrong
+//! `recovery_template` (2). promote, demote and notify are always advertised (crm and
+//! pcs accept a promotable clone of the agent); in single mode they answer 3.
 //!
 //! **Side effects**: the server's processes, its log file, the socket directory (created
 //! for the system user when missing), a stale `postmaster.pid` renamed to
@@ -53,6 +66,7 @@
 pub mod config;
 pub mod instance;
 pub mod lsb;
+pub mod replication;
 pub mod single;
 pub mod words;
 
@@ -62,8 +76,9 @@ use crate::ocf::agent::FromParams;
 use crate::ocf::metadata::{ActionSpec, AgentInfo};
 use crate::ocf::params::{ParamError, ParamSpec, Params};
 use crate::ocf::{Action, Agent, Ctx, OcfError, Status};
+use crate::sys::cluster::CrmTools;
 use crate::sys::pg::client::ProbeError;
-use crate::sys::pg::RealPg;
+use crate::sys::pg::{PgOs, RealPg};
 
 static PARAMS: &[ParamSpec] = &[
     ParamSpec::string(
@@ -212,27 +227,84 @@ static PARAMS: &[ParamSpec] = &[
          directory left by a failed mount.",
     )
     .reloadable(),
-    // Parameters of ocf:heartbeat:pgsql and PAF (pgsqlms) this single-instance agent
-    // has no use for: declared, so an existing configuration loads as it is.
+    ParamSpec::string(
+        "mode",
+        "Mode: auto, single or replication",
+        "single: one server, always a primary. replication: a promotable clone of \
+         streaming-replication instances (started as standbys, one promoted by Pacemaker). \
+         auto: replication when the resource is a promotable clone (or rep_mode is async \
+         or sync), else single.",
+    )
+    .default("auto"),
+    ParamSpec::string(
+        "rep_mode",
+        "Replication (pgsql name): none, async or sync",
+        "The name ocf:heartbeat:pgsql gives the replication mode. async or sync selects the \
+         replication mode (with mode=auto); sync also makes the primary manage \
+         synchronous_standby_names (ALTER SYSTEM and a reload) as standbys join and leave.",
+    )
+    .default("none"),
+    ParamSpec::string(
+        "master_ip",
+        "Host of the primary (replication mode)",
+        "The address standbys stream from: the service address that follows the primary. \
+         Written with pgport, repuser and the node name (application_name) into the \
+         primary_conninfo of the file the agent owns (pgstack-replication.conf in the data \
+         directory). Either this or recovery_template is needed in replication mode.",
+    ),
+    ParamSpec::string(
+        "repuser",
+        "Replication user (replication mode)",
+        "The user of a standby's replication connection. Its password belongs in the \
+         system user's ~/.pgpass (or passfile= in primary_conninfo_opt), never in the CIB.",
+    )
+    .default("postgres"),
+    ParamSpec::string(
+        "primary_conninfo_opt",
+        "Further primary_conninfo options (replication mode)",
+        "key=value words added to primary_conninfo (keepalives_idle=60 sslmode=require); \
+         host, user and application_name are set by the agent; port= names the primary's \
+         port when it is not pgport.",
+    ),
+    ParamSpec::string(
+        "recovery_template",
+        "File of standby settings (replication mode, PAF name)",
+        "A file whose settings (primary_conninfo with application_name=<node name>, \
+         restore_command, ...) a standby reads: the agent's file includes it, in place of the \
+         primary_conninfo it writes from master_ip. PAF's recovery.conf.pcmk works as it is; \
+         standby_mode and recovery_target_timeline lines are not needed (PostgreSQL 12+: \
+         standby.signal, and the timeline is always 'latest').",
+    ),
+    ParamSpec::integer(
+        "maxlag",
+        "Largest lag of a promotion candidate (bytes)",
+        "A standby more than this many bytes of WAL behind the primary gets a negative \
+         promotion score (0: no limit), as in PAF.",
+    )
+    .default("0"),
+    ParamSpec::boolean(
+        "lone_primary_writes",
+        "With rep_mode=sync: a primary alone keeps accepting writes",
+        "When no standby streams, the primary empties synchronous_standby_names and goes on \
+         committing without a standby's confirmation (the data of those commits exists on \
+         one node only). Off (the default): commits wait until a standby is back.",
+    )
+    .default("false"),
+    // Parameters of ocf:heartbeat:pgsql and PAF (pgsqlms) this agent has no use for:
+    // declared, so an existing configuration loads as it is.
     ParamSpec::refused("ctl_opt", "accepted and ignored: the server is started and stopped without pg_ctl, so there are no pg_ctl options to pass", &["*"]),
     ParamSpec::refused("pglibs", "accepted and ignored: no psql is run, and the server binaries find their own libraries", &["*"]),
-    ParamSpec::refused("tmpdir", "accepted and ignored: it holds the state files of pgsql's replication mode, which this agent does not have", &["*"]),
-    ParamSpec::refused("rep_mode", "streaming replication with promotion is not supported by this single-instance agent; a replicated resource stays on its reference agent", &["none"]),
-    ParamSpec::refused("node_list", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("restore_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
-    ParamSpec::refused("archive_cleanup_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
-    ParamSpec::refused("recovery_end_command", "accepted and ignored: used only by pgsql's rep_mode (recovery.conf of a standby), which is refused unless none", &["*"]),
-    ParamSpec::refused("master_ip", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("repuser", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("primary_conninfo_opt", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("restart_on_promote", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("replication_slot_name", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("xlog_check_count", "accepted and ignored: used only by pgsql's rep_mode, which is refused unless none", &["*"]),
-    ParamSpec::refused("crm_attr_timeout", "accepted and ignored: used only by pgsql's rep_mode (its node attributes), which is refused unless none", &["*"]),
-    ParamSpec::refused("stop_escalate_in_slave", "accepted and ignored: used only by pgsql's rep_mode (a standby's stop), which is refused unless none", &["*"]),
-    ParamSpec::refused("check_wal_receiver", "accepted and ignored: used only by pgsql's rep_mode (a standby's monitor), which is refused unless none", &["*"]),
-    ParamSpec::refused("maxlag", "accepted and ignored: PAF uses it to choose a standby to promote; this single-instance agent has no standby", &["*"]),
-    ParamSpec::refused("recovery_template", "accepted and ignored: PAF's recovery.conf template of a standby (PostgreSQL 11 and older); this single-instance agent has no standby", &["*"]),
+    ParamSpec::refused("tmpdir", "accepted and ignored: it holds pgsql's replication state files; this agent keeps its state in the server and in node attributes", &["*"]),
+    ParamSpec::refused("node_list", "accepted and ignored: the clone's instances are the nodes", &["*"]),
+    ParamSpec::refused("restore_command", "accepted and ignored: put it in recovery_template or postgresql.conf", &["*"]),
+    ParamSpec::refused("archive_cleanup_command", "accepted and ignored: put it in recovery_template or postgresql.conf", &["*"]),
+    ParamSpec::refused("recovery_end_command", "accepted and ignored: put it in recovery_template or postgresql.conf", &["*"]),
+    ParamSpec::refused("restart_on_promote", "accepted and ignored: promotion never restarts the server", &["*"]),
+    ParamSpec::refused("replication_slot_name", "accepted and ignored: replication slots are not managed", &["*"]),
+    ParamSpec::refused("xlog_check_count", "accepted and ignored: pgsql's repeated WAL position checks", &["*"]),
+    ParamSpec::refused("crm_attr_timeout", "accepted and ignored: node attribute updates are bounded by the action's deadline", &["*"]),
+    ParamSpec::refused("stop_escalate_in_slave", "accepted and ignored: a standby stops as a primary does (stop_escalate)", &["*"]),
+    ParamSpec::refused("check_wal_receiver", "accepted and ignored: the WAL receiver is always checked in replication mode", &["*"]),
 ];
 
 static ACTIONS: &[ActionSpec] = &[
@@ -240,6 +312,18 @@ static ACTIONS: &[ActionSpec] = &[
     ActionSpec::new(Action::Stop, 120),
     ActionSpec::new(Action::Monitor, 30).interval(15).depth(0),
     ActionSpec::new(Action::Monitor, 30).interval(60).depth(10),
+    // Replication mode (a promotable clone).
+    ActionSpec::new(Action::Monitor, 30)
+        .interval(15)
+        .depth(0)
+        .role("Promoted"),
+    ActionSpec::new(Action::Monitor, 30)
+        .interval(16)
+        .depth(0)
+        .role("Unpromoted"),
+    ActionSpec::new(Action::Promote, 30),
+    ActionSpec::new(Action::Demote, 120),
+    ActionSpec::new(Action::Notify, 60),
     ActionSpec::new(Action::ReloadAgent, 20),
     ActionSpec::new(Action::MetaData, 5),
     ActionSpec::new(Action::ValidateAll, 20),
@@ -247,21 +331,34 @@ static ACTIONS: &[ActionSpec] = &[
 
 pub static INFO: AgentInfo = AgentInfo {
     name: "postgresql",
-    shortdesc: "PostgreSQL server (single instance)",
+    shortdesc: "PostgreSQL server (single instance or streaming replication)",
     longdesc: "Manages one PostgreSQL server run as its system user: a start bounded by \
         the operation timeout that recovers a crashed cluster, a monitor that checks the \
         postmaster's identity and asks the server over its native protocol, and a stop \
         that escalates from fast to immediate shutdown to SIGKILL and verifies that no \
-        process of the cluster is left. Parameter names follow ocf:heartbeat:pgsql and PAF.",
+        process of the cluster is left. As a promotable clone (or with mode=replication) \
+        each instance starts as a streaming standby (standby.signal and the agent's own \
+        configuration file, which includes the user's), promote runs pg_promote within \
+        the operation timeout, demote restarts the primary as a standby, and the monitor \
+        reports primary (8), standby (0), stopped (7) and a crashed primary (9, only on \
+        the promoted monitor). Parameter names follow ocf:heartbeat:pgsql and PAF.",
     params: PARAMS,
     actions: ACTIONS,
     needs_root: true,
 };
 
+/// Promote, demote and notify of the single-instance mode: not implemented (3), so a
+/// conformance test sees a non-promotable agent.
+fn single_mode(a: Action) -> OcfError {
+    OcfError::Unimplemented(format!(
+        "{a} needs the replication mode (a promotable clone, or mode=replication)"
+    ))
+}
+
 // A monitor could not get an answer from the server.
 crate::agent_failure!(ProbeError => ErrGeneric);
 
-/// The agent. Single-instance mode is the only mode so far.
+/// The agent, in either mode.
 pub struct Postgresql;
 
 impl FromParams for PgConfig {
@@ -277,14 +374,58 @@ impl Agent for Postgresql {
         &INFO
     }
 
+    /// The mode comes from `mode` and the clone meta-data; replication mode also needs
+    /// this node's name (`CRM_meta_on_node`, else the cluster's or the host's name).
+    fn configure(&self, params: &Params, ctx: &Ctx) -> Result<PgConfig, OcfError> {
+        let mut cfg = configure(params)?;
+        cfg.replication = replication::selected(&cfg, ctx.env);
+        if cfg.replication {
+            cfg.repl.node = match &ctx.env.meta.on_node {
+                Some(n) => n.clone(),
+                None => RealPg.node_name(ctx.deadline.instant()),
+            };
+        }
+        Ok(cfg)
+    }
+
     fn validate(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        if cfg.replication {
+            // The clone and replication settings first: they need no root.
+            replication::validate(&RealPg, cfg, ctx)?;
+        }
         instance::require_root()?;
         cfg.check(None)?;
         instance::validate(cfg, ctx).map(|_| ())
     }
 
     fn start(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        if cfg.replication {
+            return replication::start(&RealPg, cfg, ctx);
+        }
         single::start(&RealPg, cfg, ctx)
+    }
+
+    fn promote(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        instance::require_root()?;
+        if !cfg.replication {
+            return Err(single_mode(Action::Promote));
+        }
+        replication::promote(&RealPg, &CrmTools::default(), cfg, ctx)
+    }
+
+    fn demote(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        instance::require_root()?;
+        if !cfg.replication {
+            return Err(single_mode(Action::Demote));
+        }
+        replication::demote(&RealPg, cfg, ctx)
+    }
+
+    fn notify(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+        if !cfg.replication {
+            return Err(single_mode(Action::Notify));
+        }
+        replication::notify(&RealPg, cfg, ctx)
     }
 
     fn stop(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
@@ -294,6 +435,9 @@ impl Agent for Postgresql {
 
     fn monitor(&self, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
         instance::require_root()?;
+        if cfg.replication {
+            return replication::monitor(&RealPg, &CrmTools::default(), cfg, ctx);
+        }
         single::monitor(&RealPg, cfg, ctx)
     }
 
@@ -360,9 +504,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn promotion_is_not_advertised() {
+    fn promotion_and_the_promotable_roles_are_advertised() {
         for a in [Action::Promote, Action::Demote, Action::Notify] {
-            assert!(!INFO.advertises(a));
+            assert!(INFO.advertises(a), "{a}");
         }
+        let x = INFO.to_xml();
+        assert!(
+            x.contains("interval=\"15s\" depth=\"0\" role=\"Promoted\""),
+            "{x}"
+        );
+        assert!(
+            x.contains("interval=\"16s\" depth=\"0\" role=\"Unpromoted\""),
+            "{x}"
+        );
+    }
+
+    #[test]
+    fn the_single_mode_does_not_promote() {
+        let e = single_mode(Action::Promote);
+        assert_eq!(
+            crate::ocf::ExitCode::code(&e),
+            crate::ocf::OcfCode::ErrUnimplemented
+        );
     }
 }

@@ -74,7 +74,7 @@ fn standby(pid: u32) -> Status {
 }
 
 /// Why nothing runs, for the exit reason: `None` for a clean stop.
-fn not_running_reason(
+pub(super) fn not_running_reason(
     os: &impl PgOs,
     cfg: &PgConfig,
     ctx: &Ctx,
@@ -126,6 +126,17 @@ fn not_running_reason(
 }
 
 pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    start_with(os, cfg, ctx, cfg.config.clone())
+}
+
+/// [`start`] with `config_file` as the server's configuration file (the replication
+/// mode's own file).
+pub(super) fn start_with(
+    os: &impl PgOs,
+    cfg: &PgConfig,
+    ctx: &Ctx,
+    config_file: Option<std::path::PathBuf>,
+) -> Result<(), OcfError> {
     // The dispatcher validated the configuration just before.
     let creds = instance::credentials(cfg)?;
     match instance::find(os, cfg) {
@@ -200,7 +211,7 @@ pub fn start(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> 
         pgdata: cfg.pgdata.clone(),
         port: cfg.port,
         socket_dir: cfg.socketdir.clone(),
-        config_file: cfg.config.clone(),
+        config_file,
         extra_args: cfg.start_args.clone(),
         logfile: cfg.logfile.clone(),
     };

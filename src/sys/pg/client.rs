@@ -191,6 +191,26 @@ pub struct Answer {
 /// Connects, runs the statement, then asks whether the server is in recovery (same
 /// session, one more round trip), all before `deadline`.
 pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
+    let rows = query(
+        p,
+        &[p.sql.clone(), "select pg_is_in_recovery()".into()],
+        deadline,
+    )?;
+    let in_recovery = rows
+        .get(1)
+        .and_then(|r| r.first())
+        .and_then(|r| r.first())
+        .is_some_and(|v| v.as_deref() == Some("t"));
+    Ok(Answer { in_recovery })
+}
+
+/// The rows of one statement, each column as text (`None` for NULL).
+pub type Rows = Vec<Vec<Option<String>>>;
+
+/// Connects as [`Probe`] says and runs `stmts` one after the other in the same session
+/// (each its own simple query, so `ALTER SYSTEM` may be among them), all before
+/// `deadline`; `p.sql` is not run. The first failing statement ends the session.
+pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>, ProbeError> {
     let addrs = p.resolve(deadline)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -208,10 +228,6 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
         what,
         ms: budget,
     };
-    let query_err = |e: tokio_postgres::Error| ProbeError::Query {
-        target: target.clone(),
-        msg: describe(&e),
-    };
     let until = tokio::time::Instant::from_std(deadline);
     let (client, connection) = {
         let _euid = EuidGuard::become_user(p.as_uid)?;
@@ -221,13 +237,21 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
         .map_err(|_| timeout("connect"))?
         .map_err(|e| classify(&target, &e))?
     };
-    let (user, recovery) = rt
+    let results = rt
         .block_on(async {
             let conn = tokio::spawn(connection);
             let r = tokio::time::timeout_at(until, async {
-                let user = client.simple_query(&p.sql).await;
-                let rec = client.simple_query("select pg_is_in_recovery()").await;
-                (user, rec)
+                let mut all = Vec::new();
+                for s in stmts {
+                    match client.simple_query(s).await {
+                        Ok(msgs) => all.push(Ok(rows_of(&msgs))),
+                        Err(e) => {
+                            all.push(Err(e));
+                            break;
+                        }
+                    }
+                }
+                all
             })
             .await;
             drop(client);
@@ -235,13 +259,26 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
             r
         })
         .map_err(|_| timeout("monitor statement"))?;
-    user.map_err(query_err)?;
-    let rows = recovery.map_err(query_err)?;
-    let in_recovery = rows.iter().any(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("t"),
-        _ => false,
-    });
-    Ok(Answer { in_recovery })
+    results
+        .into_iter()
+        .map(|r| {
+            r.map_err(|e| ProbeError::Query {
+                target: target.clone(),
+                msg: describe(&e),
+            })
+        })
+        .collect()
+}
+
+fn rows_of(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Rows {
+    msgs.iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {

@@ -64,6 +64,25 @@ pub trait PgOs {
         creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<()>;
+    /// Statements in one session ([`client::query`]).
+    fn query(
+        &self,
+        p: &client::Probe,
+        stmts: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<client::Rows>, client::ProbeError>;
+    /// A file of the data directory written for the system user ([`server::write_owned`]).
+    fn write_owned(
+        &self,
+        dir: &Path,
+        name: &str,
+        content: &str,
+        creds: &Credentials,
+    ) -> SysResult<()>;
+    /// Removes a file of the data directory; whether there was one.
+    fn remove_in(&self, dir: &Path, name: &str) -> SysResult<bool>;
+    /// This node's name in the cluster (`crm_node -n`, else the host name).
+    fn node_name(&self, deadline: Instant) -> String;
 }
 
 /// The real system.
@@ -136,6 +155,29 @@ impl PgOs for RealPg {
     ) -> SysResult<()> {
         server::reload(bindir, pgdata, creds, deadline)
     }
+    fn query(
+        &self,
+        p: &client::Probe,
+        stmts: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<client::Rows>, client::ProbeError> {
+        client::query(p, stmts, deadline)
+    }
+    fn write_owned(
+        &self,
+        dir: &Path,
+        name: &str,
+        content: &str,
+        creds: &Credentials,
+    ) -> SysResult<()> {
+        server::write_owned(dir, name, content, creds)
+    }
+    fn remove_in(&self, dir: &Path, name: &str) -> SysResult<bool> {
+        server::remove_in(dir, name)
+    }
+    fn node_name(&self, deadline: Instant) -> String {
+        crate::sys::cib::CibTool::default().local_node(deadline)
+    }
 }
 
 #[cfg(test)]
@@ -171,11 +213,21 @@ pub mod fake {
         pub spawn_fails: bool,
         pub reload_fails: bool,
         pub calls: RefCell<Vec<String>>,
+        /// Answers statements of [`PgOs::query`] (each is also recorded in `calls` as
+        /// `sql <statement>`); `None` answers every statement with no row.
+        pub sql: Option<SqlFn>,
+        /// Files written with [`PgOs::write_owned`], by name, last content.
+        pub written: RefCell<std::collections::BTreeMap<String, String>>,
+        /// The last start's command.
+        pub started: RefCell<Option<server::StartSpec>>,
         // What the action changed (public only for `..FakePg::default()`).
         pub dead: RefCell<BTreeSet<u32>>,
         pub spawned: RefCell<Option<u32>>,
         pub set_aside: RefCell<bool>,
     }
+
+    /// A scripted answer to one statement.
+    pub type SqlFn = Box<dyn Fn(&str) -> Result<client::Rows, client::ProbeError>>;
 
     /// The pid the fake gives a started postmaster.
     pub const SPAWNED: u32 = 9000;
@@ -278,8 +330,9 @@ pub mod fake {
                 .clone()
                 .unwrap_or(server::PortUse::Free { removed: None }))
         }
-        fn spawn_postmaster(&self, _: &server::StartSpec, _: &Credentials) -> SysResult<u32> {
+        fn spawn_postmaster(&self, spec: &server::StartSpec, _: &Credentials) -> SysResult<u32> {
             self.call("spawn".into());
+            *self.started.borrow_mut() = Some(spec.clone());
             if self.spawn_fails {
                 return Err(SysError::Invalid("cannot start postgres".into()));
             }
@@ -310,6 +363,42 @@ pub mod fake {
                 return Err(SysError::Invalid("pg_ctl: no postmaster.pid".into()));
             }
             Ok(())
+        }
+        fn query(
+            &self,
+            _: &client::Probe,
+            stmts: &[String],
+            _: Instant,
+        ) -> Result<Vec<client::Rows>, client::ProbeError> {
+            let mut out = Vec::new();
+            for s in stmts {
+                self.call(format!("sql {s}"));
+                out.push(match &self.sql {
+                    Some(f) => f(s)?,
+                    None => Vec::new(),
+                });
+            }
+            Ok(out)
+        }
+        fn write_owned(
+            &self,
+            _: &Path,
+            name: &str,
+            content: &str,
+            _: &Credentials,
+        ) -> SysResult<()> {
+            self.call(format!("write {name}"));
+            self.written
+                .borrow_mut()
+                .insert(name.to_string(), content.to_string());
+            Ok(())
+        }
+        fn remove_in(&self, _: &Path, name: &str) -> SysResult<bool> {
+            self.call(format!("remove {name}"));
+            Ok(self.written.borrow_mut().remove(name).is_some())
+        }
+        fn node_name(&self, _: Instant) -> String {
+            "pgst-node1".into()
         }
     }
 }

@@ -62,6 +62,42 @@ pub fn spawn_postmaster(spec: &StartSpec, creds: &Credentials) -> SysResult<u32>
     })
 }
 
+/// Writes `content` to the file `name` of the directory `dir` (created mode 0600, or
+/// truncated), then gives it to the system user: a file the server reads from its data
+/// directory. Neither the directory nor the file is followed if it is a link.
+pub fn write_owned(dir: &Path, name: &str, content: &str, creds: &Credentials) -> SysResult<()> {
+    use nix::fcntl::OFlag;
+    use nix::sys::stat::Mode;
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let full = dir.join(name);
+    let d = crate::sys::safefs::open_dir(dir)?;
+    let mut f = crate::sys::safefs::open_beneath(
+        d.as_fd(),
+        dir,
+        std::ffi::OsStr::new(name),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
+        Mode::from_bits_truncate(0o600),
+    )?;
+    f.write_all(content.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| SysError::io(format!("writing {}", full.display()), e))?;
+    nix::unistd::fchown(
+        std::os::fd::AsRawFd::as_raw_fd(&f),
+        Some(creds.uid),
+        Some(creds.gid),
+    )
+    .map_err(|e| SysError::errno(format!("chown of {}", full.display()), e))
+}
+
+/// Removes the file `name` of `dir` when it exists; whether there was one.
+pub fn remove_in(dir: &Path, name: &str) -> SysResult<bool> {
+    let full = dir.join(name);
+    let existed = full.symlink_metadata().is_ok();
+    crate::sys::proc::remove_file(&full)?;
+    Ok(existed)
+}
+
 /// Creates a missing socket directory for the system user (the last component is
 /// never followed if it is a link).
 pub fn ensure_socket_dir(dir: &Path, creds: &Credentials) -> SysResult<()> {

@@ -1,0 +1,487 @@
+//! The replication mode's decisions against the recording fake.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::*;
+use crate::ocf::deadline::Deadline;
+use crate::ocf::env::OcfEnv;
+use crate::ocf::log::Logger;
+use crate::ocf::params::Params;
+use crate::ocf::{ExitCode, OcfCode};
+use crate::sys::fake::FakeCluster;
+use crate::sys::pg::client::ProbeError;
+use crate::sys::pg::fake::{FakePg, SqlFn, SPAWNED};
+
+const BASE: &[(&str, &str)] = &[
+    ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
+    ("OCF_RESKEY_system_user", "nobody"),
+    ("OCF_RESKEY_mode", "replication"),
+    ("OCF_RESKEY_master_ip", "10.99.0.50"),
+    ("OCF_RESOURCE_INSTANCE", "pgsqld:0"),
+];
+
+fn env(extra: &[(&str, &str)]) -> OcfEnv {
+    let mut m: BTreeMap<String, String> = BASE
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    m.retain(|_, v| !v.is_empty());
+    OcfEnv::from_map(m)
+}
+
+fn cfg_of(e: &OcfEnv) -> PgConfig {
+    let mut c =
+        super::super::configure(&Params::parse(super::super::INFO.params, e).unwrap()).unwrap();
+    c.replication = selected(&c, e);
+    c.repl.node = "pgst-node1".into();
+    c
+}
+
+fn with<T>(extra: &[(&str, &str)], action: Action, f: impl FnOnce(&PgConfig, &Ctx) -> T) -> T {
+    let e = env(extra);
+    let log = Logger::silent();
+    let ctx = Ctx {
+        env: &e,
+        action,
+        deadline: Deadline::from_timeout(Duration::from_secs(5)),
+        log: &log,
+    };
+    f(&cfg_of(&e), &ctx)
+}
+
+fn rows(v: &[&[Option<&str>]]) -> Rows {
+    v.iter()
+        .map(|r| r.iter().map(|c| c.map(str::to_string)).collect())
+        .collect()
+}
+
+/// A server answering as a primary (`primary`) or a streaming standby.
+fn answers(primary: bool) -> SqlFn {
+    Box::new(move |s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            if primary {
+                rows(&[&[Some("f"), None]])
+            } else {
+                rows(&[&[Some("t"), Some("streaming")]])
+            }
+        } else if s.starts_with("select application_name") && primary {
+            rows(&[
+                &[Some("pgst-node3"), Some("streaming"), Some("4096")],
+                &[Some("pgst-node2"), Some("streaming"), Some("0")],
+            ])
+        } else if s.starts_with("select pg_promote") {
+            rows(&[&[Some("t")]])
+        } else if s == "select pg_is_in_recovery()" {
+            rows(&[&[Some("f")]])
+        } else {
+            Vec::new()
+        })
+    })
+}
+
+fn stopped(state: ClusterState) -> FakePg {
+    FakePg {
+        datadir: (true, true),
+        state: Some(state),
+        ..FakePg::default()
+    }
+}
+
+fn running(primary: bool) -> FakePg {
+    let mut os = stopped(ClusterState::InProduction);
+    os.pidfile = Some(PostmasterPid::parse(
+        "4242\n/srv/pgst-pg\n1\n5432\n/run/pgst-pg\n\n1 2\nready\n",
+    ));
+    os.postmaster = Some(4242);
+    os.processes = vec![4243];
+    os.obeys = vec![Signal::SIGINT];
+    os.sql = Some(answers(primary));
+    os
+}
+
+#[test]
+fn the_mode_comes_from_the_clone_meta_and_mode_overrides_it() {
+    let c = cfg_of(&env(&[("OCF_RESKEY_mode", "")]));
+    assert!(!c.replication);
+    let c = cfg_of(&env(&[
+        ("OCF_RESKEY_mode", ""),
+        ("OCF_RESKEY_CRM_meta_promotable", "true"),
+    ]));
+    assert!(c.replication);
+    let c = cfg_of(&env(&[
+        ("OCF_RESKEY_mode", ""),
+        ("OCF_RESKEY_rep_mode", "async"),
+    ]));
+    assert!(c.replication);
+    let c = cfg_of(&env(&[
+        ("OCF_RESKEY_mode", "single"),
+        ("OCF_RESKEY_CRM_meta_promotable", "true"),
+    ]));
+    assert!(!c.replication);
+}
+
+#[test]
+fn start_writes_the_agents_file_and_standby_signal_then_starts_with_that_file() {
+    let os = stopped(ClusterState::ShutDown);
+    with(&[], Action::Start, |c, ctx| start(&os, c, ctx)).unwrap();
+    assert_eq!(
+        os.calls(),
+        [
+            "write pgstack-replication.conf",
+            "write standby.signal",
+            "spawn"
+        ]
+    );
+    let spec = os.started.borrow().clone().unwrap();
+    assert_eq!(
+        spec.config_file.as_deref(),
+        Some(Path::new("/srv/pgst-pg/pgstack-replication.conf"))
+    );
+    let conf = os.written.borrow()["pgstack-replication.conf"].clone();
+    let lines: Vec<&str> = conf.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(
+        lines,
+        [
+            "include '/srv/pgst-pg/postgresql.conf'",
+            "primary_conninfo = 'host=10.99.0.50 port=5432 user=postgres application_name=pgst-node1'",
+            "recovery_target_timeline = 'latest'",
+        ]
+    );
+    // A primary's port and further options; quotes are doubled for the file.
+    let c = with(
+        &[
+            (
+                "OCF_RESKEY_primary_conninfo_opt",
+                "port=5433 keepalives_idle=60",
+            ),
+            ("OCF_RESKEY_config", "/etc/pgst-pg/it's.conf"),
+        ],
+        Action::Start,
+        |c, _| own_conf(c).unwrap(),
+    );
+    assert!(c.contains("include '/etc/pgst-pg/it''s.conf'\n"), "{c}");
+    assert!(
+        c.contains("application_name=pgst-node1 port=5433 keepalives_idle=60'"),
+        "{c}"
+    );
+}
+
+#[test]
+fn a_running_server_is_not_restarted_by_start() {
+    let os = running(true);
+    with(&[], Action::Start, |c, ctx| start(&os, c, ctx)).unwrap();
+    assert!(os.calls().is_empty(), "{:?}", os.calls());
+}
+
+#[test]
+fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
+    let os = running(false);
+    let cl = FakeCluster::default();
+    with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
+    let calls = os.calls();
+    let p = calls
+        .iter()
+        .find(|c| c.starts_with("sql select pg_promote(true, "))
+        .unwrap();
+    let secs: u64 = p
+        .trim_start_matches("sql select pg_promote(true, ")
+        .trim_end_matches(')')
+        .parse()
+        .unwrap();
+    assert!((1..5).contains(&secs), "{p}");
+    assert_eq!(calls.last().unwrap(), "sql select pg_is_in_recovery()");
+    assert_eq!(
+        *cl.scores.borrow(),
+        [("pgsqld".to_string(), Some(SCORE_PRIMARY))]
+    );
+    // pg_promote gave up: a failure, never a success.
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), None]])
+        } else if s.starts_with("select pg_promote") {
+            rows(&[&[Some("f")]])
+        } else {
+            rows(&[&[Some("t")]])
+        })
+    }));
+    let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    assert!(e.to_string().contains("not promoted"), "{e}");
+    // Nothing to promote.
+    let os = stopped(ClusterState::ShutDown);
+    assert!(with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).is_err());
+    // A primary is promoted already: no pg_promote.
+    let os = running(true);
+    with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
+    assert!(!os.calls().iter().any(|c| c.contains("pg_promote")));
+}
+
+#[test]
+fn demote_stops_a_primary_fast_and_starts_it_as_a_standby() {
+    let os = running(true);
+    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    let calls: Vec<String> = os
+        .calls()
+        .into_iter()
+        .filter(|c| !c.starts_with("sql "))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "SIGINT 4242",
+            "write pgstack-replication.conf",
+            "write standby.signal",
+            // The fake's pid file outlives its postmaster (a real one removes it).
+            "set aside postmaster.pid",
+            "spawn"
+        ]
+    );
+    assert!(os.is_postmaster(Path::new("/srv/pgst-pg"), SPAWNED));
+    // A standby, or nothing at all, is demoted already.
+    let os = running(false);
+    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    assert!(os.calls().iter().all(|c| c.starts_with("sql ")));
+    let os = stopped(ClusterState::ShutDown);
+    with(&[], Action::Demote, |c, ctx| demote(&os, c, ctx)).unwrap();
+    assert!(os.calls().is_empty());
+}
+
+fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeCluster) {
+    let cl = FakeCluster::default();
+    let code = with(extra, Action::Monitor, |c, ctx| {
+        match monitor(os, &cl, c, ctx) {
+            Ok(Status::Promoted) => OcfCode::RunningPromoted,
+            Ok(Status::Running) => OcfCode::Success,
+            Ok(Status::NotRunning(_)) => OcfCode::NotRunning,
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => e.code(),
+        }
+    });
+    (code, cl)
+}
+
+#[test]
+fn monitor_maps_primary_8_standby_0_stopped_7_crashed_primary_9_when_expected() {
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "15000");
+    let (code, cl) = monitor_code(&running(true), &[interval]);
+    assert_eq!(code, OcfCode::RunningPromoted);
+    // The primary scores itself and the standbys it sees, by lag.
+    assert_eq!(
+        *cl.scores.borrow(),
+        [
+            ("pgsqld".to_string(), Some(1001)),
+            ("pgsqld".to_string(), Some(1000)),
+            ("pgsqld".to_string(), Some(990)),
+        ]
+    );
+    assert_eq!(
+        monitor_code(&running(false), &[interval]).0,
+        OcfCode::Success
+    );
+    let os = stopped(ClusterState::ShutDown);
+    assert_eq!(monitor_code(&os, &[interval]).0, OcfCode::NotRunning);
+    let promoted = ("OCF_RESKEY_CRM_meta_role", "Promoted");
+    assert_eq!(
+        monitor_code(&os, &[interval, promoted]).0,
+        OcfCode::NotRunning
+    );
+    // Crashed (no postmaster, "in production"): 9 only when expected promoted.
+    let mut os = stopped(ClusterState::InProduction);
+    os.processes = vec![11];
+    assert_eq!(
+        monitor_code(&os, &[interval, promoted]).0,
+        OcfCode::FailedPromoted
+    );
+    assert_eq!(
+        monitor_code(&os, &[interval, ("OCF_RESKEY_CRM_meta_role", "Master")]).0,
+        OcfCode::FailedPromoted
+    );
+    assert_eq!(monitor_code(&os, &[interval]).0, OcfCode::NotRunning);
+    // A crashed standby is not a failed primary.
+    let os = stopped(ClusterState::InArchiveRecovery);
+    assert_eq!(
+        monitor_code(&os, &[interval, promoted]).0,
+        OcfCode::NotRunning
+    );
+}
+
+#[test]
+fn a_standby_that_does_not_stream_is_running_with_the_lowest_score() {
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), None]])
+        } else {
+            Vec::new()
+        })
+    }));
+    let (code, cl) = monitor_code(&os, &[]);
+    assert_eq!(code, OcfCode::Success);
+    assert_eq!(
+        *cl.scores.borrow(),
+        [("pgsqld".to_string(), Some(SCORE_NOT_STREAMING))]
+    );
+    // A server that does not answer is an error, not "stopped".
+    let mut os = running(false);
+    os.sql = Some(Box::new(|_: &str| {
+        Err(ProbeError::Connect {
+            target: "/run/pgst-pg/.s.PGSQL.5432".into(),
+            msg: "refused".into(),
+        })
+    }));
+    assert_eq!(monitor_code(&os, &[]).0, OcfCode::ErrGeneric);
+}
+
+fn validate_code(extra: &[(&str, &str)]) -> Result<(), OcfError> {
+    let os = stopped(ClusterState::ShutDown);
+    with(extra, Action::ValidateAll, |c, ctx| validate(&os, c, ctx))
+}
+
+#[test]
+fn validate_refuses_wrong_clone_meta_and_missing_primary_settings() {
+    let clone = [
+        ("OCF_RESKEY_CRM_meta_clone_max", "2"),
+        ("OCF_RESKEY_CRM_meta_notify", "true"),
+        ("OCF_RESKEY_CRM_meta_promotable", "true"),
+        ("OCF_RESKEY_CRM_meta_promoted_max", "1"),
+    ];
+    validate_code(&clone).unwrap();
+    let with_one = |k: &'static str, v: &'static str| {
+        let mut e: Vec<(&str, &str)> = clone.iter().filter(|(n, _)| *n != k).copied().collect();
+        e.push((k, v));
+        validate_code(&e).unwrap_err()
+    };
+    let e = with_one("OCF_RESKEY_CRM_meta_promoted_max", "2");
+    assert_eq!(e.code(), OcfCode::ErrConfigured);
+    assert!(e.to_string().contains("promoted-max is 2"), "{e}");
+    let e = with_one("OCF_RESKEY_CRM_meta_notify", "false");
+    assert_eq!(e.code(), OcfCode::ErrConfigured);
+    assert!(e.to_string().contains("notify=true"), "{e}");
+    let e = with_one("OCF_RESKEY_CRM_meta_promotable", "false");
+    assert_eq!(e.code(), OcfCode::ErrConfigured);
+    let e = validate_code(&[("OCF_RESKEY_master_ip", "")]).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrConfigured);
+    assert!(e.to_string().contains("master_ip"), "{e}");
+    let e =
+        validate_code(&[("OCF_RESKEY_primary_conninfo_opt", "application_name=x")]).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrConfigured);
+    assert!(e.to_string().contains("primary_conninfo_opt"), "{e}");
+    let e = validate_code(&[("OCF_RESKEY_repuser", "a b")]).unwrap_err();
+    assert!(e.to_string().contains("repuser"), "{e}");
+}
+
+#[test]
+fn validate_checks_the_recovery_template_and_its_application_name() {
+    let dir = std::env::temp_dir().join(format!("pgst-repl-tpl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.conf");
+    let e =
+        validate_code(&[("OCF_RESKEY_recovery_template", missing.to_str().unwrap())]).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrArgs);
+    assert!(e.to_string().contains("missing.conf"), "{e}");
+    let tpl = dir.join("recovery.conf.pcmk");
+    std::fs::write(
+        &tpl,
+        "standby_mode = on\nprimary_conninfo = 'host=10.99.0.50 application_name=pgst-node2'\n\
+         recovery_target_timeline = 'latest'\n",
+    )
+    .unwrap();
+    let t = ("OCF_RESKEY_recovery_template", tpl.to_str().unwrap());
+    let e = validate_code(&[t]).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrArgs);
+    assert!(e.to_string().contains("application_name=pgst-node2"), "{e}");
+    std::fs::write(
+        &tpl,
+        "standby_mode = on\nprimary_conninfo = 'host=10.99.0.50 application_name=pgst-node1'\n\
+         restore_command = 'cp /a/%f %p'\n",
+    )
+    .unwrap();
+    validate_code(&[t, ("OCF_RESKEY_master_ip", "")]).unwrap();
+    // Its settings are copied, without the lines PostgreSQL 12 refuses.
+    let conf = with(&[t], Action::Start, |c, _| own_conf(c).unwrap());
+    assert!(!conf.contains("standby_mode"), "{conf}");
+    assert!(
+        conf.contains("application_name=pgst-node1'\nrestore_command"),
+        "{conf}"
+    );
+    assert_eq!(
+        conf.matches("recovery_target_timeline").count(),
+        1,
+        "{conf}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn scores_rank_streaming_standbys_by_lag_and_refuse_laggards() {
+    let s = |name: &str, state: &str, lag: u64| Standby {
+        name: name.into(),
+        state: state.into(),
+        lag: Some(lag),
+    };
+    let got = local_scores(
+        &[
+            s("c", "streaming", 10),
+            s("a", "streaming", 500),
+            s("b", "streaming", 10),
+            s("d", "catchup", 0),
+        ],
+        100,
+    );
+    assert_eq!(
+        got,
+        [
+            ("b".to_string(), 1000),
+            ("c".to_string(), 990),
+            ("a".to_string(), -1),
+            ("d".to_string(), -1)
+        ]
+    );
+}
+
+#[test]
+fn synchronous_standby_names_follow_the_operators_choice() {
+    let st = |name: &str| Standby {
+        name: name.into(),
+        state: "streaming".into(),
+        lag: Some(0),
+    };
+    let c = cfg_of(&env(&[("OCF_RESKEY_rep_mode", "sync")]));
+    assert!(c.repl.sync);
+    assert_eq!(wanted_sync_names(&c, &[]), "ANY 1 (*)");
+    let c = cfg_of(&env(&[
+        ("OCF_RESKEY_rep_mode", "sync"),
+        ("OCF_RESKEY_lone_primary_writes", "true"),
+    ]));
+    assert_eq!(wanted_sync_names(&c, &[]), "");
+    assert_eq!(
+        wanted_sync_names(&c, &[st("pgst-b"), st("pgst-a")]),
+        "ANY 1 (\"pgst-a\", \"pgst-b\")"
+    );
+}
+
+#[test]
+fn a_primary_with_rep_mode_sync_sets_synchronous_standby_names_once() {
+    let mut os = running(true);
+    let inner = answers(true);
+    os.sql = Some(Box::new(move |s: &str| {
+        if s == "show synchronous_standby_names" {
+            Ok(rows(&[&[Some("")]]))
+        } else {
+            inner(s)
+        }
+    }));
+    let (code, _) = monitor_code(&os, &[("OCF_RESKEY_rep_mode", "sync")]);
+    assert_eq!(code, OcfCode::RunningPromoted);
+    let calls = os.calls();
+    assert!(
+        calls.contains(&"sql alter system set synchronous_standby_names = 'ANY 1 (*)'".into()),
+        "{calls:?}"
+    );
+    assert!(calls.contains(&"sql select pg_reload_conf()".into()));
+}
