@@ -5,62 +5,13 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::cib::{alert_path, pgstack, TempDir};
-use common::netns::Netns;
+use common::live::{LiveNode, Spec};
 
 const NODE: &str = "pgst-cib-n1";
 const ADDR: &str = "10.99.63.1";
-
-/// PID 1 of the node's namespaces: private corosync and pacemaker directories, then the
-/// daemons; it reaps until they are gone.
-const INIT: &str = r#"set -e
-D=$1
-hostname "$2"
-mount --make-rprivate /
-mkdir -p "$D/var-lib-corosync" "$D/log-pacemaker" "$D/log-corosync"
-mkdir -p "$D/var-lib-pacemaker/pengine" "$D/var-lib-pacemaker/blackbox" "$D/var-lib-pacemaker/cores" "$D/var-lib-pacemaker/bundles"
-chown -R hacluster:haclient "$D/var-lib-pacemaker" "$D/log-pacemaker"
-chmod 0750 "$D/var-lib-pacemaker/cib" "$D/var-lib-pacemaker/pengine"
-mount --bind "$D/etc-corosync" /etc/corosync
-mount --bind "$D/var-lib-corosync" /var/lib/corosync
-mount --bind "$D/var-lib-pacemaker" /var/lib/pacemaker
-mount --bind "$D/log-pacemaker" /var/log/pacemaker
-mount --bind "$D/log-corosync" /var/log/corosync
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/lock /run/resource-agents
-mount -t tmpfs tmpfs /dev/shm
-/usr/sbin/corosync -f > "$D/corosync.out" 2>&1 &
-i=0; while [ $i -lt 100 ] && ! corosync-cfgtool -s >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
-/usr/sbin/pacemakerd > "$D/pacemakerd.out" 2>&1 &
-wait
-"#;
-
-/// The node: killed with everything in its pid namespace when dropped (unshare
-/// --kill-child), before its network namespace goes.
-struct Node {
-    child: Child,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Give the kernel a moment to tear the pid namespace down.
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn corosync_conf() -> String {
-    format!(
-        "totem {{\n version: 2\n cluster_name: pgstcib\n crypto_cipher: none\n crypto_hash: none\n}}\n\
-         nodelist {{\n node {{\n  ring0_addr: {ADDR}\n  name: {NODE}\n  nodeid: 1\n }}\n}}\n\
-         quorum {{\n provider: corosync_votequorum\n}}\n\
-         logging {{\n to_stderr: yes\n to_syslog: no\n}}\n"
-    )
-}
 
 fn seed_cib(alerts: &str) -> String {
     format!(
@@ -109,33 +60,17 @@ fn pacemaker_runs_the_rendered_alert_agent() {
         r.stdout.find("</alerts>").unwrap(),
     );
     let alerts = &r.stdout[a..b + "</alerts>".len()];
-    std::fs::create_dir_all(tmp.path("etc-corosync")).unwrap();
-    std::fs::create_dir_all(tmp.path("var-lib-pacemaker/cib")).unwrap();
-    std::fs::write(tmp.path("etc-corosync/corosync.conf"), corosync_conf()).unwrap();
-    std::fs::write(tmp.path("var-lib-pacemaker/cib/cib.xml"), seed_cib(alerts)).unwrap();
-
-    let ns = Netns::new("cib-live");
-    ns.ip(&["addr", "add", &format!("{ADDR}/32"), "dev", "lo"]);
-    let child = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "unshare", "--mount", "--uts", "--pid", "--fork",
-        ])
-        .args([
-            "--kill-child",
-            "--mount-proc",
-            "sh",
-            "-c",
-            INIT,
-            "sh",
-            &tmp.file(""),
-            NODE,
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let node = Node { child };
+    let cib = seed_cib(alerts);
+    let root = tmp.path("");
+    let node = LiveNode::start(&Spec {
+        tag: "cib-live",
+        node: NODE,
+        addr: ADDR,
+        cluster_name: "pgstcib",
+        dir: &root,
+        cib: &cib,
+        shims: None,
+    });
 
     let t0 = Instant::now();
     let mut text = String::new();

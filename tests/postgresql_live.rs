@@ -7,76 +7,13 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::Netns;
+use common::live::{LiveNode, Spec};
 use common::pg::{postgres_processes_under, PgCluster};
 
 const NODE: &str = "pgst-pg-n1";
 const ADDR: &str = "10.99.64.1";
-
-/// PID 1 of the node's namespaces (as in tests/cib_alert_live.rs), plus the bind mount
-/// of this build's OCF shims.
-const INIT: &str = r#"set -e
-D=$1
-hostname "$2"
-mount --make-rprivate /
-mkdir -p "$D/var-lib-corosync" "$D/log-pacemaker" "$D/log-corosync"
-mkdir -p "$D/var-lib-pacemaker/pengine" "$D/var-lib-pacemaker/blackbox" "$D/var-lib-pacemaker/cores" "$D/var-lib-pacemaker/bundles"
-chown -R hacluster:haclient "$D/var-lib-pacemaker" "$D/log-pacemaker"
-chmod 0750 "$D/var-lib-pacemaker/cib" "$D/var-lib-pacemaker/pengine"
-mount --bind "$D/etc-corosync" /etc/corosync
-mount --bind "$D/var-lib-corosync" /var/lib/corosync
-mount --bind "$D/var-lib-pacemaker" /var/lib/pacemaker
-mount --bind "$D/log-pacemaker" /var/log/pacemaker
-mount --bind "$D/log-corosync" /var/log/corosync
-mount --bind "$3" /usr/lib/ocf/resource.d/pgstack
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/lock /run/resource-agents
-mount -t tmpfs tmpfs /dev/shm
-/usr/sbin/corosync -f > "$D/corosync.out" 2>&1 &
-i=0; while [ $i -lt 100 ] && ! corosync-cfgtool -s >/dev/null 2>&1; do sleep 0.1; i=$((i+1)); done
-/usr/sbin/pacemakerd > "$D/pacemakerd.out" 2>&1 &
-wait
-"#;
-
-/// The node, killed with everything in its pid namespace when dropped.
-struct Node {
-    child: Child,
-}
-
-impl Node {
-    /// The node's PID 1 (the shell `unshare --fork` started).
-    fn init_pid(&self) -> Option<u32> {
-        std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            let ppid: u32 = stat[stat.rfind(')')? + 1..]
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()?;
-            (ppid == self.child.id()).then_some(pid)
-        })
-    }
-
-    /// Runs a command inside the node's namespaces.
-    fn exec(&self, argv: &[&str]) -> std::process::Output {
-        let pid = self.init_pid().expect("the node's init").to_string();
-        let mut full = vec!["nsenter", "-t", &pid, "-m", "-n", "-u", "-p"];
-        full.extend_from_slice(argv);
-        common::run(&full, &[], Duration::from_secs(60))
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The server ran in the node's pid namespace: its postmaster.pid names a pid of that
 /// namespace, which must never reach pg_ctl on the host. Removed once the node is gone.
@@ -94,15 +31,6 @@ impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn corosync_conf() -> String {
-    format!(
-        "totem {{\n version: 2\n cluster_name: pgstpg\n crypto_cipher: none\n crypto_hash: none\n}}\n\
-         nodelist {{\n node {{\n  ring0_addr: {ADDR}\n  name: {NODE}\n  nodeid: 1\n }}\n}}\n\
-         quorum {{\n provider: corosync_votequorum\n}}\n\
-         logging {{\n to_stderr: yes\n to_syslog: no\n}}\n"
-    )
 }
 
 fn seed_cib(c: &PgCluster) -> String {
@@ -146,28 +74,18 @@ fn pacemaker_reloads_a_reloadable_change_and_restarts_on_a_pgport_change() {
     let c = PgCluster::new(36);
     let tmp = Dir(c.dir.join("node"));
     let _pidfile = ForeignPidFile(c.data().join("postmaster.pid"));
-    let d = |p: &str| tmp.0.join(p);
-    std::fs::create_dir_all(d("etc-corosync")).unwrap();
-    std::fs::create_dir_all(d("var-lib-pacemaker/cib")).unwrap();
-    std::fs::write(d("etc-corosync/corosync.conf"), corosync_conf()).unwrap();
-    std::fs::write(d("var-lib-pacemaker/cib/cib.xml"), seed_cib(&c)).unwrap();
-    let ns = Netns::new("pg-live");
-    ns.ip(&["addr", "add", &format!("{ADDR}/32"), "dev", "lo"]);
-    let child = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "unshare", "--mount", "--uts", "--pid", "--fork",
-        ])
-        .args(["--kill-child", "--mount-proc", "sh", "-c", INIT, "sh"])
-        .arg(&tmp.0)
-        .arg(NODE)
-        .arg(common::ocf_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let node = Node { child };
-    let log = d("log-pacemaker/pacemaker.log");
+    let cib = seed_cib(&c);
+    let shims = common::ocf_dir();
+    let node = LiveNode::start(&Spec {
+        tag: "pg-live",
+        node: NODE,
+        addr: ADDR,
+        cluster_name: "pgstpg",
+        dir: &tmp.0,
+        cib: &cib,
+        shims: Some(&shims),
+    });
+    let log = node.log();
     let pm = || c.pidfile_pid();
     let ready = |port: u16| {
         c.sock().join(format!(".s.PGSQL.{port}")).exists()

@@ -52,6 +52,9 @@ _pgstack() {
             pgstack,migrate-cib)
                 cmd="pgstack__subcmd__migrate__subcmd__cib"
                 ;;
+            pgstack,pg)
+                cmd="pgstack__subcmd__pg"
+                ;;
             pgstack,vip)
                 cmd="pgstack__subcmd__vip"
                 ;;
@@ -178,6 +181,9 @@ _pgstack() {
             pgstack__subcmd__help,migrate-cib)
                 cmd="pgstack__subcmd__help__subcmd__migrate__subcmd__cib"
                 ;;
+            pgstack__subcmd__help,pg)
+                cmd="pgstack__subcmd__help__subcmd__pg"
+                ;;
             pgstack__subcmd__help,vip)
                 cmd="pgstack__subcmd__help__subcmd__vip"
                 ;;
@@ -273,6 +279,12 @@ _pgstack() {
                 ;;
             pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot,remove)
                 cmd="pgstack__subcmd__help__subcmd__lvm__subcmd__snapshot__subcmd__remove"
+                ;;
+            pgstack__subcmd__help__subcmd__pg,diverged)
+                cmd="pgstack__subcmd__help__subcmd__pg__subcmd__diverged"
+                ;;
+            pgstack__subcmd__help__subcmd__pg,rejoin)
+                cmd="pgstack__subcmd__help__subcmd__pg__subcmd__rejoin"
                 ;;
             pgstack__subcmd__help__subcmd__vip,claim)
                 cmd="pgstack__subcmd__help__subcmd__vip__subcmd__claim"
@@ -430,6 +442,24 @@ _pgstack() {
             pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help,remove)
                 cmd="pgstack__subcmd__lvm__subcmd__snapshot__subcmd__help__subcmd__remove"
                 ;;
+            pgstack__subcmd__pg,diverged)
+                cmd="pgstack__subcmd__pg__subcmd__diverged"
+                ;;
+            pgstack__subcmd__pg,help)
+                cmd="pgstack__subcmd__pg__subcmd__help"
+                ;;
+            pgstack__subcmd__pg,rejoin)
+                cmd="pgstack__subcmd__pg__subcmd__rejoin"
+                ;;
+            pgstack__subcmd__pg__subcmd__help,diverged)
+                cmd="pgstack__subcmd__pg__subcmd__help__subcmd__diverged"
+                ;;
+            pgstack__subcmd__pg__subcmd__help,help)
+                cmd="pgstack__subcmd__pg__subcmd__help__subcmd__help"
+                ;;
+            pgstack__subcmd__pg__subcmd__help,rejoin)
+                cmd="pgstack__subcmd__pg__subcmd__help__subcmd__rejoin"
+                ;;
             pgstack__subcmd__vip,claim)
                 cmd="pgstack__subcmd__vip__subcmd__claim"
                 ;;
@@ -479,7 +509,7 @@ _pgstack() {
 
     case "${cmd}" in
         pgstack)
-            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
+            opts="-h -V --help --version agent arp drbd lvm vip xfs cib check migrate-cib pg alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1175,7 +1205,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help)
-            opts="agent arp drbd lvm vip xfs cib check migrate-cib alert install lab docs help"
+            opts="agent arp drbd lvm vip xfs cib check migrate-cib pg alert install lab docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1765,6 +1795,48 @@ _pgstack() {
         pgstack__subcmd__help__subcmd__migrate__subcmd__cib)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__pg)
+            opts="rejoin diverged"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__pg__subcmd__diverged)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__pg__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2731,6 +2803,144 @@ _pgstack() {
                     ;;
                 --to)
                     COMPREPLY=($(compgen -W "pgstack heartbeat" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg)
+            opts="-h --help rejoin diverged help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__diverged)
+            opts="-h --pgdata --primary-conninfo --bindir --user --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pgdata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-conninfo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__help)
+            opts="rejoin diverged help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__help__subcmd__diverged)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__help__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__pg__subcmd__rejoin)
+            opts="-h --pgdata --primary-conninfo --bindir --user --timeout --rewind --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --pgdata)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --primary-conninfo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bindir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --user)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 *)

@@ -12,6 +12,7 @@ pub mod install;
 pub mod lab;
 pub mod lvm;
 pub mod migrate_cib;
+pub mod pg;
 pub mod vip;
 pub mod xfs;
 
@@ -230,6 +231,9 @@ enum Cmd {
     /// (ocf:heartbeat:IPaddr2 <-> ocf:pgstack:IPaddr2), reporting each parameter whose
     /// meaning changes. Exit 1 when a resource had to stay on its agent.
     MigrateCib(migrate_cib::MigrateCibArgs),
+    /// A former PostgreSQL primary against the current primary: divergence, rejoin.
+    #[command(subcommand)]
+    Pg(pg::PgCmd),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
     /// Install the binary, the OCF shims and the man pages.
@@ -269,6 +273,7 @@ fn operator(args: Vec<OsString>, vars: BTreeMap<String, String>, env: OcfEnv) ->
         Cmd::Check(a) => return check::run(a),
         Cmd::MigrateCib(a) => migrate_cib::run(a),
         Cmd::Alert(a) => alert::run(a, vars),
+        Cmd::Pg(c) => pg::run(c),
         Cmd::Install(a) => install::run(a),
         Cmd::Lab(a) => lab::run(a),
         Cmd::Docs { out } => install::docs(&out).map(|()| 0),

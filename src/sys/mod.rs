@@ -7,6 +7,7 @@
 //! `test-support` feature, for the integration tests; never into the shipped binary.
 
 pub mod arp;
+pub mod attrd;
 pub mod blockio;
 pub mod cib;
 pub mod cluster;

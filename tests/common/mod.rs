@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod cib;
+pub mod live;
 pub mod loopfs;
 pub mod netns;
 pub mod pg;

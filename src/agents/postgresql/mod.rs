@@ -64,8 +64,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod election;
 pub mod instance;
 pub mod lsb;
+pub mod rejoin;
 pub mod replication;
 pub mod single;
 pub mod words;

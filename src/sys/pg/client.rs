@@ -204,8 +204,18 @@ pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
     Ok(Answer { in_recovery })
 }
 
+/// One row of a simple query: the columns as text, `None` for NULL.
+pub type Row = Vec<Option<String>>;
+
 /// The rows of one statement, each column as text (`None` for NULL).
-pub type Rows = Vec<Vec<Option<String>>>;
+pub type Rows = Vec<Row>;
+
+/// Connects and runs `p.sql`; returns its rows (the last statement's, when `p.sql`
+/// holds several), all before `deadline`.
+pub fn rows(p: &Probe, deadline: Instant) -> Result<Vec<Row>, ProbeError> {
+    let mut results = query(p, std::slice::from_ref(&p.sql), deadline)?;
+    Ok(results.pop().unwrap_or_default())
+}
 
 /// Connects as [`Probe`] says and runs `stmts` one after the other in the same session
 /// (each its own simple query, so `ALTER SYSTEM` may be among them), all before

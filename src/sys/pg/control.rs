@@ -116,22 +116,32 @@ impl ControlData {
         creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<ControlData> {
-        let prog = bindir.join("pg_controldata");
-        let cmd = Cmd::new(&prog)
-            .arg(datadir)
-            .current_dir("/")
-            .run_as(creds.clone());
-        let out = runner::run(&cmd, deadline)?;
-        if !out.success() {
-            return Err(SysError::Invalid(format!(
-                "{} {}: {}",
-                prog.display(),
-                datadir.display(),
-                out.describe()
-            )));
-        }
-        ControlData::parse(&out.stdout_str())
+        ControlData::parse(&text(bindir, datadir, creds, deadline)?)
     }
+}
+
+/// The whole output of `pg_controldata` on `datadir`, run as `creds`.
+pub fn text(
+    bindir: &Path,
+    datadir: &Path,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<String> {
+    let prog = bindir.join("pg_controldata");
+    let cmd = Cmd::new(&prog)
+        .arg(datadir)
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    if !out.success() {
+        return Err(SysError::Invalid(format!(
+            "{} {}: {}",
+            prog.display(),
+            datadir.display(),
+            out.describe()
+        )));
+    }
+    Ok(out.stdout_str())
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ pub mod mounts;
 pub mod pidfile;
 pub mod process;
 pub mod server;
+pub mod wal;
 
 pub use control::{ClusterState, ControlData};
 pub use pidfile::PostmasterPid;

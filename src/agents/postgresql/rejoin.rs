@@ -1,0 +1,569 @@
+//! A former primary that diverged from the current primary is never silently re-joined
+//! as its standby.
+//!
+//! # Divergence ([`divergence`], read by [`check`])
+//! The former primary's stopped data directory says where its history ended: the latest
+//! checkpoint (for a clean shutdown the last record written) and the minimum recovery
+//! point, on its timeline. The current primary says, over a replication connection,
+//! its system identifier, its timeline and that timeline's history (where each earlier
+//! timeline was forked off). Then:
+//! - another system identifier: [`Divergence::OtherSystem`];
+//! - the former's timeline is the primary's, with the same history, and it did not
+//!   get further than the primary: [`Divergence::Follows`] (it can stream);
+//! - the same timeline but further than the primary: [`Divergence::Ahead`];
+//! - an ancestor timeline of the primary's whose WAL goes past the fork point (a
+//!   checkpoint record at or after it, or a recovery point after it):
+//!   [`Divergence::Diverged`]; before the fork point: `Follows` after a clean shutdown,
+//!   [`Divergence::Uncertain`] after a crash (WAL after the last checkpoint is not
+//!   known here; `pg_rewind` finds out);
+//! - a timeline the primary's history does not contain, or the same number with a
+//!   different history (two promotions): [`Divergence::Unrelated`].
+//!
+//! [`refusal`] gives the start action its reason to refuse such an instance.
+//!
+//! # Rejoin ([`rejoin`], `pgstack pg rejoin`)
+//! The data directory must be stopped. Nothing to rebuild when it follows. Otherwise,
+//! with `rewind`: only when `wal_log_hints` is on or data checksums are enabled
+//! (checked first; pg_rewind cannot work without), `pg_rewind --write-recovery-conf`
+//! from the primary. Without `rewind`: the old directory is renamed
+//! `DATADIR.diverged.N` (never deleted), an empty one is made for the system user and
+//! `pg_basebackup --write-recovery-conf` fills it; a failed copy is removed and the old
+//! directory renamed back. Either way the result holds `standby.signal`.
+
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::sys::error::SysError;
+use crate::sys::pg::wal::{self, Checkpoints, History, Identity, Lsn, WalOs};
+use crate::sys::pg::ClusterState;
+use crate::sys::runner::Credentials;
+
+/// How a former primary stands against the current primary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Divergence {
+    Follows {
+        timeline: u32,
+        at: Lsn,
+    },
+    Ahead {
+        timeline: u32,
+        former: Lsn,
+        primary: Lsn,
+    },
+    Diverged {
+        timeline: u32,
+        fork: Lsn,
+        ended: Lsn,
+        primary_timeline: u32,
+    },
+    Unrelated {
+        timeline: u32,
+        primary_timeline: u32,
+    },
+    Uncertain {
+        timeline: u32,
+        fork: Lsn,
+        checkpoint: Lsn,
+    },
+    OtherSystem {
+        former: String,
+        primary: String,
+    },
+}
+
+impl Divergence {
+    /// Whether the instance can stream from the primary as it is.
+    pub fn follows(&self) -> bool {
+        matches!(self, Divergence::Follows { .. })
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Divergence::Follows { timeline, at } => {
+                format!("follows the primary (timeline {timeline}, at {at})")
+            }
+            Divergence::Ahead {
+                timeline,
+                former,
+                primary,
+            } => format!(
+                "is ahead of the primary on timeline {timeline} ({former} > {primary}): \
+                 it holds WAL the primary never had"
+            ),
+            Divergence::Diverged {
+                timeline,
+                fork,
+                ended,
+                primary_timeline,
+            } => format!(
+                "diverged: its timeline {timeline} goes on to {ended}, past {fork} where the \
+                 primary's timeline {primary_timeline} forked off"
+            ),
+            Divergence::Unrelated {
+                timeline,
+                primary_timeline,
+            } => format!(
+                "diverged: its timeline {timeline} is not in the history of the primary's \
+                 timeline {primary_timeline}"
+            ),
+            Divergence::Uncertain {
+                timeline,
+                fork,
+                checkpoint,
+            } => format!(
+                "may have diverged: it crashed on timeline {timeline} after its last \
+                 checkpoint {checkpoint}, before the fork point {fork}; what it wrote after \
+                 that checkpoint is not known"
+            ),
+            Divergence::OtherSystem { former, primary } => {
+                format!("is another database system (identifier {former}, the primary's {primary})")
+            }
+        }
+    }
+}
+
+/// The decision (see the module documentation). `former_history` is the history file
+/// of the former's own timeline, when it has one.
+pub fn divergence(
+    former: &Checkpoints,
+    former_history: Option<&History>,
+    primary: &Identity,
+    primary_history: &History,
+) -> Divergence {
+    if former.system_identifier != primary.system_identifier {
+        return Divergence::OtherSystem {
+            former: former.system_identifier.clone(),
+            primary: primary.system_identifier.clone(),
+        };
+    }
+    let tli = former.timeline.max(former.min_recovery_timeline);
+    // Where the former's WAL ends, as far as the control file tells.
+    let ended = former.checkpoint.max(former.min_recovery);
+    let unrelated = Divergence::Unrelated {
+        timeline: tli,
+        primary_timeline: primary.timeline,
+    };
+    // The former's ancestors must be the primary's, forked at the same points.
+    if let Some(h) = former_history {
+        let same = h
+            .forks
+            .iter()
+            .all(|(t, at)| primary_history.end_of(*t) == Some(*at));
+        if !same {
+            return unrelated;
+        }
+    }
+    if tli == primary.timeline {
+        return if ended > primary.position {
+            Divergence::Ahead {
+                timeline: tli,
+                former: ended,
+                primary: primary.position,
+            }
+        } else {
+            Divergence::Follows {
+                timeline: tli,
+                at: ended,
+            }
+        };
+    }
+    let Some(fork) = primary_history.end_of(tli) else {
+        return unrelated;
+    };
+    if former.checkpoint >= fork || former.min_recovery > fork {
+        return Divergence::Diverged {
+            timeline: tli,
+            fork,
+            ended,
+            primary_timeline: primary.timeline,
+        };
+    }
+    if former.state.is_clean_shutdown() {
+        Divergence::Follows {
+            timeline: tli,
+            at: ended,
+        }
+    } else {
+        Divergence::Uncertain {
+            timeline: tli,
+            fork,
+            checkpoint: former.checkpoint,
+        }
+    }
+}
+
+/// Where the instance and the primary are.
+#[derive(Debug, Clone)]
+pub struct Tools<'a> {
+    pub bindir: &'a Path,
+    pub datadir: &'a Path,
+    /// libpq connection string of the current primary.
+    pub conninfo: &'a str,
+    pub creds: &'a Credentials,
+}
+
+/// Reads both sides and decides.
+pub fn check(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Divergence, SysError> {
+    let former = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    let primary = wal.identify(t.bindir, t.conninfo, t.creds, deadline)?;
+    let history =
+        wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)?;
+    let own = wal::local_history(t.datadir, former.timeline)?;
+    Ok(divergence(&former, own.as_ref(), &primary, &history))
+}
+
+/// The start action's guard: `Some(reason)` when this instance must not start as a
+/// standby of the primary `conninfo` names. A primary that cannot be reached is not a
+/// reason (the standby waits for it as usual); a data directory that cannot be read is.
+pub fn refusal(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Option<String>, SysError> {
+    let former = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    let Ok(primary) = wal.identify(t.bindir, t.conninfo, t.creds, deadline) else {
+        return Ok(None);
+    };
+    let Ok(history) =
+        wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)
+    else {
+        return Ok(None);
+    };
+    let own = wal::local_history(t.datadir, former.timeline)?;
+    let d = divergence(&former, own.as_ref(), &primary, &history);
+    Ok((!d.follows()).then(|| {
+        format!(
+            "{} {}; rebuild it with `pgstack pg rejoin --pgdata {} --primary-conninfo ...` \
+             (add --rewind to use pg_rewind)",
+            t.datadir.display(),
+            d.describe(),
+            t.datadir.display()
+        )
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RejoinError {
+    #[error("{0}: the server is running; stop it first")]
+    Running(PathBuf),
+    #[error(
+        "{datadir}: pg_rewind needs wal_log_hints=on or data checksums, and neither is \
+         enabled; rejoin without --rewind to copy the primary (the old directory is kept aside)"
+    )]
+    RewindImpossible { datadir: String },
+    #[error("{datadir} {why}; pg_rewind cannot repair that: rejoin without --rewind to copy the primary")]
+    RewindUseless { datadir: String, why: String },
+    #[error(transparent)]
+    Sys(#[from] SysError),
+}
+
+/// How the rejoin was done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejoined {
+    /// It followed already: only `standby.signal` was made sure of.
+    NothingToDo(Divergence),
+    Rewound(Divergence),
+    /// Copied from the primary; the old directory is at `aside`.
+    Copied {
+        found: Divergence,
+        aside: PathBuf,
+    },
+}
+
+/// What [`rejoin`] will do for a divergence (pure).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Nothing,
+    Rewind,
+    Copy,
+}
+
+pub fn method(
+    d: &Divergence,
+    c: &Checkpoints,
+    rewind: bool,
+    datadir: &Path,
+) -> Result<Method, RejoinError> {
+    if d.follows() {
+        return Ok(Method::Nothing);
+    }
+    if !rewind {
+        return Ok(Method::Copy);
+    }
+    if matches!(d, Divergence::Ahead { .. } | Divergence::OtherSystem { .. }) {
+        return Err(RejoinError::RewindUseless {
+            datadir: datadir.display().to_string(),
+            why: d.describe(),
+        });
+    }
+    if !(c.wal_log_hints || c.checksums) {
+        return Err(RejoinError::RewindImpossible {
+            datadir: datadir.display().to_string(),
+        });
+    }
+    Ok(Method::Rewind)
+}
+
+/// Rebuilds a stopped former primary as a standby of the primary (see the module
+/// documentation). `running` says whether a postmaster serves the data directory.
+pub fn rejoin(
+    wal: &dyn WalOs,
+    t: &Tools,
+    rewind: bool,
+    running: bool,
+    deadline: Instant,
+) -> Result<Rejoined, RejoinError> {
+    if running {
+        return Err(RejoinError::Running(t.datadir.to_path_buf()));
+    }
+    let c = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    if !matches!(
+        c.state,
+        ClusterState::ShutDown
+            | ClusterState::ShutDownInRecovery
+            | ClusterState::InProduction
+            | ClusterState::InArchiveRecovery
+            | ClusterState::InCrashRecovery
+    ) {
+        return Err(RejoinError::Sys(SysError::Invalid(format!(
+            "{}: cluster state {:?}: neither stopped nor crashed",
+            t.datadir.display(),
+            c.state.as_str()
+        ))));
+    }
+    let d = check(wal, t, deadline)?;
+    match method(&d, &c, rewind, t.datadir)? {
+        Method::Nothing => {
+            wal::write_standby_signal(t.datadir, t.creds)?;
+            Ok(Rejoined::NothingToDo(d))
+        }
+        Method::Rewind => {
+            wal::rewind(t.bindir, t.datadir, t.conninfo, false, t.creds, deadline)?;
+            wal::write_standby_signal(t.datadir, t.creds)?;
+            Ok(Rejoined::Rewound(d))
+        }
+        Method::Copy => {
+            let aside = wal::move_aside(t.datadir)?;
+            let copied = wal::make_datadir(t.datadir, t.creds).and_then(|()| {
+                wal::basebackup(t.bindir, t.datadir, t.conninfo, t.creds, deadline)?;
+                wal::write_standby_signal(t.datadir, t.creds)
+            });
+            if let Err(e) = copied {
+                // Undo: the partial copy goes, the old directory comes back.
+                if t.datadir.exists() {
+                    wal::remove_partial_copy(t.datadir)?;
+                }
+                wal::move_back(&aside, t.datadir)?;
+                return Err(e.into());
+            }
+            Ok(Rejoined::Copied { found: d, aside })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn former(state: ClusterState, tli: u32, ckpt: u64, min: u64) -> Checkpoints {
+        Checkpoints {
+            state,
+            system_identifier: "7300".into(),
+            checkpoint: Lsn(ckpt),
+            redo: Lsn(ckpt),
+            timeline: tli,
+            min_recovery: Lsn(min),
+            min_recovery_timeline: 0,
+            wal_log_hints: false,
+            checksums: false,
+        }
+    }
+    fn primary(tli: u32, at: u64) -> Identity {
+        Identity {
+            system_identifier: "7300".into(),
+            timeline: tli,
+            position: Lsn(at),
+        }
+    }
+    fn history(tli: u32, forks: &[(u32, u64)]) -> History {
+        History {
+            timeline: tli,
+            forks: forks.iter().map(|(t, a)| (*t, Lsn(*a))).collect(),
+        }
+    }
+
+    #[test]
+    fn divergence_cases() {
+        use ClusterState::*;
+        let h2 = history(2, &[(1, 0x3000100)]);
+        // Its shutdown checkpoint was the last thing the new primary received.
+        let d = divergence(
+            &former(ShutDown, 1, 0x30000D8, 0),
+            None,
+            &primary(2, 0x5000000),
+            &h2,
+        );
+        assert!(d.follows(), "{d:?}");
+        // It went on writing after the fork.
+        let d = divergence(
+            &former(ShutDown, 1, 0x3000100, 0),
+            None,
+            &primary(2, 0x5000000),
+            &h2,
+        );
+        assert!(
+            matches!(
+                d,
+                Divergence::Diverged {
+                    fork: Lsn(0x3000100),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+        assert!(d.describe().contains("forked off"));
+        // Crashed before the fork: unknown.
+        let d = divergence(
+            &former(InProduction, 1, 0x2000000, 0),
+            None,
+            &primary(2, 0x5000000),
+            &h2,
+        );
+        assert!(matches!(d, Divergence::Uncertain { .. }), "{d:?}");
+        // Same timeline, behind or ahead.
+        let h1 = history(1, &[]);
+        assert!(divergence(
+            &former(ShutDown, 1, 0x100, 0),
+            None,
+            &primary(1, 0x200),
+            &h1
+        )
+        .follows());
+        assert!(matches!(
+            divergence(
+                &former(ShutDown, 1, 0x300, 0),
+                None,
+                &primary(1, 0x200),
+                &h1
+            ),
+            Divergence::Ahead { .. }
+        ));
+        // A timeline the primary never had, and two promotions to the same number.
+        assert!(matches!(
+            divergence(
+                &former(ShutDown, 3, 0x100, 0),
+                None,
+                &primary(2, 0x200),
+                &h2
+            ),
+            Divergence::Unrelated { .. }
+        ));
+        let own = history(2, &[(1, 0x2800000)]);
+        assert!(matches!(
+            divergence(
+                &former(ShutDown, 2, 0x100, 0),
+                Some(&own),
+                &primary(2, 0x5000000),
+                &h2
+            ),
+            Divergence::Unrelated { .. }
+        ));
+        let mut other = former(ShutDown, 1, 0x100, 0);
+        other.system_identifier = "1".into();
+        assert!(matches!(
+            divergence(&other, None, &primary(1, 0x200), &h1),
+            Divergence::OtherSystem { .. }
+        ));
+    }
+
+    #[test]
+    fn methods() {
+        let dir = Path::new("/srv/pgst");
+        let c = former(ClusterState::ShutDown, 1, 0x100, 0);
+        let diverged = Divergence::Diverged {
+            timeline: 1,
+            fork: Lsn(1),
+            ended: Lsn(2),
+            primary_timeline: 2,
+        };
+        assert_eq!(method(&diverged, &c, false, dir).unwrap(), Method::Copy);
+        let e = method(&diverged, &c, true, dir).unwrap_err();
+        assert!(matches!(e, RejoinError::RewindImpossible { .. }));
+        assert!(e.to_string().contains("wal_log_hints"), "{e}");
+        let hints = Checkpoints {
+            wal_log_hints: true,
+            ..c.clone()
+        };
+        assert_eq!(
+            method(&diverged, &hints, true, dir).unwrap(),
+            Method::Rewind
+        );
+        let sums = Checkpoints {
+            checksums: true,
+            ..c.clone()
+        };
+        assert_eq!(method(&diverged, &sums, true, dir).unwrap(), Method::Rewind);
+        let ahead = Divergence::Ahead {
+            timeline: 1,
+            former: Lsn(2),
+            primary: Lsn(1),
+        };
+        assert!(matches!(
+            method(&ahead, &hints, true, dir),
+            Err(RejoinError::RewindUseless { .. })
+        ));
+        let follows = Divergence::Follows {
+            timeline: 1,
+            at: Lsn(1),
+        };
+        assert_eq!(method(&follows, &c, true, dir).unwrap(), Method::Nothing);
+    }
+
+    #[test]
+    fn a_running_server_is_refused_before_anything() {
+        let w = wal::fake::FakeWal::default();
+        let creds = Credentials {
+            uid: nix::unistd::Uid::from_raw(0),
+            gid: nix::unistd::Gid::from_raw(0),
+            groups: vec![],
+        };
+        let t = Tools {
+            bindir: Path::new("/bin"),
+            datadir: Path::new("/srv/pgst"),
+            conninfo: "host=x",
+            creds: &creds,
+        };
+        let e = rejoin(&w, &t, false, true, Instant::now()).unwrap_err();
+        assert!(matches!(e, RejoinError::Running(_)));
+        assert!(w.calls().is_empty());
+    }
+
+    #[test]
+    fn an_unreachable_primary_is_no_reason_to_refuse_a_start() {
+        let w = wal::fake::FakeWal {
+            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x100, 0)),
+            ..Default::default()
+        };
+        let creds = Credentials {
+            uid: nix::unistd::Uid::from_raw(0),
+            gid: nix::unistd::Gid::from_raw(0),
+            groups: vec![],
+        };
+        let t = Tools {
+            bindir: Path::new("/bin"),
+            datadir: Path::new("/nonexistent/pgst"),
+            conninfo: "host=x",
+            creds: &creds,
+        };
+        assert_eq!(refusal(&w, &t, Instant::now()).unwrap(), None);
+        let w = wal::fake::FakeWal {
+            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
+            identity: Some(primary(2, 0x5000000)),
+            history: Some(history(2, &[(1, 0x3000100)])),
+            ..Default::default()
+        };
+        let r = refusal(&w, &t, Instant::now()).unwrap().unwrap();
+        assert!(
+            r.contains("diverged") && r.contains("pgstack pg rejoin"),
+            "{r}"
+        );
+    }
+}

@@ -1,0 +1,1006 @@
+//! Where a server stands in the WAL, and the tools that move a data directory between
+//! histories: what the election and the rejoin of a former primary read and run.
+//!
+//! - [`Lsn`]: a WAL location, printed as PostgreSQL prints it (`X/Y`).
+//! - [`Checkpoints`]: the checkpoint, recovery and safety fields of `pg_controldata`.
+//! - [`WalState`]: one SQL round trip on a running server: in recovery or not, the
+//!   primary's flushed location, a standby's received and replayed locations, its WAL
+//!   receiver and the control file's recovery point.
+//! - [`Replica`]: the rows of `pg_stat_replication` on a primary.
+//! - [`shutdown_checkpoint_in`]: `pg_waldump` over a WAL range, looking for a shutdown
+//!   checkpoint record (the planned-switchover check).
+//! - [`History`]: a timeline history file, read from a server over a replication
+//!   connection (`TIMELINE_HISTORY`) with `psql`.
+//! - [`rewind`], [`basebackup`]: `pg_rewind` and `pg_basebackup` as the system user.
+//!
+//! Nothing here decides; it reads and runs, with typed results.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::client::{self, Probe, ProbeError};
+use super::control::{self, parse_lsn, ClusterState};
+use crate::sys::error::{SysError, SysResult};
+use crate::sys::runner::{self, Cmd, Credentials, Outcome};
+
+/// A WAL location (64 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Lsn(pub u64);
+
+impl Lsn {
+    /// Parses `X/Y`.
+    pub fn parse(s: &str) -> Option<Lsn> {
+        parse_lsn(s).map(Lsn)
+    }
+}
+
+impl fmt::Display for Lsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xffff_ffff)
+    }
+}
+
+/// The fields of `pg_controldata` the election and the rejoin use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoints {
+    pub state: ClusterState,
+    /// `Database system identifier`.
+    pub system_identifier: String,
+    /// `Latest checkpoint location`.
+    pub checkpoint: Lsn,
+    /// `Latest checkpoint's REDO location`.
+    pub redo: Lsn,
+    /// `Latest checkpoint's TimeLineID`.
+    pub timeline: u32,
+    /// `Minimum recovery ending location` (0/0 outside recovery).
+    pub min_recovery: Lsn,
+    /// `Min recovery ending loc's timeline` (0 outside recovery).
+    pub min_recovery_timeline: u32,
+    /// `wal_log_hints setting`.
+    pub wal_log_hints: bool,
+    /// `Data page checksum version` is not 0.
+    pub checksums: bool,
+}
+
+impl Checkpoints {
+    /// Parses the output of `LC_ALL=C pg_controldata`.
+    pub fn parse(text: &str) -> SysResult<Checkpoints> {
+        let mut f = std::collections::BTreeMap::new();
+        for line in text.lines() {
+            if let Some((k, v)) = line.split_once(':') {
+                f.insert(k.trim().to_string(), v.trim().to_string());
+            }
+        }
+        let get = |k: &str| -> SysResult<&str> {
+            f.get(k)
+                .map(String::as_str)
+                .ok_or_else(|| SysError::Invalid(format!("pg_controldata printed no {k:?}")))
+        };
+        let lsn = |k: &str| -> SysResult<Lsn> {
+            let v = get(k)?;
+            Lsn::parse(v).ok_or_else(|| {
+                SysError::Invalid(format!("pg_controldata: {k} {v:?} is not an LSN"))
+            })
+        };
+        let num = |k: &str| -> SysResult<u32> {
+            let v = get(k)?;
+            v.parse().map_err(|_| {
+                SysError::Invalid(format!("pg_controldata: {k} {v:?} is not a number"))
+            })
+        };
+        Ok(Checkpoints {
+            state: ClusterState::parse(get("Database cluster state")?),
+            system_identifier: get("Database system identifier")?.to_string(),
+            checkpoint: lsn("Latest checkpoint location")?,
+            redo: lsn("Latest checkpoint's REDO location")?,
+            timeline: num("Latest checkpoint's TimeLineID")?,
+            min_recovery: lsn("Minimum recovery ending location")?,
+            min_recovery_timeline: num("Min recovery ending loc's timeline")?,
+            wal_log_hints: get("wal_log_hints setting")? == "on",
+            checksums: num("Data page checksum version")? != 0,
+        })
+    }
+
+    /// Runs `pg_controldata` on `datadir` as `creds`.
+    pub fn read(
+        bindir: &Path,
+        datadir: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Checkpoints> {
+        Checkpoints::parse(&control::text(bindir, datadir, creds, deadline)?)
+    }
+}
+
+/// A running server's WAL, read in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalState {
+    pub in_recovery: bool,
+    /// A primary's flushed location (`pg_current_wal_flush_lsn()`); `None` on a standby.
+    pub flushed: Option<Lsn>,
+    /// A standby's last received location (`None` when nothing was streamed since start).
+    pub received: Option<Lsn>,
+    /// A standby's last replayed location.
+    pub replayed: Option<Lsn>,
+    /// The WAL receiver's status (`streaming`, ...) when there is one.
+    pub receiver: Option<String>,
+    /// The timeline the receiver last received on.
+    pub received_timeline: Option<u32>,
+    /// The timeline of the latest checkpoint (or restartpoint) in the control file.
+    pub checkpoint_timeline: u32,
+    /// The control file's minimum recovery point and its timeline (0/0 and 0 on a primary).
+    pub min_recovery: Lsn,
+    pub min_recovery_timeline: u32,
+    /// A primary's current timeline (from its current WAL file name).
+    pub primary_timeline: Option<u32>,
+}
+
+/// The statement of [`wal_state`]: every column is text, so the answer reads the same
+/// through the simple query protocol.
+pub const WAL_STATE_SQL: &str = "select pg_is_in_recovery(), \
+     case when pg_is_in_recovery() then null else pg_current_wal_flush_lsn() end, \
+     pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), \
+     (select status from pg_stat_wal_receiver), \
+     (select received_tli from pg_stat_wal_receiver), \
+     (select timeline_id from pg_control_checkpoint()), \
+     (select min_recovery_end_lsn from pg_control_recovery()), \
+     (select min_recovery_end_timeline from pg_control_recovery()), \
+     case when pg_is_in_recovery() then null \
+          else ('x' || substr(pg_walfile_name(pg_current_wal_flush_lsn()), 1, 8))::bit(32)::int end";
+
+fn bad(target: &str, what: &str, v: &Option<String>) -> ProbeError {
+    ProbeError::Query {
+        target: target.to_string(),
+        msg: format!("unexpected {what}: {v:?}"),
+    }
+}
+
+impl WalState {
+    /// Reads one row of [`WAL_STATE_SQL`].
+    pub fn from_row(target: &str, r: &client::Row) -> Result<WalState, ProbeError> {
+        let col = |i: usize| r.get(i).cloned().flatten();
+        let lsn = |i: usize, what: &str| -> Result<Option<Lsn>, ProbeError> {
+            match col(i) {
+                None => Ok(None),
+                Some(v) => Lsn::parse(&v)
+                    .map(Some)
+                    .ok_or_else(|| bad(target, what, &Some(v))),
+            }
+        };
+        let num = |i: usize, what: &str| -> Result<Option<u32>, ProbeError> {
+            match col(i) {
+                None => Ok(None),
+                Some(v) => v.parse().map(Some).map_err(|_| bad(target, what, &Some(v))),
+            }
+        };
+        let in_recovery = match col(0).as_deref() {
+            Some("t") => true,
+            Some("f") => false,
+            _ => return Err(bad(target, "pg_is_in_recovery()", &col(0))),
+        };
+        Ok(WalState {
+            in_recovery,
+            flushed: lsn(1, "flush location")?,
+            received: lsn(2, "received location")?,
+            replayed: lsn(3, "replayed location")?,
+            receiver: col(4),
+            received_timeline: num(5, "received timeline")?,
+            checkpoint_timeline: num(6, "checkpoint timeline")?.unwrap_or(0),
+            min_recovery: lsn(7, "minimum recovery point")?.unwrap_or_default(),
+            min_recovery_timeline: num(8, "minimum recovery timeline")?.unwrap_or(0),
+            primary_timeline: num(9, "current timeline")?,
+        })
+    }
+}
+
+/// Runs [`WAL_STATE_SQL`] on the server `base` connects to (its `sql` is replaced).
+pub fn wal_state(base: &Probe, deadline: Instant) -> Result<WalState, ProbeError> {
+    let p = Probe {
+        sql: WAL_STATE_SQL.into(),
+        ..base.clone()
+    };
+    let rows = client::rows(&p, deadline)?;
+    let r = rows.first().ok_or_else(|| ProbeError::Query {
+        target: p.target(),
+        msg: "no row".into(),
+    })?;
+    WalState::from_row(&p.target(), r)
+}
+
+/// Asks for a checkpoint (a restartpoint on a standby), so the control file shows the
+/// latest timeline and checkpoint.
+pub fn checkpoint(base: &Probe, deadline: Instant) -> Result<(), ProbeError> {
+    let p = Probe {
+        sql: "checkpoint".into(),
+        ..base.clone()
+    };
+    client::rows(&p, deadline).map(|_| ())
+}
+
+/// One row of `pg_stat_replication`, as a primary sees a standby.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    pub application_name: String,
+    /// `startup`, `catchup`, `streaming`, `backup`, `stopping`.
+    pub state: String,
+    /// `async`, `potential`, `sync`, `quorum`.
+    pub sync_state: String,
+    pub write: Option<Lsn>,
+    pub flush: Option<Lsn>,
+    pub replay: Option<Lsn>,
+    /// Bytes the standby's written WAL is behind the primary's current location.
+    pub lag_bytes: Option<u64>,
+    /// `replay_lag` in seconds (NULL once the standby is idle and caught up).
+    pub replay_lag_s: Option<f64>,
+}
+
+/// The statement of [`replicas`].
+pub const REPLICAS_SQL: &str = "select application_name, state, sync_state, \
+     write_lsn, flush_lsn, replay_lsn, \
+     pg_wal_lsn_diff(pg_current_wal_lsn(), write_lsn)::bigint, \
+     extract(epoch from replay_lag)::float8 \
+     from pg_stat_replication";
+
+impl Replica {
+    pub fn from_row(target: &str, r: &client::Row) -> Result<Replica, ProbeError> {
+        let col = |i: usize| r.get(i).cloned().flatten();
+        let lsn = |i: usize| col(i).and_then(|v| Lsn::parse(&v));
+        Ok(Replica {
+            application_name: col(0).ok_or_else(|| bad(target, "application_name", &None))?,
+            state: col(1).unwrap_or_default(),
+            sync_state: col(2).unwrap_or_default(),
+            write: lsn(3),
+            flush: lsn(4),
+            replay: lsn(5),
+            lag_bytes: col(6)
+                .and_then(|v| v.parse::<i64>().ok())
+                .map(|v| v.max(0) as u64),
+            replay_lag_s: col(7).and_then(|v| v.parse().ok()),
+        })
+    }
+}
+
+/// The standbys connected to the primary `base` connects to.
+pub fn replicas(base: &Probe, deadline: Instant) -> Result<Vec<Replica>, ProbeError> {
+    let p = Probe {
+        sql: REPLICAS_SQL.into(),
+        ..base.clone()
+    };
+    let target = p.target();
+    client::rows(&p, deadline)?
+        .iter()
+        .map(|r| Replica::from_row(&target, r))
+        .collect()
+}
+
+/// The major version in `PG_VERSION` of a data directory.
+pub fn major_version(datadir: &Path) -> SysResult<u32> {
+    let p = datadir.join("PG_VERSION");
+    let t = std::fs::read_to_string(&p)
+        .map_err(|e| SysError::io(format!("reading {}", p.display()), e))?;
+    t.trim()
+        .split('.')
+        .next()
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| SysError::Invalid(format!("{}: not a version: {t:?}", p.display())))
+}
+
+/// Finds a shutdown checkpoint record on `timeline` in `pg_waldump` output; returns
+/// its location. Reads both spellings: `CHECKPOINT_SHUTDOWN redo ...` (PostgreSQL 9.5
+/// and later) and `checkpoint: redo ...; shutdown` (older).
+pub fn find_shutdown_checkpoint(waldump: &str, timeline: u32) -> Option<Lsn> {
+    waldump.lines().find_map(|l| {
+        let desc = l.split_once("desc: ")?.1;
+        let shutdown = desc.starts_with("CHECKPOINT_SHUTDOWN")
+            || (desc.starts_with("checkpoint: ") && desc.trim_end().ends_with("shutdown"));
+        if !shutdown || !l.trim_start().starts_with("rmgr: XLOG") {
+            return None;
+        }
+        let tli: u32 = desc
+            .split("; ")
+            .find_map(|p| p.strip_prefix("tli "))?
+            .trim()
+            .parse()
+            .ok()?;
+        if tli != timeline {
+            return None;
+        }
+        let lsn = l.split_once("lsn: ")?.1.split(',').next()?;
+        Lsn::parse(lsn)
+    })
+}
+
+/// Runs `pg_waldump` (`pg_xlogdump` before 10) on the WAL of `datadir` from `start` to
+/// `end` on `timeline` and looks for a shutdown checkpoint record.
+pub fn shutdown_checkpoint_in(
+    bindir: &Path,
+    datadir: &Path,
+    timeline: u32,
+    start: Lsn,
+    end: Lsn,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Option<Lsn>> {
+    let tool = if major_version(datadir)? < 10 {
+        "pg_xlogdump"
+    } else {
+        "pg_waldump"
+    };
+    let wal = datadir.join(if tool == "pg_waldump" {
+        "pg_wal"
+    } else {
+        "pg_xlog"
+    });
+    let cmd = Cmd::new(bindir.join(tool))
+        .arg("--path")
+        .arg(&wal)
+        .args(["--timeline", &timeline.to_string()])
+        .args(["--start", &start.to_string(), "--end", &end.to_string()])
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    if let Outcome::TimedOut { .. } = out {
+        return Err(SysError::Timeout {
+            what: cmd.display(),
+        });
+    }
+    // pg_waldump exits 1 when the range ends inside a record it cannot read to the end
+    // (the normal case at the end of streamed WAL); the records it printed still count.
+    Ok(find_shutdown_checkpoint(&out.stdout_str(), timeline))
+}
+
+/// A timeline history file: for each earlier timeline, where the next one branched.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct History {
+    /// The timeline this history leads to.
+    pub timeline: u32,
+    /// (parent timeline, switch point), oldest first.
+    pub forks: Vec<(u32, Lsn)>,
+}
+
+impl History {
+    /// Parses the content of `0000000N.history` for timeline `timeline`.
+    pub fn parse(timeline: u32, text: &str) -> SysResult<History> {
+        let mut forks = Vec::new();
+        for l in text.lines().map(str::trim) {
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let mut w = l.split_whitespace();
+            let (Some(t), Some(at)) = (w.next(), w.next()) else {
+                return Err(SysError::Invalid(format!(
+                    "timeline {timeline} history: unexpected line {l:?}"
+                )));
+            };
+            let t: u32 = t.parse().map_err(|_| {
+                SysError::Invalid(format!(
+                    "timeline {timeline} history: bad timeline in {l:?}"
+                ))
+            })?;
+            let at = Lsn::parse(at).ok_or_else(|| {
+                SysError::Invalid(format!(
+                    "timeline {timeline} history: bad location in {l:?}"
+                ))
+            })?;
+            forks.push((t, at));
+        }
+        Ok(History { timeline, forks })
+    }
+
+    /// Where `tli` ended in this history: `Some(switch point)` for an ancestor,
+    /// `None` for the history's own timeline (it has not ended) or a timeline that
+    /// is not an ancestor.
+    pub fn end_of(&self, tli: u32) -> Option<Lsn> {
+        self.forks
+            .iter()
+            .find(|(t, _)| *t == tli)
+            .map(|(_, at)| *at)
+    }
+
+    /// Whether `tli` is this history's timeline or one of its ancestors.
+    pub fn contains(&self, tli: u32) -> bool {
+        tli == self.timeline || self.end_of(tli).is_some()
+    }
+}
+
+/// A server's identity over the replication protocol (`IDENTIFY_SYSTEM`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub system_identifier: String,
+    pub timeline: u32,
+    pub position: Lsn,
+}
+
+/// `conninfo` with `replication=database` added (psql runs replication commands on
+/// such a connection). The conninfo is one argument to psql, never a shell string.
+fn replication_conninfo(conninfo: &str) -> String {
+    format!("{conninfo} replication=database")
+}
+
+fn psql_replication(
+    bindir: &Path,
+    conninfo: &str,
+    command: &str,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<String> {
+    let cmd = Cmd::new(bindir.join("psql"))
+        .args(["-X", "-A", "-t", "-F", "\u{1f}", "-v", "ON_ERROR_STOP=1"])
+        .arg("-d")
+        .arg(replication_conninfo(conninfo))
+        .args(["-c", command])
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    match &out {
+        Outcome::TimedOut { .. } => Err(SysError::Timeout {
+            what: format!("{command} on the primary"),
+        }),
+        o if o.success() => Ok(o.stdout_str()),
+        o => Err(SysError::Invalid(format!(
+            "{command} on the primary ({}): {}",
+            bindir.join("psql").display(),
+            o.describe()
+        ))),
+    }
+}
+
+/// `IDENTIFY_SYSTEM` on the server `conninfo` names.
+pub fn identify(
+    bindir: &Path,
+    conninfo: &str,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Identity> {
+    let t = psql_replication(bindir, conninfo, "IDENTIFY_SYSTEM", creds, deadline)?;
+    let line = t.lines().next().unwrap_or("");
+    let f: Vec<&str> = line.split('\u{1f}').collect();
+    let bad = || SysError::Invalid(format!("IDENTIFY_SYSTEM answered {line:?}"));
+    if f.len() < 3 {
+        return Err(bad());
+    }
+    Ok(Identity {
+        system_identifier: f[0].to_string(),
+        timeline: f[1].parse().map_err(|_| bad())?,
+        position: Lsn::parse(f[2]).ok_or_else(bad)?,
+    })
+}
+
+/// The history of `timeline` on the server `conninfo` names (timeline 1 has none).
+pub fn timeline_history(
+    bindir: &Path,
+    conninfo: &str,
+    timeline: u32,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<History> {
+    if timeline <= 1 {
+        return Ok(History {
+            timeline,
+            forks: Vec::new(),
+        });
+    }
+    let t = psql_replication(
+        bindir,
+        conninfo,
+        &format!("TIMELINE_HISTORY {timeline}"),
+        creds,
+        deadline,
+    )?;
+    let content = t
+        .split_once('\u{1f}')
+        .map(|(_, c)| c)
+        .ok_or_else(|| SysError::Invalid(format!("TIMELINE_HISTORY answered {t:?}")))?;
+    History::parse(timeline, content)
+}
+
+/// How a `pg_rewind` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewound {
+    /// Rewound (or, with `dry_run`, would be).
+    Done,
+    /// The servers did not diverge: nothing to do.
+    NotNeeded,
+}
+
+/// `pg_rewind --target-pgdata DATADIR --source-server CONNINFO --write-recovery-conf
+/// [--dry-run]` as `creds` (the connection settings land in `postgresql.auto.conf`).
+/// The target must be stopped; pg_rewind refuses a target without `wal_log_hints` or
+/// checksums (the caller checks that first, to say so plainly).
+pub fn rewind(
+    bindir: &Path,
+    datadir: &Path,
+    conninfo: &str,
+    dry_run: bool,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Rewound> {
+    let mut cmd = Cmd::new(bindir.join("pg_rewind"))
+        .arg("--target-pgdata")
+        .arg(datadir)
+        .arg("--source-server")
+        .arg(conninfo)
+        .arg("--write-recovery-conf")
+        .current_dir("/")
+        .run_as(creds.clone());
+    if dry_run {
+        cmd = cmd.arg("--dry-run");
+    }
+    let out = runner::run(&cmd, deadline)?;
+    let text = String::from_utf8_lossy(out.stderr()).into_owned() + &out.stdout_str();
+    match &out {
+        Outcome::TimedOut { .. } => Err(SysError::Timeout {
+            what: cmd.display(),
+        }),
+        o if o.success() && text.contains("no rewind required") => Ok(Rewound::NotNeeded),
+        o if o.success() => Ok(Rewound::Done),
+        o => Err(SysError::Invalid(format!(
+            "pg_rewind of {}: {}",
+            datadir.display(),
+            o.describe()
+        ))),
+    }
+}
+
+/// `pg_basebackup -D DIR -d CONNINFO -X stream -c fast --write-recovery-conf` as
+/// `creds` into an empty directory.
+pub fn basebackup(
+    bindir: &Path,
+    dir: &Path,
+    conninfo: &str,
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<()> {
+    let cmd = Cmd::new(bindir.join("pg_basebackup"))
+        .arg("-D")
+        .arg(dir)
+        .arg("-d")
+        .arg(conninfo)
+        .args([
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-password",
+            "--write-recovery-conf",
+        ])
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    match &out {
+        Outcome::TimedOut { .. } => Err(SysError::Timeout {
+            what: cmd.display(),
+        }),
+        o if o.success() => Ok(()),
+        o => Err(SysError::Invalid(format!(
+            "pg_basebackup into {}: {}",
+            dir.display(),
+            o.describe()
+        ))),
+    }
+}
+
+/// A free name beside `datadir` to move it aside to: `DATADIR.diverged.N`.
+pub fn aside_name(datadir: &Path) -> PathBuf {
+    let base = datadir
+        .as_os_str()
+        .to_string_lossy()
+        .trim_end_matches('/')
+        .to_string();
+    (1..)
+        .map(|n| PathBuf::from(format!("{base}.diverged.{n}")))
+        .find(|p| std::fs::symlink_metadata(p).is_err())
+        .expect("an unused name")
+}
+
+/// The history of `timeline` in the data directory's own `pg_wal` (`None` for timeline
+/// 1 or when the file is gone).
+pub fn local_history(datadir: &Path, timeline: u32) -> SysResult<Option<History>> {
+    if timeline <= 1 {
+        return Ok(None);
+    }
+    let p = datadir
+        .join("pg_wal")
+        .join(format!("{timeline:08X}.history"));
+    match std::fs::read_to_string(&p) {
+        Ok(t) => History::parse(timeline, &t).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SysError::io(format!("reading {}", p.display()), e)),
+    }
+}
+
+fn split(datadir: &Path) -> SysResult<(&Path, &std::ffi::OsStr)> {
+    match (datadir.parent(), datadir.file_name()) {
+        (Some(p), Some(n)) => Ok((p, n)),
+        _ => Err(SysError::Invalid(format!(
+            "{}: not a directory below another",
+            datadir.display()
+        ))),
+    }
+}
+
+/// Renames `datadir` to a free `DATADIR.diverged.N` beside it (below the parent's
+/// descriptor, links never followed); returns the new path.
+pub fn move_aside(datadir: &Path) -> SysResult<PathBuf> {
+    let (parent, _) = split(datadir)?;
+    let aside = aside_name(datadir);
+    rename_below(parent, datadir, &aside)?;
+    Ok(aside)
+}
+
+/// Renames `from` back to `to` (both in the same parent), undoing [`move_aside`].
+pub fn move_back(from: &Path, to: &Path) -> SysResult<()> {
+    let (parent, _) = split(to)?;
+    rename_below(parent, from, to)
+}
+
+fn rename_below(parent: &Path, from: &Path, to: &Path) -> SysResult<()> {
+    use std::os::fd::AsRawFd;
+    let (_, a) = split(from)?;
+    let (_, b) = split(to)?;
+    let dir = crate::sys::safefs::open_dir(parent)?;
+    let fd = dir.as_raw_fd();
+    nix::fcntl::renameat(Some(fd), a, Some(fd), b).map_err(|e| {
+        SysError::errno(
+            format!("renaming {} to {}", from.display(), to.display()),
+            e,
+        )
+    })
+}
+
+/// Creates an empty data directory (mode 0700) owned by `creds`, below its parent's
+/// descriptor.
+pub fn make_datadir(datadir: &Path, creds: &Credentials) -> SysResult<()> {
+    use std::os::fd::AsFd;
+    let (parent, name) = split(datadir)?;
+    let dir = crate::sys::safefs::open_dir(parent)?;
+    let fd = crate::sys::safefs::mkdir_beneath(
+        dir.as_fd(),
+        parent,
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(0o700),
+    )?;
+    std::os::unix::fs::fchown(&fd, Some(creds.uid.as_raw()), Some(creds.gid.as_raw())).map_err(
+        |e| {
+            SysError::io(
+                format!("giving {} to uid {}", datadir.display(), creds.uid),
+                e,
+            )
+        },
+    )
+}
+
+/// Removes a data directory this program created and filled only partly (a failed
+/// copy), never one it did not make.
+pub fn remove_partial_copy(datadir: &Path) -> SysResult<()> {
+    std::fs::remove_dir_all(datadir).map_err(|e| {
+        SysError::io(
+            format!("removing the partial copy {}", datadir.display()),
+            e,
+        )
+    })
+}
+
+/// Creates `standby.signal` in the data directory (owned by `creds`), without
+/// following a link.
+pub fn write_standby_signal(datadir: &Path, creds: &Credentials) -> SysResult<()> {
+    use nix::fcntl::OFlag;
+    let f = crate::sys::safefs::open_below(
+        datadir,
+        Path::new("standby.signal"),
+        None,
+        OFlag::O_WRONLY | OFlag::O_CREAT,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )?;
+    std::os::unix::fs::fchown(&f, Some(creds.uid.as_raw()), Some(creds.gid.as_raw())).map_err(|e| {
+        SysError::io(
+            format!(
+                "giving {}/standby.signal to uid {}",
+                datadir.display(),
+                creds.uid
+            ),
+            e,
+        )
+    })
+}
+
+/// The reads and tools the election and the rejoin need, behind a trait so their
+/// decisions are unit-tested with [`fake::FakeWal`]; [`RealWal`] is the system.
+pub trait WalOs {
+    fn wal_state(&self, base: &Probe, deadline: Instant) -> Result<WalState, ProbeError>;
+    fn checkpoint(&self, base: &Probe, deadline: Instant) -> Result<(), ProbeError>;
+    fn replicas(&self, base: &Probe, deadline: Instant) -> Result<Vec<Replica>, ProbeError>;
+    fn checkpoints(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Checkpoints>;
+    #[allow(clippy::too_many_arguments)]
+    fn shutdown_checkpoint_in(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        timeline: u32,
+        start: Lsn,
+        end: Lsn,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Option<Lsn>>;
+    fn identify(
+        &self,
+        bindir: &Path,
+        conninfo: &str,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Identity>;
+    fn timeline_history(
+        &self,
+        bindir: &Path,
+        conninfo: &str,
+        timeline: u32,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<History>;
+}
+
+/// The real system.
+pub struct RealWal;
+
+impl WalOs for RealWal {
+    fn wal_state(&self, base: &Probe, deadline: Instant) -> Result<WalState, ProbeError> {
+        wal_state(base, deadline)
+    }
+    fn checkpoint(&self, base: &Probe, deadline: Instant) -> Result<(), ProbeError> {
+        checkpoint(base, deadline)
+    }
+    fn replicas(&self, base: &Probe, deadline: Instant) -> Result<Vec<Replica>, ProbeError> {
+        replicas(base, deadline)
+    }
+    fn checkpoints(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Checkpoints> {
+        Checkpoints::read(bindir, datadir, creds, deadline)
+    }
+    fn shutdown_checkpoint_in(
+        &self,
+        bindir: &Path,
+        datadir: &Path,
+        timeline: u32,
+        start: Lsn,
+        end: Lsn,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Option<Lsn>> {
+        shutdown_checkpoint_in(bindir, datadir, timeline, start, end, creds, deadline)
+    }
+    fn identify(
+        &self,
+        bindir: &Path,
+        conninfo: &str,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<Identity> {
+        identify(bindir, conninfo, creds, deadline)
+    }
+    fn timeline_history(
+        &self,
+        bindir: &Path,
+        conninfo: &str,
+        timeline: u32,
+        creds: &Credentials,
+        deadline: Instant,
+    ) -> SysResult<History> {
+        timeline_history(bindir, conninfo, timeline, creds, deadline)
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod fake {
+    //! Scripted answers for the election's and the rejoin's unit tests; calls recorded.
+    use std::cell::RefCell;
+
+    use super::*;
+
+    #[derive(Default)]
+    pub struct FakeWal {
+        pub state: Option<WalState>,
+        pub replicas: Vec<Replica>,
+        pub checkpoints: Option<Checkpoints>,
+        /// What pg_waldump finds.
+        pub shutdown_checkpoint: Option<Lsn>,
+        pub identity: Option<Identity>,
+        pub history: Option<History>,
+        pub calls: RefCell<Vec<String>>,
+    }
+
+    impl FakeWal {
+        fn call(&self, c: String) {
+            self.calls.borrow_mut().push(c);
+        }
+        pub fn calls(&self) -> Vec<String> {
+            self.calls.borrow().clone()
+        }
+    }
+
+    fn gone() -> ProbeError {
+        ProbeError::Connect {
+            target: "fake".into(),
+            msg: "no server".into(),
+        }
+    }
+
+    impl WalOs for FakeWal {
+        fn wal_state(&self, _: &Probe, _: Instant) -> Result<WalState, ProbeError> {
+            self.call("wal_state".into());
+            self.state.clone().ok_or_else(gone)
+        }
+        fn checkpoint(&self, _: &Probe, _: Instant) -> Result<(), ProbeError> {
+            self.call("checkpoint".into());
+            self.state.as_ref().map(|_| ()).ok_or_else(gone)
+        }
+        fn replicas(&self, _: &Probe, _: Instant) -> Result<Vec<Replica>, ProbeError> {
+            self.call("replicas".into());
+            Ok(self.replicas.clone())
+        }
+        fn checkpoints(
+            &self,
+            _: &Path,
+            _: &Path,
+            _: &Credentials,
+            _: Instant,
+        ) -> SysResult<Checkpoints> {
+            self.call("pg_controldata".into());
+            self.checkpoints
+                .clone()
+                .ok_or_else(|| SysError::Invalid("pg_controldata: no data directory".into()))
+        }
+        fn shutdown_checkpoint_in(
+            &self,
+            _: &Path,
+            _: &Path,
+            timeline: u32,
+            start: Lsn,
+            end: Lsn,
+            _: &Credentials,
+            _: Instant,
+        ) -> SysResult<Option<Lsn>> {
+            self.call(format!("pg_waldump tli {timeline} {start}..{end}"));
+            Ok(self.shutdown_checkpoint)
+        }
+        fn identify(&self, _: &Path, _: &str, _: &Credentials, _: Instant) -> SysResult<Identity> {
+            self.call("IDENTIFY_SYSTEM".into());
+            self.identity
+                .clone()
+                .ok_or_else(|| SysError::Invalid("IDENTIFY_SYSTEM: cannot connect".into()))
+        }
+        fn timeline_history(
+            &self,
+            _: &Path,
+            _: &str,
+            timeline: u32,
+            _: &Credentials,
+            _: Instant,
+        ) -> SysResult<History> {
+            self.call(format!("TIMELINE_HISTORY {timeline}"));
+            self.history
+                .clone()
+                .ok_or_else(|| SysError::Invalid("TIMELINE_HISTORY: cannot connect".into()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsns_print_as_postgresql_does() {
+        assert_eq!(Lsn(0x1_0000_00A0).to_string(), "1/A0");
+        assert_eq!(Lsn(0x3000148).to_string(), "0/3000148");
+        assert_eq!(Lsn::parse("0/3000148"), Some(Lsn(0x3000148)));
+        assert!(Lsn(5) < Lsn(0x1_0000_0000));
+    }
+
+    #[test]
+    fn controldata_checkpoints() {
+        let c = Checkpoints::parse(&crate::fixture("pg_controldata/shut-down.txt")).unwrap();
+        assert_eq!(c.state, ClusterState::ShutDown);
+        assert_eq!(c.redo, Lsn(0x1511A88));
+        assert_eq!(c.timeline, 1);
+        assert_eq!(c.min_recovery, Lsn(0));
+        assert!(!c.wal_log_hints);
+        assert!(!c.checksums);
+        assert!(Checkpoints::parse("Database cluster state: shut down\n").is_err());
+    }
+
+    #[test]
+    fn wal_state_rows() {
+        let s = |v: &str| Some(v.to_string());
+        let standby = vec![
+            s("t"),
+            None,
+            s("0/3000148"),
+            s("0/3000100"),
+            s("streaming"),
+            s("2"),
+            s("1"),
+            s("0/3000060"),
+            s("2"),
+            None,
+        ];
+        let w = WalState::from_row("t", &standby).unwrap();
+        assert!(w.in_recovery);
+        assert_eq!(w.received, Some(Lsn(0x3000148)));
+        assert_eq!(w.received_timeline, Some(2));
+        assert_eq!(w.min_recovery_timeline, 2);
+        let mut primary = vec![None; 10];
+        primary[0] = s("f");
+        primary[1] = s("0/5000000");
+        primary[6] = s("3");
+        primary[7] = s("0/0");
+        primary[8] = s("0");
+        primary[9] = s("3");
+        let w = WalState::from_row("t", &primary).unwrap();
+        assert_eq!(w.flushed, Some(Lsn(0x5000000)));
+        assert_eq!(w.primary_timeline, Some(3));
+        primary[0] = s("maybe");
+        assert!(WalState::from_row("t", &primary).is_err());
+    }
+
+    #[test]
+    fn replica_rows() {
+        let s = |v: &str| Some(v.to_string());
+        let r = Replica::from_row(
+            "t",
+            &vec![
+                s("pg2"),
+                s("streaming"),
+                s("async"),
+                s("0/3000148"),
+                s("0/3000148"),
+                s("0/3000100"),
+                s("1024"),
+                None,
+            ],
+        )
+        .unwrap();
+        assert_eq!(r.lag_bytes, Some(1024));
+        assert_eq!(r.replay_lag_s, None);
+        assert!(Replica::from_row("t", &vec![None; 8]).is_err());
+    }
+
+    #[test]
+    fn shutdown_checkpoints_in_waldump_output() {
+        let new = "rmgr: Standby     len (rec/tot):     50/    50, tx:          0, lsn: 0/03000028, prev 0/02000110, desc: RUNNING_XACTS nextXid 735\n\
+                   rmgr: XLOG        len (rec/tot):    114/   114, tx:          0, lsn: 0/030000D8, prev 0/030000A0, desc: CHECKPOINT_SHUTDOWN redo 0/30000D8; tli 1; prev tli 1; fpw true; xid 0:735; oid 16384; multi 1; offset 0; oldest xid 723 in DB 1; oldest multi 1 in DB 1; oldest/newest commit timestamp xid: 0/0; oldest running xid 0; shutdown\n";
+        assert_eq!(find_shutdown_checkpoint(new, 1), Some(Lsn(0x30000D8)));
+        assert_eq!(find_shutdown_checkpoint(new, 2), None);
+        let online = new
+            .replace("CHECKPOINT_SHUTDOWN", "CHECKPOINT_ONLINE")
+            .replace("; shutdown", "; online");
+        assert_eq!(find_shutdown_checkpoint(&online, 1), None);
+        let old = "rmgr: XLOG        len (rec/tot):     72/   104, tx:          0, lsn: 0/03000028, prev 0/02000110, desc: checkpoint: redo 0/3000028; tli 1; prev tli 1; fpw true; xid 0/735; shutdown\n";
+        assert_eq!(find_shutdown_checkpoint(old, 1), Some(Lsn(0x3000028)));
+    }
+
+    #[test]
+    fn history_files() {
+        let h = History::parse(
+            3,
+            "1\t0/3000060\tno recovery target specified\n\n2\t0/5000A8\tno recovery target specified\n",
+        )
+        .unwrap();
+        assert_eq!(h.end_of(1), Some(Lsn(0x3000060)));
+        assert_eq!(h.end_of(2), Some(Lsn(0x5000A8)));
+        assert_eq!(h.end_of(3), None);
+        assert!(h.contains(3) && h.contains(1) && !h.contains(4));
+        assert!(History::parse(2, "x y\n").is_err());
+    }
+}

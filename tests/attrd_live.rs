@@ -1,0 +1,194 @@
+//! `sys::attrd` against a live one-node Pacemaker 2.1.5 (tests/common/live.rs): private
+//! transient attributes set, read on one node and on all, deleted; promotion scores set,
+//! read and removed; membership; then the election's publication and the target's check
+//! and the primary's scoring through the real daemons. The daemons' IPC lives in the
+//! node's namespaces, so the test runs itself again inside them (`nsenter`, with
+//! PGST_ATTRD_INSIDE set) for the part that calls the library. Root only.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::cib::TempDir;
+use common::live::{LiveNode, Spec};
+use pgstack::agents::postgresql::election::{self, LagPolicy, Position, Verdict};
+use pgstack::ocf::deadline::Deadline;
+use pgstack::ocf::notify::Notify;
+use pgstack::sys::attrd::{AttrError, Attrd, Found, Tools};
+
+const NODE: &str = "pgst-attrd-n1";
+const ADDR: &str = "10.99.65.1";
+const INSIDE: &str = "PGST_ATTRD_INSIDE";
+const RSC: &str = "pgst-pg";
+
+fn cib() -> String {
+    "<cib validate-with=\"pacemaker-3.9\" epoch=\"1\" num_updates=\"0\" admin_epoch=\"0\">\n\
+     <configuration><crm_config><cluster_property_set id=\"cib-bootstrap-options\">\
+     <nvpair id=\"o1\" name=\"stonith-enabled\" value=\"false\"/>\
+     <nvpair id=\"o2\" name=\"dc-deadtime\" value=\"2s\"/>\
+     </cluster_property_set></crm_config><nodes/><resources/><constraints/>\
+     </configuration><status/></cib>\n"
+        .to_string()
+}
+
+fn soon() -> Instant {
+    Instant::now() + Duration::from_secs(20)
+}
+
+/// Waits (at most 20 s) until `f` holds; attrd applies updates asynchronously.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        if f() {
+            return t.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{what}: not within 20 s");
+}
+
+/// The part that runs inside the node's namespaces.
+fn inside() {
+    let a = Tools;
+    assert_eq!(a.local_name(soon()).unwrap(), NODE);
+    assert_eq!(a.partition(soon()).unwrap(), [NODE]);
+    let m = a.members(soon()).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].name, NODE);
+
+    let name = "pgst-test-attr";
+    let e = a.query(name, None, soon()).unwrap_err();
+    assert!(matches!(e, AttrError::NotFound { .. }), "{e:?}");
+    assert!(a.query_all(name, soon()).unwrap().is_empty());
+    let t = Instant::now();
+    a.set_private(name, "1#0/3000148", None, soon()).unwrap();
+    let seen = eventually("the private attribute", || {
+        a.query(name, None, soon()).found().unwrap().as_deref() == Some("1#0/3000148")
+    });
+    eprintln!(
+        "attrd: set then visible after {:?} (set call {:?})",
+        seen,
+        t.elapsed() - seen
+    );
+    assert_eq!(a.query(name, Some(NODE), soon()).unwrap(), "1#0/3000148");
+    let all = a.query_all(name, soon()).unwrap();
+    assert_eq!(all.get(NODE).map(String::as_str), Some("1#0/3000148"));
+    a.delete(name, None, soon()).unwrap();
+    eventually("the deletion", || {
+        a.query(name, None, soon()).found().unwrap().is_none()
+    });
+    a.delete(name, None, soon()).unwrap();
+
+    assert!(a.score(RSC, None, soon()).found().unwrap().is_none());
+    a.set_score(RSC, None, 1001, soon()).unwrap();
+    eventually("the score", || {
+        a.score(RSC, None, soon()).found().unwrap() == Some(1001)
+    });
+    a.set_score(RSC, Some(NODE), 5, soon()).unwrap();
+    eventually("the score by node name", || {
+        a.score(RSC, Some(NODE), soon()).found().unwrap() == Some(5)
+    });
+    a.delete_score(RSC, None, soon()).unwrap();
+    eventually("the score's removal", || {
+        a.score(RSC, None, soon()).found().unwrap().is_none()
+    });
+    a.delete_score(RSC, None, soon()).unwrap();
+
+    // The election on a lone node through the real daemons.
+    let d = Deadline::from_timeout(Duration::from_secs(20));
+    let n = Notify {
+        active: [NODE.to_string()].into(),
+        promote: [NODE.to_string()].into(),
+        ..Notify::default()
+    };
+    let me = Position::parse("1#0/3000148").unwrap();
+    let t = Instant::now();
+    assert!(election::pre_promote(&a, RSC, NODE, &n, Some(me), &d).unwrap());
+    let published = t.elapsed();
+    let t = Instant::now();
+    let v = election::promote_check(&a, RSC, &d).unwrap();
+    let checked = t.elapsed();
+    eprintln!("pre_promote {published:?}, promote_check {checked:?}: {v:?}");
+    assert!(
+        matches!(v, Verdict::Best { mine, .. } if mine == me),
+        "{v:?}"
+    );
+    election::post_promote(&a, RSC, &d).unwrap();
+    eventually("the election's attributes removed", || {
+        a.query(&election::position_attr(RSC), None, soon())
+            .found()
+            .unwrap()
+            .is_none()
+    });
+    let c = election::apply_scores(&a, RSC, NODE, &[], LagPolicy::default(), &d).unwrap();
+    assert_eq!(c.len(), 1, "{c:?}");
+    eventually("the primary's score", || {
+        a.score(RSC, None, soon()).found().unwrap() == Some(1001)
+    });
+    a.delete_score(RSC, None, soon()).unwrap();
+}
+
+#[test]
+fn attrd_tools_against_a_live_node() {
+    if std::env::var_os(INSIDE).is_some() {
+        inside();
+        return;
+    }
+    common::require_root();
+    let tmp = TempDir::new("attrd");
+    let cib = cib();
+    let node = LiveNode::start(&Spec {
+        tag: "attrd-live",
+        node: NODE,
+        addr: ADDR,
+        cluster_name: "pgstattrd",
+        dir: &tmp.0,
+        cib: &cib,
+        shims: None,
+    });
+    let t = Instant::now();
+    // Up when attrd answers "no such attribute" rather than "not connected", and the
+    // controller knows the partition.
+    loop {
+        let q = node.exec(&["attrd_updater", "-n", "pgst-probe", "-Q"]);
+        let p = node.exec(&["crm_node", "--partition"]);
+        if q.status.code().is_some_and(|c| c == 105 || c == 78)
+            && String::from_utf8_lossy(&p.stdout).contains(NODE)
+        {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(40),
+            "the node did not come up within 40 s: attrd_updater {:?} {}; crm_node {:?} {} {}\n{}",
+            q.status.code(),
+            String::from_utf8_lossy(&q.stderr),
+            p.status.code(),
+            String::from_utf8_lossy(&p.stdout),
+            String::from_utf8_lossy(&p.stderr),
+            std::fs::read_to_string(tmp.path("pacemakerd.out")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    eprintln!("node up after {:?}", t.elapsed());
+    let exe = std::env::current_exe().unwrap();
+    let out = node.exec_env(
+        &[
+            exe.to_str().unwrap(),
+            "attrd_tools_against_a_live_node",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ],
+        &[(INSIDE, "1")],
+        Duration::from_secs(180),
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("{text}");
+    assert!(out.status.success(), "inside the node:\n{text}");
+    assert!(
+        text.contains("1 passed"),
+        "the inside run did not run: {text}"
+    );
+    drop(node);
+}
