@@ -420,6 +420,20 @@ impl PgNode {
 /// The promotable move: `crm_resource --move --promoted` of the clone to `to`, a wait until
 /// the cluster is idle, then the constraint cleared (always, also when the wait failed).
 pub fn switchover(lab: &Lab, from_node: &str, to: &str) -> LabResult<String> {
+    // Pacemaker promotes only a node with a promotion score: right after `up` (or a
+    // previous move) the target may not have one yet, and the move would do nothing.
+    poll(
+        &format!("a promotion score for {to} (the primary's monitor sets it)"),
+        60.0,
+        Duration::from_millis(500),
+        || {
+            scores(lab, from_node)
+                .into_iter()
+                .find(|(n, _)| n == to)
+                .and_then(|(_, v)| v)
+                .filter(|v| *v > 0)
+        },
+    )?;
     let lifetime = "PT5M";
     let mut out = node::exec(
         lab,
@@ -454,29 +468,33 @@ pub fn switchover(lab: &Lab, from_node: &str, to: &str) -> LabResult<String> {
     Ok(out)
 }
 
-/// The promotion scores Pacemaker holds (`master-pgsqld` node attributes), per node.
+/// The promotion scores Pacemaker holds (`master-pgsqld` node attributes), per node: PAF
+/// keeps them `forever` (crm_master), pgstack's agent for the node's life (`reboot`).
 pub fn scores(lab: &Lab, from_node: &str) -> Vec<(String, Option<i64>)> {
+    let name = format!("master-{PG_RSC}");
     lab.node_names()
         .into_iter()
         .map(|n| {
-            let v = node::exec(
-                lab,
-                from_node,
-                &[
-                    "crm_attribute",
-                    "--node",
-                    &n,
-                    "--name",
-                    &format!("master-{PG_RSC}"),
-                    "--lifetime",
-                    "forever",
-                    "--query",
-                    "--quiet",
-                ],
-                Duration::from_secs(10),
-            )
-            .ok()
-            .and_then(|s| s.trim().parse::<i64>().ok());
+            let v = ["reboot", "forever"].iter().find_map(|lifetime| {
+                node::exec(
+                    lab,
+                    from_node,
+                    &[
+                        "crm_attribute",
+                        "--node",
+                        &n,
+                        "--name",
+                        &name,
+                        "--lifetime",
+                        lifetime,
+                        "--query",
+                        "--quiet",
+                    ],
+                    Duration::from_secs(10),
+                )
+                .ok()
+                .and_then(|s| s.trim().parse::<i64>().ok())
+            });
             (n, v)
         })
         .collect()
