@@ -256,7 +256,7 @@ fn replication_failover_promotes_the_standby_then_moves_the_vip() {
 }
 
 #[test]
-fn replication_switchover_stops_the_vip_before_demoting() {
+fn replication_switchover_demotes_before_stopping_the_vip() {
     let tmp = TempDir::new("sim-repl-mv");
     let f = render(&tmp, "r.xml", "replication", &[]);
     let s = simulate(&tmp, &f, &["--scenario", "migrate", "--resource", "pg_vip"]);
@@ -265,8 +265,10 @@ fn replication_switchover_stops_the_vip_before_demoting() {
     let demote = pos(a, "demote pgsqld on pg1");
     let promote = pos(a, "promote pgsqld on pg2");
     let start_vip = pos(a, "start pg_vip on pg2");
+    // The VIP carries the standby's replication connection: it stays until the demoted
+    // primary has handed its shutdown checkpoint over (PAF's documented order).
     assert!(
-        stop_vip < demote && demote < promote && promote < start_vip,
+        demote < stop_vip && stop_vip < start_vip && promote < start_vip,
         "{a:?}"
     );
 }

@@ -51,6 +51,10 @@ enum LabCmd {
         /// The book's stonith-enabled=false (a node that stops answering keeps its resources).
         #[arg(long)]
         no_fencing: bool,
+        /// Replication stack: synchronous replication (a commit is acknowledged once a
+        /// standby has it).
+        #[arg(long)]
+        sync: bool,
         /// Template variables (provider=heartbeat runs the reference agents).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         sets: Vec<String>,
@@ -59,7 +63,8 @@ enum LabCmd {
     Status,
     /// psql through the VIP from the client namespace (interactive without SQL).
     Psql { sql: Option<String> },
-    /// Move PGServer to NODE (default: the other node), constraint always cleared.
+    /// Move PGServer (replication: the promoted role) to NODE (default: the other node),
+    /// constraint always cleared.
     #[command(visible_alias = "migrate")]
     Switchover { node: Option<String> },
     /// Power cut of NODE (default: where PGServer runs), then the takeover measured.
@@ -69,6 +74,9 @@ enum LabCmd {
         #[arg(long)]
         no_wait: bool,
     },
+    /// Replication stack: time a bare `pg_ctl promote -w` on the standby NODE (the floor
+    /// of a promotion). Puts the cluster in maintenance mode: only `down` follows.
+    PromoteFloor { node: String },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
     /// Boot NODE again (default: every node that is down).
@@ -270,6 +278,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
             stack,
             token,
             no_fencing,
+            sync,
             sets,
         } => {
             let mut pairs = Vec::new();
@@ -309,6 +318,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
                 },
                 token_ms: token,
                 fencing: !no_fencing,
+                sync,
                 sets: pairs,
                 dir,
                 ..Options::default()
@@ -367,6 +377,17 @@ pub fn run(a: LabArgs) -> Result<u8> {
             print!("{}", lab.status()?.report());
             Ok(0)
         }
+        LabCmd::PromoteFloor { node } => {
+            let lab = Lab::open(&dir)?;
+            if lab.cfg.stack != Stack::Replication {
+                bail!("promote-floor needs the replication stack (lab up --stack replication)");
+            }
+            let secs = lab::repl::promote_floor(&lab, &node)?;
+            println!(
+                "pg_ctl promote -w on {node}: {secs:.3} s (maintenance mode on: `pgstack lab down` next)"
+            );
+            Ok(0)
+        }
         LabCmd::KillCorosync { node } => {
             let lab = Lab::open(&dir)?;
             let t = lab.kill_corosync(&node)?;
@@ -384,7 +405,12 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     .collect(),
             };
             for n in &nodes {
-                lab.restore(n)?;
+                if let Some(secs) = lab.restore(n)? {
+                    println!(
+                        "{n}: its data directory was a primary's: rebuilt from the primary \
+                         with pg_basebackup in {secs:.2} s"
+                    );
+                }
             }
             lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;

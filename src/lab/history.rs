@@ -15,6 +15,8 @@ pub struct ClusterStatus {
     pub resources: Vec<(String, String)>,
     /// Where pg_vip, the last of the group, runs.
     pub group_node: Option<String>,
+    /// Nodes where a clone instance runs in the promoted role.
+    pub promoted: Vec<String>,
 }
 
 fn parse_xml(text: &str) -> LabResult<Element> {
@@ -51,8 +53,14 @@ pub fn parse_crm_mon(text: &str, seen_from: &str) -> LabResult<ClusterStatus> {
                     Vec::new()
                 };
                 let failed = e.attr("failed") == Some("true");
+                let role = e.attr("role").unwrap_or("");
+                if role == "Promoted" || role == "Master" {
+                    st.promoted.extend(on.iter().map(|n| n.to_string()));
+                }
                 let where_ = if on.is_empty() {
                     "Stopped".to_string()
+                } else if role == "Promoted" || role == "Unpromoted" {
+                    format!("{} ({role})", on.join(" "))
                 } else {
                     on.join(" ")
                 };
@@ -231,7 +239,7 @@ pub fn lost_logged(lines: &[LogLine], node: &str, after: f64) -> Option<f64> {
 }
 
 /// A takeover after a power cut, split into its parts (seconds).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Takeover {
     pub total: f64,
     /// Power cut -> the survivor's Pacemaker reports the node lost.
@@ -239,33 +247,48 @@ pub struct Takeover {
     /// Node lost -> the VIP's start done, less the agents' time: election, fencing,
     /// scheduling and the gaps between the starts.
     pub pacemaker: f64,
-    /// The exec times of the three starts (filesystem, postgresql, vip): the agents' own.
+    /// The exec times of the agents' actions on the survivor (the shared stack's three
+    /// starts; the replication stack's notifies, promote and the VIP's start).
     pub agents: f64,
     /// VIP started -> first query answered through it.
     pub client: f64,
-    /// Exec time of each start (pg_fs, pg_db, pg_vip), ms.
-    pub starts_ms: [u64; 3],
+    /// Exec time of each of those actions (label, ms).
+    pub steps_ms: Vec<(String, u64)>,
 }
 
 impl Takeover {
     pub fn report(&self) -> String {
         format!(
             "takeover {:.2} s = membership {:.2} s + pacemaker {:.2} s + agents {:.2} s + client {:.2} s\n\
-             agents' starts: filesystem {} ms, postgresql {} ms, vip {} ms",
+             agents' actions: {}",
             self.total,
             self.membership,
             self.pacemaker,
             self.agents,
             self.client,
-            self.starts_ms[0],
-            self.starts_ms[1],
-            self.starts_ms[2]
+            self.steps_ms
+                .iter()
+                .map(|(l, ms)| format!("{l} {ms} ms"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
 
+/// The shared stack's agents' part of a takeover: the three starts.
+pub const SHARED_STEPS: &[(&str, &str, &str)] = &[
+    ("filesystem", "pg_fs", "start"),
+    ("postgresql", "pg_db", "start"),
+    ("vip", "pg_vip", "start"),
+];
+/// The replication stack's: the promote and the VIP's start (the notifies are in
+/// "pacemaker", they run on every node at once).
+pub const REPLICATION_STEPS: &[(&str, &str, &str)] =
+    &[("promote", "pgsqld", "promote"), ("vip", "pg_vip", "start")];
+
 /// Builds the split from the survivor's Pacemaker log and the CIB's exec times. The log
-/// has milliseconds; `cut` and `answered` come from the same clock.
+/// has milliseconds; `cut` and `answered` come from the same clock. `steps` are the
+/// agents' actions on the survivor (label, resource, operation).
 pub fn takeover(
     log: &[LogLine],
     ops: &[Op],
@@ -273,6 +296,7 @@ pub fn takeover(
     survivor: &str,
     cut: f64,
     answered: f64,
+    steps: &[(&str, &str, &str)],
 ) -> LabResult<Takeover> {
     // The log's times are truncated to the millisecond.
     let after = cut - 0.001;
@@ -280,24 +304,40 @@ pub fn takeover(
     let lost = lost_logged(log, crashed, after).ok_or_else(|| miss(&format!("{crashed} lost")))?;
     let vip = result_logged(log, "start", "pg_vip", survivor, after)
         .ok_or_else(|| miss("pg_vip's start"))?;
-    let mut starts_ms = [0u64; 3];
-    for (i, r) in ["pg_fs", "pg_db", "pg_vip"].iter().enumerate() {
-        starts_ms[i] = ops
-            .iter()
-            .filter(|o| o.node == survivor && o.rsc == *r && o.op == "start")
-            .map(|o| o.exec_ms)
-            .max()
-            .unwrap_or(0);
-    }
-    let agents = starts_ms.iter().sum::<u64>() as f64 / 1000.0;
+    let steps_ms: Vec<(String, u64)> = steps
+        .iter()
+        .map(|(label, r, op)| {
+            let ms = ops
+                .iter()
+                .filter(|o| o.node == survivor && rsc_is(&o.rsc, r) && o.op == *op)
+                .map(|o| o.exec_ms)
+                .max()
+                .unwrap_or(0);
+            (label.to_string(), ms)
+        })
+        .collect();
+    let agents = steps_ms.iter().map(|(_, ms)| ms).sum::<u64>() as f64 / 1000.0;
     Ok(Takeover {
         total: answered - cut,
         membership: lost - cut,
         pacemaker: (vip - lost - agents).max(0.0),
         agents,
         client: answered - vip,
-        starts_ms,
+        steps_ms,
     })
+}
+
+/// A resource id of the history is `rsc` or one of its clone instances (`rsc:N`).
+pub fn rsc_is(id: &str, rsc: &str) -> bool {
+    id == rsc || id.strip_prefix(rsc).is_some_and(|t| t.starts_with(':'))
+}
+
+/// The call id of the last successful `op` of `rsc` on `node`.
+pub fn last_call(ops: &[Op], node: &str, rsc: &str, op: &str) -> Option<i64> {
+    ops.iter()
+        .filter(|o| o.node == node && rsc_is(&o.rsc, rsc) && o.op == op && o.rc == 0)
+        .map(|o| o.call_id)
+        .max()
 }
 
 #[cfg(test)]

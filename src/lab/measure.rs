@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::history::{self, Takeover};
-use super::{client, node, poll, Lab, LabError, LabResult};
+use super::{client, node, poll, repl, Lab, LabError, LabResult, Stack};
 
 pub const GROUP: [&str; 3] = ["pg_fs", "pg_db", "pg_vip"];
 
@@ -28,8 +28,11 @@ pub struct Move {
 impl Move {
     pub fn in_order(&self) -> bool {
         let names = |v: &[(String, i64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        names(&self.stops) == ["pg_vip", "pg_db", "pg_fs"]
-            && names(&self.starts) == ["pg_fs", "pg_db", "pg_vip"]
+        let shared = names(&self.stops) == ["pg_vip", "pg_db", "pg_fs"]
+            && names(&self.starts) == ["pg_fs", "pg_db", "pg_vip"];
+        let replication = names(&self.stops) == ["pgsqld demote", "pg_vip stop"]
+            && names(&self.starts) == ["pgsqld promote", "pg_vip start"];
+        shared || replication
     }
     pub fn report(&self) -> String {
         format!(
@@ -79,7 +82,7 @@ impl Lab {
     pub fn switchover_measured(&self, to: Option<&str>) -> LabResult<Move> {
         let from = self
             .active_node()?
-            .ok_or_else(|| LabError::Invalid("PGServer runs nowhere".into()))?;
+            .ok_or_else(|| LabError::Invalid("the service (pg_vip) runs nowhere".into()))?;
         let to = match to {
             Some(t) => t.to_string(),
             None => self
@@ -87,13 +90,21 @@ impl Lab {
                 .ok_or_else(|| LabError::Invalid(format!("no other node than {from} is up")))?,
         };
         if to == from {
-            return Err(LabError::Invalid(format!("PGServer already runs on {to}")));
+            return Err(LabError::Invalid(format!(
+                "the service already runs on {to}"
+            )));
         }
         let t0 = super::now_f() - 0.001;
         let start = Instant::now();
         let output = self.switchover(&to)?;
         let command_secs = start.elapsed().as_secs_f64();
         let after = t0 - 0.001;
+        // The move begins with the first stop: the VIP's in the group, the demote of the
+        // primary in the replication stack (the VIP stays until it is done).
+        let (first_rsc, first_task) = match self.cfg.stack {
+            Stack::Shared => ("pg_vip", "stop"),
+            Stack::Replication => (repl::PG_RSC, "demote"),
+        };
         let (stop_vip, start_vip) = poll(
             "the move's results in the pacemaker logs",
             10.0,
@@ -101,8 +112,8 @@ impl Lab {
             || {
                 let a = history::result_logged(
                     &self.pacemaker_log(&from),
-                    "stop",
-                    "pg_vip",
+                    first_task,
+                    first_rsc,
                     &from,
                     after,
                 )?;
@@ -120,18 +131,42 @@ impl Lab {
         let ops = history::parse_ops(&cib)?;
         let vip_stop_exec = ops
             .iter()
-            .filter(|o| o.node == from && o.rsc == "pg_vip" && o.op == "stop")
+            .filter(|o| o.node == from && history::rsc_is(&o.rsc, first_rsc) && o.op == first_task)
             .map(|o| o.exec_ms)
             .max()
             .unwrap_or(0) as f64
             / 1000.0;
+        let (stops, starts, target) = match self.cfg.stack {
+            Stack::Shared => (
+                history::order_of(&ops, &from, "stop", &GROUP),
+                history::order_of(&ops, &to, "start", &GROUP),
+                "PGServer",
+            ),
+            Stack::Replication => {
+                let pick = |node: &str, steps: &[(&str, &str)]| {
+                    let mut v: Vec<(String, i64)> = steps
+                        .iter()
+                        .filter_map(|(r, op)| {
+                            history::last_call(&ops, node, r, op).map(|c| (format!("{r} {op}"), c))
+                        })
+                        .collect();
+                    v.sort_by_key(|(_, c)| *c);
+                    v
+                };
+                (
+                    pick(&from, &[(repl::PG_RSC, "demote"), ("pg_vip", "stop")]),
+                    pick(&to, &[(repl::PG_RSC, "promote"), ("pg_vip", "start")]),
+                    repl::CLONE,
+                )
+            }
+        };
         Ok(Move {
             secs: start_vip - (stop_vip - vip_stop_exec),
             command_secs,
-            stops: history::order_of(&ops, &from, "stop", &GROUP),
-            starts: history::order_of(&ops, &to, "start", &GROUP),
-            constraint_left: cib.contains("cli-prefer-PGServer")
-                || cib.contains("cli-ban-PGServer"),
+            stops,
+            starts,
+            constraint_left: cib.contains(&format!("cli-prefer-{target}"))
+                || cib.contains(&format!("cli-ban-{target}")),
             output,
             from,
             to,
@@ -145,7 +180,7 @@ impl Lab {
             Some(n) => n.to_string(),
             None => self
                 .active_node()?
-                .ok_or_else(|| LabError::Invalid("PGServer runs nowhere".into()))?,
+                .ok_or_else(|| LabError::Invalid("the service (pg_vip) runs nowhere".into()))?,
         };
         if self.other_node(&victim).is_none() {
             return Err(LabError::Invalid(format!(
@@ -182,6 +217,10 @@ impl Lab {
             &survivor,
             cut,
             answered,
+            match self.cfg.stack {
+                Stack::Shared => history::SHARED_STEPS,
+                Stack::Replication => history::REPLICATION_STEPS,
+            },
         )?;
         Ok((victim, survivor, t))
     }

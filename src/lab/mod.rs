@@ -23,6 +23,7 @@ pub mod measure;
 pub mod net;
 pub mod node;
 pub mod proc;
+pub mod repl;
 pub mod run;
 pub mod storage;
 pub mod uml;
@@ -74,8 +75,6 @@ pub enum LabError {
     Timeout { what: String, secs: f64 },
     #[error("{0}")]
     Invalid(String),
-    #[error("{0} is not available yet: the promotable mode of ocf:pgstack:postgresql it needs is not built; use --stack shared")]
-    NotAvailable(String),
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -107,8 +106,25 @@ pub type LabResult<T> = Result<T, LabError>;
 pub enum Stack {
     /// The PGServer group on a shared XFS volume.
     Shared,
-    /// Streaming replication (needs the promotable postgresql mode).
+    /// Streaming replication: a promotable clone, one data directory per node, the VIP on
+    /// the primary.
     Replication,
+}
+
+impl Stack {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stack::Shared => "shared",
+            Stack::Replication => "replication",
+        }
+    }
+    fn parse(s: &str) -> Option<Stack> {
+        match s {
+            "shared" => Some(Stack::Shared),
+            "replication" => Some(Stack::Replication),
+            _ => None,
+        }
+    }
 }
 
 /// The options of `pgstack lab up`.
@@ -119,6 +135,9 @@ pub struct Options {
     /// Corosync token timeout in ms.
     pub token_ms: u32,
     pub fencing: bool,
+    /// Replication stack: synchronous replication (`synchronous_standby_names` naming every
+    /// node, `synchronous_commit = on`).
+    pub sync: bool,
     /// Extra template variables (`--set provider=heartbeat`, ...).
     pub sets: Vec<(String, String)>,
     /// The pgstack binary the lab runs for its node inits, fence agent and writer.
@@ -134,6 +153,7 @@ impl Default for Options {
             stack: Stack::Shared,
             token_ms: 1000,
             fencing: true,
+            sync: false,
             sets: Vec::new(),
             exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/sbin/pgstack")),
             dir: PathBuf::from(DIR),
@@ -145,8 +165,10 @@ impl Default for Options {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub nodes: u8,
+    pub stack: Stack,
     pub token_ms: u32,
     pub fencing: bool,
+    pub sync: bool,
     pub provider: String,
     pub exe: PathBuf,
 }
@@ -154,10 +176,12 @@ pub struct Config {
 impl Config {
     fn to_text(&self) -> String {
         format!(
-            "nodes={}\ntoken_ms={}\nfencing={}\nprovider={}\nexe={}\n",
+            "nodes={}\nstack={}\ntoken_ms={}\nfencing={}\nsync={}\nprovider={}\nexe={}\n",
             self.nodes,
+            self.stack.name(),
             self.token_ms,
             self.fencing,
+            self.sync,
             self.provider,
             self.exe.display()
         )
@@ -166,6 +190,8 @@ impl Config {
         let m: BTreeMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
         Some(Config {
             nodes: m.get("nodes")?.parse().ok()?,
+            stack: Stack::parse(m.get("stack").copied().unwrap_or("shared"))?,
+            sync: m.get("sync") == Some(&"true"),
             token_ms: m.get("token_ms")?.parse().ok()?,
             fencing: m.get("fencing")? == &"true",
             provider: m.get("provider")?.to_string(),
@@ -291,8 +317,10 @@ impl Lab {
 
     /// Starts a lab. On any failure everything made so far is removed before returning.
     pub fn up(opts: &Options, steps: &Steps) -> LabResult<Lab> {
-        if opts.stack == Stack::Replication {
-            return Err(LabError::NotAvailable("--stack replication".into()));
+        if opts.sync && opts.stack != Stack::Replication {
+            return Err(LabError::Invalid(
+                "--sync applies to --stack replication only".into(),
+            ));
         }
         if !(2..=3).contains(&opts.nodes) {
             return Err(LabError::Invalid(format!(
@@ -313,7 +341,7 @@ impl Lab {
             .find(|(k, _)| k == "provider")
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "pgstack".into());
-        preflight(&provider)?;
+        preflight(&provider, opts.stack)?;
         // The state directory is the lock: mkdir is atomic, a second `up` finds it.
         match std::fs::create_dir(&opts.dir) {
             Ok(()) => {}
@@ -326,8 +354,10 @@ impl Lab {
             dir: opts.dir.clone(),
             cfg: Config {
                 nodes: opts.nodes,
+                stack: opts.stack,
                 token_ms: opts.token_ms,
                 fencing: opts.fencing,
+                sync: opts.sync,
                 provider,
                 exe: opts.exe.clone(),
             },
@@ -351,12 +381,18 @@ impl Lab {
             .map_err(|e| LabError::io(format!("chmod {}", self.dir.display()), e))?;
         run::write(&self.dir.join("lab.conf"), &self.cfg.to_text())?;
         steps.say(&format!(
-            "state in {}; {} nodes, token {} ms, fencing {}, agents {}",
+            "state in {}; stack {}, {} nodes, token {} ms, fencing {}, agents {}{}",
             self.dir.display(),
+            self.cfg.stack.name(),
             self.cfg.nodes,
             self.cfg.token_ms,
             if self.cfg.fencing { "on" } else { "OFF" },
-            self.cfg.provider
+            self.cfg.provider,
+            if self.cfg.sync {
+                ", synchronous replication"
+            } else {
+                ""
+            }
         ));
         net::create(self)?;
         steps.say(&format!(
@@ -368,16 +404,33 @@ impl Lab {
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
-        let dev = storage::create(self)?;
-        steps.say(&format!(
-            "storage: {} (XFS) with PGDATA {}",
-            dev.display(),
-            self.pgdata().display()
-        ));
+        let dev = match self.cfg.stack {
+            Stack::Shared => {
+                let dev = storage::create(self)?;
+                steps.say(&format!(
+                    "storage: {} (XFS) with PGDATA {}",
+                    dev.display(),
+                    self.pgdata().display()
+                ));
+                dev
+            }
+            Stack::Replication => {
+                repl::create(self, self.cfg.sync)?;
+                steps.say(&format!(
+                    "PostgreSQL: initdb on n1, pg_basebackup for {}; PGDATA {} on every node \
+                     (each node's own {}/nI/db)",
+                    self.node_names()[1..].join(", "),
+                    self.pgdata().display(),
+                    self.dir.display()
+                ));
+                PathBuf::new()
+            }
+        };
         let cib = self.render_cib(&dev, &opts.sets)?;
         run::write(&self.dir.join("cib.xml"), &cib)?;
         steps.say(&format!(
-            "CIB rendered from the template \"shared\" ({})",
+            "CIB rendered from the template \"{}\" ({})",
+            self.cfg.stack.name(),
             self.dir.join("cib.xml").display()
         ));
         if self.cfg.fencing {
@@ -402,7 +455,7 @@ impl Lab {
         Ok(())
     }
 
-    /// The CIB of the lab, rendered from the `shared` template.
+    /// The CIB of the lab, rendered from the stack's template (`shared` or `replication`).
     pub fn render_cib(&self, dev: &Path, extra: &[(String, String)]) -> LabResult<String> {
         let mut sets: Vec<(String, String)> = vec![
             ("node1".into(), "n1".into()),
@@ -411,8 +464,6 @@ impl Lab {
             ("node2_id".into(), "2".into()),
             ("node1_addr".into(), node_addr(1)),
             ("node2_addr".into(), node_addr(2)),
-            ("device".into(), dev.display().to_string()),
-            ("directory".into(), self.mountpoint().display().to_string()),
             ("pgdata".into(), self.pgdata().display().to_string()),
             ("pg_bindir".into(), PG_BINDIR.into()),
             ("pg_socketdir".into(), PG_SOCKETDIR.into()),
@@ -423,13 +474,29 @@ impl Lab {
             ("dc_deadtime".into(), "2s".into()),
             ("alert_recipient".into(), ALERT_FILE.into()),
         ];
+        match self.cfg.stack {
+            Stack::Shared => {
+                sets.push(("device".into(), dev.display().to_string()));
+                sets.push(("directory".into(), self.mountpoint().display().to_string()));
+            }
+            Stack::Replication => {
+                // One lab fence device per node (the template's per-node layout), no
+                // fence delay: the lab's fence daemon powers the target off at once.
+                sets.push(("fence_agent".into(), "fence_pgstack_lab".into()));
+                sets.push(("fence_delay".into(), "0s".into()));
+                // The primary's monitor refreshes the standbys' promotion scores.
+                sets.push(("pg_promoted_monitor".into(), "3s".into()));
+                sets.push(("pg_unpromoted_monitor".into(), "4s".into()));
+                sets.push(("pg_repuser".into(), repl::REPL_USER.into()));
+            }
+        }
         if self.cfg.nodes == 3 {
             sets.push(("node3".into(), "n3".into()));
             sets.push(("node3_id".into(), "3".into()));
         }
         sets.extend(extra.iter().cloned());
         let r = crate::cib::render(
-            "shared",
+            self.cfg.stack.name(),
             &sets,
             RenderOptions {
                 fencing: self.cfg.fencing,
@@ -517,12 +584,26 @@ impl Lab {
     }
 
     /// Boots `name` again (after a power cut, a fence or a killed corosync).
-    pub fn restore(&self, name: &str) -> LabResult<()> {
+    ///
+    /// Replication stack with PAF (`provider=heartbeat`): a node whose data directory was a
+    /// primary is first rebuilt from the current primary with pg_basebackup (PAF cannot
+    /// start a former primary as a standby of the new timeline); returns the rebuild's
+    /// seconds then.
+    pub fn restore(&self, name: &str) -> LabResult<Option<f64>> {
         node_index(name, self.cfg.nodes)?;
         if node::is_alive(self, name) {
             node::power_off(self, name)?;
         }
-        node::boot(self, name)
+        let rebuilt = if self.cfg.stack == Stack::Replication
+            && self.cfg.provider == "heartbeat"
+            && repl::was_primary(self, name)
+        {
+            Some(repl::rebuild(self, name)?)
+        } else {
+            None
+        };
+        node::boot(self, name)?;
+        Ok(rebuilt)
     }
 
     /// `pgstack cib migrate PGServer NODE` run inside a live node; the constraint is
@@ -534,6 +615,9 @@ impl Lab {
             .into_iter()
             .find(|n| node::is_alive(self, n))
             .ok_or_else(|| LabError::Invalid("no node is running".into()))?;
+        if self.cfg.stack == Stack::Replication {
+            return repl::switchover(self, &from, to);
+        }
         let exe = self.cfg.exe.display().to_string();
         node::exec(
             self,
@@ -553,8 +637,15 @@ impl Lab {
     /// A status report: nodes, Pacemaker's view, VIP holders (addresses and ARP), postmasters.
     pub fn status(&self) -> LabResult<Status> {
         let mut nodes = Vec::new();
+        let repl = self.cfg.stack == Stack::Replication;
         for n in self.node_names() {
+            let pg = if repl && node::is_alive(self, &n) {
+                repl::pg_node(self, &n)
+            } else {
+                None
+            };
             nodes.push(NodeStatus {
+                pg,
                 alive: node::is_alive(self, &n),
                 corosync: node::daemon_pid(self, &n, "corosync").is_some(),
                 pacemakerd: node::daemon_pid(self, &n, "pacemakerd").is_some(),
@@ -569,6 +660,7 @@ impl Lab {
             nodes,
             arp,
             cluster,
+            replication: repl,
         })
     }
 
@@ -626,18 +718,19 @@ impl Lab {
 }
 
 /// What must be installed before `up`.
-fn preflight(provider: &str) -> LabResult<()> {
+fn preflight(provider: &str, stack: Stack) -> LabResult<()> {
     if !nix::unistd::Uid::effective().is_root() {
         return Err(LabError::Invalid("the lab needs root".into()));
     }
-    let agents: &[&str] = if provider == "heartbeat" {
-        &[
+    let agents: &[&str] = match (stack, provider == "heartbeat") {
+        (Stack::Shared, true) => &[
             "heartbeat/Filesystem",
             "heartbeat/pgsql",
             "heartbeat/IPaddr2",
-        ]
-    } else {
-        &["pgstack/filesystem", "pgstack/postgresql", "pgstack/vip"]
+        ],
+        (Stack::Shared, false) => &["pgstack/filesystem", "pgstack/postgresql", "pgstack/vip"],
+        (Stack::Replication, true) => &["heartbeat/pgsqlms", "heartbeat/IPaddr2"],
+        (Stack::Replication, false) => &["pgstack/postgresql", "pgstack/vip"],
     };
     let mut need: Vec<String> = agents.iter().map(|a| format!("{OCF_ROOT}/{a}")).collect();
     for p in [
@@ -677,6 +770,8 @@ pub struct NodeStatus {
     /// The VIP is configured on its NIC.
     pub holds_vip: bool,
     pub postmasters: usize,
+    /// Replication stack: what its PostgreSQL says of itself.
+    pub pg: Option<repl::PgNode>,
 }
 
 #[derive(Debug, Clone)]
@@ -685,9 +780,19 @@ pub struct Status {
     /// MAC addresses answering ARP for the VIP, seen from the client.
     pub arp: Vec<String>,
     pub cluster: Option<history::ClusterStatus>,
+    /// The replication stack (a postmaster per node is normal; two primaries are not).
+    pub replication: bool,
 }
 
 impl Status {
+    /// Replication stack: the nodes whose PostgreSQL is a primary.
+    pub fn primaries(&self) -> Vec<&str> {
+        self.nodes
+            .iter()
+            .filter(|n| n.pg.as_ref().is_some_and(|p| p.primary))
+            .map(|n| n.name.as_str())
+            .collect()
+    }
     pub fn vip_holders(&self) -> Vec<&str> {
         self.nodes
             .iter()
@@ -699,7 +804,12 @@ impl Status {
         self.nodes.iter().map(|n| n.postmasters).sum()
     }
     pub fn split_brain(&self) -> bool {
-        self.vip_holders().len() > 1 || self.arp.len() > 1 || self.postmasters() > 1
+        let pg = if self.replication {
+            self.primaries().len() > 1
+        } else {
+            self.postmasters() > 1
+        };
+        self.vip_holders().len() > 1 || self.arp.len() > 1 || pg
     }
     pub fn report(&self) -> String {
         let mut s = String::new();
@@ -714,16 +824,34 @@ impl Status {
                 if n.holds_vip { "yes" } else { "no" },
                 n.postmasters
             );
+            if let Some(p) = &n.pg {
+                let _ = writeln!(s, "    {}", p.report());
+            } else if self.replication && n.alive {
+                let _ = writeln!(s, "    PostgreSQL does not answer on its socket");
+            }
         }
         match &self.cluster {
             Some(c) => {
                 let _ = writeln!(
                     s,
-                    "pacemaker (seen from {}): online [{}], DC {}, PGServer on {}",
+                    "pacemaker (seen from {}): online [{}], DC {}, {} on {}",
                     c.seen_from,
                     c.online.join(" "),
                     c.dc.as_deref().unwrap_or("none"),
-                    c.group_node.as_deref().unwrap_or("nowhere")
+                    if self.replication {
+                        "promoted"
+                    } else {
+                        "PGServer"
+                    },
+                    if self.replication {
+                        if c.promoted.is_empty() {
+                            "nowhere".to_string()
+                        } else {
+                            c.promoted.join(" ")
+                        }
+                    } else {
+                        c.group_node.clone().unwrap_or_else(|| "nowhere".into())
+                    }
                 );
                 for (r, n) in &c.resources {
                     let _ = writeln!(s, "  {r:<10} {n}");
@@ -741,13 +869,23 @@ impl Status {
             }
         );
         if self.split_brain() {
-            let _ = writeln!(
-                s,
-                "SPLIT BRAIN: VIP on [{}], {} ARP answers, {} postmasters",
-                self.vip_holders().join(" "),
-                self.arp.len(),
-                self.postmasters()
-            );
+            if self.replication {
+                let _ = writeln!(
+                    s,
+                    "SPLIT BRAIN: VIP on [{}], {} ARP answers, primaries [{}]",
+                    self.vip_holders().join(" "),
+                    self.arp.len(),
+                    self.primaries().join(" ")
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "SPLIT BRAIN: VIP on [{}], {} ARP answers, {} postmasters",
+                    self.vip_holders().join(" "),
+                    self.arp.len(),
+                    self.postmasters()
+                );
+            }
         }
         s
     }
@@ -761,8 +899,10 @@ mod tests {
     fn config_round_trips() {
         let c = Config {
             nodes: 3,
+            stack: Stack::Replication,
             token_ms: 800,
             fencing: false,
+            sync: true,
             provider: "heartbeat".into(),
             exe: "/usr/sbin/pgstack".into(),
         };

@@ -254,6 +254,26 @@ pub fn init(dir: &Path, name: &str) -> LabResult<()> {
     for p in ["/run/lock", "/run/resource-agents", "/run/crm"] {
         run::mkdir(Path::new(p))?;
     }
+    // PostgreSQL's socket directory (the replication agents do not create it).
+    let sock = Path::new(super::PG_SOCKETDIR);
+    run::mkdir(sock)?;
+    run::chown(sock, "postgres")?;
+    run::chmod(sock, 0o2775)?;
+    // The replication stack: the node's own disk, at the same path on every node.
+    let own = d.join("db");
+    if own.is_dir() {
+        let target = dir.join("db");
+        mount(
+            Some(&own),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            LabError::errno(format!("bind {} on {}", own.display(), target.display()), e)
+        })?;
+    }
     let spawn = |prog: &str, out: &str| -> LabResult<u32> {
         let logp = d.join(out);
         let log = std::fs::File::create(&logp)

@@ -1,0 +1,364 @@
+//! End-to-end: the lab's replication stack (`pgstack lab up --stack replication`), a live
+//! Corosync/Pacemaker cluster in namespaces running PostgreSQL 15 as a promotable clone with
+//! the VIP on the primary, first with PAF (`--set provider=heartbeat`: ocf:heartbeat:pgsqlms
+//! and IPaddr2), then with pgstack's own agents. Root only; a test that cannot run fails.
+//! Every lab is removed in Drop.
+//!
+//! The tests share the lab's namespace names and state directory, so they run one at a
+//! time (a lock).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use pgstack::lab::{self, repl, writer, Lab, Options, Stack, Steps};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn exe() -> PathBuf {
+    PathBuf::from(common::bin())
+}
+
+/// A running lab, removed when dropped (also when the test panics).
+struct Guard(Lab);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = writer::stop(&self.0.dir);
+        if let Err(e) = self.0.down(&Steps::new(true)) {
+            eprintln!("lab down: {e}");
+        }
+    }
+}
+
+const PAF: &str = "/usr/lib/ocf/resource.d/heartbeat/pgsqlms";
+
+/// The promotable mode of pgstack's agent is there: its meta-data advertises promote.
+/// Until it is, the pgstack variants fail at once with this message instead of waiting for
+/// a promotion that cannot come.
+fn require_pgstack_promotable() {
+    let agent = format!("{}/postgresql", common::ocf_dir());
+    let out = std::process::Command::new(&agent)
+        .arg("meta-data")
+        .env("OCF_ROOT", "/usr/lib/ocf")
+        .output()
+        .unwrap_or_else(|e| panic!("NOT RUN: cannot run {agent}: {e}"));
+    let md = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        md.contains("<action name=\"promote\""),
+        "NOT READY: {agent} does not advertise promote in its meta-data: the promotable \
+         mode of ocf:pgstack:postgresql is not in this build, so the replication stack \
+         cannot run with provider=pgstack yet"
+    );
+}
+
+fn up(provider: &str, nodes: u8, sync: bool) -> Guard {
+    common::require_root();
+    if provider == "heartbeat" {
+        common::require_file(PAF);
+    } else {
+        require_pgstack_promotable();
+    }
+    // A lab left by a killed run must not make this one fail to start.
+    let _ = Lab::down_dir(Path::new(lab::DIR), &Steps::new(true));
+    let opts = Options {
+        nodes,
+        stack: Stack::Replication,
+        sync,
+        exe: exe(),
+        sets: vec![("provider".into(), provider.into())],
+        ..Options::default()
+    };
+    let steps = Steps::new(false);
+    let l = Lab::up(&opts, &steps).expect("pgstack lab up --stack replication");
+    eprintln!(
+        "up ({provider}, {nodes} nodes{}): {:.2} s",
+        if sync { ", sync" } else { "" },
+        steps.elapsed().as_secs_f64()
+    );
+    Guard(l)
+}
+
+/// Exactly one primary (PostgreSQL's own view on every live node), and it holds the VIP,
+/// the only MAC answering ARP for it; every other live node is a standby. Returns the
+/// primary. Bounded retries: just after a move an old ARP answer can linger for an instant.
+fn one_primary(l: &Lab, when: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..40 {
+        let st = l.status().unwrap();
+        let prim = st.primaries();
+        let live_pg = st.nodes.iter().filter(|n| n.pg.is_some()).count();
+        let live = st.nodes.iter().filter(|n| n.alive).count();
+        if prim.len() == 1
+            && st.vip_holders() == prim
+            && st.arp.len() == 1
+            && live_pg == live
+            && !st.split_brain()
+        {
+            return prim[0].to_string();
+        }
+        // Never two primaries, even for an instant.
+        assert!(prim.len() < 2, "{when}: TWO PRIMARIES:\n{}", st.report());
+        last = st.report();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("{when}: not exactly one primary holding the VIP:\n{last}");
+}
+
+/// Every standby streams from the primary (the primary lists it as streaming).
+fn standbys_stream(l: &Lab, primary: &str, when: &str) {
+    let r = lab::poll(
+        &format!("{when}: every standby streaming"),
+        60.0,
+        Duration::from_millis(500),
+        || {
+            let st = l.status().ok()?;
+            let p = st.nodes.iter().find(|n| n.name == primary)?.pg.clone()?;
+            let want = st.nodes.iter().filter(|n| n.alive).count() - 1;
+            let streaming = p
+                .standbys
+                .iter()
+                .filter(|s| s.split(' ').nth(1) == Some("streaming"))
+                .count();
+            (streaming == want).then_some(())
+        },
+    );
+    if let Err(e) = r {
+        panic!("{e}:\n{}", l.status().unwrap().report());
+    }
+}
+
+/// Before a crash: every standby has a positive promotion score (after a switchover the
+/// demoted node's score is negative until the primary's monitor refreshes it).
+fn promotable(l: &Lab, primary: &str) {
+    let r = lab::poll(
+        "every standby promotable (score > 0)",
+        60.0,
+        Duration::from_millis(500),
+        || {
+            let s = repl::scores(l, primary);
+            s.iter()
+                .filter(|(n, _)| n != primary && lab::node::is_alive(l, n))
+                .all(|(_, v)| v.is_some_and(|v| v > 0))
+                .then_some(())
+        },
+    );
+    if let Err(e) = r {
+        panic!("{e}: {:?}", repl::scores(l, primary));
+    }
+}
+
+/// Restores `victim` (PAF: rebuilt from the primary first) and waits until it streams.
+fn restore(l: &Lab, victim: &str, when: &str) -> Option<f64> {
+    let rebuilt = l.restore(victim).expect("restore");
+    l.wait_online(&[victim.to_string()], 60.0).unwrap();
+    l.settle(90).unwrap();
+    let p = one_primary(l, &format!("{when}, {victim} restored"));
+    assert_ne!(
+        p, victim,
+        "{when}: the restored node came back as the primary"
+    );
+    standbys_stream(l, &p, &format!("{when}, {victim} restored"));
+    rebuilt
+}
+
+/// A switchover and a crash failover: exactly one primary after each; the crashed
+/// primary comes back as a standby.
+fn switchover_and_failover(provider: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let g = up(provider, 2, false);
+    let l = &g.0;
+    let p0 = one_primary(l, "after up");
+    standbys_stream(l, &p0, "after up");
+    writer::start(l).expect("writer");
+
+    let m = l.switchover_measured(None).expect("switchover");
+    eprintln!("{provider}: {}", m.report());
+    assert!(m.in_order(), "{}", m.report());
+    assert!(!m.constraint_left, "{}", m.report());
+    let p1 = one_primary(l, "after the switchover");
+    assert_ne!(p1, p0, "the switchover left the primary on {p0}");
+    standbys_stream(l, &p1, "after the switchover");
+
+    promotable(l, &p1);
+    let (victim, survivor, t) = l.crash_measured(None).expect("crash failover");
+    eprintln!(
+        "{provider}: {victim} cut, {survivor} promoted: {}",
+        t.report()
+    );
+    assert_eq!(victim, p1);
+    let p2 = one_primary(l, "after the crash");
+    assert_eq!(p2, survivor);
+    let rebuilt = restore(l, &victim, "after the crash");
+    eprintln!(
+        "{provider}: {victim} back as a standby{}",
+        match rebuilt {
+            Some(s) => format!(" (rebuilt with pg_basebackup in {s:.2} s)"),
+            None => String::new(),
+        }
+    );
+    let c = writer::check(l).unwrap();
+    // Asynchronous replication: a crash may lose the last acknowledged commits (what the
+    // zero-loss run excludes with synchronous replication); recorded here.
+    eprintln!(
+        "{provider}: after a switchover and an asynchronous crash failover: {}",
+        c.report()
+    );
+    assert!(c.acked > 20, "{}", c.report());
+}
+
+/// PAF #195/#225's shape: three nodes, one standby's replay held back with
+/// pg_wal_replay_pause() (its score, from the primary's view of what it received, says it
+/// is current), the primary crashed. Records which standby is promoted and whether rows
+/// are lost; returns (promoted, the standbys' LSNs before the crash, missing rows).
+fn stale_score(provider: &str) -> (String, Vec<repl::PgNode>, usize) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let g = up(provider, 3, false);
+    let l = &g.0;
+    let p = one_primary(l, "after up");
+    standbys_stream(l, &p, "after up");
+    promotable(l, &p);
+    let standbys: Vec<String> = l.node_names().into_iter().filter(|n| *n != p).collect();
+    // The standby the scores favour (PAF: 1000 for the first by name on equal positions).
+    let held = standbys[0].clone();
+    repl::node_sql(l, &held, "select pg_wal_replay_pause()").expect("pause replay");
+    writer::start(l).expect("writer");
+    std::thread::sleep(Duration::from_secs(5));
+    let before: Vec<repl::PgNode> = standbys
+        .iter()
+        .filter_map(|n| repl::pg_node(l, n))
+        .collect();
+    let scores = repl::scores(l, &p);
+    for s in &before {
+        eprintln!("{provider}: before the crash {}: {}", s.name, s.report());
+    }
+    eprintln!("{provider}: promotion scores before the crash: {scores:?}");
+    let (victim, survivor, t) = l.crash_measured(Some(&p)).expect("crash failover");
+    eprintln!(
+        "{provider}: {victim} cut, {survivor} promoted: {}",
+        t.report()
+    );
+    let now = one_primary(l, "after the crash");
+    assert_eq!(now, survivor);
+    let c = writer::check(l).unwrap();
+    eprintln!(
+        "{provider}: stale-score case: replay held on {held}, {survivor} promoted; {}",
+        c.report()
+    );
+    // Whether the other standby follows the new primary (it cannot when it had more WAL).
+    let follows = lab::poll(
+        "the other standby streaming from the new primary",
+        20.0,
+        Duration::from_millis(500),
+        || {
+            let p = repl::pg_node(l, &survivor)?;
+            p.standbys
+                .iter()
+                .any(|s| s.split(' ').nth(1) == Some("streaming"))
+                .then_some(())
+        },
+    );
+    eprintln!(
+        "{provider}: the other standby {} the new primary:\n{}",
+        if follows.is_ok() {
+            "streams from"
+        } else {
+            "does NOT stream from"
+        },
+        l.status().unwrap().report()
+    );
+    (survivor, before, c.missing.len())
+}
+
+/// With synchronous replication, `cycles` switchovers and crash failovers alternating
+/// (crashed nodes restored as standbys) under the writer: no acknowledged row missing and
+/// never two primaries at any check.
+fn zero_loss(provider: &str, cycles: usize) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let g = up(provider, 2, true);
+    let l = &g.0;
+    let p = one_primary(l, "after up");
+    standbys_stream(l, &p, "after up");
+    writer::start(l).expect("writer");
+    for k in 0..cycles {
+        let p = one_primary(l, &format!("cycle {k}"));
+        if k % 2 == 0 {
+            let m = l.switchover_measured(None).expect("switchover");
+            eprintln!("{provider} cycle {k}: {}", m.report());
+            assert!(m.in_order() && !m.constraint_left, "{}", m.report());
+            let q = one_primary(l, &format!("cycle {k}, after the switchover"));
+            assert_ne!(q, p);
+            standbys_stream(l, &q, &format!("cycle {k}"));
+        } else {
+            promotable(l, &p);
+            let (v, s, t) = l.crash_measured(None).expect("crash failover");
+            eprintln!(
+                "{provider} cycle {k}: {v} cut, {s} promoted: {}",
+                t.report()
+            );
+            assert_eq!(one_primary(l, &format!("cycle {k}, after the crash")), s);
+            restore(l, &v, &format!("cycle {k}"));
+        }
+        let c = writer::check(l).unwrap();
+        eprintln!("{provider} cycle {k}: {}", c.report());
+        assert!(c.missing.is_empty(), "cycle {k}: {}", c.report());
+    }
+    let c = writer::check(l).unwrap();
+    assert!(c.acked > 100, "{}", c.report());
+    assert!(c.missing.is_empty(), "{}", c.report());
+}
+
+#[test]
+fn paf_switchover_and_crash_failover_leave_exactly_one_primary() {
+    switchover_and_failover("heartbeat");
+}
+
+#[test]
+fn paf_stale_score_case_is_recorded() {
+    let (promoted, before, missing) = stale_score("heartbeat");
+    // PAF's behaviour is recorded (docs/compatibility.md), not judged: one primary came out.
+    eprintln!(
+        "PAF promoted {promoted}; standbys before: {:?}; {missing} acknowledged rows missing",
+        before
+            .iter()
+            .map(|s| format!("{} recv {} replay {}", s.name, s.receive, s.replay))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// The zero-loss run with PAF: long (20 cycles), run on request with `--ignored`
+/// (its figures are in docs/benchmarks.md and docs/compatibility.md).
+#[test]
+#[ignore]
+fn paf_zero_loss_with_synchronous_replication_over_20_switchovers_and_failovers() {
+    zero_loss("heartbeat", 20);
+}
+
+#[test]
+fn pgstack_switchover_and_crash_failover_leave_exactly_one_primary() {
+    switchover_and_failover("pgstack");
+}
+
+#[test]
+fn pgstack_stale_score_case_promotes_the_standby_with_the_highest_lsn() {
+    let (promoted, before, _) = stale_score("pgstack");
+    let lsn = |s: &str| -> u64 {
+        let (a, b) = s.split_once('/').unwrap_or(("0", "0"));
+        (u64::from_str_radix(a, 16).unwrap_or(0) << 32) | u64::from_str_radix(b, 16).unwrap_or(0)
+    };
+    let best = |n: &repl::PgNode| lsn(&n.receive).max(lsn(&n.replay));
+    let top = before.iter().map(best).max().unwrap();
+    let chosen = before.iter().find(|n| n.name == promoted).unwrap();
+    assert_eq!(
+        best(chosen),
+        top,
+        "{promoted} promoted, but another standby had more WAL: {before:?}"
+    );
+}
+
+#[test]
+fn pgstack_zero_loss_with_synchronous_replication_over_20_switchovers_and_failovers() {
+    zero_loss("pgstack", 20);
+}
