@@ -247,6 +247,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,kill-corosync)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,promote-floor)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__promote__subcmd__floor"
+                ;;
             pgstack__subcmd__help__subcmd__lab,psql)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__psql"
                 ;;
@@ -331,6 +334,9 @@ _pgstack() {
             pgstack__subcmd__lab,migrate)
                 cmd="pgstack__subcmd__lab__subcmd__switchover"
                 ;;
+            pgstack__subcmd__lab,promote-floor)
+                cmd="pgstack__subcmd__lab__subcmd__promote__subcmd__floor"
+                ;;
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
                 ;;
@@ -375,6 +381,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,kill-corosync)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__kill__subcmd__corosync"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,promote-floor)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__promote__subcmd__floor"
                 ;;
             pgstack__subcmd__lab__subcmd__help,psql)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__psql"
@@ -1506,7 +1515,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
+            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1618,6 +1627,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd__kill__subcmd__corosync)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__promote__subcmd__floor)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1992,7 +2015,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --advanced --help up status psql switchover migrate crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="-h --dir --advanced --help up status psql switchover migrate crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2148,7 +2171,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2287,6 +2310,20 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__promote__subcmd__floor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__lab__subcmd__help__subcmd__psql)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2389,6 +2426,24 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__lab__subcmd__promote__subcmd__floor)
+            opts="-h --dir --advanced --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__lab__subcmd__psql)
             opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -2462,7 +2517,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__up)
-            opts="-h --nodes --stack --token --no-fencing --set --dir --advanced --help"
+            opts="-h --nodes --stack --token --no-fencing --sync --set --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

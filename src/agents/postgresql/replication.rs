@@ -80,8 +80,17 @@ pub fn selected(cfg: &PgConfig, env: &crate::ocf::env::OcfEnv) -> bool {
 }
 
 fn promotable(env: &crate::ocf::env::OcfEnv) -> bool {
+    // Pacemaker passes `promotable` only when the clone's meta attributes name it, but
+    // always passes the promoted-instance counts of a promotable clone (2.1 both the new
+    // and the old spelling).
     env.var("OCF_RESKEY_CRM_meta_promotable")
         .is_some_and(crate::ocf::env::is_true)
+        || [
+            "OCF_RESKEY_CRM_meta_promoted_max",
+            "OCF_RESKEY_CRM_meta_master_max",
+        ]
+        .iter()
+        .any(|v| env.var(v).is_some_and(|x| !x.trim().is_empty()))
 }
 
 /// Pacemaker expects this instance promoted (the promoted role's recurring monitor).

@@ -155,6 +155,15 @@ fn the_mode_comes_from_the_clone_meta_and_mode_overrides_it() {
         ("OCF_RESKEY_CRM_meta_promotable", "true"),
     ]));
     assert!(!c.replication);
+    // What Pacemaker 2.1 passes a promotable clone's instance without a `promotable`
+    // meta attribute of its own: the promoted-instance counts.
+    for count in [
+        "OCF_RESKEY_CRM_meta_promoted_max",
+        "OCF_RESKEY_CRM_meta_master_max",
+    ] {
+        let c = cfg_of(&env(&[("OCF_RESKEY_mode", ""), (count, "1")]));
+        assert!(c.replication, "{count}");
+    }
 }
 
 #[test]
