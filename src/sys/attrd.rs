@@ -230,11 +230,21 @@ impl Attrd for Tools {
             name: name.into(),
             node: node_label(node),
         };
-        let cmd = Tools::attrd(name, node).arg("--query");
+        // Without --node, attrd_updater 2.1 answers with the value of every node that has
+        // one (the first line is not this node's on a peer): ask for this node by name
+        // and take its line only.
+        let local;
+        let node = match node {
+            Some(n) => n,
+            None => {
+                local = self.local_name(deadline)?;
+                local.as_str()
+            }
+        };
+        let cmd = Tools::attrd(name, Some(node)).arg("--query");
         let out = outcome(&cmd, deadline, Some(missing.clone()))?;
-        let m = parse_query(&out.stdout_str())?;
-        // One line for the one node asked for.
-        m.into_values().next().ok_or(missing)
+        let mut m = parse_query(&out.stdout_str())?;
+        m.remove(node).ok_or(missing)
     }
 
     fn query_all(&self, name: &str, deadline: Instant) -> AttrResult<BTreeMap<String, String>> {
@@ -254,7 +264,11 @@ impl Attrd for Tools {
     }
 
     fn delete(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<()> {
-        let cmd = Tools::attrd(name, node).arg("--delete");
+        // --private here too: a delete without it creates the attribute as a public one
+        // (attrd 2.1), and every later private update of it is then written to the CIB's
+        // status section, where each change aborts the transition in progress (a
+        // pre-promote notification that deletes and publishes would loop for ever).
+        let cmd = Tools::attrd(name, node).args(["--delete", "--private"]);
         match outcome(
             &cmd,
             deadline,
