@@ -10,7 +10,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::{node, node_index, node_ns, poll, run};
@@ -123,8 +123,8 @@ pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
         .run_as(pg.clone())
         .current_dir("/");
     run::cmd_ok(&c, Duration::from_secs(120))?;
-    append(&pgdata.join("postgresql.conf"), &common_conf(lab, sync))?;
-    append(
+    run::append(&pgdata.join("postgresql.conf"), &common_conf(lab, sync))?;
+    run::append(
         &pgdata.join("pg_hba.conf"),
         &format!(
             "host all all {SUBNET}.0/24 trust\nhost replication {REPL_USER} {SUBNET}.0/24 trust\n"
@@ -213,16 +213,6 @@ pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
     s?;
     let _ = std::fs::remove_dir_all(&sock);
     Ok(())
-}
-
-fn append(p: &Path, text: &str) -> LabResult<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(p)
-        .map_err(|e| LabError::io(format!("opening {}", p.display()), e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| LabError::io(format!("writing {}", p.display()), e))
 }
 
 /// `Database cluster state` of a node's data directory (pg_controldata, read on the host).

@@ -48,6 +48,17 @@ pub fn write(p: &Path, text: &str) -> LabResult<()> {
     std::fs::write(p, text).map_err(|e| LabError::io(format!("writing {}", p.display()), e))
 }
 
+/// Appends `text` to an existing file (a configuration the lab extends).
+pub fn append(p: &Path, text: &str) -> LabResult<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(p)
+        .map_err(|e| LabError::io(format!("opening {}", p.display()), e))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| LabError::io(format!("writing {}", p.display()), e))
+}
+
 pub fn mkdir(p: &Path) -> LabResult<()> {
     std::fs::create_dir_all(p).map_err(|e| LabError::io(format!("creating {}", p.display()), e))
 }

@@ -98,22 +98,12 @@ fn init_pg(lab: &Lab) -> LabResult<()> {
          # After a crash, one syncfs of the volume instead of an fsync of every file.\n\
          recovery_init_sync_method = syncfs\n"
     );
-    append(&pgdata.join("postgresql.conf"), &conf)?;
-    append(
+    run::append(&pgdata.join("postgresql.conf"), &conf)?;
+    run::append(
         &pgdata.join("pg_hba.conf"),
         &format!("host all all {SUBNET}.0/24 trust\n"),
     )?;
     Ok(())
-}
-
-fn append(p: &Path, text: &str) -> LabResult<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(p)
-        .map_err(|e| LabError::io(format!("opening {}", p.display()), e))?;
-    f.write_all(text.as_bytes())
-        .map_err(|e| LabError::io(format!("writing {}", p.display()), e))
 }
 
 /// Unmounts what the lab mounted in the host (an `up` interrupted during initdb).
