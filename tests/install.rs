@@ -4,13 +4,31 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A scratch directory under /tmp (pgst-*), removed when the test ends, failed or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("pgst-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 #[test]
 fn install_puts_every_file_in_place_and_uninstall_removes_them() {
-    let root = std::env::temp_dir().join(format!("pgst-install-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let scratch = Scratch::new("install");
+    let root = scratch.0.clone();
     let d = root.to_str().unwrap();
     let bin = common::bin();
     let args = ["install", "--prefix", "/opt/pgstack", "--destdir", d];
@@ -124,8 +142,8 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
 /// leaves it (and a link that points elsewhere) in place.
 #[test]
 fn install_replaces_old_shims_and_refuses_foreign_files() {
-    let root = std::env::temp_dir().join(format!("pgst-install-old-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let scratch = Scratch::new("install-old");
+    let root = scratch.0.clone();
     let d = root.to_str().unwrap();
     let bin = common::bin();
     let at = |p: &str| root.join(p.trim_start_matches('/'));
@@ -193,9 +211,8 @@ fn install_replaces_old_shims_and_refuses_foreign_files() {
 /// resource.d), runs that agent; another name is the operator CLI.
 #[test]
 fn a_link_runs_the_agent_it_is_named_after() {
-    let dir = std::env::temp_dir().join(format!("pgst-links-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = Scratch::new("links");
+    let dir = scratch.0.clone();
     let bin = common::bin();
     for (name, agent) in [
         ("vip", "vip"),
