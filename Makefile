@@ -1,5 +1,5 @@
 # The two commands of the README:
-#   make install   Debian packages, release build, install of the binary, shims, man pages
+#   make install   Debian packages, release build, install of the binary, agent links, man pages
 #   make test      test packages, build, install, every test (root: namespaces, loop devices)
 #   make lab       the main job live: a 2-node Pacemaker cluster in namespaces running
 #                  PGServer, a writer, one switchover, one crash failover, the check, down

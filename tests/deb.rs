@@ -52,11 +52,32 @@ fn lintian_reports_no_error() {
 #[test]
 fn package_contents_are_the_install_tree() {
     let out = common::sh_ok(&["dpkg-deb", "--contents", deb().to_str().unwrap()]);
+    // The agents and the alert agent are links to the binary, relative within /usr
+    // (Debian Policy 10.5).
+    for (p, to) in [
+        (
+            "./usr/lib/ocf/resource.d/pgstack/vip",
+            "../../../../sbin/pgstack",
+        ),
+        (
+            "./usr/lib/ocf/resource.d/pgstack/lvm",
+            "../../../../sbin/pgstack",
+        ),
+        (
+            "./usr/lib/ocf/resource.d/pgstack/IPaddr2",
+            "../../../../sbin/pgstack",
+        ),
+        ("./usr/lib/pgstack/pgstack-alert", "../../sbin/pgstack"),
+    ] {
+        let line = format!("{p} -> {to}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with('l') && l.ends_with(&line)),
+            "{line} missing:\n{out}"
+        );
+    }
     for p in [
         "./usr/sbin/pgstack",
-        "./usr/lib/ocf/resource.d/pgstack/vip",
-        "./usr/lib/ocf/resource.d/pgstack/IPaddr2",
-        "./usr/lib/pgstack/pgstack-alert",
         "./etc/init.d/postgresql-ha",
         "./etc/default/postgresql-ha",
         "./usr/share/man/man8/pgstack.8.gz",
@@ -111,12 +132,14 @@ echo "== owners"
 dpkg -L pgstack | while read -r f; do [ -d "$f" ] || dpkg -S "$f"; done
 echo "== conffiles"
 dpkg-query -W -f='${Conffiles}\n' pgstack | awk 'NF { print $1 }'
+echo "== links"
+readlink -f /usr/lib/ocf/resource.d/pgstack/IPaddr2 /usr/lib/pgstack/pgstack-alert
 echo "== metadata"
 crm_resource --show-metadata ocf:pgstack:IPaddr2 | head -n 4
 echo "== remove"
 apt-get remove -y -q pgstack >/dev/null
 dpkg-query -W -f='${db:Status-Abbrev}\n' pgstack
-dpkg -L pgstack | while read -r f; do [ -d "$f" ] || [ ! -e "$f" ] || echo "left $f"; done
+dpkg -L pgstack | while read -r f; do [ -d "$f" ] || { [ ! -e "$f" ] && [ ! -L "$f" ]; } || echo "left $f"; done
 echo "== purge"
 apt-get purge -y -q pgstack >/dev/null
 dpkg-query -W -f='${db:Status-Abbrev}\n' pgstack 2>/dev/null || echo gone
@@ -180,12 +203,22 @@ fn installs_lists_and_removes_in_an_isolated_root() {
     );
     let files = section(&text, "files");
     let expected = common::sh_ok(&["dpkg-deb", "--contents", deb.to_str().unwrap()]);
+    // Regular files and links (a link's line ends with "PATH -> TARGET").
     let regular: Vec<&str> = expected
         .lines()
-        .filter(|l| l.starts_with('-'))
-        .filter_map(|l| l.split_whitespace().last())
+        .filter(|l| l.starts_with('-') || l.starts_with('l'))
+        .filter_map(|l| l.split(" -> ").next()?.split_whitespace().last())
         .map(|p| p.trim_start_matches('.'))
         .collect();
+    assert!(
+        regular.contains(&"/usr/lib/ocf/resource.d/pgstack/lvm"),
+        "{regular:?}"
+    );
+    assert_eq!(
+        section(&text, "links"),
+        ["/usr/sbin/pgstack", "/usr/sbin/pgstack"],
+        "{text}"
+    );
     assert_eq!(files.len(), regular.len(), "{files:?} vs {regular:?}");
     for f in &regular {
         assert!(files.contains(f), "dpkg -L lacks {f}");

@@ -4,13 +4,31 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// A scratch directory under /tmp (pgst-*), removed when the test ends, failed or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let p = std::env::temp_dir().join(format!("pgst-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
 
 #[test]
 fn install_puts_every_file_in_place_and_uninstall_removes_them() {
-    let root = std::env::temp_dir().join(format!("pgst-install-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&root);
+    let scratch = Scratch::new("install");
+    let root = scratch.0.clone();
     let d = root.to_str().unwrap();
     let bin = common::bin();
     let args = ["install", "--prefix", "/opt/pgstack", "--destdir", d];
@@ -22,18 +40,13 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
         0o755
     );
     assert_eq!(std::fs::read(&exe).unwrap(), std::fs::read(&bin).unwrap());
-    for agent in ["vip", "filesystem", "postgresql", "drbd"] {
-        let shim = at(&format!("/usr/lib/ocf/resource.d/pgstack/{agent}"));
-        let text =
-            std::fs::read_to_string(&shim).unwrap_or_else(|e| panic!("{}: {e}", shim.display()));
-        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
-        assert!(
-            text.contains("exec /opt/pgstack/sbin/pgstack ocf \"$0\" \"$@\""),
-            "{text}"
-        );
+    // The agents are links to the binary of the prefix (absolute: the staging root is
+    // not part of it), and the binary picks the agent from the link's name.
+    for agent in ["vip", "filesystem", "postgresql", "drbd", "lvm"] {
+        let link = at(&format!("/usr/lib/ocf/resource.d/pgstack/{agent}"));
         assert_eq!(
-            std::fs::metadata(&shim).unwrap().permissions().mode() & 0o777,
-            0o755
+            std::fs::read_link(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display())),
+            Path::new("/opt/pgstack/sbin/pgstack")
         );
         let man = at(&format!(
             "/opt/pgstack/share/man/man7/ocf_pgstack_{agent}.7"
@@ -42,14 +55,31 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
             .unwrap()
             .starts_with(".TH OCF_PGSTACK_"));
     }
-    // The reference agents' type names: the same shim, so `ocf:pgstack:IPaddr2` is vip.
-    for alias in ["IPaddr2", "Filesystem", "pgsql", "pgsqlms"] {
-        let shim = at(&format!("/usr/lib/ocf/resource.d/pgstack/{alias}"));
+    // The reference agents' type names: the same link, so `ocf:pgstack:IPaddr2` is vip.
+    for alias in [
+        "IPaddr2",
+        "Filesystem",
+        "pgsql",
+        "pgsqlms",
+        "LVM",
+        "LVM-activate",
+    ] {
+        let link = at(&format!("/usr/lib/ocf/resource.d/pgstack/{alias}"));
         assert_eq!(
-            std::fs::read_to_string(&shim).unwrap_or_else(|e| panic!("{}: {e}", shim.display())),
-            std::fs::read_to_string(at("/usr/lib/ocf/resource.d/pgstack/vip")).unwrap()
+            std::fs::read_link(&link).unwrap_or_else(|e| panic!("{}: {e}", link.display())),
+            Path::new("/opt/pgstack/sbin/pgstack")
         );
     }
+    assert_eq!(
+        std::fs::read_link(at("/usr/lib/pgstack/pgstack-alert")).unwrap(),
+        Path::new("/opt/pgstack/sbin/pgstack")
+    );
+    // Nothing but the links (no temporary link left) in the agents' directory.
+    let names: Vec<String> = std::fs::read_dir(at("/usr/lib/ocf/resource.d/pgstack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
     let man8 = std::fs::read_to_string(at("/opt/pgstack/share/man/man8/pgstack.8")).unwrap();
     assert!(man8.contains(".TH PGSTACK 8"), "{man8}");
     assert!(man8.contains("pgstack cib render"), "{man8}");
@@ -60,8 +90,13 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
     let zsh =
         std::fs::read_to_string(at("/opt/pgstack/share/zsh/vendor-completions/_pgstack")).unwrap();
     assert!(zsh.starts_with("#compdef pgstack"), "{zsh}");
-    assert!(at("/etc/init.d/postgresql-ha").exists());
-    assert!(at("/usr/lib/pgstack/pgstack-alert").exists());
+    // The init script stays a shim: its LSB header is read by the init tools.
+    let initd = std::fs::read_to_string(at("/etc/init.d/postgresql-ha")).unwrap();
+    assert!(initd.contains("### BEGIN INIT INFO"), "{initd}");
+    assert!(
+        initd.contains("exec /opt/pgstack/sbin/pgstack lsb postgresql-ha \"$@\""),
+        "{initd}"
+    );
     // The settings sample sits next to the init script directory, all comments.
     let sample = std::fs::read_to_string(at("/etc/default/postgresql-ha")).unwrap();
     assert!(
@@ -90,13 +125,129 @@ fn install_puts_every_file_in_place_and_uninstall_removes_them() {
         args[4],
         "--uninstall",
     ]);
-    let left: Vec<_> = walk(&root).into_iter().filter(|p| p.is_file()).collect();
+    let left: Vec<_> = walk(&root)
+        .into_iter()
+        .filter(|p| p.is_file() || p.is_symlink())
+        .collect();
     assert_eq!(
         left,
         vec![at("/etc/default/postgresql-ha")],
         "uninstall left {left:?}"
     );
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// An install over the shims of an earlier one replaces them by links; a file there
+/// that is not pgstack's stops the install before anything is written, and uninstall
+/// leaves it (and a link that points elsewhere) in place.
+#[test]
+fn install_replaces_old_shims_and_refuses_foreign_files() {
+    let scratch = Scratch::new("install-old");
+    let root = scratch.0.clone();
+    let d = root.to_str().unwrap();
+    let bin = common::bin();
+    let at = |p: &str| root.join(p.trim_start_matches('/'));
+    let ocf = at("/usr/lib/ocf/resource.d/pgstack");
+    std::fs::create_dir_all(&ocf).unwrap();
+    let old_shim = "#!/bin/sh\n# OCF resource agent shim of pgstack: the agent is chosen by the name this\n# file is installed under; the work is done by the pgstack binary.\nexec /usr/sbin/pgstack ocf \"$0\" \"$@\"\n";
+    std::fs::write(ocf.join("vip"), old_shim).unwrap();
+    std::fs::write(ocf.join("lvm"), "#!/bin/sh\necho someone else's\n").unwrap();
+    let install = |extra: &[&str]| {
+        let mut argv = vec![
+            bin.as_str(),
+            "install",
+            "--prefix",
+            "/opt/pgstack",
+            "--destdir",
+            d,
+        ];
+        argv.extend_from_slice(extra);
+        common::run(&argv, &[], Duration::from_secs(30))
+    };
+    let refused = install(&[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("lvm") && err.contains("nothing installed"),
+        "{err}"
+    );
+    assert!(
+        !at("/opt/pgstack/sbin/pgstack").exists(),
+        "the refused install wrote the binary"
+    );
+    assert_eq!(std::fs::read_to_string(ocf.join("vip")).unwrap(), old_shim);
+    std::fs::remove_file(ocf.join("lvm")).unwrap();
+    std::os::unix::fs::symlink("/bin/true", ocf.join("lvm")).unwrap();
+    assert!(install(&[]).status.success());
+    for name in ["vip", "lvm"] {
+        assert_eq!(
+            std::fs::read_link(ocf.join(name)).unwrap(),
+            Path::new("/opt/pgstack/sbin/pgstack"),
+            "{name}"
+        );
+    }
+    // Uninstall removes the links to the binary, never another file or link.
+    std::fs::remove_file(ocf.join("drbd")).unwrap();
+    std::os::unix::fs::symlink("/bin/true", ocf.join("drbd")).unwrap();
+    std::fs::remove_file(ocf.join("pgsql")).unwrap();
+    std::fs::write(ocf.join("pgsql"), "#!/bin/sh\nexit 0\n").unwrap();
+    let out = install(&["--uninstall"]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("kept") && said.contains("drbd"), "{said}");
+    assert_eq!(
+        std::fs::read_link(ocf.join("drbd")).unwrap(),
+        Path::new("/bin/true")
+    );
+    assert_eq!(
+        std::fs::read_to_string(ocf.join("pgsql")).unwrap(),
+        "#!/bin/sh\nexit 0\n"
+    );
+    assert!(!ocf.join("vip").exists() && !ocf.join("vip").is_symlink());
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Each agent called through a link named after it, in a directory of its own (not
+/// resource.d), runs that agent; another name is the operator CLI.
+#[test]
+fn a_link_runs_the_agent_it_is_named_after() {
+    let scratch = Scratch::new("links");
+    let dir = scratch.0.clone();
+    let bin = common::bin();
+    for (name, agent) in [
+        ("vip", "vip"),
+        ("filesystem", "filesystem"),
+        ("postgresql", "postgresql"),
+        ("drbd", "drbd"),
+        ("lvm", "lvm"),
+        ("IPaddr2", "IPaddr2"),
+        ("LVM-activate", "LVM-activate"),
+    ] {
+        let link = dir.join(name);
+        std::os::unix::fs::symlink(&bin, &link).unwrap();
+        let out = common::run(
+            &[link.to_str().unwrap(), "meta-data"],
+            &[],
+            Duration::from_secs(30),
+        );
+        assert!(out.status.success(), "{name}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&format!("<resource-agent name=\"{agent}\"")),
+            "{name}: {text}"
+        );
+    }
+    let other = dir.join("pgstack-tool");
+    std::os::unix::fs::symlink(&bin, &other).unwrap();
+    let out = common::run(
+        &[other.to_str().unwrap(), "--build-id"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert!(out.status.success());
+    let direct = common::sh_ok(&[&bin, "--build-id"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), direct);
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// ocf-tester's whole sequence through the `IPaddr2` alias of the installed shims, in a

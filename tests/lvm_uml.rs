@@ -408,10 +408,15 @@ fn lvm_agent_against_lvm_activate_on_real_device_mapper() {
 }
 
 /// Timings side by side in one guest (bench/lvm.sh runs this with a release build):
-/// monitor at depth 0 and 10, start and stop, medians of `RUNS` (default 10) in µs. Ours
-/// twice: through the installed shim (`/bin/sh` execs the binary) and through a link to
-/// the binary named `lvm` (the binary picks the agent from its name), which saves the
-/// shell's process image.
+/// monitor at depth 0 and 10, start and stop, and meta-data (the process start, no work),
+/// medians of `RUNS` (default 10) in µs. The three agents alternate within each run:
+/// LVM-activate, ours as installed (a link to the binary named `lvm`: the binary picks
+/// the agent from its name) and ours through the `/bin/sh` shim earlier installs wrote
+/// (`exec pgstack ocf "$0" "$@"`), which costs a shell's process image more.
+/// `PGSTACK_BENCH_STRACE=1` adds `strace -c -f` of one depth-0 monitor of each (system
+/// calls, their count and time, in the guest) and its page faults to the output.
+/// `PGSTACK_BENCH_ALT=/path/to/pgstack` adds a fourth agent, a link named `lvm` to that
+/// binary (another build of the same tree), to compare two builds in the same run.
 #[test]
 #[ignore = "benchmark: run through bench/lvm.sh"]
 fn bench_side_by_side() {
@@ -420,6 +425,13 @@ fn bench_side_by_side() {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(10);
+    let strace = std::env::var("PGSTACK_BENCH_STRACE").is_ok_and(|v| v == "1");
+    let alt = std::env::var("PGSTACK_BENCH_ALT")
+        .ok()
+        .filter(|a| !a.is_empty());
+    let alt_agent = alt.as_ref().map(|_| "/tmp/pgst-alt/lvm").unwrap_or("");
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load();
     let p = UmlPair::boot_shared("lvmb", "256M", 64, 64);
     let mut lab = Lab {
         p,
@@ -434,36 +446,86 @@ fn bench_side_by_side() {
     );
     lab.lvm_conf(CLUSTER_LVM_CONF);
     let bin = common::bin();
-    let script = format!(
+    let installed = std::fs::symlink_metadata(&lab.ours).map(|m| m.file_type().is_symlink());
+    assert_eq!(
+        installed.ok(),
+        Some(true),
+        "{} is not a link to the binary: install this build",
+        lab.ours
+    );
+    // The loop runs in bash with the agents' environment already clean (`env -i` once),
+    // timed with bash's EPOCHREALTIME: the interval holds the agent's fork, exec and run,
+    // as when Pacemaker runs it, and no other process (no `date`, no `env`). The row
+    // "empty process" is /bin/true timed the same way; "old harness" is /bin/true timed
+    // as earlier runs of this bench timed each call (`env -i` + `date +%s%N` in it).
+    let inner = format!(
         r#"
-mkdir -p /tmp/pgst-direct; ln -sf {bin} /tmp/pgst-direct/lvm
-E="env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DM_DISABLE_UDEV=1 OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=pg_lvm HA_LOGFACILITY=none OCF_RESKEY_vgname=vgsh OCF_RESKEY_vg_access_mode=tagging OCF_RESKEY_CRM_meta_interval=30000 OCF_RESKEY_CRM_meta_on_node=n1"
-us() {{ s=$(date +%s%N); "$@" >/dev/null 2>&1; rc=$?; e=$(date +%s%N); [ $rc = 0 ] || echo "FAILED rc=$rc: $*" >&2; echo $(( (e-s)/1000 )); }}
+us() {{ local s e rc; s=$EPOCHREALTIME; "$@" >/dev/null 2>&1; rc=$?; e=$EPOCHREALTIME; [ $rc = 0 ] || echo "FAILED rc=$rc: $*" >&2; echo $(( ${{e/./}} - ${{s/./}} )); }}
+old() {{ local s e; s=$(date +%s%N); env -i PATH=$PATH "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e-s)/1000 )); }}
 med() {{ sort -n | awk '{{a[NR]=$1}} END {{print a[int((NR+1)/2)]}}'; }}
-for agent in {reference} {ours} /tmp/pgst-direct/lvm; do
-  name=$(basename $(dirname $agent))/$(basename $agent)
-  rm -f /tmp/start /tmp/stop /tmp/m0 /tmp/m10 /tmp/md
-  for i in $(seq {runs}); do
-    us $E $agent meta-data >> /tmp/md
-    us $E $agent start >> /tmp/start
-    us $E $agent monitor >> /tmp/m0
-    us $E OCF_CHECK_LEVEL=10 $agent monitor >> /tmp/m10
-    us $E $agent stop >> /tmp/stop
+set -- {reference} {ours} /tmp/pgst-shim/lvm {alt_agent}
+rm -f /tmp/pgst-b.*
+for i in $(seq {runs}); do
+  n=0
+  for agent in "$@"; do
+    n=$((n+1))
+    us $agent meta-data >> /tmp/pgst-b.$n.md
+    us $agent start >> /tmp/pgst-b.$n.start
+    us $agent monitor >> /tmp/pgst-b.$n.m0
+    OCF_CHECK_LEVEL=10 us $agent monitor >> /tmp/pgst-b.$n.m10
+    us $agent stop >> /tmp/pgst-b.$n.stop
   done
-  echo "$name $(med < /tmp/m0) $(med < /tmp/m10) $(med < /tmp/start) $(med < /tmp/stop) $(med < /tmp/md)"
+  us /bin/true >> /tmp/pgst-b.true
+  old /bin/true >> /tmp/pgst-b.old
 done
+n=0
+for agent in "$@"; do
+  n=$((n+1))
+  echo "row$n $(med < /tmp/pgst-b.$n.m0) $(med < /tmp/pgst-b.$n.m10) $(med < /tmp/pgst-b.$n.start) $(med < /tmp/pgst-b.$n.stop) $(med < /tmp/pgst-b.$n.md)"
+done
+echo "floor $(med < /tmp/pgst-b.true) $(med < /tmp/pgst-b.old)"
+if [ {strace} = 1 ]; then
+  for agent in "$@"; do
+    $agent start >/dev/null 2>&1
+    echo "== strace -c -f: $agent monitor"
+    strace -c -f -o /tmp/pgst-b.strace $agent monitor >/dev/null 2>&1; echo "rc=$?"
+    cat /tmp/pgst-b.strace
+    strace -f -e trace=execve,mmap -o /tmp/pgst-b.strace2 $agent monitor >/dev/null 2>&1
+    echo "execve: $(grep -c 'execve(' /tmp/pgst-b.strace2), mmap: $(grep -c 'mmap(' /tmp/pgst-b.strace2)"
+    echo "== /usr/bin/time: $agent monitor"
+    /usr/bin/time -f "elapsed %e s, page faults minor %R major %F, max RSS %M KiB" $agent monitor 2>&1 >/dev/null | tail -n 1
+    echo "== /usr/bin/time: $agent meta-data"
+    /usr/bin/time -f "elapsed %e s, page faults minor %R major %F, max RSS %M KiB" $agent meta-data 2>&1 >/dev/null | tail -n 1
+    $agent stop >/dev/null 2>&1
+  done
+fi
 "#,
         reference = REFERENCE,
         ours = lab.ours,
-        runs = runs
+        runs = runs,
+        strace = u8::from(strace),
+    );
+    std::fs::write(lab.p.shared("bench.sh"), inner).unwrap();
+    let alt_link = alt
+        .as_ref()
+        .map(|a| format!("mkdir -p /tmp/pgst-alt; ln -sf {a} /tmp/pgst-alt/lvm"))
+        .unwrap_or_default();
+    let script = format!(
+        r#"
+mkdir -p /tmp/pgst-shim
+printf '#!/bin/sh\nexec %s ocf "$0" "$@"\n' {bin} > /tmp/pgst-shim/lvm; chmod 755 /tmp/pgst-shim/lvm
+{alt_link}
+exec env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DM_DISABLE_UDEV=1 OCF_ROOT=/usr/lib/ocf OCF_RESOURCE_INSTANCE=pg_lvm HA_LOGFACILITY=none OCF_RESKEY_vgname=vgsh OCF_RESKEY_vg_access_mode=tagging OCF_RESKEY_CRM_meta_interval=30000 OCF_RESKEY_CRM_meta_on_node=n1 bash /shared/bench.sh
+"#
     );
     let r = lab.p.exec(0, &script, Duration::from_secs(1800));
+    let load_after = load();
     assert_eq!(r.rc, 0, "{}", r.out);
     assert!(!r.out.contains("FAILED"), "{}", r.out);
     let rows: Vec<Vec<f64>> = r
         .out
         .lines()
-        .filter(|l| l.split_whitespace().count() == 6)
+        .filter(|l| l.starts_with("row") && l.split_whitespace().count() == 6)
         .map(|l| {
             l.split_whitespace()
                 .skip(1)
@@ -471,9 +533,26 @@ done
                 .collect()
         })
         .collect();
-    assert_eq!(rows.len(), 3, "{}", r.out);
+    assert_eq!(rows.len(), 3 + usize::from(alt.is_some()), "{}", r.out);
+    let floor: Vec<f64> = r
+        .out
+        .lines()
+        .find_map(|l| l.strip_prefix("floor "))
+        .map(|l| {
+            l.split_whitespace()
+                .map(|v| v.parse::<f64>().unwrap() / 1000.0)
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(floor.len(), 2, "{}", r.out);
     let mut t = format!(
-        "lvm, one UML guest (2 LVs, tagging mode), medians of {runs} runs, ms\n\n| action | LVM-activate | pgstack lvm (shim) | ratio | pgstack lvm (link) | ratio |\n|---|---|---|---|---|---|\n"
+        "lvm, one UML guest (2 LVs, tagging mode), the three alternating, medians of {runs} runs, ms; \
+         host load average before: {} after: {}\n\n\
+         | action | LVM-activate | pgstack lvm (link, installed) | ratio | pgstack lvm (sh shim) | ratio |{}\n|---|---|---|---|---|---|{}\n",
+        load_before.trim(),
+        load_after.trim(),
+        if alt.is_some() { " pgstack lvm (link, alt build) | ratio |" } else { "" },
+        if alt.is_some() { "---|---|" } else { "" },
     );
     for (i, what) in [
         "monitor (depth 0)",
@@ -485,7 +564,7 @@ done
     .iter()
     .enumerate()
     {
-        let _ = writeln!(
+        let _ = write!(
             t,
             "| {what} | {:.0} | {:.0} | {:.2} | {:.0} | {:.2} |",
             rows[0][i],
@@ -494,6 +573,18 @@ done
             rows[2][i],
             rows[2][i] / rows[0][i]
         );
+        if let Some(r) = rows.get(3) {
+            let _ = write!(t, " {:.0} | {:.2} |", r[i], r[i] / rows[0][i]);
+        }
+        t.push('\n');
+    }
+    let _ = writeln!(
+        t,
+        "| empty process (/bin/true) | {:.0} | | | | |\n| old harness (env -i + date around /bin/true) | {:.0} | | | | |",
+        floor[0], floor[1]
+    );
+    if strace {
+        let _ = write!(t, "\n```\n{}\n```\n", r.out);
     }
     std::fs::write(common::artifacts().join("lvm-bench.md"), &t).unwrap();
     println!("{t}");

@@ -106,7 +106,7 @@ pub fn man_page() -> String {
             m.push_str(&body(render(|w| man.render_options_section(w))));
         }
     }
-    m.push_str(".SH AGENTS\nCalled through a shim in \\fI/usr/lib/ocf/resource.d/pgstack/\\fR, the binary is the OCF agent named by the shim. Agents and the reference type names they are also installed under:\n");
+    m.push_str(".SH AGENTS\nCalled through a link in \\fI/usr/lib/ocf/resource.d/pgstack/\\fR, the binary is the OCF agent named by the link. Agents and the reference type names they are also installed under:\n");
     for a in AGENTS {
         let aliases: Vec<&str> = installed_names()
             .into_iter()

@@ -1,6 +1,8 @@
-//! The faces of the binary: OCF agent (by the name it is called through, or the shims'
-//! `ocf` entry), the development entry `pgstack agent <name> <action>`, and the operator
-//! commands (clap). Operator commands use `anyhow`; agents never do.
+//! The faces of the binary: OCF agent (by the file name it is called through: the
+//! installed agents are links to the binary; or the `ocf` entry of the shims earlier
+//! installs wrote), the alert agent (by name too), the development entry `pgstack agent
+//! <name> <action>`, and the operator commands (clap). Operator commands use `anyhow`;
+//! agents never do.
 
 pub mod alert;
 pub mod arp;
@@ -79,8 +81,17 @@ pub fn entry(args: Vec<OsString>, os_vars: Vec<(OsString, OsString)>) -> u8 {
         .file_name()
         .and_then(|s| s.to_str())
         .unwrap_or("");
+    // The installed agents are links to this binary: the file name of argv[0] (the path
+    // Pacemaker execs) names the agent, whatever directory the link is in.
     if agents::resolve(base).is_some() {
         return ocf_face(base, arg(1), ocf_env());
+    }
+    // The alert agent, a link too: Pacemaker passes no arguments, the event is in the
+    // environment; any arguments given go to `pgstack alert` (`--print`).
+    if base == install::ALERT_NAME {
+        let mut cli: Vec<OsString> = vec!["pgstack".into(), "alert".into()];
+        cli.extend(args.iter().skip(1).cloned());
+        return operator(cli, vars, ocf_env());
     }
     // The init script: called as postgresql-ha (a link) or through the installed shim
     // (`pgstack lsb postgresql-ha <action>`).
@@ -100,7 +111,8 @@ pub fn entry(args: Vec<OsString>, os_vars: Vec<(OsString, OsString)>) -> u8 {
             println!("{}", env!("PGSTACK_BUILD_ID"));
             0
         }
-        // The installed shims: pgstack ocf /usr/lib/ocf/resource.d/pgstack/<agent> <action>
+        // The shims earlier installs wrote (install replaces them by links):
+        // pgstack ocf /usr/lib/ocf/resource.d/pgstack/<agent> <action>
         Some("ocf") => {
             let path = arg(2).unwrap_or_default();
             let name = Path::new(&path)
@@ -199,7 +211,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run an OCF agent action (development; Pacemaker uses the installed shims).
+    /// Run an OCF agent action (development; Pacemaker execs the installed links).
     Agent {
         /// Agent name (vip, ...).
         name: String,
@@ -236,12 +248,12 @@ enum Cmd {
     Pg(pg::PgCmd),
     /// The alert agent Pacemaker runs (CRM_alert_* variables): mail or append to a file.
     Alert(alert::AlertArgs),
-    /// Install the binary, the OCF shims and the man pages.
+    /// Install the binary, the OCF agents (links to it) and the man pages.
     Install(install::InstallArgs),
     /// A live Corosync/Pacemaker cluster on this machine running PGServer (namespaces).
     Lab(lab::LabArgs),
-    /// Write the agents' pages and man pages, pgstack(8), the shell completions and the
-    /// shims from the agents' tables and these definitions.
+    /// Write the agents' pages and man pages, pgstack(8), the shell completions, the init
+    /// script and the agents' links from the agents' tables and these definitions.
     Docs {
         /// Project directory to write into.
         #[arg(long, default_value = ".")]

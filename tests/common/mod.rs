@@ -1,4 +1,4 @@
-//! Shared harness of the black-box tests: the installed binary and shims, network
+//! Shared harness of the black-box tests: the installed binary and agents (links to it), network
 //! namespaces with veth links, commands with deadlines. Every resource is an RAII guard
 //! removed in `Drop`, so a failing (panicking) test leaves nothing behind; `tests/cleanup`
 //! is the safety net for killed runs. Test addresses are from 10.99.0.0/16 and
@@ -30,7 +30,7 @@ pub fn bin() -> String {
     b
 }
 
-/// The directory of the installed OCF shims (override with PGSTACK_OCF_DIR).
+/// The directory of the installed OCF agents (override with PGSTACK_OCF_DIR).
 pub fn ocf_dir() -> String {
     bin();
     std::env::var("PGSTACK_OCF_DIR").unwrap_or_else(|_| "/usr/lib/ocf/resource.d/pgstack".into())
