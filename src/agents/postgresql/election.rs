@@ -537,6 +537,28 @@ pub fn apply_scores(
     Ok(changes)
 }
 
+/// Another node of the partition holding the primary's promotion score (the node that
+/// a standby of `me` should stream from), if any.
+pub fn primary_elsewhere(
+    attrd: &dyn Attrd,
+    resource: &str,
+    me: &str,
+    deadline: &Deadline,
+) -> AttrResult<Option<String>> {
+    let d = deadline.instant();
+    for n in attrd.partition(d)? {
+        if n != me
+            && attrd
+                .score(resource, Some(&n), d)
+                .found()?
+                .is_some_and(|s| s >= PRIMARY_SCORE)
+        {
+            return Ok(Some(n));
+        }
+    }
+    Ok(None)
+}
+
 /// The two-node rule's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Survivor {

@@ -20,10 +20,14 @@
 //! primary (no postmaster, `pg_controldata` "in production") is 9 only when Pacemaker
 //! expects the instance promoted (`CRM_meta_role=Promoted`, the promoted monitor);
 //! otherwise a crash is 7 with the reason, as in single mode, and start runs crash
-//! recovery as a standby. A standby whose WAL receiver is not streaming is 0 with a
-//! warning and the lowest positive promotion score: Pacemaker 2.1 would take 190 as
-//! success too, but ocf-tester requires 0 from every started instance, and an instance
-//! tested alone never streams.
+//! recovery as a standby. A standby whose WAL receiver is not streaming is degraded:
+//! its recurring monitor answers 190 (OCF_DEGRADED) with the reason when a primary is
+//! expected, that is when another node of the partition holds the primary's promotion
+//! score; otherwise (no primary anywhere: a first start, a lone survivor, ocf-tester's
+//! instance alone) and in probes it answers 0 with a warning. Pacemaker 2.1.5 takes 190
+//! for success: no failure, no recovery (`tests/ocf_degraded_live.rs`). Its promotion
+//! score is the primary's business, -1000 for a partition node the primary does not see
+//! streaming, so it is scored lower in every case; the two-node rule applies to it.
 //!
 //! **Election and scores** ([`super::election`]): the pre-promote notification publishes
 //! this node's `timeline#LSN` position, promote first checks that this node is the best
@@ -247,10 +251,11 @@ pub fn monitor(
         if st.receiver.as_deref() == Some("streaming") {
             return Ok(Status::Running);
         }
-        ctx.log.warn(&format!(
+        let why = format!(
             "standby {pid} does not stream from a primary (WAL receiver: {})",
             st.receiver.as_deref().unwrap_or("none")
-        ));
+        );
+        ctx.log.warn(&why);
         match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
             Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
                 "two-node rule: the peer left the partition; promotion score {s}"
@@ -260,7 +265,19 @@ pub fn monitor(
             }
             Err(e) => ctx.log.debug(&format!("two-node rule not applied: {e}")),
         }
-        return Ok(Status::Running);
+        if ctx.is_probe() {
+            return Ok(Status::Running);
+        }
+        return match election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline) {
+            Ok(Some(node)) => Ok(Status::Degraded(format!(
+                "{why} while {node} holds the primary's promotion score"
+            ))),
+            Ok(None) => Ok(Status::Running),
+            Err(e) => {
+                ctx.log.debug(&format!("no primary looked for: {e}"));
+                Ok(Status::Running)
+            }
+        };
     }
     let admin = admin_probe(cfg, &file, &creds)?;
     let replicas = match peers.wal.replicas(&admin, ctx.deadline.instant()) {

@@ -316,6 +316,7 @@ fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeAttrd) {
             Ok(Status::Promoted) => OcfCode::RunningPromoted,
             Ok(Status::Running) => OcfCode::Success,
             Ok(Status::NotRunning(_)) => OcfCode::NotRunning,
+            Ok(Status::Degraded(_)) => OcfCode::Degraded,
             Ok(other) => panic!("{other:?}"),
             Err(e) => e.code(),
         }
@@ -377,6 +378,9 @@ fn a_standby_that_does_not_stream_is_running() {
     assert_eq!(code, OcfCode::Success);
     // Three nodes: the two-node rule does not apply, no score is set.
     assert_eq!(cl.score_of("pgsqld", "pgst-node1"), None);
+    // No primary anywhere: the recurring monitor answers 0 too.
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "16000");
+    assert_eq!(monitor_code(&os, &[interval]).0, OcfCode::Success);
     // A server that does not answer is an error, not "stopped".
     let mut os = running(false);
     os.sql = Some(Box::new(|_: &str| {
@@ -670,4 +674,44 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
     }
     with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
     assert!(os.calls().iter().any(|c| c.contains("pg_promote")));
+}
+
+#[test]
+fn a_standby_that_does_not_stream_while_a_primary_is_expected_is_degraded() {
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), Some("waiting")]])
+        } else {
+            Vec::new()
+        })
+    }));
+    let (a, w) = cluster();
+    a.put_score("pgsqld", "pgst-node2", election::PRIMARY_SCORE);
+    let cl = peers(&a, &w);
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "16000");
+    let st = with(&[interval], Action::Monitor, |c, ctx| {
+        monitor(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    match st {
+        Status::Degraded(why) => {
+            assert!(why.contains("does not stream"), "{why}");
+            assert!(why.contains("WAL receiver: waiting"), "{why}");
+            assert!(why.contains("pgst-node2"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A probe: 0.
+    let st = with(&[], Action::Monitor, |c, ctx| monitor(&os, &cl, c, ctx)).unwrap();
+    assert_eq!(st, Status::Running);
+    // Its own primary's score is not "a primary elsewhere".
+    let (a, w) = cluster();
+    a.put_score("pgsqld", "pgst-node1", election::PRIMARY_SCORE);
+    let cl = peers(&a, &w);
+    let st = with(&[interval], Action::Monitor, |c, ctx| {
+        monitor(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    assert_eq!(st, Status::Running);
 }
