@@ -97,6 +97,9 @@ pub trait Attrd {
         score: i64,
         deadline: Instant,
     ) -> AttrResult<()>;
+    /// The promotion scores of `resource` of every node that has one (node -> score),
+    /// in one call.
+    fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>>;
     /// Removes the promotion score (removing an absent one is not an error).
     fn delete_score(&self, resource: &str, node: Option<&str>, deadline: Instant)
         -> AttrResult<()>;
@@ -300,6 +303,22 @@ impl Attrd for Tools {
         })
     }
 
+    fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>> {
+        // A score of lifetime reboot is a transient attribute attrd holds: one query
+        // answers for every node.
+        let name = promotion_attr(resource);
+        self.query_all(&name, deadline)?
+            .into_iter()
+            .map(|(n, v)| match parse_score(&v) {
+                Some(s) => Ok((n, s)),
+                None => Err(AttrError::Tool {
+                    command: format!("attrd_updater --name {name} --query --all"),
+                    detail: format!("not a score for {n}: {v:?}"),
+                }),
+            })
+            .collect()
+    }
+
     fn set_score(
         &self,
         resource: &str,
@@ -357,6 +376,12 @@ impl Attrd for Tools {
         }
         Ok(n)
     }
+}
+
+/// The node attribute holding the promotion score of `resource` (what
+/// `crm_attribute --promotion` sets in Pacemaker 2.1).
+pub fn promotion_attr(resource: &str) -> String {
+    format!("master-{resource}")
 }
 
 /// A promotion score as Pacemaker writes it (`INFINITY`, `-INFINITY`, or an integer).
@@ -512,6 +537,16 @@ pub mod fake {
             self.check(format!("delete {name}[{n}]"))?;
             self.private.borrow_mut().remove(&(name.into(), n));
             Ok(())
+        }
+        fn scores(&self, resource: &str, _: Instant) -> AttrResult<BTreeMap<String, i64>> {
+            self.check(format!("score {resource}[*]"))?;
+            Ok(self
+                .scores
+                .borrow()
+                .iter()
+                .filter(|((r, _), _)| r == resource)
+                .map(|((_, n), s)| (n.clone(), *s))
+                .collect())
         }
         fn score(&self, resource: &str, node: Option<&str>, _: Instant) -> AttrResult<i64> {
             let n = self.who(node);

@@ -517,16 +517,17 @@ pub fn apply_scores(
 ) -> AttrResult<Vec<ScoreChange>> {
     let d = deadline.instant();
     let partition = attrd.partition(d)?;
-    let members = attrd.members(d)?;
-    let mut names: BTreeSet<String> = partition.iter().cloned().collect();
-    names.extend(members.iter().map(|m| m.name.clone()));
-    names.insert(me.to_string());
-    let mut current = BTreeMap::new();
-    for n in &names {
-        if let Some(s) = attrd.score(resource, Some(n), d).found()? {
-            current.insert(n.clone(), s);
-        }
-    }
+    // Every node with a score, in one call: the known nodes that matter here (a node
+    // outside the partition without a score has nothing to remove).
+    let current = attrd.scores(resource, d)?;
+    let members: Vec<Member> = current
+        .keys()
+        .map(|n| Member {
+            id: 0,
+            name: n.clone(),
+            state: String::new(),
+        })
+        .collect();
     let changes = plan_scores(me, rows, &partition, &members, &current, lag);
     for c in &changes {
         match c.to {
@@ -546,17 +547,14 @@ pub fn primary_elsewhere(
     deadline: &Deadline,
 ) -> AttrResult<Option<String>> {
     let d = deadline.instant();
-    for n in attrd.partition(d)? {
-        if n != me
-            && attrd
-                .score(resource, Some(&n), d)
-                .found()?
-                .is_some_and(|s| s >= PRIMARY_SCORE)
-        {
-            return Ok(Some(n));
-        }
+    let scores = attrd.scores(resource, d)?;
+    if !scores.iter().any(|(n, s)| n != me && *s >= PRIMARY_SCORE) {
+        return Ok(None);
     }
-    Ok(None)
+    Ok(attrd
+        .partition(d)?
+        .into_iter()
+        .find(|n| n != me && scores.get(n).is_some_and(|s| *s >= PRIMARY_SCORE)))
 }
 
 /// The two-node rule's answer.
