@@ -100,6 +100,14 @@ pub trait Attrd {
     /// The promotion scores of `resource` of every node that has one (node -> score),
     /// in one call.
     fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>>;
+    /// [`Attrd::partition`] and [`Attrd::scores`] together (the tools may run at once).
+    fn partition_and_scores(
+        &self,
+        resource: &str,
+        deadline: Instant,
+    ) -> AttrResult<(Vec<String>, BTreeMap<String, i64>)> {
+        Ok((self.partition(deadline)?, self.scores(resource, deadline)?))
+    }
     /// Removes the promotion score (removing an absent one is not an error).
     fn delete_score(&self, resource: &str, node: Option<&str>, deadline: Instant)
         -> AttrResult<()>;
@@ -317,6 +325,26 @@ impl Attrd for Tools {
                 }),
             })
             .collect()
+    }
+
+    fn partition_and_scores(
+        &self,
+        resource: &str,
+        deadline: Instant,
+    ) -> AttrResult<(Vec<String>, BTreeMap<String, i64>)> {
+        // crm_node asks the controller, attrd_updater attrd: neither waits for the other,
+        // so the primary's monitor pays for the slower one only.
+        std::thread::scope(|s| {
+            let partition = s.spawn(|| self.partition(deadline));
+            let scores = self.scores(resource, deadline);
+            let partition = partition.join().unwrap_or_else(|_| {
+                Err(AttrError::Tool {
+                    command: "crm_node --partition".into(),
+                    detail: "the thread running it panicked".into(),
+                })
+            });
+            Ok((partition?, scores?))
+        })
     }
 
     fn set_score(

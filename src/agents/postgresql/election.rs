@@ -516,10 +516,9 @@ pub fn apply_scores(
     deadline: &Deadline,
 ) -> AttrResult<Vec<ScoreChange>> {
     let d = deadline.instant();
-    let partition = attrd.partition(d)?;
     // Every node with a score, in one call: the known nodes that matter here (a node
     // outside the partition without a score has nothing to remove).
-    let current = attrd.scores(resource, d)?;
+    let (partition, current) = attrd.partition_and_scores(resource, d)?;
     let members: Vec<Member> = current
         .keys()
         .map(|n| Member {
