@@ -427,3 +427,69 @@ fn a_crashed_forked_primary_is_found_diverged_from_its_own_wal_and_rewound() {
         sql(&s, "select count(*) from t")
     );
 }
+
+/// `maxlag_time`'s input from a real primary: a standby applying WAL 3 s late
+/// (recovery_min_apply_delay) shows a replay_lag of seconds while WAL keeps coming, and
+/// the scores negate it beyond the limit. Then the primary stops with an immediate
+/// shutdown (no shutdown checkpoint): the standby's switchover check finds the
+/// switchover unsafe, the verdict on which the promote of that transition fails.
+#[test]
+fn replay_lag_in_seconds_and_an_unsafe_switchover_on_a_real_pair() {
+    common::require_root();
+    let (p, s) = pair(186, false);
+    let d = deadline();
+    // Every record applied 3 s after its commit: replay_lag shows about 3 s while WAL
+    // keeps coming (an idle, caught-up standby reports none).
+    sql(&s, "alter system set recovery_min_apply_delay = '3s'");
+    sql(&s, "select pg_reload_conf()");
+    let mut rows = Vec::new();
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(20) {
+        sql(&p, "insert into t values (4)");
+        rows = wal::replicas(&probe(&p), d.instant()).unwrap();
+        if rows
+            .first()
+            .and_then(|r| r.replay_lag_s)
+            .is_some_and(|l| l >= 2.0)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lag = rows.first().and_then(|r| r.replay_lag_s);
+    eprintln!("replay_lag with recovery_min_apply_delay 3 s: {lag:?}");
+    assert!(lag.is_some_and(|l| l >= 2.0), "{rows:?}");
+    let part = vec!["pgst-n1".to_string(), "pgst-n2".to_string()];
+    let score = |max: f64| {
+        let plan = election::plan_scores(
+            "pgst-n1",
+            &rows,
+            &part,
+            &[],
+            &Default::default(),
+            LagPolicy {
+                max_bytes: 0,
+                max_seconds: Some(max),
+            },
+        );
+        plan.iter().find(|c| c.node == "pgst-n2").and_then(|c| c.to)
+    };
+    assert_eq!(score(1.0), Some(-1000));
+    assert_eq!(score(3600.0), Some(1000));
+
+    sql(&s, "alter system reset recovery_min_apply_delay");
+    sql(&s, "select pg_reload_conf()");
+    caught_up(&p, &s);
+    let out = pg_ctl(&p, &["-m", "immediate", "-w", "-t", "60", "stop"]);
+    assert!(out.status.success());
+    let v = election::check_switchover(
+        &RealWal,
+        &probe(&s),
+        Path::new(BINDIR),
+        &s.data(),
+        &creds(),
+        &d,
+    );
+    eprintln!("after an immediate stop: {}", v.describe());
+    assert!(matches!(v, Switchover::Unsafe { .. }), "{v:?}");
+}

@@ -97,6 +97,17 @@ pub trait Attrd {
         score: i64,
         deadline: Instant,
     ) -> AttrResult<()>;
+    /// The promotion scores of `resource` of every node that has one (node -> score),
+    /// in one call.
+    fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>>;
+    /// [`Attrd::partition`] and [`Attrd::scores`] together (the tools may run at once).
+    fn partition_and_scores(
+        &self,
+        resource: &str,
+        deadline: Instant,
+    ) -> AttrResult<(Vec<String>, BTreeMap<String, i64>)> {
+        Ok((self.partition(deadline)?, self.scores(resource, deadline)?))
+    }
     /// Removes the promotion score (removing an absent one is not an error).
     fn delete_score(&self, resource: &str, node: Option<&str>, deadline: Instant)
         -> AttrResult<()>;
@@ -300,6 +311,42 @@ impl Attrd for Tools {
         })
     }
 
+    fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>> {
+        // A score of lifetime reboot is a transient attribute attrd holds: one query
+        // answers for every node.
+        let name = promotion_attr(resource);
+        self.query_all(&name, deadline)?
+            .into_iter()
+            .map(|(n, v)| match parse_score(&v) {
+                Some(s) => Ok((n, s)),
+                None => Err(AttrError::Tool {
+                    command: format!("attrd_updater --name {name} --query --all"),
+                    detail: format!("not a score for {n}: {v:?}"),
+                }),
+            })
+            .collect()
+    }
+
+    fn partition_and_scores(
+        &self,
+        resource: &str,
+        deadline: Instant,
+    ) -> AttrResult<(Vec<String>, BTreeMap<String, i64>)> {
+        // crm_node asks the controller, attrd_updater attrd: neither waits for the other,
+        // so the primary's monitor pays for the slower one only.
+        std::thread::scope(|s| {
+            let partition = s.spawn(|| self.partition(deadline));
+            let scores = self.scores(resource, deadline);
+            let partition = partition.join().unwrap_or_else(|_| {
+                Err(AttrError::Tool {
+                    command: "crm_node --partition".into(),
+                    detail: "the thread running it panicked".into(),
+                })
+            });
+            Ok((partition?, scores?))
+        })
+    }
+
     fn set_score(
         &self,
         resource: &str,
@@ -357,6 +404,12 @@ impl Attrd for Tools {
         }
         Ok(n)
     }
+}
+
+/// The node attribute holding the promotion score of `resource` (what
+/// `crm_attribute --promotion` sets in Pacemaker 2.1).
+pub fn promotion_attr(resource: &str) -> String {
+    format!("master-{resource}")
 }
 
 /// A promotion score as Pacemaker writes it (`INFINITY`, `-INFINITY`, or an integer).
@@ -512,6 +565,16 @@ pub mod fake {
             self.check(format!("delete {name}[{n}]"))?;
             self.private.borrow_mut().remove(&(name.into(), n));
             Ok(())
+        }
+        fn scores(&self, resource: &str, _: Instant) -> AttrResult<BTreeMap<String, i64>> {
+            self.check(format!("score {resource}[*]"))?;
+            Ok(self
+                .scores
+                .borrow()
+                .iter()
+                .filter(|((r, _), _)| r == resource)
+                .map(|((_, n), s)| (n.clone(), *s))
+                .collect())
         }
         fn score(&self, resource: &str, node: Option<&str>, _: Instant) -> AttrResult<i64> {
             let n = self.who(node);

@@ -113,6 +113,9 @@ pub struct Repl {
     pub recovery_template: Option<PathBuf>,
     /// Bytes of lag beyond which a standby is not a promotion candidate (0: no limit).
     pub maxlag: u64,
+    /// Seconds of replay lag beyond which a standby is not a promotion candidate (0: no
+    /// limit).
+    pub maxlag_time: u64,
     /// Manage `synchronous_standby_names` on the primary.
     pub sync: bool,
     /// With `sync`: a primary without any streaming standby goes on accepting writes
@@ -210,6 +213,10 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
         .int_in("maxlag", 0, i64::MAX)
         .map(|_| p.int_value("maxlag") as u64);
     let maxlag = lenient(bad, maxlag, 0);
+    let maxlag_time = p
+        .int_in("maxlag_time", 0, i64::from(u32::MAX))
+        .map(|_| p.int_value("maxlag_time") as u64);
+    let maxlag_time = lenient(bad, maxlag_time, 0);
     Repl {
         mode,
         sync: rep_mode.as_deref() == Some("sync"),
@@ -219,6 +226,7 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
         conninfo_opt,
         recovery_template,
         maxlag,
+        maxlag_time,
         lone_primary_writes: p.bool("lone_primary_writes"),
         node: String::new(),
     }

@@ -43,8 +43,8 @@
 //! - each standby in `pg_stat_replication` whose name is a node of the partition, in
 //!   state `startup` or `backup`: -1 (not promotable);
 //! - the others ranked by written location (highest first, ties by name):
-//!   1000 - 10 x rank; negated when its write lag exceeds `maxlag` bytes (or its replay
-//!   lag `maxlag` seconds, when given);
+//!   1000 - 10 x rank; negated when its write lag exceeds `maxlag` bytes or its replay
+//!   lag `maxlag_time` seconds (either limit, when set);
 //! - a node of the partition without a row: -1000 (not connected, so not current);
 //! - a known node outside the partition (it left, or was fenced): its score is
 //!   removed, so a stale positive score never outlives its node's departure.
@@ -68,7 +68,18 @@
 //! pre-promote that it received the old primary's shutdown checkpoint: a restartpoint,
 //! then `pg_waldump` (`pg_xlogdump` before 10) over its WAL from the latest REDO
 //! location to the last received location on its timeline, looking for a shutdown
-//! checkpoint record. Without it the old primary may hold WAL the target lacks.
+//! checkpoint record. Without it the old primary may hold WAL the target lacks: the
+//! target records the verdict ([`cancel_switchover`], the private transient attribute
+//! `pgstack-switchover-RSC`, removed by every pre-promote and post-promote) and sets its
+//! own promotion score to -1; its promote in the same transition reads the verdict
+//! ([`switchover_cancelled`]) and fails with OCF_ERR_GENERIC before the election's
+//! check. Pacemaker then aborts the transition, counts the failure (on-fail=restart of
+//! promote: the instance is recovered as a standby, not banned) and plans again from the
+//! scores: the old primary, now a standby that still holds all of its WAL and its score
+//! 1001, is promoted back unless a constraint forces the target; a forced target meets
+//! the election next, where the old primary's position (after its shutdown checkpoint)
+//! is ahead, so the target yields again. A check that could not be made (`Unknown`) does
+//! not stop the promotion.
 
 #![forbid(unsafe_code)]
 
@@ -172,6 +183,39 @@ pub fn electors_attr(resource: &str) -> String {
     format!("pgstack-electors-{resource}")
 }
 
+/// The private attribute (on a switchover's target) holding an unsafe verdict of
+/// [`check_switchover`] until the promote of the same transition reads it.
+pub fn switchover_attr(resource: &str) -> String {
+    format!("pgstack-switchover-{resource}")
+}
+
+/// Records on this node that its switchover check found the promotion unsafe (`why`),
+/// waiting (within `deadline`) until attrd shows it.
+pub fn cancel_switchover(
+    attrd: &dyn Attrd,
+    resource: &str,
+    why: &str,
+    deadline: &Deadline,
+) -> AttrResult<bool> {
+    set_and_confirm(attrd, &switchover_attr(resource), why, deadline)
+}
+
+/// The unsafe verdict recorded by this transition's pre-promote on this node, if any;
+/// it is removed once read, so it stops one promote only.
+pub fn switchover_cancelled(
+    attrd: &dyn Attrd,
+    resource: &str,
+    deadline: &Deadline,
+) -> AttrResult<Option<String>> {
+    let name = switchover_attr(resource);
+    let d = deadline.instant();
+    let v = attrd.query(&name, None, d).found()?;
+    if v.is_some() {
+        attrd.delete(&name, None, d)?;
+    }
+    Ok(v)
+}
+
 /// The electors of a pre-promote notification: active and starting instances, minus
 /// the stopping ones, minus `me`.
 pub fn electors(n: &Notify, me: &str) -> BTreeSet<String> {
@@ -255,6 +299,7 @@ pub fn pre_promote(
     let (pos, elec) = (position_attr(resource), electors_attr(resource));
     attrd.delete(&pos, None, deadline.instant())?;
     attrd.delete(&elec, None, deadline.instant())?;
+    attrd.delete(&switchover_attr(resource), None, deadline.instant())?;
     let mut confirmed = true;
     if let Some(p) = position {
         confirmed &= set_and_confirm(attrd, &pos, &p.to_string(), &deadline.share(0.5))?;
@@ -349,7 +394,8 @@ pub fn promote_check(
 pub fn post_promote(attrd: &dyn Attrd, resource: &str, deadline: &Deadline) -> AttrResult<()> {
     let d = deadline.instant();
     attrd.delete(&position_attr(resource), None, d)?;
-    attrd.delete(&electors_attr(resource), None, d)
+    attrd.delete(&electors_attr(resource), None, d)?;
+    attrd.delete(&switchover_attr(resource), None, d)
 }
 
 /// Scores (see the module documentation).
@@ -470,17 +516,17 @@ pub fn apply_scores(
     deadline: &Deadline,
 ) -> AttrResult<Vec<ScoreChange>> {
     let d = deadline.instant();
-    let partition = attrd.partition(d)?;
-    let members = attrd.members(d)?;
-    let mut names: BTreeSet<String> = partition.iter().cloned().collect();
-    names.extend(members.iter().map(|m| m.name.clone()));
-    names.insert(me.to_string());
-    let mut current = BTreeMap::new();
-    for n in &names {
-        if let Some(s) = attrd.score(resource, Some(n), d).found()? {
-            current.insert(n.clone(), s);
-        }
-    }
+    // Every node with a score, in one call: the known nodes that matter here (a node
+    // outside the partition without a score has nothing to remove).
+    let (partition, current) = attrd.partition_and_scores(resource, d)?;
+    let members: Vec<Member> = current
+        .keys()
+        .map(|n| Member {
+            id: 0,
+            name: n.clone(),
+            state: String::new(),
+        })
+        .collect();
     let changes = plan_scores(me, rows, &partition, &members, &current, lag);
     for c in &changes {
         match c.to {
@@ -489,6 +535,25 @@ pub fn apply_scores(
         }
     }
     Ok(changes)
+}
+
+/// Another node of the partition holding the primary's promotion score (the node that
+/// a standby of `me` should stream from), if any.
+pub fn primary_elsewhere(
+    attrd: &dyn Attrd,
+    resource: &str,
+    me: &str,
+    deadline: &Deadline,
+) -> AttrResult<Option<String>> {
+    let d = deadline.instant();
+    let scores = attrd.scores(resource, d)?;
+    if !scores.iter().any(|(n, s)| n != me && *s >= PRIMARY_SCORE) {
+        return Ok(None);
+    }
+    Ok(attrd
+        .partition(d)?
+        .into_iter()
+        .find(|n| n != me && scores.get(n).is_some_and(|s| *s >= PRIMARY_SCORE)))
 }
 
 /// The two-node rule's answer.

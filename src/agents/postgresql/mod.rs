@@ -284,6 +284,15 @@ static PARAMS: &[ParamSpec] = &[
          promotion score (0: no limit), as in PAF.",
     )
     .default("0"),
+    ParamSpec::integer(
+        "maxlag_time",
+        "Largest replay lag of a promotion candidate (seconds)",
+        "A standby whose replay_lag in the primary's pg_stat_replication exceeds this many \
+         seconds gets a negative promotion score, as with maxlag (0: no limit). Applied \
+         together with maxlag: either limit exceeded is enough. PostgreSQL reports no \
+         replay_lag for a standby that is idle and caught up, which is never beyond it.",
+    )
+    .default("0"),
     ParamSpec::boolean(
         "lone_primary_writes",
         "With rep_mode=sync: a primary alone keeps accepting writes",

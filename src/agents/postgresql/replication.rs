@@ -20,17 +20,21 @@
 //! primary (no postmaster, `pg_controldata` "in production") is 9 only when Pacemaker
 //! expects the instance promoted (`CRM_meta_role=Promoted`, the promoted monitor);
 //! otherwise a crash is 7 with the reason, as in single mode, and start runs crash
-//! recovery as a standby. A standby whose WAL receiver is not streaming is 0 with a
-//! warning and the lowest positive promotion score: Pacemaker 2.1 would take 190 as
-//! success too, but ocf-tester requires 0 from every started instance, and an instance
-//! tested alone never streams.
+//! recovery as a standby. A standby whose WAL receiver is not streaming is degraded:
+//! its recurring monitor answers 190 (OCF_DEGRADED) with the reason when a primary is
+//! expected, that is when another node of the partition holds the primary's promotion
+//! score; otherwise (no primary anywhere: a first start, a lone survivor, ocf-tester's
+//! instance alone) and in probes it answers 0 with a warning. Pacemaker 2.1.5 takes 190
+//! for success: no failure, no recovery (`tests/ocf_degraded_live.rs`). Its promotion
+//! score is the primary's business, -1000 for a partition node the primary does not see
+//! streaming, so it is scored lower in every case; the two-node rule applies to it.
 //!
 //! **Election and scores** ([`super::election`]): the pre-promote notification publishes
 //! this node's `timeline#LSN` position, promote first checks that this node is the best
 //! of the electors (else it fails, the scores already moved, so Pacemaker re-plans),
 //! post-promote removes the attributes. The primary's monitor sets every node's score
-//! (1001 for itself, `1000 - 10 * rank` by lag, `maxlag` applied, stale scores of
-//! departed nodes removed); a standby that does not stream applies the two-node rule;
+//! (1001 for itself, `1000 - 10 * rank` by lag, `maxlag` (bytes) and `maxlag_time`
+//! (seconds of replay lag) applied, stale scores of departed nodes removed); a standby that does not stream applies the two-node rule;
 //! a start of a cleanly shut down primary takes 1 when no node has a score (first start).
 //! A former primary whose history diverged from the primary's is refused at start
 //! ([`super::rejoin::refusal`]).
@@ -247,10 +251,11 @@ pub fn monitor(
         if st.receiver.as_deref() == Some("streaming") {
             return Ok(Status::Running);
         }
-        ctx.log.warn(&format!(
+        let why = format!(
             "standby {pid} does not stream from a primary (WAL receiver: {})",
             st.receiver.as_deref().unwrap_or("none")
-        ));
+        );
+        ctx.log.warn(&why);
         match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
             Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
                 "two-node rule: the peer left the partition; promotion score {s}"
@@ -260,7 +265,19 @@ pub fn monitor(
             }
             Err(e) => ctx.log.debug(&format!("two-node rule not applied: {e}")),
         }
-        return Ok(Status::Running);
+        if ctx.is_probe() {
+            return Ok(Status::Running);
+        }
+        return match election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline) {
+            Ok(Some(node)) => Ok(Status::Degraded(format!(
+                "{why} while {node} holds the primary's promotion score"
+            ))),
+            Ok(None) => Ok(Status::Running),
+            Err(e) => {
+                ctx.log.debug(&format!("no primary looked for: {e}"));
+                Ok(Status::Running)
+            }
+        };
     }
     let admin = admin_probe(cfg, &file, &creds)?;
     let replicas = match peers.wal.replicas(&admin, ctx.deadline.instant()) {
@@ -270,10 +287,7 @@ pub fn monitor(
             return Ok(Status::Promoted);
         }
     };
-    let lag = LagPolicy {
-        max_bytes: cfg.repl.maxlag,
-        max_seconds: None,
-    };
+    let lag = lag_policy(cfg);
     match election::apply_scores(peers.attrd, resource, me, &replicas, lag, &ctx.deadline) {
         Ok(changes) => {
             for c in changes {
@@ -293,6 +307,14 @@ pub fn monitor(
         }
     }
     Ok(Status::Promoted)
+}
+
+/// `maxlag` and `maxlag_time` as the scores apply them.
+pub fn lag_policy(cfg: &PgConfig) -> LagPolicy {
+    LagPolicy {
+        max_bytes: cfg.repl.maxlag,
+        max_seconds: (cfg.repl.maxlag_time > 0).then_some(cfg.repl.maxlag_time as f64),
+    }
 }
 
 fn not_running(
@@ -464,6 +486,17 @@ fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
 /// The election's last word before a promotion: this node must still be the best of
 /// the electors of the pre-promote notification (at most half of the deadline).
 fn promote_allowed(peers: &Peers, ctx: &Ctx) -> Result<(), OcfError> {
+    let resource = ctx.env.instance_base();
+    match election::switchover_cancelled(peers.attrd, resource, &ctx.deadline) {
+        Ok(Some(why)) => {
+            return Err(OcfError::Generic(format!(
+                "switchover cancelled: this node {why} (found in pre-promote); the old \
+                 primary keeps WAL this node lacks, so Pacemaker must plan again"
+            )))
+        }
+        Ok(None) => {}
+        Err(e) => ctx.log.warn(&format!("switchover verdict not read ({e})")),
+    }
     match election::promote_check(peers.attrd, ctx.env.instance_base(), &ctx.deadline) {
         Ok(Verdict::Best { mine, peers }) => {
             ctx.log.info(&format!(
@@ -565,25 +598,23 @@ pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resul
                     .ok()
                     .map(|r| r.position)
             });
-            if let (true, Some((p, creds))) = (election::is_switchover(&n, me), &server) {
-                let v = election::check_switchover(
+            let verdict = match (election::is_switchover(&n, me), &server) {
+                (true, Some((p, creds))) => Some(election::check_switchover(
                     peers.wal,
                     p,
                     &cfg.bindir(),
                     &cfg.datadir,
                     creds,
                     &ctx.deadline.share(0.4),
-                );
-                if matches!(v, election::Switchover::Unsafe { .. }) {
-                    ctx.log.error(&format!(
-                        "switchover: {}; promotion score -1 for this node",
-                        v.describe()
-                    ));
-                    set_own_score(peers, ctx, -1);
-                } else {
+                )),
+                _ => None,
+            };
+            if let Some(v) = &verdict {
+                if !matches!(v, election::Switchover::Unsafe { .. }) {
                     ctx.log.info(&format!("switchover: {}", v.describe()));
                 }
             }
+            // Published first: the verdict's attribute must outlive pre_promote's reset.
             match election::pre_promote(peers.attrd, resource, me, &n, position, &ctx.deadline) {
                 Ok(true) => ctx.log.info(&format!(
                     "pre-promote: published {}",
@@ -593,6 +624,28 @@ pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resul
                 )),
                 Ok(false) => ctx.log.warn("pre-promote: attrd did not confirm in time"),
                 Err(e) => ctx.log.warn(&format!("pre-promote: {e}")),
+            }
+            if let Some(v @ election::Switchover::Unsafe { .. }) = &verdict {
+                ctx.log.error(&format!(
+                    "switchover: {}; the promote of this transition is cancelled and the \
+                     promotion score of this node is -1",
+                    v.describe()
+                ));
+                set_own_score(peers, ctx, -1);
+                match election::cancel_switchover(
+                    peers.attrd,
+                    resource,
+                    &v.describe(),
+                    &ctx.deadline,
+                ) {
+                    Ok(true) => {}
+                    Ok(false) => ctx
+                        .log
+                        .warn("switchover: attrd did not confirm the verdict"),
+                    Err(e) => ctx
+                        .log
+                        .warn(&format!("switchover: verdict not recorded: {e}")),
+                }
             }
         }
         (Some(When::Post), Some("promote")) => {

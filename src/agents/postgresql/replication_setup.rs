@@ -142,6 +142,7 @@ pub fn validate(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfErro
         "primary_conninfo_opt",
         "recovery_template",
         "maxlag",
+        "maxlag_time",
     ]))?;
     let node = &cfg.repl.node;
     if node.is_empty() {

@@ -316,6 +316,7 @@ fn monitor_code(os: &FakePg, extra: &[(&str, &str)]) -> (OcfCode, FakeAttrd) {
             Ok(Status::Promoted) => OcfCode::RunningPromoted,
             Ok(Status::Running) => OcfCode::Success,
             Ok(Status::NotRunning(_)) => OcfCode::NotRunning,
+            Ok(Status::Degraded(_)) => OcfCode::Degraded,
             Ok(other) => panic!("{other:?}"),
             Err(e) => e.code(),
         }
@@ -377,6 +378,9 @@ fn a_standby_that_does_not_stream_is_running() {
     assert_eq!(code, OcfCode::Success);
     // Three nodes: the two-node rule does not apply, no score is set.
     assert_eq!(cl.score_of("pgsqld", "pgst-node1"), None);
+    // No primary anywhere: the recurring monitor answers 0 too.
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "16000");
+    assert_eq!(monitor_code(&os, &[interval]).0, OcfCode::Success);
     // A server that does not answer is an error, not "stopped".
     let mut os = running(false);
     os.sql = Some(Box::new(|_: &str| {
@@ -533,4 +537,181 @@ fn promote_fails_when_the_election_finds_a_standby_ahead() {
     assert!(e.to_string().contains("pgst-node2 is ahead"), "{e}");
     assert!(!os.calls().iter().any(|c| c.contains("pg_promote")));
     assert_eq!(a.score_of("pgsqld", "pgst-node2"), Some(election::YIELD_TO));
+}
+
+#[test]
+fn maxlag_time_lowers_a_standby_whose_replay_lags_in_seconds() {
+    let os = running(true);
+    let (a, mut w) = cluster();
+    w.replicas[1].replay_lag_s = Some(12.5);
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "15000");
+    let score = |extra: &[(&str, &str)]| {
+        let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2", "pgst-node3"]);
+        let cl = peers(&a, &w);
+        let st = with(extra, Action::Monitor, |c, ctx| monitor(&os, &cl, c, ctx)).unwrap();
+        assert_eq!(st, Status::Promoted);
+        (
+            a.score_of("pgsqld", "pgst-node2"),
+            a.score_of("pgsqld", "pgst-node3"),
+        )
+    };
+    // No limit: ranked by written location only.
+    assert_eq!(score(&[interval]), (Some(1000), Some(990)));
+    assert_eq!(
+        score(&[interval, ("OCF_RESKEY_maxlag_time", "10")]),
+        (Some(-1000), Some(990))
+    );
+    assert_eq!(
+        score(&[interval, ("OCF_RESKEY_maxlag_time", "20")]),
+        (Some(1000), Some(990))
+    );
+    drop(a);
+    // A bad value is a configuration error of validate-all.
+    let e = validate_code(&[
+        ("OCF_RESKEY_maxlag_time", "-3"),
+        ("OCF_RESKEY_CRM_meta_on_node", "pgst-node1"),
+    ])
+    .unwrap_err();
+    assert!(e.to_string().contains("maxlag_time"), "{e}");
+}
+
+/// A switchover from pgst-node2 to this node (pgst-node1), as the pre-promote sees it.
+const SWITCHOVER: &[(&str, &str)] = &[
+    ("OCF_RESKEY_CRM_meta_notify_type", "pre"),
+    ("OCF_RESKEY_CRM_meta_notify_operation", "promote"),
+    ("OCF_RESKEY_CRM_meta_notify_promoted_uname", "pgst-node2"),
+    (
+        "OCF_RESKEY_CRM_meta_notify_unpromoted_uname",
+        "pgst-node1 pgst-node3",
+    ),
+    (
+        "OCF_RESKEY_CRM_meta_notify_active_uname",
+        "pgst-node1 pgst-node2 pgst-node3",
+    ),
+    ("OCF_RESKEY_CRM_meta_notify_demote_uname", "pgst-node2"),
+    ("OCF_RESKEY_CRM_meta_notify_promote_uname", "pgst-node1"),
+];
+
+fn switchover_wal(checkpoint: Option<Lsn>) -> FakeWal {
+    use crate::sys::pg::wal::{Checkpoints, WalState};
+    FakeWal {
+        state: Some(WalState {
+            in_recovery: true,
+            flushed: None,
+            received: Some(Lsn(0x3000200)),
+            replayed: Some(Lsn(0x3000200)),
+            receiver: Some("streaming".into()),
+            received_timeline: Some(1),
+            checkpoint_timeline: 1,
+            min_recovery: Lsn(0),
+            min_recovery_timeline: 1,
+            primary_timeline: None,
+        }),
+        checkpoints: Some(Checkpoints {
+            state: ClusterState::InArchiveRecovery,
+            system_identifier: "7300".into(),
+            checkpoint: Lsn(0x3000100),
+            redo: Lsn(0x3000100),
+            timeline: 1,
+            min_recovery: Lsn(0),
+            min_recovery_timeline: 0,
+            wal_log_hints: false,
+            checksums: false,
+        }),
+        shutdown_checkpoint: checkpoint,
+        ..FakeWal::default()
+    }
+}
+
+#[test]
+fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
+    let os = running(false);
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2", "pgst-node3"]);
+    let w = switchover_wal(None);
+    let cl = peers(&a, &w);
+    with(SWITCHOVER, Action::Notify, |c, ctx| {
+        notify(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    let verdict = a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1");
+    assert!(
+        verdict
+            .as_deref()
+            .is_some_and(|v| v.contains("did not receive")),
+        "{verdict:?}"
+    );
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(-1));
+    let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    assert!(e.to_string().contains("switchover cancelled"), "{e}");
+    assert!(!os.calls().iter().any(|c| c.contains("pg_promote")));
+    // Read once: it stops that promote only.
+    assert_eq!(
+        a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1"),
+        None
+    );
+    with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
+    assert!(os.calls().iter().any(|c| c.contains("pg_promote")));
+
+    // A safe switchover records nothing and promotes.
+    let os = running(false);
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2", "pgst-node3"]);
+    let w = switchover_wal(Some(Lsn(0x3000180)));
+    let cl = peers(&a, &w);
+    with(SWITCHOVER, Action::Notify, |c, ctx| {
+        notify(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    assert_eq!(
+        a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1"),
+        None
+    );
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), None);
+    // The election of that notification is complete only with pgst-node2's and
+    // pgst-node3's positions; give them, level with this node.
+    for n in ["pgst-node2", "pgst-node3"] {
+        a.put_private(&election::position_attr("pgsqld"), n, "1#0/3000200");
+    }
+    with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
+    assert!(os.calls().iter().any(|c| c.contains("pg_promote")));
+}
+
+#[test]
+fn a_standby_that_does_not_stream_while_a_primary_is_expected_is_degraded() {
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), Some("waiting")]])
+        } else {
+            Vec::new()
+        })
+    }));
+    let (a, w) = cluster();
+    a.put_score("pgsqld", "pgst-node2", election::PRIMARY_SCORE);
+    let cl = peers(&a, &w);
+    let interval = ("OCF_RESKEY_CRM_meta_interval", "16000");
+    let st = with(&[interval], Action::Monitor, |c, ctx| {
+        monitor(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    match st {
+        Status::Degraded(why) => {
+            assert!(why.contains("does not stream"), "{why}");
+            assert!(why.contains("WAL receiver: waiting"), "{why}");
+            assert!(why.contains("pgst-node2"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // A probe: 0.
+    let st = with(&[], Action::Monitor, |c, ctx| monitor(&os, &cl, c, ctx)).unwrap();
+    assert_eq!(st, Status::Running);
+    // Its own primary's score is not "a primary elsewhere".
+    let (a, w) = cluster();
+    a.put_score("pgsqld", "pgst-node1", election::PRIMARY_SCORE);
+    let cl = peers(&a, &w);
+    let st = with(&[interval], Action::Monitor, |c, ctx| {
+        monitor(&os, &cl, c, ctx)
+    })
+    .unwrap();
+    assert_eq!(st, Status::Running);
 }
