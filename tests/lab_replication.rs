@@ -113,17 +113,7 @@ fn standbys_stream(l: &Lab, primary: &str, when: &str) {
         &format!("{when}: every standby streaming"),
         60.0,
         Duration::from_millis(500),
-        || {
-            let st = l.status().ok()?;
-            let p = st.nodes.iter().find(|n| n.name == primary)?.pg.clone()?;
-            let want = st.nodes.iter().filter(|n| n.alive).count() - 1;
-            let streaming = p
-                .standbys
-                .iter()
-                .filter(|s| s.split(' ').nth(1) == Some("streaming"))
-                .count();
-            (streaming == want).then_some(())
-        },
+        || all_stream(l, primary).then_some(()),
     );
     if let Err(e) = r {
         panic!("{e}:\n{}", l.status().unwrap().report());
@@ -164,6 +154,75 @@ fn restore(l: &Lab, victim: &str, when: &str) -> Option<f64> {
     rebuilt
 }
 
+/// What became of a crashed former primary restored with pgstack's agents.
+#[derive(Debug)]
+enum Back {
+    /// It had not diverged: it streams as it is.
+    Streams,
+    /// Its start was refused with this reason; `pgstack lab rejoin` rebuilt it (seconds).
+    Rejoined { reason: String, secs: f64 },
+}
+
+/// Whether every standby streams from `primary` now.
+fn all_stream(l: &Lab, primary: &str) -> bool {
+    let Ok(st) = l.status() else { return false };
+    let Some(p) = st
+        .nodes
+        .iter()
+        .find(|n| n.name == primary)
+        .and_then(|n| n.pg.clone())
+    else {
+        return false;
+    };
+    let want = st.nodes.iter().filter(|n| n.alive).count() - 1;
+    p.standbys
+        .iter()
+        .filter(|s| s.split(' ').nth(1) == Some("streaming"))
+        .count()
+        == want
+}
+
+/// Restores the crashed former primary `victim` (pgstack): either it streams (it had not
+/// diverged), or its start is refused with a reason naming `pgstack pg rejoin` (its
+/// history went past the fork point of the new primary's timeline, or the primary did
+/// not answer the check), then `pgstack lab rejoin` rebuilds it and it streams. Bounded.
+fn restore_or_rejoin(l: &Lab, primary: &str, victim: &str) -> Back {
+    l.restore(victim).expect("restore");
+    l.wait_online(&[victim.to_string()], 60.0).unwrap();
+    let _ = l.settle(90);
+    let seen = lab::poll(
+        &format!("{victim} streaming or its start refused"),
+        90.0,
+        Duration::from_millis(500),
+        || {
+            if all_stream(l, primary) {
+                return Some(None);
+            }
+            repl::start_failure(l, victim).map(Some)
+        },
+    );
+    let back = match seen {
+        Ok(None) => Back::Streams,
+        Ok(Some(reason)) => {
+            assert!(
+                reason.contains("pgstack pg rejoin")
+                    && (reason.contains("diverged") || reason.contains("did not answer")),
+                "{victim}: its start failed for another reason: {reason:?}\n{}",
+                l.status().unwrap().report()
+            );
+            let (secs, out) = repl::rejoin(l, victim).expect("pgstack lab rejoin");
+            eprintln!("{victim} rejoined in {secs:.2} s: {}", out.trim());
+            let _ = l.settle(90);
+            Back::Rejoined { reason, secs }
+        }
+        Err(e) => panic!("{e}:\n{}", l.status().unwrap().report()),
+    };
+    let p = one_primary(l, &format!("after the crash, {victim} back"));
+    assert_eq!(p, primary, "the primary moved when {victim} came back");
+    standbys_stream(l, &p, &format!("after the crash, {victim} back"));
+    back
+}
+
 /// A switchover and a crash failover: exactly one primary after each; the crashed
 /// primary comes back as a standby.
 fn switchover_and_failover(provider: &str) {
@@ -191,14 +250,25 @@ fn switchover_and_failover(provider: &str) {
     assert_eq!(victim, p1);
     let p2 = one_primary(l, "after the crash");
     assert_eq!(p2, survivor);
-    let rebuilt = restore(l, &victim, "after the crash");
-    eprintln!(
-        "{provider}: {victim} back as a standby{}",
-        match rebuilt {
-            Some(s) => format!(" (rebuilt with pg_basebackup in {s:.2} s)"),
-            None => String::new(),
+    if provider == "heartbeat" {
+        let rebuilt = restore(l, &victim, "after the crash");
+        eprintln!(
+            "{provider}: {victim} back as a standby{}",
+            match rebuilt {
+                Some(s) => format!(" (rebuilt with pg_basebackup in {s:.2} s)"),
+                None => String::new(),
+            }
+        );
+    } else {
+        match restore_or_rejoin(l, &p2, &victim) {
+            Back::Streams => {
+                eprintln!("{provider}: {victim} back as a standby: it had not diverged, it streams")
+            }
+            Back::Rejoined { reason, secs } => eprintln!(
+                "{provider}: {victim} refused ({reason}), rejoined in {secs:.2} s, streams"
+            ),
         }
-    );
+    }
     let c = writer::check(l).unwrap();
     // Asynchronous replication: a crash may lose the last acknowledged commits (what the
     // zero-loss run excludes with synchronous replication); recorded here.
@@ -325,7 +395,14 @@ fn zero_loss(provider: &str, cycles: usize) {
                 t.report()
             );
             assert_eq!(one_primary(l, &format!("cycle {k}, after the crash")), s);
-            restore(l, &v, &format!("cycle {k}"));
+            if provider == "heartbeat" {
+                restore(l, &v, &format!("cycle {k}"));
+            } else {
+                // A commit's WAL is written on the primary before a standby has it: a
+                // crashed primary may have diverged with synchronous replication too.
+                let back = restore_or_rejoin(l, &s, &v);
+                eprintln!("{provider} cycle {k}: {v} back: {back:?}");
+            }
         }
         let c = writer::check(l).unwrap();
         eprintln!("{provider} cycle {k}: {}", c.report());

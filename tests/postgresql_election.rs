@@ -273,10 +273,10 @@ fn positions_scores_and_the_switchover_check_on_a_real_pair() {
     let data = p.data();
     let d = rejoin::check(&RealWal, &tools(&data, &ci, &cr), deadline().instant()).unwrap();
     assert!(d.follows(), "{d:?}");
-    assert_eq!(
-        rejoin::refusal(&RealWal, &tools(&data, &ci, &cr), deadline().instant()).unwrap(),
-        None
-    );
+    assert!(matches!(
+        rejoin::guard(&RealWal, &tools(&data, &ci, &cr), deadline().instant()).unwrap(),
+        rejoin::Guard::Follows
+    ));
 }
 
 #[test]
@@ -301,9 +301,10 @@ fn a_forked_pair_is_refused_then_rejoined_with_pg_rewind() {
         ),
         "{d:?}"
     );
-    let why = rejoin::refusal(&RealWal, &t, deadline().instant())
-        .unwrap()
-        .expect("a diverged instance is refused");
+    let rejoin::Guard::Diverged(why) = rejoin::guard(&RealWal, &t, deadline().instant()).unwrap()
+    else {
+        panic!("a diverged instance is refused");
+    };
     assert!(why.contains("diverged"), "{why}");
 
     let started = Instant::now();

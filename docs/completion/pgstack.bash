@@ -253,6 +253,9 @@ _pgstack() {
             pgstack__subcmd__help__subcmd__lab,psql)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__psql"
                 ;;
+            pgstack__subcmd__help__subcmd__lab,rejoin)
+                cmd="pgstack__subcmd__help__subcmd__lab__subcmd__rejoin"
+                ;;
             pgstack__subcmd__help__subcmd__lab,restore)
                 cmd="pgstack__subcmd__help__subcmd__lab__subcmd__restore"
                 ;;
@@ -340,6 +343,9 @@ _pgstack() {
             pgstack__subcmd__lab,psql)
                 cmd="pgstack__subcmd__lab__subcmd__psql"
                 ;;
+            pgstack__subcmd__lab,rejoin)
+                cmd="pgstack__subcmd__lab__subcmd__rejoin"
+                ;;
             pgstack__subcmd__lab,restore)
                 cmd="pgstack__subcmd__lab__subcmd__restore"
                 ;;
@@ -387,6 +393,9 @@ _pgstack() {
                 ;;
             pgstack__subcmd__lab__subcmd__help,psql)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__psql"
+                ;;
+            pgstack__subcmd__lab__subcmd__help,rejoin)
+                cmd="pgstack__subcmd__lab__subcmd__help__subcmd__rejoin"
                 ;;
             pgstack__subcmd__lab__subcmd__help,restore)
                 cmd="pgstack__subcmd__lab__subcmd__help__subcmd__restore"
@@ -1515,7 +1524,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab)
-            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
+            opts="up status psql switchover crash promote-floor rejoin kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1655,6 +1664,20 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__help__subcmd__lab__subcmd__psql)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__help__subcmd__lab__subcmd__rejoin)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -2015,7 +2038,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab)
-            opts="-h --dir --advanced --help up status psql switchover migrate crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="-h --dir --advanced --help up status psql switchover migrate crash promote-floor rejoin kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2171,7 +2194,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__help)
-            opts="up status psql switchover crash promote-floor kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
+            opts="up status psql switchover crash promote-floor rejoin kill-corosync restore writer down fence-agent _init _fenced _writer _umlfenced help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2338,6 +2361,20 @@ _pgstack() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        pgstack__subcmd__lab__subcmd__help__subcmd__rejoin)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         pgstack__subcmd__lab__subcmd__help__subcmd__restore)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -2445,6 +2482,24 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__psql)
+            opts="-h --dir --advanced --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        pgstack__subcmd__lab__subcmd__rejoin)
             opts="-h --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

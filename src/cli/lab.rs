@@ -77,6 +77,10 @@ enum LabCmd {
     /// Replication stack: time a bare `pg_ctl promote -w` on the standby NODE (the floor
     /// of a promotion). Puts the cluster in maintenance mode: only `down` follows.
     PromoteFloor { node: String },
+    /// Replication stack: `pgstack pg rejoin` of NODE's data directory from the primary
+    /// (its start refused: diverged, or the primary did not answer), then a cleanup of
+    /// the instance so that Pacemaker starts it again.
+    Rejoin { node: String },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
     /// Boot NODE again (default: every node that is down).
@@ -386,6 +390,16 @@ pub fn run(a: LabArgs) -> Result<u8> {
             println!(
                 "pg_ctl promote -w on {node}: {secs:.3} s (maintenance mode on: `pgstack lab down` next)"
             );
+            Ok(0)
+        }
+        LabCmd::Rejoin { node } => {
+            let lab = Lab::open(&dir)?;
+            if lab.cfg.stack != Stack::Replication {
+                bail!("rejoin needs the replication stack (lab up --stack replication)");
+            }
+            let (secs, out) = lab::repl::rejoin(&lab, &node)?;
+            print!("{out}");
+            println!("{node}: rejoined in {secs:.2} s; its instance cleaned up");
             Ok(0)
         }
         LabCmd::KillCorosync { node } => {

@@ -289,6 +289,71 @@ pub fn rebuild(lab: &Lab, name: &str) -> LabResult<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// The reason Pacemaker recorded for a failed start of the PostgreSQL instance on `name`
+/// (`crm_mon`'s failures, read on `name`), if one failed.
+pub fn start_failure(lab: &Lab, name: &str) -> Option<String> {
+    let x = node::exec(
+        lab,
+        name,
+        &["crm_mon", "-1", "--output-as=xml"],
+        Duration::from_secs(30),
+    )
+    .ok()?;
+    let root = crate::cib::xml::parse(&x[x.find("<pacemaker-result")?..]).ok()?;
+    let start = format!("{PG_RSC}_start_0");
+    root.descendants()
+        .into_iter()
+        .filter(|e| e.name == "failure" && e.attr("node") == Some(name))
+        .find(|e| e.attr("op_key") == Some(start.as_str()))
+        .map(|e| e.attr("exitreason").unwrap_or("").to_string())
+}
+
+/// What an operator does on `name` after its start was refused: `pgstack pg rejoin` of
+/// its (stopped) data directory from the primary through the VIP, then a cleanup of the
+/// instance so that Pacemaker starts it again. Returns the seconds of the rejoin and
+/// its output.
+pub fn rejoin(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
+    node_index(name, lab.cfg.nodes)?;
+    let exe = lab.cfg.exe.display().to_string();
+    let pgdata = lab.pgdata().display().to_string();
+    let conninfo =
+        format!("host={VIP} port=5432 user={REPL_USER} application_name={name} connect_timeout=2");
+    let t0 = Instant::now();
+    let mut out = node::exec(
+        lab,
+        name,
+        &[
+            &exe,
+            "pg",
+            "rejoin",
+            "--pgdata",
+            &pgdata,
+            "--primary-conninfo",
+            &conninfo,
+            "--bindir",
+            PG_BINDIR,
+            "--timeout",
+            "120",
+        ],
+        Duration::from_secs(130),
+    )?;
+    let secs = t0.elapsed().as_secs_f64();
+    out.push_str(&node::exec(
+        lab,
+        name,
+        &[
+            "crm_resource",
+            "--cleanup",
+            "--resource",
+            PG_RSC,
+            "--node",
+            name,
+        ],
+        Duration::from_secs(30),
+    )?);
+    Ok((secs, out))
+}
+
 /// What one node's PostgreSQL says of itself (asked through its own socket).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgNode {

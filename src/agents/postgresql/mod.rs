@@ -71,6 +71,7 @@ pub mod rejoin;
 pub mod replication;
 mod replication_setup;
 pub mod single;
+pub mod standby_guard;
 pub mod words;
 
 pub use config::{configure, configure_from_env, PgConfig, MONITOR_PARAMS};

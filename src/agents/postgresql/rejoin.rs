@@ -15,12 +15,14 @@
 //!   checkpoint record at or after it, or a recovery point after it):
 //!   [`Divergence::Diverged`]; before the fork point: `Follows` after a clean shutdown;
 //!   after a crash the control file cannot tell ([`Divergence::Uncertain`]), so
-//!   [`check`] and [`refusal`] read the instance's own WAL at the fork point
+//!   [`check`] and [`guard`] read the instance's own WAL at the fork point
 //!   (`pg_waldump --start FORK --limit 1`): a record there is `Diverged`, none `Follows`;
 //! - a timeline the primary's history does not contain, or the same number with a
 //!   different history (two promotions): [`Divergence::Unrelated`].
 //!
-//! [`refusal`] gives the start action its reason to refuse such an instance.
+//! [`guard`] gives the start action its reason to refuse such an instance, and the
+//! monitor its reason to fail a standby that cannot stream; a primary that does not
+//! answer is no verdict ([`Guard::NoAnswer`]): the caller decides.
 //!
 //! # Rejoin ([`rejoin`], `pgstack pg rejoin`)
 //! The data directory must be stopped (a `postmaster.pid` a crash left is set aside
@@ -255,31 +257,45 @@ fn refine(
     )
 }
 
-/// The start action's guard: `Some(reason)` when this instance must not start as a
-/// standby of the primary `conninfo` names. A primary that cannot be reached is not a
-/// reason (the standby waits for it as usual); a data directory that cannot be read is.
-pub fn refusal(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Option<String>, SysError> {
+/// What [`guard`] found: whether this instance may stream from the primary.
+#[derive(Debug)]
+pub enum Guard {
+    /// Its history is the primary's: it can stream.
+    Follows,
+    /// It must not stream from the primary; the reason names `pgstack pg rejoin`.
+    Diverged(String),
+    /// The primary did not answer (its identity or its timeline history): no verdict.
+    NoAnswer(SysError),
+}
+
+/// The start's and the monitor's guard against the primary `conninfo` names. An error
+/// is this instance's own data directory or WAL that could not be read: no verdict
+/// either, but not for want of a primary.
+pub fn guard(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Guard, SysError> {
     let former = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
-    let Ok(primary) = wal.identify(t.bindir, t.conninfo, t.creds, deadline) else {
-        return Ok(None);
+    let primary = match wal.identify(t.bindir, t.conninfo, t.creds, deadline) {
+        Ok(p) => p,
+        Err(e) => return Ok(Guard::NoAnswer(e)),
     };
-    let Ok(history) =
-        wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)
-    else {
-        return Ok(None);
-    };
+    let history =
+        match wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline) {
+            Ok(h) => h,
+            Err(e) => return Ok(Guard::NoAnswer(e)),
+        };
     let own = wal::local_history(t.datadir, former.timeline)?;
     let d = divergence(&former, own.as_ref(), &primary, &history);
     let d = refine(wal, t, d, &primary, deadline)?;
-    Ok((!d.follows()).then(|| {
-        format!(
+    Ok(if d.follows() {
+        Guard::Follows
+    } else {
+        Guard::Diverged(format!(
             "{} {}; rebuild it with `pgstack pg rejoin --pgdata {} --primary-conninfo ...` \
              (add --rewind to use pg_rewind)",
             t.datadir.display(),
             d.describe(),
             t.datadir.display()
-        )
-    }))
+        ))
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -620,11 +636,14 @@ mod tests {
             .contains(&"pg_waldump tli 1 from 0/3000100".to_string()));
         w.record_from = None;
         assert!(check(&w, &t, Instant::now()).unwrap().follows());
-        assert_eq!(refusal(&w, &t, Instant::now()).unwrap(), None);
+        assert!(matches!(
+            guard(&w, &t, Instant::now()).unwrap(),
+            Guard::Follows
+        ));
     }
 
     #[test]
-    fn an_unreachable_primary_is_no_reason_to_refuse_a_start() {
+    fn an_unreachable_primary_is_no_verdict() {
         let w = wal::fake::FakeWal {
             checkpoints: Some(former(ClusterState::ShutDown, 1, 0x100, 0)),
             ..Default::default()
@@ -640,14 +659,29 @@ mod tests {
             conninfo: "host=x",
             creds: &creds,
         };
-        assert_eq!(refusal(&w, &t, Instant::now()).unwrap(), None);
+        assert!(matches!(
+            guard(&w, &t, Instant::now()).unwrap(),
+            Guard::NoAnswer(_)
+        ));
+        // Its identity answered, its history did not: still no verdict.
+        let w = wal::fake::FakeWal {
+            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
+            identity: Some(primary(2, 0x5000000)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            guard(&w, &t, Instant::now()).unwrap(),
+            Guard::NoAnswer(_)
+        ));
         let w = wal::fake::FakeWal {
             checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
             identity: Some(primary(2, 0x5000000)),
             history: Some(history(2, &[(1, 0x3000100)])),
             ..Default::default()
         };
-        let r = refusal(&w, &t, Instant::now()).unwrap().unwrap();
+        let Guard::Diverged(r) = guard(&w, &t, Instant::now()).unwrap() else {
+            panic!("not refused");
+        };
         assert!(
             r.contains("diverged") && r.contains("pgstack pg rejoin"),
             "{r}"

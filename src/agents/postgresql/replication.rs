@@ -20,7 +20,8 @@
 //! primary (no postmaster, `pg_controldata` "in production") is 9 only when Pacemaker
 //! expects the instance promoted (`CRM_meta_role=Promoted`, the promoted monitor);
 //! otherwise a crash is 7 with the reason, as in single mode, and start runs crash
-//! recovery as a standby. A standby whose WAL receiver is not streaming is degraded:
+//! recovery as a standby. A standby whose WAL receiver is not streaming is first
+//! compared with the primary (diverged: 1, see below); otherwise it is degraded:
 //! its recurring monitor answers 190 (OCF_DEGRADED) with the reason when a primary is
 //! expected, that is when another node of the partition holds the primary's promotion
 //! score; otherwise (no primary anywhere: a first start, a lone survivor, ocf-tester's
@@ -36,8 +37,9 @@
 //! (1001 for itself, `1000 - 10 * rank` by lag, `maxlag` (bytes) and `maxlag_time`
 //! (seconds of replay lag) applied, stale scores of departed nodes removed); a standby that does not stream applies the two-node rule;
 //! a start of a cleanly shut down primary takes 1 when no node has a score (first start).
-//! A former primary whose history diverged from the primary's is refused at start
-//! ([`super::rejoin::refusal`]).
+//! A data directory whose history diverged from the primary's is refused at start, and a
+//! standby that does not stream because of it fails its monitor (1, the reason naming
+//! `pgstack pg rejoin`) ([`super::standby_guard`]).
 //!
 //! **Synchronous replication** (`rep_mode=sync`): the primary keeps
 //! `synchronous_standby_names` (ALTER SYSTEM, then `pg_reload_conf()`) at `ANY 1 (*)`,
@@ -53,7 +55,7 @@ use super::election::{self, LagPolicy, Verdict};
 use super::instance::{self, Found};
 use super::replication_setup::guc_string;
 pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
-use super::{rejoin, single, PgConfig};
+use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
 use crate::sys::attrd::Attrd;
@@ -251,10 +253,14 @@ pub fn monitor(
         if st.receiver.as_deref() == Some("streaming") {
             return Ok(Status::Running);
         }
-        let why = format!(
-            "standby {pid} does not stream from a primary (WAL receiver: {})",
-            st.receiver.as_deref().unwrap_or("none")
-        );
+        let receiver = st.receiver.as_deref().unwrap_or("none");
+        if let Some(why) = standby_guard::stuck(peers.wal, cfg, &creds, ctx) {
+            return Err(OcfError::Generic(format!(
+                "standby {pid} cannot stream from the primary (WAL receiver: {receiver}): {why}"
+            )));
+        }
+        let why =
+            format!("standby {pid} does not stream from a primary (WAL receiver: {receiver})");
         ctx.log.warn(&why);
         match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
             Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
@@ -364,30 +370,11 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
         .control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant())
         .map(|c| c.state)
         .ok();
-    // A former primary (a standby's control file says "in archive recovery" or "shut
-    // down in recovery") must not have diverged from the primary it would follow. A
-    // demote restarts the primary it just stopped: nothing to compare yet.
-    let former_primary = matches!(
-        state,
-        Some(ClusterState::ShutDown | ClusterState::InProduction)
-    );
-    if ctx.action == Action::Start && former_primary {
-        if let Some(conninfo) = primary_conninfo(cfg) {
-            let t = rejoin::Tools {
-                bindir: &cfg.bindir(),
-                datadir: &cfg.datadir,
-                conninfo: &conninfo,
-                creds: &creds,
-            };
-            match rejoin::refusal(peers.wal, &t, ctx.deadline.share(0.3).instant()) {
-                Ok(Some(why)) => return Err(OcfError::Generic(why)),
-                Ok(None) => {}
-                Err(e) => ctx.log.warn(&format!(
-                    "cannot tell whether {} diverged: {e}",
-                    cfg.datadir.display()
-                )),
-            }
-        }
+    // A data directory whose history diverged from the primary's must not start as its
+    // standby ([`super::standby_guard`]). A demote restarts the primary it just stopped:
+    // nothing to compare yet.
+    if let (Action::Start, Some(st)) = (ctx.action, &state) {
+        standby_guard::before_start(peers.wal, peers.attrd, cfg, &creds, st, ctx)?;
     }
     let conf = own_conf(cfg)?;
     os.write_owned(&cfg.datadir, OWN_CONF, &conf, &creds)?;

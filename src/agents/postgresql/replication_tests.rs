@@ -715,3 +715,178 @@ fn a_standby_that_does_not_stream_while_a_primary_is_expected_is_degraded() {
     .unwrap();
     assert_eq!(st, Status::Running);
 }
+
+/// The former primary of the lab's crash (timeline 1, crashed after its last checkpoint)
+/// against the new primary on timeline 2, forked at 0/3000100; `wrote_past_fork` says
+/// whether its own WAL holds a record there.
+fn crashed_former(wrote_past_fork: bool, primary_answers: bool) -> FakeWal {
+    use crate::sys::pg::wal::{Checkpoints, History, Identity};
+    FakeWal {
+        checkpoints: Some(Checkpoints {
+            state: ClusterState::InProduction,
+            system_identifier: "7300".into(),
+            checkpoint: Lsn(0x2000000),
+            redo: Lsn(0x2000000),
+            timeline: 1,
+            min_recovery: Lsn(0),
+            min_recovery_timeline: 0,
+            wal_log_hints: false,
+            checksums: false,
+        }),
+        record_from: wrote_past_fork.then_some(Lsn(0x3000100)),
+        identity: primary_answers.then(|| Identity {
+            system_identifier: "7300".into(),
+            timeline: 2,
+            position: Lsn(0x30DB780),
+        }),
+        history: primary_answers.then(|| History {
+            timeline: 2,
+            forks: vec![(1, Lsn(0x3000100))],
+        }),
+        ..FakeWal::default()
+    }
+}
+
+fn start_with_timeout(os: &FakePg, a: &FakeAttrd, w: &FakeWal, secs: u64) -> Result<(), OcfError> {
+    let e = env(&[]);
+    let log = Logger::silent();
+    let ctx = Ctx {
+        env: &e,
+        action: Action::Start,
+        deadline: Deadline::from_timeout(Duration::from_secs(secs)),
+        log: &log,
+    };
+    start(os, &peers(a, w), &cfg_of(&e), &ctx)
+}
+
+fn spawned(os: &FakePg) -> bool {
+    os.calls().iter().any(|c| c == "spawn")
+}
+
+#[test]
+fn a_crashed_former_primary_that_diverged_is_refused_and_one_that_follows_starts() {
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
+    a.put_score("pgsqld", "pgst-node2", 1001);
+    let os = stopped(ClusterState::InProduction);
+    let e = start_with_timeout(&os, &a, &crashed_former(true, true), 5).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    let why = e.to_string();
+    assert!(
+        why.contains("diverged") && why.contains("pgstack pg rejoin"),
+        "{why}"
+    );
+    assert!(!spawned(&os), "{:?}", os.calls());
+    // No record of its own past the fork point: it follows and starts.
+    let os = stopped(ClusterState::InProduction);
+    start_with_timeout(&os, &a, &crashed_former(false, true), 5).unwrap();
+    assert!(spawned(&os), "{:?}", os.calls());
+    // A standby's directory that diverged (stopped after it could not follow) too.
+    let os = stopped(ClusterState::ShutDownInRecovery);
+    let e = start_with_timeout(&os, &a, &crashed_former(true, true), 5).unwrap_err();
+    assert!(e.to_string().contains("pgstack pg rejoin"), "{e}");
+    assert!(!spawned(&os));
+}
+
+#[test]
+fn a_former_primary_waits_for_an_unanswering_primary_then_fails_the_start() {
+    // A primary runs on pgst-node2 (its promotion score) but does not answer.
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
+    a.put_score("pgsqld", "pgst-node2", 1001);
+    let w = crashed_former(true, false);
+    let os = stopped(ClusterState::InProduction);
+    let t0 = std::time::Instant::now();
+    let e = start_with_timeout(&os, &a, &w, 4).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    let why = e.to_string();
+    assert!(
+        why.contains("pgst-node2") && why.contains("cannot be") && why.contains("not started"),
+        "{why}"
+    );
+    assert!(!spawned(&os), "{:?}", os.calls());
+    // It waited (asked more than once), within half of the start's time.
+    let asked = w.calls().iter().filter(|c| *c == "IDENTIFY_SYSTEM").count();
+    assert!(asked >= 2, "{:?}", w.calls());
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}
+
+#[test]
+fn with_no_primary_anywhere_a_former_primary_starts_as_a_standby() {
+    // No other node holds the primary's score (a whole cluster restarted, the first
+    // start): nothing to compare with yet.
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
+    a.put_score("pgsqld", "pgst-node2", 1000);
+    let os = stopped(ClusterState::InProduction);
+    start_with_timeout(&os, &a, &crashed_former(true, false), 5).unwrap();
+    assert!(spawned(&os));
+    // No cluster at all (ocf-tester): a cleanly stopped primary starts.
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1"]);
+    a.down.set(true);
+    let os = stopped(ClusterState::ShutDown);
+    start_with_timeout(&os, &a, &FakeWal::default(), 5).unwrap();
+    assert!(spawned(&os));
+    // A standby waits for its primary as PostgreSQL does.
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
+    a.put_score("pgsqld", "pgst-node2", 1001);
+    let os = stopped(ClusterState::ShutDownInRecovery);
+    start_with_timeout(&os, &a, &crashed_former(true, false), 5).unwrap();
+    assert!(spawned(&os));
+    // A former primary whose own WAL cannot be read is refused; a standby's starts.
+    let mut w = crashed_former(true, true);
+    w.checkpoints = None;
+    let os = stopped(ClusterState::InProduction);
+    let e = start_with_timeout(&os, &a, &w, 5).unwrap_err();
+    assert!(e.to_string().contains("cannot be told"), "{e}");
+    let os = stopped(ClusterState::ShutDownInRecovery);
+    start_with_timeout(&os, &a, &w, 5).unwrap();
+    // A demote's restart is not checked.
+    let os = running(true);
+    let p = peers(&a, &w);
+    with(&[], Action::Demote, |c, ctx| demote(&os, &p, c, ctx)).unwrap();
+    assert!(
+        !w.calls().iter().any(|c| c == "IDENTIFY_SYSTEM"),
+        "{:?}",
+        w.calls()
+    );
+}
+
+#[test]
+fn a_standby_stuck_on_a_diverged_history_fails_its_monitor_with_the_rejoin_reason() {
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), None]])
+        } else {
+            Vec::new()
+        })
+    }));
+    let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
+    let code = |w: &FakeWal| {
+        with(&[], Action::Monitor, |c, ctx| {
+            monitor(&os, &peers(&a, w), c, ctx)
+        })
+    };
+    let e = code(&crashed_former(true, true)).unwrap_err();
+    assert_eq!(e.code(), OcfCode::ErrGeneric);
+    let why = e.to_string();
+    assert!(
+        why.contains("cannot stream") && why.contains("pgstack pg rejoin"),
+        "{why}"
+    );
+    // Following (nothing past the fork) or no primary answering: a running standby.
+    assert!(matches!(
+        code(&crashed_former(false, true)),
+        Ok(Status::Running)
+    ));
+    assert!(matches!(
+        code(&crashed_former(true, false)),
+        Ok(Status::Running)
+    ));
+    // A streaming standby is not checked at all.
+    let w = crashed_former(true, true);
+    let os = running(false);
+    let r = with(&[], Action::Monitor, |c, ctx| {
+        monitor(&os, &peers(&a, &w), c, ctx)
+    });
+    assert!(matches!(r, Ok(Status::Running)));
+    assert!(w.calls().is_empty(), "{:?}", w.calls());
+}

@@ -451,10 +451,14 @@ pub struct Identity {
     pub position: Lsn,
 }
 
-/// `conninfo` with `replication=database` added (psql runs replication commands on
-/// such a connection). The conninfo is one argument to psql, never a shell string.
+/// `conninfo` with `replication=true` added: a physical replication connection, the one
+/// a standby's WAL receiver makes, so the `replication` lines of pg_hba.conf admit it
+/// and no database is needed (`replication=database` would connect to the database
+/// named like the user, which a replication role seldom has). IDENTIFY_SYSTEM and
+/// TIMELINE_HISTORY are replication commands psql runs on it. The conninfo is one
+/// argument to psql, never a shell string.
 fn replication_conninfo(conninfo: &str) -> String {
-    format!("{conninfo} replication=database")
+    format!("{conninfo} replication=true")
 }
 
 fn psql_replication(
