@@ -6,6 +6,7 @@
 # (total, membership detection, Pacemaker, the agents' own starts, client reconnect).
 # Needs root and an installed pgstack (make lab / make install).
 # usage: bench/lab.sh [repetitions]   (default 5)
+# LAB_BENCH_LOGS=DIR keeps each takeover's output and both nodes' pacemaker.log in DIR.
 set -euo pipefail
 REPS=${1:-5}
 PG=${PGSTACK_BIN:-/usr/sbin/pgstack}
@@ -32,6 +33,11 @@ one() { # provider
   grep -q 'in order; constraint cleared' "$W/mv.out" || { echo "move not in order:"; cat "$W/mv.out"; return 1; }
   "$PG" lab crash > "$W/tk.out" 2>&1 || { failed "$p" tk; return 0; }
   # takeover T s = membership M s + pacemaker P s + agents A s + client C s
+  if [ -n "${LAB_BENCH_LOGS:-}" ]; then
+    local k="$LAB_BENCH_LOGS/$p-$(date +%H%M%S)"
+    mkdir -p "$k"; cp "$W/tk.out" "$k/"
+    for n in /tmp/pgst-lab/n*; do cp "$n/log-pacemaker/pacemaker.log" "$k/$(basename "$n").log" 2>/dev/null || true; done
+  fi
   tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \([0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
   "$PG" lab down > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
   [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] || { echo "unparsed output for $p"; cat "$W"/*.out; return 1; }

@@ -218,7 +218,7 @@ fn a_conflicting_holder_makes_start_fail_naming_its_mac() {
         reason.contains(&mac_b) && reason.contains("in use by another host"),
         "{reason}"
     );
-    // Not before its last full probe round (2.7 s less 200 + 100 ms), and within the 3 s
+    // Not before its last full probe round (2.7 s less one round and 100 ms), and within the 3 s
     // timeout plus what starting a process through `ip netns exec` costs here.
     assert!(
         took >= Duration::from_millis(2400) && took < Duration::from_millis(3200),

@@ -86,25 +86,80 @@ pub fn query(sql: &str, timeout: Duration) -> LabResult<Result<Vec<String>, Stri
     in_netns(NS_CLIENT, move || query_here(&sql, timeout))
 }
 
-/// Probes `select 1` through the VIP every 50 ms until it answers; returns the time of the
-/// first answer ([`now_f`]).
+/// How often [`first_answer`] starts a new attempt.
+pub const PROBE_EVERY: Duration = Duration::from_millis(25);
+/// How long one attempt of [`first_answer`] may take.
+const ATTEMPT_LIMIT: Duration = Duration::from_millis(1000);
+
+/// Starts a `select 1` through the VIP every [`PROBE_EVERY`] until one answers; returns the
+/// time of the first answer ([`now_f`]). The attempts overlap: while the address moves, a
+/// connection whose SYN went to the old holder waits for a TCP retransmission (a second)
+/// or its own timeout, and a probe that waited for it would report that wait, not the
+/// takeover. A new attempt every 25 ms means the first SYN sent after the new holder
+/// announced the address is answered, so the measurement's own share is at most 25 ms
+/// plus one connection and query.
 pub fn first_answer(secs: f64) -> LabResult<f64> {
-    in_netns(NS_CLIENT, move || {
-        let until = Instant::now() + Duration::from_secs_f64(secs);
-        loop {
-            if query_here("select 1", Duration::from_millis(300)).is_ok() {
-                return Some(now_f());
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+    in_netns(NS_CLIENT, move || -> Result<Option<f64>, String> {
+        let rt = runtime()?;
+        Ok(rt.block_on(first_answer_here(Duration::from_secs_f64(secs))))
     })?
+    .map_err(LabError::Invalid)?
     .ok_or(LabError::Timeout {
         what: format!("PostgreSQL answering through {VIP} from {NS_CLIENT}"),
         secs,
     })
+}
+
+async fn attempt(timeout: Duration) -> Result<(), String> {
+    let fut = async {
+        let (client, conn) = config(timeout)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(conn);
+        client
+            .simple_query("select 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| "timed out".to_string())?
+}
+
+async fn first_answer_here(limit: Duration) -> Option<f64> {
+    use tokio::time::{sleep_until, timeout_at, Instant};
+    let until = Instant::now() + limit;
+    let mut pending = tokio::task::JoinSet::new();
+    while Instant::now() < until {
+        let left = until.saturating_duration_since(Instant::now());
+        pending.spawn(attempt(ATTEMPT_LIMIT.min(left)));
+        let next = Instant::now() + PROBE_EVERY;
+        loop {
+            match timeout_at(next, pending.join_next()).await {
+                Ok(Some(Ok(Ok(())))) => {
+                    let at = now_f();
+                    pending.abort_all();
+                    return Some(at);
+                }
+                // A failed attempt: the others go on.
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    sleep_until(next).await;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    // The time is up: the attempts still running end within their own limit.
+    while let Some(done) = pending.join_next().await {
+        if matches!(done, Ok(Ok(()))) {
+            return Some(now_f());
+        }
+    }
+    None
 }
 
 /// The MAC addresses answering an ARP probe for the VIP on the client's link within `wait`.

@@ -156,17 +156,34 @@ impl RawLink {
     }
 }
 
-/// A send-only raw socket bound to one interface. It registers no receive hook (protocol
-/// 0), so closing it is immediate; a receiving `AF_PACKET` socket waits for an RCU grace
-/// period on close, which would add milliseconds to every start.
+/// A raw socket bound to one interface, for sending (protocol 0: no receive hook) or, from
+/// [`Sender::open_listening`], also receiving ARP. Closing any `AF_PACKET` socket waits
+/// for an RCU grace period (about 16 ms here, over 100 ms on a loaded machine), and so does
+/// binding a socket that already has a receive hook (a socket created for `ETH_P_ALL` and
+/// then bound to an interface, as [`RawLink`] is): callers that care hand the socket to a
+/// process that lives on (the background announcer) instead of closing it.
 pub struct Sender {
     fd: std::os::fd::OwnedFd,
     mac: Mac,
     name: String,
+    index: u32,
 }
 
 impl Sender {
+    /// A send-only socket.
     pub fn open(link: &Link) -> SysResult<Sender> {
+        Self::bound(link, 0)
+    }
+
+    /// A socket that also receives the link's ARP frames (no others). It is created with
+    /// no protocol and bound once with `ETH_P_ARP`, so the hook is registered without the
+    /// grace period that re-binding a hooked socket costs.
+    pub fn open_listening(link: &Link) -> SysResult<Sender> {
+        Self::bound(link, (libc::ETH_P_ARP as u16).to_be())
+    }
+
+    /// `protocol` in network byte order (0: no receive hook).
+    fn bound(link: &Link, protocol: u16) -> SysResult<Sender> {
         use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
         use std::os::fd::AsRawFd;
         let mac = link_mac(link)?;
@@ -178,11 +195,12 @@ impl Sender {
         )
         .map_err(|e| SysError::errno(format!("opening a raw socket on {}", link.name), e))?;
         // SAFETY: sockaddr_ll is plain old data, fully initialised here (zeroed, then the
-        // family and interface index set); bind reads exactly size_of::<sockaddr_ll>() bytes
+        // family, protocol and interface index set); bind reads exactly size_of::<sockaddr_ll>() bytes
         // of it and fd is an open socket we own.
         let rc = unsafe {
             let mut sll: libc::sockaddr_ll = std::mem::zeroed();
             sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_protocol = protocol;
             sll.sll_ifindex = link.index as i32;
             libc::bind(
                 fd.as_raw_fd(),
@@ -200,6 +218,7 @@ impl Sender {
             fd,
             mac,
             name: link.name.clone(),
+            index: link.index,
         })
     }
 
@@ -229,6 +248,7 @@ impl Sender {
             fd,
             mac,
             name: link.name.clone(),
+            index: link.index,
         })
     }
 
@@ -246,6 +266,102 @@ impl Sender {
         )
         .map(|_| ())
         .map_err(|e| SysError::errno(format!("sending {what} on {}", self.name), e))
+    }
+
+    /// An RFC 5227 probe: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
+    pub fn arp_probe(&self, ip: Ipv4Addr) -> SysResult<()> {
+        let f = arp_frame(
+            self.mac,
+            BROADCAST,
+            ArpOperations::Request,
+            Ipv4Addr::UNSPECIFIED,
+            [0; 6],
+            ip,
+        );
+        self.send(&f, "an ARP probe")
+    }
+
+    /// Waits until `until` for an ARP frame from another host that claims `ip`; returns
+    /// its MAC. Needs a socket from [`Sender::open_listening`].
+    pub fn wait_for_claim(&self, ip: Ipv4Addr, until: Instant) -> SysResult<Option<Mac>> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use nix::sys::socket::{recv, MsgFlags};
+        use std::os::fd::{AsFd, AsRawFd};
+        let mut buf = [0u8; 128];
+        loop {
+            let now = Instant::now();
+            if now >= until {
+                return Ok(None);
+            }
+            let left = (until - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            ) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(e) => {
+                    return Err(SysError::errno(format!("waiting on {}", self.name), e));
+                }
+            }
+            // Every frame queued so far, then back to waiting.
+            loop {
+                match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                    Ok(n) => {
+                        if let Some(mac) = claimant(&buf[..n.min(buf.len())], ip, self.mac) {
+                            return Ok(Some(mac));
+                        }
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => break,
+                    Err(nix::errno::Errno::EINTR) => {}
+                    Err(e) => {
+                        return Err(SysError::errno(format!("receiving on {}", self.name), e));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops queueing received frames (a filter that drops every frame), without the
+    /// grace period that unbinding would cost: for a listening socket handed on to a
+    /// process that only sends.
+    pub fn stop_listening(&self) -> SysResult<()> {
+        use std::os::fd::AsRawFd;
+        let mut drop_all = [libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        }];
+        let prog = libc::sock_fprog {
+            len: 1,
+            filter: drop_all.as_mut_ptr(),
+        };
+        // SAFETY: prog points at a one-instruction program that lives until setsockopt
+        // returns (the kernel copies it); the option length is that of sock_fprog; fd is
+        // an open socket we own.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_FILTER,
+                &prog as *const libc::sock_fprog as *const libc::c_void,
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(SysError::io(
+                format!("filtering the raw socket on {}", self.name),
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the socket is bound to `link` (its index and address).
+    pub fn is_on(&self, link: &Link) -> bool {
+        self.index == link.index && Some(self.mac) == link.mac
     }
 
     /// One round of gratuitous ARP for `ip`: a request, a reply, or both.

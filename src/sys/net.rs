@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::Signal;
 
-use super::arp::{format_mac, ArpMode, Mac, RawLink, Sender};
+use super::arp::{format_mac, ArpMode, Mac, Sender};
 use super::error::{SysError, SysResult};
 use super::netlink::{Added, Addr, AddrRequest, Family, Link, Netlink, Removed, Route};
 use super::proc;
@@ -104,18 +104,24 @@ impl Net for RealNet {
         tries: u32,
         wait: Duration,
     ) -> SysResult<Option<Mac>> {
-        let mut raw = RawLink::open(link)?;
+        let raw = match take_probe_socket(link) {
+            Some(s) => s,
+            None => Sender::open_listening(link)?,
+        };
         let start = Instant::now();
         let tries = tries.max(1);
         let step = wait / tries;
+        let mut found = None;
         for i in 0..tries {
             raw.arp_probe(ip)?;
             let until = start + step * (i + 1);
-            if let Some(mac) = raw.wait_for_claim(ip, until)? {
-                return Ok(Some(mac));
+            found = raw.wait_for_claim(ip, until)?;
+            if found.is_some() {
+                break;
             }
         }
-        Ok(None)
+        keep_probe_socket(raw);
+        Ok(found)
     }
 
     fn announce(
@@ -129,7 +135,15 @@ impl Net for RealNet {
         if a.count == 0 {
             return Ok(None);
         }
-        let sender = Sender::open(link)?;
+        // The probe's socket when there is one: a new one, or closing that one, would
+        // cost start a grace period (see [`Sender`]).
+        let sender = match take_probe_socket(link) {
+            Some(s) => {
+                s.stop_listening()?;
+                s
+            }
+            None => Sender::open(link)?,
+        };
         send_rounds(&sender, ip, a, 1, Instant::now(), deadline)?;
         if a.count == 1 {
             return Ok(None);
@@ -161,6 +175,26 @@ impl Net for RealNet {
         proc::remove_file(pidfile)?;
         Ok(ours)
     }
+}
+
+/// The listening socket of the last ARP probe, kept for the next probe round and for the
+/// announcement that follows a free address, so that a start opens one raw socket and
+/// hands it to the background announcer rather than closing it.
+static PROBE_SOCKET: std::sync::Mutex<Option<Sender>> = std::sync::Mutex::new(None);
+
+fn take_probe_socket(link: &Link) -> Option<Sender> {
+    let mut slot = PROBE_SOCKET.lock().unwrap_or_else(|e| e.into_inner());
+    match slot.take() {
+        Some(s) if s.is_on(link) => Some(s),
+        other => {
+            *slot = other;
+            None
+        }
+    }
+}
+
+fn keep_probe_socket(s: Sender) {
+    *PROBE_SOCKET.lock().unwrap_or_else(|e| e.into_inner()) = Some(s);
 }
 
 /// Sends `count` rounds from `first` on, `a.interval` apart, none after `deadline`.

@@ -223,9 +223,14 @@ pub(super) fn start_with(
     wait_ready(os, cfg, pid, ctx)
 }
 
+/// How often the start looks at the pid file: from 2 ms up to 10 ms. The postmaster writes
+/// "ready" into it when it begins accepting connections (after any crash recovery); a look is one read of a small file and one `kill(pid, 0)`, so every 10 ms
+/// costs nothing measurable, while a 50 ms cap added 25 ms on average to every start.
+const READY_POLL: Backoff = Backoff::millis(2, 10);
+
 /// Waits until the postmaster `pid` reports "ready" in its pid file.
 fn wait_ready(os: &impl PgOs, cfg: &PgConfig, pid: u32, ctx: &Ctx) -> Result<(), OcfError> {
-    let ready = ctx.deadline.poll(Backoff::millis(5, 50), || {
+    let ready = ctx.deadline.poll(READY_POLL, || {
         if !os.running(pid) {
             let owner = instance::credentials(cfg)?.uid;
             let tail = os.log_tail(&cfg.logfile, 3, owner);

@@ -140,9 +140,11 @@ static PARAMS: &[ParamSpec] = &[
         "arp_probe_wait",
         "Milliseconds to wait for a conflicting host",
         "How long one round of the duplicate-address probe listens for an answer, from 10 \
-         to 10000 milliseconds.",
+         to 10000 milliseconds; its two probes go out at the start and half-way. A host on \
+         the same LAN answers within a millisecond; raise it for links or virtual machines \
+         that answer more slowly.",
     )
-    .default("200"),
+    .default("100"),
     ParamSpec::boolean(
         "nodad",
         "Skip IPv6 duplicate address detection",
