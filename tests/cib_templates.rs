@@ -134,7 +134,9 @@ fn values_reach_the_cib() {
         "uname=\"db-a.example.org\"",
         "id=\"12\"",
         "provider=\"linbit\" type=\"drbd\"",
-        "type=\"LVM\"",
+        "type=\"LVM-activate\"",
+        "name=\"vgname\" value=\"vg_pg\"",
+        "name=\"vg_access_mode\" value=\"tagging\"",
         "type=\"Filesystem\"",
         "type=\"pgsql\"",
         "type=\"IPaddr2\"",
@@ -454,5 +456,76 @@ fn corosync_conf_passes_corosyncs_own_check() {
         std::fs::write(&broken, text.replace("two_node: 1", "two_node: yes")).unwrap();
         let out = ns.exec(&["corosync", "-t", "-c", broken.to_str().unwrap()]);
         assert!(!out.status.success());
+    }
+}
+
+/// The `(provider, type, parameter names)` of each primitive in a rendered CIB.
+fn primitives(xml: &str) -> Vec<(String, String, Vec<String>)> {
+    let attr = |line: &str, name: &str| {
+        let k = format!(" {name}=\"");
+        line.split_once(&k)
+            .and_then(|(_, r)| r.split_once('"'))
+            .map(|(v, _)| v.to_string())
+    };
+    let mut v: Vec<(String, String, Vec<String>)> = Vec::new();
+    for line in xml.lines() {
+        if line.contains("<primitive ") && attr(line, "class").as_deref() == Some("ocf") {
+            v.push((
+                attr(line, "provider").unwrap(),
+                attr(line, "type").unwrap(),
+                Vec::new(),
+            ));
+        } else if line.contains("</primitive>") {
+            continue;
+        } else if line.contains("<nvpair ") && line.contains("-instance_attributes-") {
+            if let (Some(last), Some(n)) = (v.last_mut(), attr(line, "name")) {
+                last.2.push(n);
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn reference_agents_declare_every_parameter_the_heartbeat_render_gives_them() {
+    // provider=heartbeat maps each resource to the reference agent with that agent's own
+    // parameter names: each name must be one the agent's meta-data declares.
+    let ocf = "/usr/lib/ocf/resource.d";
+    for a in [
+        "linbit/drbd",
+        "heartbeat/LVM-activate",
+        "heartbeat/Filesystem",
+        "heartbeat/pgsql",
+        "heartbeat/IPaddr2",
+    ] {
+        common::require_file(&format!("{ocf}/{a}"));
+    }
+    let tmp = TempDir::new("refparams");
+    let f = render(&tmp, "hb.xml", "advanced", &["--set", "provider=heartbeat"]);
+    let xml = std::fs::read_to_string(f).unwrap();
+    let prims = primitives(&xml);
+    let types: Vec<String> = prims.iter().map(|(p, t, _)| format!("{p}/{t}")).collect();
+    assert_eq!(
+        types,
+        [
+            "linbit/drbd",
+            "heartbeat/LVM-activate",
+            "heartbeat/Filesystem",
+            "heartbeat/pgsql",
+            "heartbeat/IPaddr2"
+        ],
+        "{xml}"
+    );
+    for (p, t, params) in prims {
+        let agent = format!("{ocf}/{p}/{t}");
+        let r = common::cib::run_env(&[&agent, "meta-data"], &[("OCF_ROOT", "/usr/lib/ocf")]);
+        assert_eq!(r.code, 0, "{agent} meta-data: {}", r.stderr);
+        for n in &params {
+            assert!(
+                r.stdout.contains(&format!("<parameter name=\"{n}\"")),
+                "{agent} declares no parameter {n}"
+            );
+        }
+        assert!(!params.is_empty(), "{agent}: no parameters rendered");
     }
 }

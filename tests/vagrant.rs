@@ -289,7 +289,14 @@ fn dry_run_follows_the_settings_and_refuses_the_wrong_node() {
     );
     assert!(all.contains("  on n2 { address 10.99.0.2:7790; }"), "{all}");
     assert!(
-        all.contains("fence-peer \"/usr/lib/drbd/crm-fence-peer.sh\";"),
+        all.contains("fence-peer \"/usr/lib/drbd/crm-fence-peer.9.sh\";"),
+        "{all}"
+    );
+    // LVM-activate's tagging mode: a volume_list without the upper VG, which the script
+    // itself activates by name.
+    assert!(all.contains("volume_list = [ \"VG_DRBD\" ]"), "{all}");
+    assert!(
+        all.contains("lvchange -a y VG_POSTGRES/LV_DATA --config activation { volume_list = [ \"VG_POSTGRES\" ] }"),
         "{all}"
     );
     for (extra, why) in [

@@ -273,6 +273,15 @@ pub fn run(a: LabArgs) -> Result<u8> {
         if let Some(adv) = advanced_lab(&a.dir, a.advanced)? {
             return advanced(a.cmd, adv);
         }
+        // A pair of UML guests whose advanced lab never got its configuration (an `up`
+        // cut short): `down` removes that pair, never the namespace lab's namespaces.
+        if let (LabCmd::Down, Some(d)) = (&a.cmd, &a.dir) {
+            if d.join("pair.conf").exists() {
+                Advanced::down_dir(d)?;
+                println!("down: the guests, switches and {} removed", d.display());
+                return Ok(0);
+            }
+        }
     }
     let explicit_dir = a.dir.clone();
     let dir = a.dir.unwrap_or_else(|| PathBuf::from(lab::DIR));

@@ -375,10 +375,11 @@ mod tests {
                 .unwrap()
                 .format(Format::Drbd)
                 .unwrap();
-            let suffix = if version == "9" { ".9" } else { "" };
+            // LINBIT's .9 scripts serve DRBD 8.4 too (they read DRBD_PEER when no node
+            // ids are passed).
             for script in [
-                format!("fence-peer \"/usr/lib/drbd/crm-fence-peer{suffix}.sh\";"),
-                format!("{unfence} \"/usr/lib/drbd/crm-unfence-peer{suffix}.sh\";"),
+                "fence-peer \"/usr/lib/drbd/crm-fence-peer.9.sh\";".to_string(),
+                format!("{unfence} \"/usr/lib/drbd/crm-unfence-peer.9.sh\";"),
             ] {
                 assert!(
                     linbit.contains(&script),

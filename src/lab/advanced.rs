@@ -50,6 +50,22 @@ pub const ALERT_FILE: &str = "/var/log/pacemaker/pgstack-alerts.log";
 const WRITER_DIR: &str = "writer";
 /// The provisioning script of the storage stack, shared with the Vagrant lab.
 const STACK_SH: &str = include_str!("../../vagrant/provision/stack.sh");
+/// The Vagrant lab's corosync + CIB step, run in the guests too.
+const CLUSTER_SH: &str = include_str!("../../vagrant/provision/cluster.sh");
+/// The template variables `cluster.sh` sets itself (from its CLUSTER_* settings).
+const CLUSTER_SH_OWN: [&str; 10] = [
+    "provider",
+    "cluster_name",
+    "node1",
+    "node2",
+    "node1_addr",
+    "node2_addr",
+    "vip",
+    "vip_cidr",
+    "vip_nic",
+    "corosync_keyfile",
+];
+const CLUSTER_NAME: &str = "pgstadv";
 
 /// The id of the constraint DRBD's fence-peer handler places (LINBIT's naming).
 pub fn fence_constraint_id() -> String {
@@ -257,26 +273,11 @@ impl Advanced {
         for n in NODES {
             self.setup_node(n)?;
         }
-        self.pair.ok(
-            "n1",
-            "corosync-keygen -l -k /shared/cfg/authkey >/dev/null 2>&1 || corosync-keygen -k /shared/cfg/authkey",
-            Duration::from_secs(60),
-        )?;
-        for n in NODES {
-            self.pair.ok(
-                n,
-                "install -m 0400 /shared/cfg/authkey /etc/corosync/authkey",
-                Duration::from_secs(30),
-            )?;
-        }
-        steps.say("node files in place (private pgstack bind-mounted, corosync key made)");
+        steps.say("node files in place (private pgstack bind-mounted)");
         self.provision(steps)?;
         start_fence_daemon(&self.pair, &self.exe)?;
         steps.say("fence daemon started");
-        for n in NODES {
-            self.start_cluster(n, true)?;
-        }
-        steps.say("corosync and pacemakerd started on both");
+        self.cluster_sh(&files.cluster_sets, steps)?;
         self.wait_online(&["n1", "n2"], 180.0)?;
         steps.say("both nodes online");
         let at = self.wait_group(None, 240.0)?;
@@ -312,6 +313,7 @@ install -m 0644 /shared/cfg/global_common.conf /etc/drbd.d/global_common.conf
 install -m 0644 /shared/cfg/{RES}.res /etc/drbd.d/{RES}.res
 install -m 0644 /shared/cfg/corosync.conf /etc/corosync/corosync.conf
 [ -e /shared/cfg/authkey ] && install -m 0400 /shared/cfg/authkey /etc/corosync/authkey
+[ -e /shared/cfg/lvmlocal-{name}.conf ] && install -m 0644 /shared/cfg/lvmlocal-{name}.conf /etc/lvm/lvmlocal.conf
 install -d -o postgres -g postgres -m 2775 /run/postgresql
 # The lower volume group is the node's own (activated at boot); the upper one is
 # Pacemaker's, never activated here.
@@ -349,6 +351,12 @@ STACK_HANDOVER=0 STACK_SYNC_WAIT=180 /shared/cfg/stack.sh",
                 long,
             )?;
             run::write(&self.pair.dir.join(format!("stack-{n}.out")), &out)?;
+            // stack.sh's LVM settings live in the guest's root: kept for the next boots.
+            self.pair.ok(
+                n,
+                &format!("install -m 0644 /etc/lvm/lvmlocal.conf /shared/cfg/lvmlocal-{n}.conf"),
+                Duration::from_secs(30),
+            )?;
         }
         steps.say(&format!(
             "vagrant/provision/stack.sh on n2, then n1: {LOWER_VG} on /dev/ubdb, DRBD {RES}, \
@@ -370,6 +378,59 @@ drbdadm secondary {RES}"
             long,
         )?;
         steps.say("handed over to Pacemaker: unmounted, upper VG inactive, DRBD Secondary");
+        Ok(())
+    }
+
+    /// Corosync, Pacemaker and the CIB as the Vagrant lab makes them:
+    /// `vagrant/provision/cluster.sh` on n1 (the key made and left on the share, the
+    /// daemons started), then on n2 (the key joined, the daemons started, the `advanced`
+    /// template rendered and loaded once both are members). The lab's own properties
+    /// (the fence device powers off; a short dc-deadtime) are set on the live CIB after,
+    /// and the key is kept on the share for the boots after a power cut.
+    fn cluster_sh(&self, sets: &[(String, String)], steps: &Steps) -> LabResult<()> {
+        run::write(&self.cfg("cluster.sh"), CLUSTER_SH)?;
+        run::chmod(&self.cfg("cluster.sh"), 0o755)?;
+        let mut extra = Vec::new();
+        for (k, v) in sets {
+            if !(v
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./:,=@+-".contains(c))
+                && k.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+            {
+                return Err(LabError::Invalid(format!(
+                    "--set {k}={v}: a value cluster.sh cannot carry (CLUSTER_SETS)"
+                )));
+            }
+            extra.push(format!("{k}={v}"));
+        }
+        let extra = extra.join(" ");
+        for (n, load) in [("n1", 0), ("n2", 1)] {
+            let out = self.pair.ok(
+                n,
+                &format!(
+                    "TZ=UTC CLUSTER_NODE1=n1 CLUSTER_NODE2=n2 CLUSTER_NODE1_ADDR={} CLUSTER_NODE2_ADDR={} \
+CLUSTER_NAME={CLUSTER_NAME} CLUSTER_KEY_DIR=/shared/cfg/key CLUSTER_LOAD={load} CLUSTER_TIMEOUT=240 \
+CLUSTER_START=direct CLUSTER_PROVIDER={} CLUSTER_VIP={VIP} CLUSTER_VIP_CIDR=24 CLUSTER_VIP_NIC=eth0 \
+CLUSTER_PGSTACK=/usr/sbin/pgstack CLUSTER_SETS='{extra}' /shared/cfg/cluster.sh",
+                    node_addr(0),
+                    node_addr(1),
+                    self.provider
+                ),
+                Duration::from_secs(420),
+            )?;
+            run::write(&self.pair.dir.join(format!("cluster-{n}.out")), &out)?;
+        }
+        steps.say("vagrant/provision/cluster.sh on n1, then n2: corosync key, corosync and pacemakerd started, the template loaded");
+        self.pair.ok(
+            "n2",
+            "set -e
+crm_attribute --type crm_config --name stonith-action --update off
+crm_attribute --type crm_config --name dc-deadtime --update 5s
+install -m 0400 /etc/corosync/authkey /shared/cfg/authkey",
+            Duration::from_secs(120),
+        )?;
+        steps.say("the lab's properties set (stonith-action=off, dc-deadtime=5s)");
         Ok(())
     }
 
@@ -555,7 +616,9 @@ done; {NOW}"
             .unwrap_or_else(|| "unconfigured".into()))
     }
 
-    /// Starts the writer on `from` (a node not running PGServer), through the VIP.
+    /// Starts the writer on `from` (a node not running PGServer), through the VIP. As
+    /// every command in the guests, it runs `/usr/sbin/pgstack`, which is the configured
+    /// `exe` there ([`Advanced::setup_node`] bind-mounts it over that path at every boot).
     pub fn writer_start(&self, from: &str) -> LabResult<()> {
         let d = format!("/shared/{WRITER_DIR}");
         self.on(
@@ -677,6 +740,13 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         let ops = history::parse_ops(&cib)?;
         let on_from = steps_on(&ops, &from, &[("stop", &GROUP), ("demote", &["drbd_pg"])]);
         let on_to = steps_on(&ops, to, &[("promote", &["drbd_pg"]), ("start", &GROUP)]);
+        let agents_secs =
+            exec_secs(
+                &ops,
+                &from,
+                &[("stop", &GROUP), ("demote", &["drbd_pg"])],
+                0,
+            ) + exec_secs(&ops, to, &[("promote", &["drbd_pg"]), ("start", &GROUP)], 0);
         let vip_stop_exec = ops
             .iter()
             .filter(|o| o.node == from && o.rsc == "pg_vip" && o.op == "stop")
@@ -687,6 +757,7 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         Ok(Move {
             secs: start_vip - (stop_vip - vip_stop_exec),
             command_secs,
+            agents_secs,
             on_from,
             on_to,
             demote_before_promote: matches!((demoted, promoted), (Some(d), Some(p)) if d <= p),
@@ -717,6 +788,16 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         let answered = self.first_answer(&survivor, 240)?;
         self.wait_group(Some(&survivor), 60.0)?;
         let log = self.pacemaker_log(&survivor)?;
+        let cib = self.cib_query(&survivor)?;
+        let fence_constraint = cib.contains(&fence_constraint_id());
+        let agents_secs = history::parse_ops(&cib).ok().map(|ops| {
+            exec_secs(
+                &ops,
+                &survivor,
+                &[("promote", &["drbd_pg"]), ("start", &GROUP)],
+                cut.floor() as u64,
+            )
+        });
         let after = cut - 0.001;
         let lost = history::lost_logged(&log, &victim, after);
         let vip = history::result_logged(&log, "start", "pg_vip", &survivor, after);
@@ -729,6 +810,8 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             membership: lost.map(|l| l - cut),
             vip_started: vip.map(|v| v - cut),
             fenced: fenced.map(|f| f - cut),
+            agents_secs,
+            fence_constraint,
         })
     }
 
@@ -811,6 +894,24 @@ fn steps_on(ops: &[history::Op], node: &str, want: &[(&str, &[&str])]) -> Vec<(S
     v
 }
 
+/// The agents' own time in `want` on `node`: the sum of the exec times the CIB records
+/// for the last successful run of each step (changed at `since` or later).
+fn exec_secs(ops: &[history::Op], node: &str, want: &[(&str, &[&str])], since: u64) -> f64 {
+    let mut ms = 0;
+    for (op, rscs) in want {
+        for r in rscs.iter() {
+            ms += ops
+                .iter()
+                .filter(|o| o.node == node && o.rsc == *r && o.op == *op && o.rc == 0)
+                .filter(|o| o.last_rc_change >= since)
+                .max_by_key(|o| o.call_id)
+                .map(|o| o.exec_ms)
+                .unwrap_or(0);
+        }
+    }
+    ms as f64 / 1000.0
+}
+
 /// A managed move, as the cluster recorded it.
 #[derive(Debug, Clone)]
 pub struct Move {
@@ -819,6 +920,8 @@ pub struct Move {
     /// The VIP's stop began on `from` -> the VIP's start done on `to`.
     pub secs: f64,
     pub command_secs: f64,
+    /// The exec times of the ten steps (the agents' own share of `secs`).
+    pub agents_secs: f64,
     /// What `from` did (stops, then the demote), in call-id order.
     pub on_from: Vec<(String, i64)>,
     /// What `to` did (the promote, then the starts), in call-id order.
@@ -861,13 +964,14 @@ impl Move {
                 .join(", ")
         };
         format!(
-            "migration {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s)\n  on {}: {}\n  on {}: {}\n  {}; constraint {}",
+            "migration {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s; agents' own steps {:.2} s)\n  on {}: {}\n  on {}: {}\n  {}; constraint {}",
             self.from,
             self.to,
             self.secs,
             self.from,
             self.to,
             self.command_secs,
+            self.agents_secs,
             self.from,
             names(&self.on_from),
             self.to,
@@ -891,19 +995,25 @@ pub struct Takeover {
     pub fenced: Option<f64>,
     /// Until the VIP's start was done.
     pub vip_started: Option<f64>,
+    /// The exec times of the promote and the four starts on the survivor.
+    pub agents_secs: Option<f64>,
+    /// DRBD's fence-peer handler left its constraint against the lost node.
+    pub fence_constraint: bool,
 }
 
 impl Takeover {
     pub fn report(&self) -> String {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.2} s")).unwrap_or_else(|| "?".into());
         format!(
-            "takeover {} -> {}: {:.2} s to the first answer through the VIP (node lost at {}, fencing at {}, VIP started at {})",
+            "takeover {} -> {}: {:.2} s to the first answer through the VIP (node lost at {}, fencing at {}, VIP started at {}; agents' own promote and starts {}; DRBD fence constraint {})",
             self.victim,
             self.survivor,
             self.total,
             f(self.membership),
             f(self.fenced),
-            f(self.vip_started)
+            f(self.vip_started),
+            f(self.agents_secs),
+            if self.fence_constraint { "placed" } else { "NOT placed" }
         )
     }
 }
@@ -913,6 +1023,8 @@ struct Files {
     cib: String,
     corosync: String,
     drbd: String,
+    /// The variables of the render that `cluster.sh` does not set itself (CLUSTER_SETS).
+    cluster_sets: Vec<(String, String)>,
 }
 
 fn render(opts: &Options, provider: &str) -> LabResult<Files> {
@@ -930,7 +1042,7 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         s("fence_agent", FENCE_AGENT),
         s("fence_node1_ip", &node_addr(0)),
         s("fence_node2_ip", &node_addr(1)),
-        s("cluster_name", "pgstadv"),
+        s("cluster_name", CLUSTER_NAME),
         s("alert_recipient", ALERT_FILE),
         s("alert_path", &safe(&opts.alert_agent)?),
         s("pg_bindir", PG_BINDIR),
@@ -947,6 +1059,10 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         cib: r.xml.clone(),
         corosync: r.format(Format::Corosync)?,
         drbd: d.format(Format::Drbd)?,
+        cluster_sets: sets
+            .into_iter()
+            .filter(|(k, _)| !CLUSTER_SH_OWN.contains(&k.as_str()))
+            .collect(),
     })
 }
 
@@ -1124,6 +1240,7 @@ mod tests {
             to: "n2".into(),
             secs: 1.0,
             command_secs: 2.0,
+            agents_secs: 0.5,
             on_from: v(&[
                 "stop pg_vip",
                 "stop pg_db",

@@ -35,7 +35,10 @@
 #   STACK_DRBD_PORT       replication port (7788)
 #   STACK_DRBD_VERSION    8.4 or 9: syntax of the resource file (8.4)
 #   STACK_DRBD_DIR        where the resource file goes (/etc/drbd.d)
-#   STACK_PROVIDER        pgstack or heartbeat: whose DRBD fence handlers (pgstack)
+#   STACK_PROVIDER        pgstack or heartbeat: whose DRBD fence handlers (pgstack); with
+#                         heartbeat, lvm.conf also gets the activation/volume_list that
+#                         ocf:heartbeat:LVM-activate's tagging mode requires (the lower VG
+#                         only: the upper VG is then activated only by that agent's tag)
 #   STACK_NO_FENCING      1: render without fencing handlers (pgstack cib render --no-fencing)
 #   STACK_VIP             service address, only checked here (192.168.56.50)
 #   STACK_MOUNT           mount point of the file system (/db)
@@ -250,6 +253,17 @@ devices {
     use_devicesfile = 0
 }
 "
+# LVM-activate (vg_access_mode=tagging) refuses to run without a volume_list, and the
+# list must not name the upper VG: only the agent activates it, with its own tag. This
+# script's own activations of the upper VG name it explicitly (UPPER_ACTIVATION).
+UPPER_ACTIVATION=()
+if [ "$PROVIDER" = heartbeat ]; then
+    LVM_TEXT+="activation {
+    volume_list = [ \"$LOWER_VG\" ]
+}
+"
+    UPPER_ACTIVATION=(--config "activation { volume_list = [ \"$UPPER_VG\" ] }")
+fi
 if [ "$DRY_RUN" = 1 ] || [ ! -f "$LVM_LOCAL" ] || [ "$(cat "$LVM_LOCAL")" != "${LVM_TEXT%$'\n'}" ]; then
     printf '+ write %s:\n%s' "$LVM_LOCAL" "$LVM_TEXT"
     if [ "$DRY_RUN" = 0 ]; then
@@ -389,7 +403,7 @@ say "5. upper VG $UPPER_VG on $DRBD_DEV, LV $UPPER_DEV at ${KEEP}%VG (${FREE_PCT
 if [ "$DRY_RUN" = 1 ]; then
     run pvcreate "$DRBD_DEV"
     run vgcreate --setautoactivation n "$UPPER_VG" "$DRBD_DEV"
-    run lvcreate -y -n "$UPPER_LV" -l "${KEEP}%VG" "$UPPER_VG"
+    run lvcreate -y -n "$UPPER_LV" -l "${KEEP}%VG" "$UPPER_VG" "${UPPER_ACTIVATION[@]}"
 else
     if pvs -- "$DRBD_DEV" >/dev/null 2>&1; then
         vg=$(pv_vg "$DRBD_DEV")
@@ -405,14 +419,14 @@ else
         run vgcreate --setautoactivation n "$UPPER_VG" "$DRBD_DEV"
     fi
     lvs -- "$UPPER_VG/$UPPER_LV" >/dev/null 2>&1 ||
-        run lvcreate -y -n "$UPPER_LV" -l "${KEEP}%VG" "$UPPER_VG"
+        run lvcreate -y -n "$UPPER_LV" -l "${KEEP}%VG" "$UPPER_VG" "${UPPER_ACTIVATION[@]}"
     # No process substitution: a guest without /dev/fd runs this too.
     read -r total free <<<"$(vgs --noheadings -o vg_extent_count,vg_free_count -- "$UPPER_VG")"
     say "   $UPPER_VG: $free of $total extents free"
     [ $((free * 100)) -ge $((total * FREE_PCT)) ] ||
         fail "$UPPER_VG keeps $free of $total extents free, under ${FREE_PCT}%"
 fi
-run lvchange -a y "$UPPER_VG/$UPPER_LV"
+run lvchange -a y "$UPPER_VG/$UPPER_LV" "${UPPER_ACTIVATION[@]}"
 
 # --- 6. XFS: the book's agcount rule, then its mount options -------------------------------
 say "6. XFS on $UPPER_DEV, mounted on $MOUNT"
