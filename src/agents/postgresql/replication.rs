@@ -46,7 +46,7 @@
 use std::collections::BTreeSet;
 
 use super::election::{self, LagPolicy, Verdict};
-use super::instance::{self, Found};
+use super::instance::{self, Found, Left};
 use super::replication_setup::guc_string;
 pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
 use super::{rejoin, single, PgConfig};
@@ -220,11 +220,7 @@ pub fn monitor(
 ) -> Result<Status, OcfError> {
     let (pid, file) = match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => (pid, file),
-        Found::None {
-            pidfile,
-            stale,
-            orphans,
-        } => return not_running(os, cfg, ctx, pidfile, stale, &orphans),
+        Found::None(left) => return not_running(os, cfg, ctx, &left),
     };
     cfg.check(Some(super::MONITOR_PARAMS)).map_err(|e| {
         OcfError::Configured(format!(
@@ -295,14 +291,8 @@ pub fn monitor(
     Ok(Status::Promoted)
 }
 
-fn not_running(
-    os: &impl PgOs,
-    cfg: &PgConfig,
-    ctx: &Ctx,
-    pidfile: bool,
-    stale: Option<u32>,
-    orphans: &[u32],
-) -> Result<Status, OcfError> {
+fn not_running(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx, left: &Left) -> Result<Status, OcfError> {
+    let orphans = &left.orphans;
     if expects_promoted(ctx) {
         if let Ok(creds) = instance::credentials(cfg) {
             let c = os.control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant());
@@ -323,7 +313,7 @@ fn not_running(
         }
     }
     Ok(Status::NotRunning(single::not_running_reason(
-        os, cfg, ctx, pidfile, stale, orphans,
+        os, cfg, ctx, left,
     )?))
 }
 

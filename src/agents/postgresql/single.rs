@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::instance::{self, Found};
+use super::instance::{self, Found, Left};
 use super::PgConfig;
 use crate::ocf::{Ctx, OcfError, Status};
 use crate::sys::pg::server::{PortUse, StartSpec};
@@ -56,13 +56,7 @@ pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfE
             }
             Ok(Status::Running)
         }
-        Found::None {
-            pidfile,
-            stale,
-            orphans,
-        } => Ok(Status::NotRunning(not_running_reason(
-            os, cfg, ctx, pidfile, stale, &orphans,
-        )?)),
+        Found::None(left) => Ok(Status::NotRunning(not_running_reason(os, cfg, ctx, &left)?)),
     }
 }
 
@@ -78,10 +72,13 @@ pub(super) fn not_running_reason(
     os: &impl PgOs,
     cfg: &PgConfig,
     ctx: &Ctx,
-    pidfile: bool,
-    stale: Option<u32>,
-    orphans: &[u32],
+    left: &Left,
 ) -> Result<Option<String>, OcfError> {
+    let Left {
+        pidfile,
+        stale,
+        orphans,
+    } = left;
     let d = cfg.datadir.display();
     let (exists, is_cluster) = os.datadir_state(&cfg.datadir);
     if !exists {
@@ -147,11 +144,11 @@ pub(super) fn start_with(
             ));
             return wait_ready(os, cfg, pid, ctx);
         }
-        Found::None {
+        Found::None(Left {
             pidfile,
             stale,
             orphans,
-        } => {
+        }) => {
             if !orphans.is_empty() {
                 // They keep the old shared memory attached: the new postmaster would refuse.
                 ctx.log.warn(&format!(
@@ -267,7 +264,7 @@ pub fn stop(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     }
     let pm = match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
-        Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
+        Found::None(Left { orphans, .. }) if orphans.is_empty() => return Ok(()),
         Found::None { .. } => None,
     };
     let t = Instant::now();
