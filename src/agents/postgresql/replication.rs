@@ -295,7 +295,7 @@ fn not_running(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx, left: &Left) -> Result
     let orphans = &left.orphans;
     if expects_promoted(ctx) {
         if let Ok(creds) = instance::credentials(cfg) {
-            let c = os.control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant());
+            let c = os.control_data(&cfg.pg_dir(&creds), ctx.deadline.instant());
             if let Ok(c) = c {
                 if c.state == ClusterState::InProduction {
                     return Err(OcfError::FailedPromoted(format!(
@@ -329,7 +329,7 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
         return single::start_with(os, cfg, ctx, cfg.config.clone());
     }
     let state = os
-        .control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant())
+        .control_data(&cfg.pg_dir(&creds), ctx.deadline.instant())
         .map(|c| c.state)
         .ok();
     // A former primary (a standby's control file says "in archive recovery" or "shut
@@ -358,8 +358,9 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
         }
     }
     let conf = own_conf(cfg)?;
-    os.write_owned(&cfg.datadir, OWN_CONF, &conf, &creds)?;
-    os.write_owned(&cfg.datadir, STANDBY_SIGNAL, "", &creds)?;
+    let dir = cfg.pg_dir(&creds);
+    os.write_owned(&dir, OWN_CONF, &conf)?;
+    os.write_owned(&dir, STANDBY_SIGNAL, "")?;
     ctx.log.info(&format!(
         "starting {} as a standby ({} and {})",
         cfg.datadir.display(),
