@@ -13,6 +13,23 @@ pub struct ScoreOf<'a> {
     pub node: Option<&'a str>,
 }
 
+impl<'a> ScoreOf<'a> {
+    /// `instance` on this node.
+    pub fn here(instance: &'a str) -> Self {
+        ScoreOf {
+            instance,
+            node: None,
+        }
+    }
+    /// `instance` on `node`.
+    pub fn on(instance: &'a str, node: &'a str) -> Self {
+        ScoreOf {
+            instance,
+            node: Some(node),
+        }
+    }
+}
+
 /// What agents ask of the cluster.
 pub trait Cluster {
     /// Sets (`Some`) or deletes (`None`) the promotion score `of`.

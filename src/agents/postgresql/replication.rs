@@ -52,7 +52,7 @@ pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, valida
 use super::{rejoin, single, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
-use crate::sys::attrd::Attrd;
+use crate::sys::attrd::{Attrd, ScoreOf};
 use crate::sys::pg::client::{Probe, Rows};
 use crate::sys::pg::wal::{Replica, WalOs};
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
@@ -375,7 +375,7 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
             if let Some(s) = election::first_start_score(true, any) {
                 match peers
                     .attrd
-                    .set_score(resource, None, s, ctx.deadline.instant())
+                    .set_score(ScoreOf::here(resource), s, ctx.deadline.instant())
                 {
                     Ok(()) => ctx.log.info(&format!("first start: promotion score {s}")),
                     Err(e) => ctx.log.warn(&format!("first start score: {e}")),
@@ -442,9 +442,11 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
 }
 
 fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
-    let r = peers
-        .attrd
-        .set_score(ctx.env.instance_base(), None, score, ctx.deadline.instant());
+    let r = peers.attrd.set_score(
+        ScoreOf::here(ctx.env.instance_base()),
+        score,
+        ctx.deadline.instant(),
+    );
     if let Err(e) = r {
         ctx.log.warn(&format!(
             "could not set the promotion score {score} (not in a cluster?): {e}"
