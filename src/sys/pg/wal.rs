@@ -339,6 +339,36 @@ pub fn find_shutdown_checkpoint(waldump: &str, timeline: u32) -> Option<Lsn> {
     })
 }
 
+/// Runs `pg_waldump` (`pg_xlogdump` before 10) as `creds` on the WAL of `datadir`, on
+/// `timeline` from `start`, with `until` (`--end L` or `--limit N`). Any exit counts: the
+/// callers read what it printed; running out of time is an error.
+fn waldump(
+    bindir: &Path,
+    datadir: &Path,
+    timeline: u32,
+    start: Lsn,
+    until: [&str; 2],
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Outcome> {
+    let old = major_version(datadir)? < 10;
+    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
+        .arg("--path")
+        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
+        .args(["--timeline", &timeline.to_string()])
+        .args(["--start", &start.to_string()])
+        .args(until)
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    if let Outcome::TimedOut { .. } = out {
+        return Err(SysError::Timeout {
+            what: cmd.display(),
+        });
+    }
+    Ok(out)
+}
+
 /// Runs `pg_waldump` (`pg_xlogdump` before 10) on the WAL of `datadir` from `start` to
 /// `end` on `timeline` and looks for a shutdown checkpoint record.
 pub fn shutdown_checkpoint_in(
@@ -350,29 +380,16 @@ pub fn shutdown_checkpoint_in(
     creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let tool = if major_version(datadir)? < 10 {
-        "pg_xlogdump"
-    } else {
-        "pg_waldump"
-    };
-    let wal = datadir.join(if tool == "pg_waldump" {
-        "pg_wal"
-    } else {
-        "pg_xlog"
-    });
-    let cmd = Cmd::new(bindir.join(tool))
-        .arg("--path")
-        .arg(&wal)
-        .args(["--timeline", &timeline.to_string()])
-        .args(["--start", &start.to_string(), "--end", &end.to_string()])
-        .current_dir("/")
-        .run_as(creds.clone());
-    let out = runner::run(&cmd, deadline)?;
-    if let Outcome::TimedOut { .. } = out {
-        return Err(SysError::Timeout {
-            what: cmd.display(),
-        });
-    }
+    let end = end.to_string();
+    let out = waldump(
+        bindir,
+        datadir,
+        timeline,
+        start,
+        ["--end", &end],
+        creds,
+        deadline,
+    )?;
     // pg_waldump exits 1 when the range ends inside a record it cannot read to the end
     // (the normal case at the end of streamed WAL); the records it printed still count.
     Ok(find_shutdown_checkpoint(&out.stdout_str(), timeline))
@@ -399,20 +416,15 @@ pub fn record_from(
     creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let old = major_version(datadir)? < 10;
-    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
-        .arg("--path")
-        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
-        .args(["--timeline", &timeline.to_string()])
-        .args(["--start", &from.to_string(), "--limit", "1"])
-        .current_dir("/")
-        .run_as(creds.clone());
-    let out = runner::run(&cmd, deadline)?;
-    if let Outcome::TimedOut { .. } = out {
-        return Err(SysError::Timeout {
-            what: cmd.display(),
-        });
-    }
+    let out = waldump(
+        bindir,
+        datadir,
+        timeline,
+        from,
+        ["--limit", "1"],
+        creds,
+        deadline,
+    )?;
     // No record there is exit 1 with "could not find a valid record after ...".
     Ok(first_record(&out.stdout_str()).filter(|l| *l >= from))
 }
