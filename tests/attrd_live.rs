@@ -14,7 +14,7 @@ use common::cluster1::{seed_cib, Node, Spec};
 use pgstack::agents::postgresql::election::{self, LagPolicy, Position, Verdict};
 use pgstack::ocf::deadline::Deadline;
 use pgstack::ocf::notify::Notify;
-use pgstack::sys::attrd::{AttrError, Attrd, Found, Tools};
+use pgstack::sys::attrd::{AttrError, Attrd, Found, ScoreOf, Tools};
 
 const NODE: &str = "pgst-attrd-n1";
 const ADDR: &str = "10.99.65.1";
@@ -51,7 +51,7 @@ fn inside() {
     assert!(matches!(e, AttrError::NotFound { .. }), "{e:?}");
     assert!(a.query_all(name, soon()).unwrap().is_empty());
     let t = Instant::now();
-    a.set_private(name, "1#0/3000148", None, soon()).unwrap();
+    a.set_private(name, "1#0/3000148", soon()).unwrap();
     let seen = eventually("the private attribute", || {
         a.query(name, None, soon()).found().unwrap().as_deref() == Some("1#0/3000148")
     });
@@ -69,20 +69,27 @@ fn inside() {
     });
     a.delete(name, None, soon()).unwrap();
 
-    assert!(a.score(RSC, None, soon()).found().unwrap().is_none());
-    a.set_score(RSC, None, 1001, soon()).unwrap();
+    assert!(a
+        .score(ScoreOf::here(RSC), soon())
+        .found()
+        .unwrap()
+        .is_none());
+    a.set_score(ScoreOf::here(RSC), 1001, soon()).unwrap();
     eventually("the score", || {
-        a.score(RSC, None, soon()).found().unwrap() == Some(1001)
+        a.score(ScoreOf::here(RSC), soon()).found().unwrap() == Some(1001)
     });
-    a.set_score(RSC, Some(NODE), 5, soon()).unwrap();
+    a.set_score(ScoreOf::on(RSC, NODE), 5, soon()).unwrap();
     eventually("the score by node name", || {
-        a.score(RSC, Some(NODE), soon()).found().unwrap() == Some(5)
+        a.score(ScoreOf::on(RSC, NODE), soon()).found().unwrap() == Some(5)
     });
-    a.delete_score(RSC, None, soon()).unwrap();
+    a.delete_score(ScoreOf::here(RSC), soon()).unwrap();
     eventually("the score's removal", || {
-        a.score(RSC, None, soon()).found().unwrap().is_none()
+        a.score(ScoreOf::here(RSC), soon())
+            .found()
+            .unwrap()
+            .is_none()
     });
-    a.delete_score(RSC, None, soon()).unwrap();
+    a.delete_score(ScoreOf::here(RSC), soon()).unwrap();
 
     // The election on a lone node through the real daemons.
     let d = Deadline::from_timeout(Duration::from_secs(20));
@@ -113,9 +120,9 @@ fn inside() {
     let c = election::apply_scores(&a, RSC, NODE, &[], LagPolicy::default(), &d).unwrap();
     assert_eq!(c.len(), 1, "{c:?}");
     eventually("the primary's score", || {
-        a.score(RSC, None, soon()).found().unwrap() == Some(1001)
+        a.score(ScoreOf::here(RSC), soon()).found().unwrap() == Some(1001)
     });
-    a.delete_score(RSC, None, soon()).unwrap();
+    a.delete_score(ScoreOf::here(RSC), soon()).unwrap();
 }
 
 #[test]

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 
 use crate::sys::arp::{format_mac, parse_mac, ArpMode, Sender};
-use crate::sys::net::{send_rounds, Announce, Net, RealNet};
+use crate::sys::net::{send_rounds, Announce, ArpProbe, Net, RealNet};
 use crate::sys::netlink::Link;
 
 #[derive(Subcommand)]
@@ -126,12 +126,11 @@ pub fn run(cmd: ArpCmd) -> Result<u8> {
                     bail!("ARP probes are for IPv4; IPv6 uses duplicate address detection")
                 };
                 let link = link_named(&net, &iface)?;
-                Ok(net.arp_probe(
-                    &link,
-                    v4,
-                    count.max(1),
-                    Duration::from_millis(wait.clamp(1, 60_000)),
-                )?)
+                let p = ArpProbe {
+                    tries: count.max(1),
+                    wait: Duration::from_millis(wait.clamp(1, 60_000)),
+                };
+                Ok(net.arp_probe(&link, v4, p)?)
             })();
             match r {
                 Ok(None) => {

@@ -61,6 +61,18 @@ struct Resolved {
     deadline: Instant,
 }
 
+impl Resolved {
+    /// The rejoin tools over this data directory, against the primary at `conninfo`.
+    fn tools<'a>(&'a self, conninfo: &'a str) -> Tools<'a> {
+        Tools {
+            bindir: &self.bindir,
+            datadir: &self.datadir,
+            conninfo,
+            creds: &self.creds,
+        }
+    }
+}
+
 fn resolve(w: &Where) -> Result<Resolved> {
     let datadir = std::fs::canonicalize(&w.pgdata)
         .with_context(|| format!("resolving {}", w.pgdata.display()))?;
@@ -91,24 +103,14 @@ pub fn run(c: PgCmd) -> Result<u8> {
     match c {
         PgCmd::Diverged { at } => {
             let r = resolve(&at)?;
-            let t = Tools {
-                bindir: &r.bindir,
-                datadir: &r.datadir,
-                conninfo: &at.primary_conninfo,
-                creds: &r.creds,
-            };
+            let t = r.tools(&at.primary_conninfo);
             let d = rejoin::check(&RealWal, &t, r.deadline)?;
             println!("{} {}", r.datadir.display(), d.describe());
             Ok(if d.follows() { 0 } else { 1 })
         }
         PgCmd::Rejoin { at, rewind } => {
             let r = resolve(&at)?;
-            let t = Tools {
-                bindir: &r.bindir,
-                datadir: &r.datadir,
-                conninfo: &at.primary_conninfo,
-                creds: &r.creds,
-            };
+            let t = r.tools(&at.primary_conninfo);
             let running = RealPg
                 .pidfile(&r.datadir)
                 .flatten()

@@ -1,7 +1,7 @@
 //! Promotion scores: what a promotable agent tells Pacemaker about where to promote.
 
 use super::agent::Ctx;
-use crate::sys::cluster::Cluster;
+use crate::sys::cluster::{Cluster, ScoreOf};
 
 /// Pacemaker treats anything beyond this as infinity.
 pub const MAX_SCORE: i64 = 1_000_000;
@@ -20,12 +20,7 @@ pub fn set_score(cluster: &dyn Cluster, ctx: &Ctx, score: i64) -> bool {
     }
     report(
         ctx,
-        cluster.promotion_score(
-            ctx.env.instance_base(),
-            ctx.env.meta.on_node.as_deref(),
-            Some(s),
-            ctx.deadline.instant(),
-        ),
+        cluster.promotion_score(here(ctx), Some(s), ctx.deadline.instant()),
         &format!("set promotion score {s}"),
     )
 }
@@ -34,14 +29,17 @@ pub fn set_score(cluster: &dyn Cluster, ctx: &Ctx, score: i64) -> bool {
 pub fn clear_score(cluster: &dyn Cluster, ctx: &Ctx) -> bool {
     report(
         ctx,
-        cluster.promotion_score(
-            ctx.env.instance_base(),
-            ctx.env.meta.on_node.as_deref(),
-            None,
-            ctx.deadline.instant(),
-        ),
+        cluster.promotion_score(here(ctx), None, ctx.deadline.instant()),
         "remove promotion score",
     )
+}
+
+/// This instance on the node Pacemaker runs the action on.
+fn here<'a>(ctx: &'a Ctx) -> ScoreOf<'a> {
+    ScoreOf {
+        instance: ctx.env.instance_base(),
+        node: ctx.env.meta.on_node.as_deref(),
+    }
 }
 
 fn report(ctx: &Ctx, r: crate::sys::SysResult<()>, what: &str) -> bool {

@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+pub use super::cluster::ScoreOf;
 use super::runner::{run, Cmd, Outcome, SpawnError};
 
 /// Pacemaker's exit codes for a query of something not set: "no such object"
@@ -74,29 +75,17 @@ pub struct Member {
 
 /// What the election asks of Pacemaker. `node` `None` means this node.
 pub trait Attrd {
-    /// Sets a private transient attribute (never written to the CIB).
-    fn set_private(
-        &self,
-        name: &str,
-        value: &str,
-        node: Option<&str>,
-        deadline: Instant,
-    ) -> AttrResult<()>;
+    /// Sets a private transient attribute of this node (never written to the CIB).
+    fn set_private(&self, name: &str, value: &str, deadline: Instant) -> AttrResult<()>;
     /// The value of a transient attribute on one node.
     fn query(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<String>;
     /// The values of a transient attribute on every node that has it set (node -> value).
     fn query_all(&self, name: &str, deadline: Instant) -> AttrResult<BTreeMap<String, String>>;
     /// Deletes a transient attribute (deleting an unset one is not an error).
     fn delete(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<()>;
-    /// The promotion score of `resource` (clone id without the `:N`) on a node.
-    fn score(&self, resource: &str, node: Option<&str>, deadline: Instant) -> AttrResult<i64>;
-    fn set_score(
-        &self,
-        resource: &str,
-        node: Option<&str>,
-        score: i64,
-        deadline: Instant,
-    ) -> AttrResult<()>;
+    /// The promotion score `of` a resource (clone id without the `:N`) on a node.
+    fn score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<i64>;
+    fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()>;
     /// The promotion scores of `resource` of every node that has one (node -> score),
     /// in one call.
     fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>>;
@@ -109,8 +98,7 @@ pub trait Attrd {
         Ok((self.partition(deadline)?, self.scores(resource, deadline)?))
     }
     /// Removes the promotion score (removing an absent one is not an error).
-    fn delete_score(&self, resource: &str, node: Option<&str>, deadline: Instant)
-        -> AttrResult<()>;
+    fn delete_score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<()>;
     /// The names of the nodes in this node's partition.
     fn partition(&self, deadline: Instant) -> AttrResult<Vec<String>>;
     /// Every node the cluster knows, with its membership state.
@@ -225,14 +213,8 @@ impl Tools {
 }
 
 impl Attrd for Tools {
-    fn set_private(
-        &self,
-        name: &str,
-        value: &str,
-        node: Option<&str>,
-        deadline: Instant,
-    ) -> AttrResult<()> {
-        let cmd = Tools::attrd(name, node).args(["--private", "--update", value]);
+    fn set_private(&self, name: &str, value: &str, deadline: Instant) -> AttrResult<()> {
+        let cmd = Tools::attrd(name, None).args(["--private", "--update", value]);
         outcome(&cmd, deadline, None).map(|_| ())
     }
 
@@ -293,7 +275,11 @@ impl Attrd for Tools {
         }
     }
 
-    fn score(&self, resource: &str, node: Option<&str>, deadline: Instant) -> AttrResult<i64> {
+    fn score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<i64> {
+        let ScoreOf {
+            instance: resource,
+            node,
+        } = of;
         let missing = AttrError::NotFound {
             name: format!("the promotion score of {resource}"),
             node: node_label(node),
@@ -347,23 +333,16 @@ impl Attrd for Tools {
         })
     }
 
-    fn set_score(
-        &self,
-        resource: &str,
-        node: Option<&str>,
-        score: i64,
-        deadline: Instant,
-    ) -> AttrResult<()> {
-        let cmd = Tools::promotion(resource, node).args(["--update", &score.to_string()]);
+    fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()> {
+        let cmd = Tools::promotion(of.instance, of.node).args(["--update", &score.to_string()]);
         outcome(&cmd, deadline, None).map(|_| ())
     }
 
-    fn delete_score(
-        &self,
-        resource: &str,
-        node: Option<&str>,
-        deadline: Instant,
-    ) -> AttrResult<()> {
+    fn delete_score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<()> {
+        let ScoreOf {
+            instance: resource,
+            node,
+        } = of;
         let cmd = Tools::promotion(resource, node).arg("--delete");
         match outcome(
             &cmd,
@@ -518,14 +497,8 @@ pub mod fake {
     }
 
     impl Attrd for FakeAttrd {
-        fn set_private(
-            &self,
-            name: &str,
-            value: &str,
-            node: Option<&str>,
-            _: Instant,
-        ) -> AttrResult<()> {
-            let n = self.who(node);
+        fn set_private(&self, name: &str, value: &str, _: Instant) -> AttrResult<()> {
+            let n = self.who(None);
             self.check(format!("set {name}[{n}]={value}"))?;
             self.private
                 .borrow_mut()
@@ -576,28 +549,22 @@ pub mod fake {
                 .map(|((_, n), s)| (n.clone(), *s))
                 .collect())
         }
-        fn score(&self, resource: &str, node: Option<&str>, _: Instant) -> AttrResult<i64> {
-            let n = self.who(node);
+        fn score(&self, of: ScoreOf, _: Instant) -> AttrResult<i64> {
+            let (resource, n) = (of.instance, self.who(of.node));
             self.check(format!("score {resource}[{n}]"))?;
             self.score_of(resource, &n).ok_or(AttrError::NotFound {
                 name: resource.into(),
                 node: n,
             })
         }
-        fn set_score(
-            &self,
-            resource: &str,
-            node: Option<&str>,
-            score: i64,
-            _: Instant,
-        ) -> AttrResult<()> {
-            let n = self.who(node);
+        fn set_score(&self, of: ScoreOf, score: i64, _: Instant) -> AttrResult<()> {
+            let (resource, n) = (of.instance, self.who(of.node));
             self.check(format!("set score {resource}[{n}]={score}"))?;
             self.put_score(resource, &n, score);
             Ok(())
         }
-        fn delete_score(&self, resource: &str, node: Option<&str>, _: Instant) -> AttrResult<()> {
-            let n = self.who(node);
+        fn delete_score(&self, of: ScoreOf, _: Instant) -> AttrResult<()> {
+            let (resource, n) = (of.instance, self.who(of.node));
             self.check(format!("delete score {resource}[{n}]"))?;
             self.scores.borrow_mut().remove(&(resource.into(), n));
             Ok(())

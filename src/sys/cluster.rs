@@ -6,17 +6,34 @@ use std::time::Instant;
 use super::error::{SysError, SysResult};
 use super::runner::{run, Cmd, Outcome, SpawnError};
 
+/// Whose promotion score: `instance` on `node` (this node when `None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreOf<'a> {
+    pub instance: &'a str,
+    pub node: Option<&'a str>,
+}
+
+impl<'a> ScoreOf<'a> {
+    /// `instance` on this node.
+    pub fn here(instance: &'a str) -> Self {
+        ScoreOf {
+            instance,
+            node: None,
+        }
+    }
+    /// `instance` on `node`.
+    pub fn on(instance: &'a str, node: &'a str) -> Self {
+        ScoreOf {
+            instance,
+            node: Some(node),
+        }
+    }
+}
+
 /// What agents ask of the cluster.
 pub trait Cluster {
-    /// Sets (`Some`) or deletes (`None`) the promotion score of `instance` on `node`
-    /// (this node when `None`).
-    fn promotion_score(
-        &self,
-        instance: &str,
-        node: Option<&str>,
-        score: Option<i64>,
-        deadline: Instant,
-    ) -> SysResult<()>;
+    /// Sets (`Some`) or deletes (`None`) the promotion score `of`.
+    fn promotion_score(&self, of: ScoreOf, score: Option<i64>, deadline: Instant) -> SysResult<()>;
 }
 
 /// The real cluster: `crm_attribute --promotion`, falling back to the older `crm_master`.
@@ -37,13 +54,8 @@ impl CrmTools {
 }
 
 impl Cluster for CrmTools {
-    fn promotion_score(
-        &self,
-        instance: &str,
-        node: Option<&str>,
-        score: Option<i64>,
-        deadline: Instant,
-    ) -> SysResult<()> {
+    fn promotion_score(&self, of: ScoreOf, score: Option<i64>, deadline: Instant) -> SysResult<()> {
+        let ScoreOf { instance, node } = of;
         let mut args: Vec<String> = vec!["-l".into(), "reboot".into(), "-q".into()];
         if let Some(n) = node {
             args.extend(["-N".into(), n.to_string()]);

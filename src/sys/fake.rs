@@ -4,12 +4,12 @@
 use std::cell::{Cell, RefCell};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::arp::Mac;
-use super::cluster::Cluster;
+use super::cluster::{Cluster, ScoreOf};
 use super::error::{SysError, SysResult};
-use super::net::{Announce, Net};
+use super::net::{Announcement, ArpProbe, Net};
 use super::netlink::{
     Added, Addr, AddrRequest, Family, Link, Removed, Route, IFA_F_DADFAILED, IFA_F_NODAD,
     IFA_F_NOPREFIXROUTE,
@@ -22,19 +22,15 @@ pub struct FakeCluster {
 }
 
 impl Cluster for FakeCluster {
-    fn promotion_score(
-        &self,
-        instance: &str,
-        _node: Option<&str>,
-        score: Option<i64>,
-        _d: Instant,
-    ) -> SysResult<()> {
+    fn promotion_score(&self, of: ScoreOf, score: Option<i64>, _d: Instant) -> SysResult<()> {
         if self.fail.get() {
             return Err(SysError::Invalid(
                 "crm_attribute: exit 102: could not connect".into(),
             ));
         }
-        self.scores.borrow_mut().push((instance.to_string(), score));
+        self.scores
+            .borrow_mut()
+            .push((of.instance.to_string(), score));
         Ok(())
     }
 }
@@ -170,7 +166,7 @@ impl Net for FakeNet {
         }
         Ok(Removed::Gone)
     }
-    fn arp_probe(&self, _l: &Link, ip: Ipv4Addr, _t: u32, _w: Duration) -> SysResult<Option<Mac>> {
+    fn arp_probe(&self, _l: &Link, ip: Ipv4Addr, _p: ArpProbe) -> SysResult<Option<Mac>> {
         self.call(format!("probe {ip}"));
         match self.claimant_answers.get() {
             Some(0) => return Ok(None),
@@ -183,14 +179,8 @@ impl Net for FakeNet {
             .filter(|(i, _)| *i == ip)
             .map(|(_, m)| m))
     }
-    fn announce(
-        &self,
-        link: &Link,
-        ip: IpAddr,
-        a: &Announce,
-        background: Option<&Path>,
-        _d: Instant,
-    ) -> SysResult<Option<u32>> {
+    fn announce(&self, an: &Announcement, _d: Instant) -> SysResult<Option<u32>> {
+        let (link, ip, a, background) = (an.link, an.ip, an.how, an.background);
         let tag = if background.is_some() { "bg:" } else { "" };
         self.announced
             .borrow_mut()
@@ -368,15 +358,8 @@ impl super::mount::Mounts for FakeMounts {
             .push(format!("mkdir {}", path.display()));
         Ok(())
     }
-    fn mount(
-        &self,
-        source: &str,
-        target: &Path,
-        _fstype: &str,
-        _opts: &super::mount::MountOptions,
-        _raw: &str,
-        _d: Instant,
-    ) -> SysResult<()> {
+    fn mount(&self, m: &super::mount::MountSpec, _d: Instant) -> SysResult<()> {
+        let (source, target) = (m.source, m.target);
         self.calls
             .borrow_mut()
             .push(format!("mount {source} {}", target.display()));

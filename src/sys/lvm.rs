@@ -769,15 +769,8 @@ pub trait Lvm {
     fn node_name(&self, deadline: Instant) -> String;
     /// The file system on a block device, from its superblock (`xfs`, `ext4`), if known.
     fn fs_type(&self, dev: &Path) -> Option<&'static str>;
-    /// Mounts `dev` (type `fstype`) on `dir` with `options`.
-    fn mount(
-        &self,
-        dev: &Path,
-        dir: &Path,
-        fstype: &str,
-        options: &str,
-        deadline: Instant,
-    ) -> SysResult<()>;
+    /// Mounts a logical volume ([`super::mount::mount`]).
+    fn mount(&self, m: &super::mount::MountSpec, deadline: Instant) -> SysResult<()>;
     /// The record of a start (what was activated), kept in /run until stop.
     fn load_record(&self, vg: &str) -> Option<Record>;
     fn save_record(&self, r: &Record) -> SysResult<()>;
@@ -983,24 +976,8 @@ impl Lvm for RealLvm {
         fs_magic(&buf)
     }
 
-    fn mount(
-        &self,
-        dev: &Path,
-        dir: &Path,
-        fstype: &str,
-        options: &str,
-        deadline: Instant,
-    ) -> SysResult<()> {
-        let opts = super::mount::split_options(options)
-            .map_err(|e| SysError::Invalid(format!("mount options {options:?}: {e}")))?;
-        super::mount::mount(
-            &dev.to_string_lossy(),
-            dir,
-            fstype,
-            &opts,
-            options,
-            deadline,
-        )
+    fn mount(&self, m: &super::mount::MountSpec, deadline: Instant) -> SysResult<()> {
+        super::mount::mount(m, deadline)
     }
 
     fn load_record(&self, vg: &str) -> Option<Record> {

@@ -431,15 +431,26 @@ pub fn syscall_type(fstype: &str) -> bool {
     )
 }
 
-/// Mounts `source` on `target`.
-pub fn mount(
-    source: &str,
-    target: &Path,
-    fstype: &str,
-    opts: &MountOptions,
-    raw_options: &str,
-    deadline: Instant,
-) -> SysResult<()> {
+/// One mount to make: `source` on `target` as `fstype`, with the option string
+/// `raw_options` and its split form `opts`.
+#[derive(Debug, Clone, Copy)]
+pub struct MountSpec<'a> {
+    pub source: &'a str,
+    pub target: &'a Path,
+    pub fstype: &'a str,
+    pub opts: &'a MountOptions,
+    pub raw_options: &'a str,
+}
+
+/// Mounts `m.source` on `m.target`.
+pub fn mount(m: &MountSpec, deadline: Instant) -> SysResult<()> {
+    let MountSpec {
+        source,
+        target,
+        fstype,
+        opts,
+        raw_options,
+    } = *m;
     if opts.bind || fstype == "none" {
         let mut f = opts.ms_flags() | MsFlags::MS_BIND;
         nix::mount::mount(Some(source), target, None::<&str>, f, None::<&str>).map_err(|e| {
@@ -626,15 +637,7 @@ pub trait Mounts {
     /// See [`resolve_path`].
     fn resolve_path(&self, path: &Path, table: &[MountEntry]) -> SysResult<PathBuf>;
     fn create_dir_all(&self, path: &Path) -> SysResult<()>;
-    fn mount(
-        &self,
-        source: &str,
-        target: &Path,
-        fstype: &str,
-        opts: &MountOptions,
-        raw_options: &str,
-        deadline: Instant,
-    ) -> SysResult<()>;
+    fn mount(&self, m: &MountSpec, deadline: Instant) -> SysResult<()>;
     fn umount(&self, target: &Path, force: bool) -> SysResult<Umount>;
     fn fsck(&self, device: &Path, fstype: &str, deadline: Instant) -> SysResult<FsckResult>;
     fn xfs_check(&self, device: &Path, deadline: Instant) -> SysResult<FsckResult>;
@@ -686,16 +689,8 @@ impl Mounts for RealMounts {
         fs::create_dir_all(path)
             .map_err(|e| SysError::io(format!("creating {}", path.display()), e))
     }
-    fn mount(
-        &self,
-        source: &str,
-        target: &Path,
-        fstype: &str,
-        opts: &MountOptions,
-        raw_options: &str,
-        deadline: Instant,
-    ) -> SysResult<()> {
-        mount(source, target, fstype, opts, raw_options, deadline)
+    fn mount(&self, m: &MountSpec, deadline: Instant) -> SysResult<()> {
+        mount(m, deadline)
     }
     fn umount(&self, target: &Path, force: bool) -> SysResult<Umount> {
         umount(target, force)

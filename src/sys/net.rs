@@ -25,6 +25,23 @@ pub struct Announce {
     pub interval: Duration,
 }
 
+/// An RFC 5227 probe: `tries` probes spread over `wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpProbe {
+    pub tries: u32,
+    pub wait: Duration,
+}
+
+/// What [`Net::announce`] sends: `how.count` announcements of `ip` on `link`; with
+/// `background`, all but the first from a detached announcer recorded in that pid file.
+#[derive(Debug, Clone, Copy)]
+pub struct Announcement<'a> {
+    pub link: &'a Link,
+    pub ip: IpAddr,
+    pub how: &'a Announce,
+    pub background: Option<&'a Path>,
+}
+
 pub trait Net {
     /// Moves this process into the named network namespace (`/run/netns/<name>`).
     fn enter_netns(&self, name: &str) -> SysResult<()>;
@@ -35,27 +52,13 @@ pub trait Net {
     fn add_addr(&self, req: &AddrRequest, deadline: Instant) -> SysResult<Added>;
     /// Removes the address; one already gone is [`Removed::WasAbsent`], not an error.
     fn del_addr(&self, addr: &Addr, deadline: Instant) -> SysResult<Removed>;
-    /// Sends `tries` RFC 5227 probes spread over `wait` and returns the MAC of another
-    /// host that claims `ip`, if one does.
-    fn arp_probe(
-        &self,
-        link: &Link,
-        ip: Ipv4Addr,
-        tries: u32,
-        wait: Duration,
-    ) -> SysResult<Option<Mac>>;
-    /// Sends `a.count` announcements (ARP for IPv4, unsolicited NA for IPv6) `a.interval`
+    /// Probes `ip` on `link` and returns the MAC of another host that claims it, if one
+    /// does.
+    fn arp_probe(&self, link: &Link, ip: Ipv4Addr, p: ArpProbe) -> SysResult<Option<Mac>>;
+    /// Sends the announcements (ARP for IPv4, unsolicited NA for IPv6) `how.interval`
     /// apart. The first goes out at once; with `background`, the rest come from a detached
-    /// announcer recorded in that pid file (its pid is returned), otherwise from here,
-    /// stopping at `deadline`.
-    fn announce(
-        &self,
-        link: &Link,
-        ip: IpAddr,
-        a: &Announce,
-        background: Option<&Path>,
-        deadline: Instant,
-    ) -> SysResult<Option<u32>>;
+    /// announcer (its pid is returned), otherwise from here, stopping at `deadline`.
+    fn announce(&self, a: &Announcement, deadline: Instant) -> SysResult<Option<u32>>;
     /// Stops the announcer recorded in `pidfile` (only if it is one of ours for `ip`).
     fn cancel_announcer(&self, pidfile: &Path, ip: IpAddr) -> SysResult<bool>;
 }
@@ -97,20 +100,14 @@ impl Net for RealNet {
         Netlink::open(deadline)?.del_addr(addr)
     }
 
-    fn arp_probe(
-        &self,
-        link: &Link,
-        ip: Ipv4Addr,
-        tries: u32,
-        wait: Duration,
-    ) -> SysResult<Option<Mac>> {
+    fn arp_probe(&self, link: &Link, ip: Ipv4Addr, p: ArpProbe) -> SysResult<Option<Mac>> {
         let raw = match take_probe_socket(link) {
             Some(s) => s,
             None => Sender::open_listening(link)?,
         };
         let start = Instant::now();
-        let tries = tries.max(1);
-        let step = wait / tries;
+        let tries = p.tries.max(1);
+        let step = p.wait / tries;
         let mut found = None;
         for i in 0..tries {
             raw.arp_probe(ip)?;
@@ -124,14 +121,13 @@ impl Net for RealNet {
         Ok(found)
     }
 
-    fn announce(
-        &self,
-        link: &Link,
-        ip: IpAddr,
-        a: &Announce,
-        background: Option<&Path>,
-        deadline: Instant,
-    ) -> SysResult<Option<u32>> {
+    fn announce(&self, an: &Announcement, deadline: Instant) -> SysResult<Option<u32>> {
+        let Announcement {
+            link,
+            ip,
+            how: a,
+            background,
+        } = *an;
         if a.count == 0 {
             return Ok(None);
         }

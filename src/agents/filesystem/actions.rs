@@ -124,15 +124,15 @@ impl<M: Mounts> Agent for Filesystem<M> {
                 ))
             })?;
         }
+        let spec = mount::MountSpec {
+            source: &source,
+            target: &cfg.directory,
+            fstype: &cfg.fstype,
+            opts: &cfg.opts,
+            raw_options: &cfg.options,
+        };
         self.sys
-            .mount(
-                &source,
-                &cfg.directory,
-                &cfg.fstype,
-                &cfg.opts,
-                &cfg.options,
-                dl,
-            )
+            .mount(&spec, dl)
             .map_err(|e| OcfError::Generic(e.to_string()))?;
         let after = self.sys.mountinfo()?;
         let failure = match mount::mount_at(&after, &cfg.directory) {

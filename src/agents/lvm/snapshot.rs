@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::sys::lvm::{valid_name, Change, Changed, Lv, Lvm, Overrides, VgReport};
-use crate::sys::SysError;
+use crate::sys::{mount, SysError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -141,9 +141,18 @@ pub fn mount<L: Lvm>(
     if fstype == "xfs" && !opts.contains(&"nouuid") {
         opts.push("nouuid");
     }
-    let opts = opts.join(",");
-    lvm.mount(&path, dir, fstype, &opts, deadline)?;
-    Ok(opts)
+    let raw = opts.join(",");
+    let opts = mount::split_options(&raw)
+        .map_err(|e| SysError::Invalid(format!("mount options {raw:?}: {e}")))?;
+    let spec = mount::MountSpec {
+        source: &path.to_string_lossy(),
+        target: dir,
+        fstype,
+        opts: &opts,
+        raw_options: &raw,
+    };
+    lvm.mount(&spec, deadline)?;
+    Ok(raw)
 }
 
 /// Removes snapshot `name`, refusing while it is mounted.

@@ -14,7 +14,7 @@ use crate::ocf::OcfCode;
 use crate::sys::lvm::{
     lv_dm_uuid, Change, Changed, DmDev, Lv, Overrides, Pv, Record, Vg, VgReport,
 };
-use crate::sys::SysResult;
+use crate::sys::{mount, SysResult};
 
 const VGU: &str = "VGUUIDVGUUIDVGUUIDVGUUIDVGUUID00";
 
@@ -230,12 +230,14 @@ impl Lvm for Fake {
         Some("xfs")
     }
 
-    fn mount(&self, dev: &Path, dir: &Path, t: &str, o: &str, _d: Instant) -> SysResult<()> {
+    fn mount(&self, m: &mount::MountSpec, _d: Instant) -> SysResult<()> {
         let mut w = self.0.borrow_mut();
         w.log.push(format!(
-            "mount -t {t} -o {o} {} {}",
-            dev.display(),
-            dir.display()
+            "mount -t {} -o {} {} {}",
+            m.fstype,
+            m.raw_options,
+            m.source,
+            m.target.display()
         ));
         Ok(())
     }

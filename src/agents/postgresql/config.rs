@@ -10,6 +10,8 @@ use super::{words, PARAMS};
 use crate::ocf::env::OcfEnv;
 use crate::ocf::params::{ParamError, ParamType, Params};
 use crate::ocf::OcfError;
+use crate::sys::pg::PgDir;
+use crate::sys::runner::Credentials;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgConfig {
@@ -53,6 +55,15 @@ impl PgConfig {
         {
             Some((_, e)) => Err(OcfError::Param(e.clone())),
             None => Ok(()),
+        }
+    }
+
+    /// The data directory with the binaries, as the system user `creds`.
+    pub fn pg_dir<'a>(&'a self, creds: &'a Credentials) -> PgDir<'a> {
+        PgDir {
+            bindir: self.bindir(),
+            datadir: &self.datadir,
+            creds,
         }
     }
 

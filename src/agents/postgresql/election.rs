@@ -89,7 +89,7 @@ use std::path::Path;
 
 use crate::ocf::deadline::{Backoff, Deadline};
 use crate::ocf::notify::Notify;
-use crate::sys::attrd::{AttrResult, Attrd, Found, Member};
+use crate::sys::attrd::{AttrResult, Attrd, Found, Member, ScoreOf};
 use crate::sys::pg::client::{Probe, ProbeError};
 use crate::sys::pg::wal::{Lsn, Replica, WalOs, WalState};
 use crate::sys::runner::Credentials;
@@ -276,7 +276,7 @@ fn set_and_confirm(
     value: &str,
     deadline: &Deadline,
 ) -> AttrResult<bool> {
-    attrd.set_private(name, value, None, deadline.instant())?;
+    attrd.set_private(name, value, deadline.instant())?;
     let seen = deadline.poll(Backoff::every(50), || {
         let v = attrd.query(name, None, deadline.instant()).found()?;
         Ok::<_, crate::sys::attrd::AttrError>((v.as_deref() == Some(value)).then_some(()))
@@ -384,8 +384,8 @@ pub fn promote_check(
         v => v,
     };
     if let Verdict::NotBest { better, .. } = &verdict {
-        attrd.set_score(resource, None, YIELD_OWN, d)?;
-        attrd.set_score(resource, Some(better), YIELD_TO, d)?;
+        attrd.set_score(ScoreOf::here(resource), YIELD_OWN, d)?;
+        attrd.set_score(ScoreOf::on(resource, better), YIELD_TO, d)?;
     }
     Ok(verdict)
 }
@@ -530,8 +530,8 @@ pub fn apply_scores(
     let changes = plan_scores(me, rows, &partition, &members, &current, lag);
     for c in &changes {
         match c.to {
-            Some(s) => attrd.set_score(resource, Some(&c.node), s, d)?,
-            None => attrd.delete_score(resource, Some(&c.node), d)?,
+            Some(s) => attrd.set_score(ScoreOf::on(resource, &c.node), s, d)?,
+            None => attrd.delete_score(ScoreOf::on(resource, &c.node), d)?,
         }
     }
     Ok(changes)
@@ -609,10 +609,10 @@ pub fn apply_two_node_rule(
         return Ok(two_node_rule(me, &members, &[], None, healthy_standby));
     }
     let partition = attrd.partition(d)?;
-    let own = attrd.score(resource, None, d).found()?;
+    let own = attrd.score(ScoreOf::here(resource), d).found()?;
     let v = two_node_rule(me, &members, &partition, own, healthy_standby);
     if let Survivor::Promotable(s) = v {
-        attrd.set_score(resource, None, s, d)?;
+        attrd.set_score(ScoreOf::here(resource), s, d)?;
     }
     Ok(v)
 }
@@ -628,7 +628,7 @@ pub fn any_score(attrd: &dyn Attrd, resource: &str, deadline: &Deadline) -> Attr
     let d = deadline.instant();
     for n in attrd.partition(d)? {
         if attrd
-            .score(resource, Some(&n), d)
+            .score(ScoreOf::on(resource, &n), d)
             .found()?
             .is_some_and(|s| s >= 0)
         {

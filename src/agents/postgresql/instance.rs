@@ -164,14 +164,18 @@ pub fn check_datadir(cfg: &PgConfig, creds: &Credentials) -> Result<(), OcfError
 pub enum Found {
     /// `postmaster.pid` names this cluster's live postmaster.
     Postmaster { pid: u32, file: PostmasterPid },
-    /// No postmaster. `pidfile` tells whether `postmaster.pid` exists, `stale` the pid
-    /// it names (not this cluster's postmaster); `orphans` are server processes of the
-    /// cluster still alive.
-    None {
-        pidfile: bool,
-        stale: Option<u32>,
-        orphans: Vec<u32>,
-    },
+    /// No postmaster; what is left of one.
+    None(Left),
+}
+
+/// What a cluster without a postmaster left: `pidfile` tells whether `postmaster.pid`
+/// exists, `stale` the pid it names (not this cluster's postmaster); `orphans` are server
+/// processes of the cluster still alive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Left {
+    pub pidfile: bool,
+    pub stale: Option<u32>,
+    pub orphans: Vec<u32>,
 }
 
 pub fn find(os: &impl PgOs, cfg: &PgConfig) -> Found {
@@ -181,11 +185,11 @@ pub fn find(os: &impl PgOs, cfg: &PgConfig) -> Found {
             pid: f.pid,
             file: f,
         },
-        other => Found::None {
+        other => Found::None(Left {
             pidfile: other.is_some(),
             stale: other.flatten().map(|f| f.pid),
             orphans: os.processes(&cfg.datadir),
-        },
+        }),
     }
 }
 

@@ -492,7 +492,7 @@ impl Agent for Postgresql {
                 ));
                 Ok(Status::Running)
             }
-            instance::Found::None { orphans, .. } if !orphans.is_empty() => {
+            instance::Found::None(instance::Left { orphans, .. }) if !orphans.is_empty() => {
                 Err(OcfError::generic(format!(
                     "invalid configuration ({err}) and server processes of {} without a postmaster: {orphans:?}",
                     cfg.datadir.display()

@@ -427,6 +427,22 @@ pub fn rejoin(
 mod tests {
     use super::*;
 
+    fn root() -> Credentials {
+        Credentials {
+            uid: nix::unistd::Uid::from_raw(0),
+            gid: nix::unistd::Gid::from_raw(0),
+            groups: vec![],
+        }
+    }
+    /// Tools in /bin over `datadir`, against a primary at "host=x".
+    fn tools<'a>(creds: &'a Credentials, datadir: &'a str) -> Tools<'a> {
+        Tools {
+            bindir: Path::new("/bin"),
+            datadir: Path::new(datadir),
+            conninfo: "host=x",
+            creds,
+        }
+    }
     fn former(state: ClusterState, tli: u32, ckpt: u64, min: u64) -> Checkpoints {
         Checkpoints {
             state,
@@ -584,17 +600,8 @@ mod tests {
     #[test]
     fn a_running_server_is_refused_before_anything() {
         let w = wal::fake::FakeWal::default();
-        let creds = Credentials {
-            uid: nix::unistd::Uid::from_raw(0),
-            gid: nix::unistd::Gid::from_raw(0),
-            groups: vec![],
-        };
-        let t = Tools {
-            bindir: Path::new("/bin"),
-            datadir: Path::new("/srv/pgst"),
-            conninfo: "host=x",
-            creds: &creds,
-        };
+        let creds = root();
+        let t = tools(&creds, "/srv/pgst");
         let e = rejoin(&w, &t, false, true, Instant::now()).unwrap_err();
         assert!(matches!(e, RejoinError::Running(_)));
         assert!(w.calls().is_empty());
@@ -602,17 +609,8 @@ mod tests {
 
     #[test]
     fn after_a_crash_the_own_wal_at_the_fork_point_decides() {
-        let creds = Credentials {
-            uid: nix::unistd::Uid::from_raw(0),
-            gid: nix::unistd::Gid::from_raw(0),
-            groups: vec![],
-        };
-        let t = Tools {
-            bindir: Path::new("/bin"),
-            datadir: Path::new("/nonexistent/pgst"),
-            conninfo: "host=x",
-            creds: &creds,
-        };
+        let creds = root();
+        let t = tools(&creds, "/nonexistent/pgst");
         let mut w = wal::fake::FakeWal {
             checkpoints: Some(former(ClusterState::InProduction, 1, 0x2000000, 0)),
             identity: Some(primary(2, 0x5000000)),
@@ -648,17 +646,8 @@ mod tests {
             checkpoints: Some(former(ClusterState::ShutDown, 1, 0x100, 0)),
             ..Default::default()
         };
-        let creds = Credentials {
-            uid: nix::unistd::Uid::from_raw(0),
-            gid: nix::unistd::Gid::from_raw(0),
-            groups: vec![],
-        };
-        let t = Tools {
-            bindir: Path::new("/bin"),
-            datadir: Path::new("/nonexistent/pgst"),
-            conninfo: "host=x",
-            creds: &creds,
-        };
+        let creds = root();
+        let t = tools(&creds, "/nonexistent/pgst");
         assert!(matches!(
             guard(&w, &t, Instant::now()).unwrap(),
             Guard::NoAnswer(_)

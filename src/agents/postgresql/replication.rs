@@ -52,13 +52,13 @@
 use std::collections::BTreeSet;
 
 use super::election::{self, LagPolicy, Verdict};
-use super::instance::{self, Found};
+use super::instance::{self, Found, Left};
 use super::replication_setup::guc_string;
 pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
 use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
-use crate::sys::attrd::Attrd;
+use crate::sys::attrd::{Attrd, ScoreOf};
 use crate::sys::pg::client::{Probe, Rows};
 use crate::sys::pg::wal::{Replica, WalOs};
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
@@ -226,11 +226,7 @@ pub fn monitor(
 ) -> Result<Status, OcfError> {
     let (pid, file) = match instance::find(os, cfg) {
         Found::Postmaster { pid, file } => (pid, file),
-        Found::None {
-            pidfile,
-            stale,
-            orphans,
-        } => return not_running(os, cfg, ctx, pidfile, stale, &orphans),
+        Found::None(left) => return not_running(os, cfg, ctx, &left),
     };
     cfg.check(Some(super::MONITOR_PARAMS)).map_err(|e| {
         OcfError::Configured(format!(
@@ -323,17 +319,11 @@ pub fn lag_policy(cfg: &PgConfig) -> LagPolicy {
     }
 }
 
-fn not_running(
-    os: &impl PgOs,
-    cfg: &PgConfig,
-    ctx: &Ctx,
-    pidfile: bool,
-    stale: Option<u32>,
-    orphans: &[u32],
-) -> Result<Status, OcfError> {
+fn not_running(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx, left: &Left) -> Result<Status, OcfError> {
+    let orphans = &left.orphans;
     if expects_promoted(ctx) {
         if let Ok(creds) = instance::credentials(cfg) {
-            let c = os.control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant());
+            let c = os.control_data(&cfg.pg_dir(&creds), ctx.deadline.instant());
             if let Ok(c) = c {
                 if c.state == ClusterState::InProduction {
                     return Err(OcfError::FailedPromoted(format!(
@@ -351,7 +341,7 @@ fn not_running(
         }
     }
     Ok(Status::NotRunning(single::not_running_reason(
-        os, cfg, ctx, pidfile, stale, orphans,
+        os, cfg, ctx, left,
     )?))
 }
 
@@ -367,7 +357,7 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
         return single::start_with(os, cfg, ctx, cfg.config.clone());
     }
     let state = os
-        .control_data(&cfg.bindir(), &cfg.datadir, &creds, ctx.deadline.instant())
+        .control_data(&cfg.pg_dir(&creds), ctx.deadline.instant())
         .map(|c| c.state)
         .ok();
     // A data directory whose history diverged from the primary's must not start as its
@@ -377,8 +367,9 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
         standby_guard::before_start(peers.wal, peers.attrd, cfg, &creds, st, ctx)?;
     }
     let conf = own_conf(cfg)?;
-    os.write_owned(&cfg.datadir, OWN_CONF, &conf, &creds)?;
-    os.write_owned(&cfg.datadir, STANDBY_SIGNAL, "", &creds)?;
+    let dir = cfg.pg_dir(&creds);
+    os.write_owned(&dir, OWN_CONF, &conf)?;
+    os.write_owned(&dir, STANDBY_SIGNAL, "")?;
     ctx.log.info(&format!(
         "starting {} as a standby ({} and {})",
         cfg.datadir.display(),
@@ -393,7 +384,7 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
             if let Some(s) = election::first_start_score(true, any) {
                 match peers
                     .attrd
-                    .set_score(resource, None, s, ctx.deadline.instant())
+                    .set_score(ScoreOf::here(resource), s, ctx.deadline.instant())
                 {
                     Ok(()) => ctx.log.info(&format!("first start: promotion score {s}")),
                     Err(e) => ctx.log.warn(&format!("first start score: {e}")),
@@ -460,9 +451,11 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
 }
 
 fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
-    let r = peers
-        .attrd
-        .set_score(ctx.env.instance_base(), None, score, ctx.deadline.instant());
+    let r = peers.attrd.set_score(
+        ScoreOf::here(ctx.env.instance_base()),
+        score,
+        ctx.deadline.instant(),
+    );
     if let Err(e) = r {
         ctx.log.warn(&format!(
             "could not set the promotion score {score} (not in a cluster?): {e}"

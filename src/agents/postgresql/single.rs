@@ -5,11 +5,11 @@ use std::time::Instant;
 
 use nix::sys::signal::Signal;
 
-use super::instance::{self, Found};
+use super::instance::{self, Found, Left};
 use super::PgConfig;
 use crate::ocf::{Ctx, OcfError, Status};
 use crate::sys::pg::server::{PortUse, StartSpec};
-use crate::sys::pg::{pidfile, ClusterState, PgOs};
+use crate::sys::pg::{pidfile, ClusterState, PgDir, PgOs};
 use crate::wait::Backoff;
 
 pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfError> {
@@ -34,12 +34,7 @@ pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfE
                 .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
             if ctx.env.check_level >= 10 {
                 if let Some(creds) = &creds {
-                    let c = os.control_data(
-                        &cfg.bindir(),
-                        &cfg.datadir,
-                        creds,
-                        ctx.deadline.instant(),
-                    )?;
+                    let c = os.control_data(&cfg.pg_dir(creds), ctx.deadline.instant())?;
                     if c.state == ClusterState::InArchiveRecovery {
                         return Ok(standby(pid));
                     }
@@ -56,13 +51,7 @@ pub fn monitor(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<Status, OcfE
             }
             Ok(Status::Running)
         }
-        Found::None {
-            pidfile,
-            stale,
-            orphans,
-        } => Ok(Status::NotRunning(not_running_reason(
-            os, cfg, ctx, pidfile, stale, &orphans,
-        )?)),
+        Found::None(left) => Ok(Status::NotRunning(not_running_reason(os, cfg, ctx, &left)?)),
     }
 }
 
@@ -78,10 +67,13 @@ pub(super) fn not_running_reason(
     os: &impl PgOs,
     cfg: &PgConfig,
     ctx: &Ctx,
-    pidfile: bool,
-    stale: Option<u32>,
-    orphans: &[u32],
+    left: &Left,
 ) -> Result<Option<String>, OcfError> {
+    let Left {
+        pidfile,
+        stale,
+        orphans,
+    } = left;
     let d = cfg.datadir.display();
     let (exists, is_cluster) = os.datadir_state(&cfg.datadir);
     if !exists {
@@ -98,7 +90,7 @@ pub(super) fn not_running_reason(
     }
     let bindir = cfg.bindir();
     let state = match instance::credentials(cfg) {
-        Ok(creds) => os.control_data(&bindir, &cfg.datadir, &creds, ctx.deadline.instant()),
+        Ok(creds) => os.control_data(&cfg.pg_dir(&creds), ctx.deadline.instant()),
         Err(e) => return Ok(Some(format!("not running ({e})"))),
     };
     let state = match state {
@@ -147,11 +139,11 @@ pub(super) fn start_with(
             ));
             return wait_ready(os, cfg, pid, ctx);
         }
-        Found::None {
+        Found::None(Left {
             pidfile,
             stale,
             orphans,
-        } => {
+        }) => {
             if !orphans.is_empty() {
                 // They keep the old shared memory attached: the new postmaster would refuse.
                 ctx.log.warn(&format!(
@@ -272,7 +264,7 @@ pub fn stop(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
     }
     let pm = match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => Some(pid),
-        Found::None { orphans, .. } if orphans.is_empty() => return Ok(()),
+        Found::None(Left { orphans, .. }) if orphans.is_empty() => return Ok(()),
         Found::None { .. } => None,
     };
     let t = Instant::now();
@@ -289,13 +281,16 @@ pub fn reload(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError>
     let creds = instance::credentials(cfg)?;
     match instance::find(os, cfg) {
         Found::Postmaster { pid, .. } => {
-            os.reload(&cfg.bindir(), &cfg.pgdata, &creds, ctx.deadline.instant())
-                .or_else(|e| {
-                    // pg_ctl looks for postmaster.pid under -D; with a separate
-                    // configuration directory signal the verified postmaster.
-                    ctx.log.warn(&format!("{e}; sending SIGHUP to {pid}"));
-                    os.signal(pid, Signal::SIGHUP)
-                })?;
+            let conf = PgDir {
+                datadir: &cfg.pgdata,
+                ..cfg.pg_dir(&creds)
+            };
+            os.reload(&conf, ctx.deadline.instant()).or_else(|e| {
+                // pg_ctl looks for postmaster.pid under -D; with a separate
+                // configuration directory signal the verified postmaster.
+                ctx.log.warn(&format!("{e}; sending SIGHUP to {pid}"));
+                os.signal(pid, Signal::SIGHUP)
+            })?;
             Ok(())
         }
         Found::None { .. } => Err(OcfError::Generic(format!(

@@ -33,6 +33,7 @@ use super::{replication_setup::primary_conninfo, PgConfig};
 use crate::ocf::deadline::Deadline;
 use crate::ocf::{Ctx, OcfError};
 use crate::sys::attrd::{Attrd, Found};
+use crate::sys::cluster::ScoreOf;
 use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::ClusterState;
 use crate::sys::runner::Credentials;
@@ -50,7 +51,13 @@ pub fn primary_elsewhere(
 ) -> Option<String> {
     let at = d.instant();
     attrd.partition(at).ok()?.into_iter().find(|n| {
-        n != me && attrd.score(resource, Some(n), at).found().ok().flatten() == Some(PRIMARY_SCORE)
+        n != me
+            && attrd
+                .score(ScoreOf::on(resource, n), at)
+                .found()
+                .ok()
+                .flatten()
+                == Some(PRIMARY_SCORE)
     })
 }
 

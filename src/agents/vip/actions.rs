@@ -8,7 +8,7 @@ use super::{Broadcast, VipConfig, VipFailure, INFO};
 use crate::ocf::metadata::AgentInfo;
 use crate::ocf::{Agent, Ctx, OcfError, Status};
 use crate::sys::arp::{format_mac, Mac};
-use crate::sys::net::{Announce, Net};
+use crate::sys::net::{Announce, Announcement, ArpProbe, Net};
 use crate::sys::netlink::{broadcast_of, contains, Added, Addr, AddrRequest, Link, Removed};
 use crate::sys::SysError;
 use crate::wait::{self, Backoff};
@@ -229,10 +229,13 @@ impl<N: Net> Vip<N> {
         let pidfile = Self::pidfile(ctx);
         let _ = self.net.cancel_announcer(&pidfile, cfg.ip);
         let bg = cfg.background.then_some(pidfile.as_path());
-        if let Some(pid) =
-            self.net
-                .announce(link, cfg.ip, &cfg.announce, bg, ctx.deadline.instant())?
-        {
+        let a = Announcement {
+            link,
+            ip: cfg.ip,
+            how: &cfg.announce,
+            background: bg,
+        };
+        if let Some(pid) = self.net.announce(&a, ctx.deadline.instant())? {
             ctx.log
                 .debug(&format!("announcer {pid} sends the remaining rounds"));
         }
@@ -262,7 +265,14 @@ impl<N: Net> Vip<N> {
             .unwrap_or(now);
         let mut holder: Option<Mac> = None;
         let free = wait::poll_until(last, Backoff::millis(50, 100), || {
-            match self.net.arp_probe(link, v4, 2, listen)? {
+            match self.net.arp_probe(
+                link,
+                v4,
+                ArpProbe {
+                    tries: 2,
+                    wait: listen,
+                },
+            )? {
                 None => Ok(Some(())),
                 Some(mac) => {
                     if holder != Some(mac) {
@@ -314,7 +324,7 @@ impl<N: Net> Vip<N> {
             return Ok(None);
         }
         let wait = cfg.probe_wait.min(ctx.deadline.remaining());
-        Ok(self.net.arp_probe(link, v4, 2, wait)?)
+        Ok(self.net.arp_probe(link, v4, ArpProbe { tries: 2, wait })?)
     }
 }
 
@@ -497,8 +507,13 @@ impl<N: Net> Agent for Vip<N> {
                 count: cfg.refresh,
                 ..cfg.announce.clone()
             };
-            self.net
-                .announce(&link, cfg.ip, &a, None, ctx.deadline.instant())?;
+            let a = Announcement {
+                link: &link,
+                ip: cfg.ip,
+                how: &a,
+                background: None,
+            };
+            self.net.announce(&a, ctx.deadline.instant())?;
         }
         Ok(Status::Running)
     }

@@ -33,6 +33,9 @@ pub struct Probe {
     pub as_uid: Option<Uid>,
 }
 
+/// What a probe or a query returns.
+pub type ProbeResult<T> = Result<T, ProbeError>;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProbeError {
     /// No server answers on the socket.

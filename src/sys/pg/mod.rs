@@ -21,6 +21,16 @@ use nix::unistd::Uid;
 
 use crate::sys::error::SysResult;
 use crate::sys::runner::Credentials;
+use client::{Answer, Probe, ProbeResult, Rows};
+
+/// A data directory as its owner sees it: PostgreSQL's programs in `bindir`, run on
+/// `datadir` as the system user `creds`.
+#[derive(Debug, Clone)]
+pub struct PgDir<'a> {
+    pub bindir: PathBuf,
+    pub datadir: &'a Path,
+    pub creds: &'a Credentials,
+}
 
 /// What the agent does to one cluster, behind a trait so its decisions (monitor,
 /// start, stop, reload) are unit-tested with [`fake::FakePg`]; [`RealPg`] is the system.
@@ -32,18 +42,8 @@ pub trait PgOs {
     fn processes(&self, datadir: &Path) -> Vec<u32>;
     /// Whether the directory exists, and whether it holds `PG_VERSION`.
     fn datadir_state(&self, datadir: &Path) -> (bool, bool);
-    fn control_data(
-        &self,
-        bindir: &Path,
-        datadir: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<ControlData>;
-    fn probe(
-        &self,
-        p: &client::Probe,
-        deadline: Instant,
-    ) -> Result<client::Answer, client::ProbeError>;
+    fn control_data(&self, d: &PgDir, deadline: Instant) -> SysResult<ControlData>;
+    fn probe(&self, p: &Probe, deadline: Instant) -> ProbeResult<Answer>;
     /// Alive and not a zombie.
     fn running(&self, pid: u32) -> bool;
     /// A live process running a PostgreSQL server binary (of any cluster).
@@ -57,29 +57,12 @@ pub trait PgOs {
     fn signal(&self, pid: u32, sig: Signal) -> SysResult<()>;
     /// Signals every process of the cluster; returns how many were signalled.
     fn signal_all(&self, datadir: &Path, sig: Signal) -> usize;
-    /// `pg_ctl reload`.
-    fn reload(
-        &self,
-        bindir: &Path,
-        pgdata: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<()>;
+    /// `pg_ctl reload` (`d.datadir` is where the configuration is, `pg_ctl -D`).
+    fn reload(&self, d: &PgDir, deadline: Instant) -> SysResult<()>;
     /// Statements in one session ([`client::query`]).
-    fn query(
-        &self,
-        p: &client::Probe,
-        stmts: &[String],
-        deadline: Instant,
-    ) -> Result<Vec<client::Rows>, client::ProbeError>;
+    fn query(&self, p: &Probe, stmts: &[String], deadline: Instant) -> ProbeResult<Vec<Rows>>;
     /// A file of the data directory written for the system user ([`server::write_owned`]).
-    fn write_owned(
-        &self,
-        dir: &Path,
-        name: &str,
-        content: &str,
-        creds: &Credentials,
-    ) -> SysResult<()>;
+    fn write_owned(&self, d: &PgDir, name: &str, content: &str) -> SysResult<()>;
     /// Removes a file of the data directory; whether there was one.
     fn remove_in(&self, dir: &Path, name: &str) -> SysResult<bool>;
     /// This node's name in the cluster (`crm_node -n`, else the host name).
@@ -104,20 +87,10 @@ impl PgOs for RealPg {
     fn datadir_state(&self, datadir: &Path) -> (bool, bool) {
         (datadir.is_dir(), datadir.join("PG_VERSION").is_file())
     }
-    fn control_data(
-        &self,
-        bindir: &Path,
-        datadir: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<ControlData> {
-        ControlData::read(bindir, datadir, creds, deadline)
+    fn control_data(&self, d: &PgDir, deadline: Instant) -> SysResult<ControlData> {
+        ControlData::read(&d.bindir, d.datadir, d.creds, deadline)
     }
-    fn probe(
-        &self,
-        p: &client::Probe,
-        deadline: Instant,
-    ) -> Result<client::Answer, client::ProbeError> {
+    fn probe(&self, p: &Probe, deadline: Instant) -> ProbeResult<Answer> {
         client::probe(p, deadline)
     }
     fn running(&self, pid: u32) -> bool {
@@ -147,31 +120,14 @@ impl PgOs for RealPg {
     fn signal_all(&self, datadir: &Path, sig: Signal) -> usize {
         process::Cluster::new(datadir).signal_all(sig)
     }
-    fn reload(
-        &self,
-        bindir: &Path,
-        pgdata: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<()> {
-        server::reload(bindir, pgdata, creds, deadline)
+    fn reload(&self, d: &PgDir, deadline: Instant) -> SysResult<()> {
+        server::reload(&d.bindir, d.datadir, d.creds, deadline)
     }
-    fn query(
-        &self,
-        p: &client::Probe,
-        stmts: &[String],
-        deadline: Instant,
-    ) -> Result<Vec<client::Rows>, client::ProbeError> {
+    fn query(&self, p: &Probe, stmts: &[String], deadline: Instant) -> ProbeResult<Vec<Rows>> {
         client::query(p, stmts, deadline)
     }
-    fn write_owned(
-        &self,
-        dir: &Path,
-        name: &str,
-        content: &str,
-        creds: &Credentials,
-    ) -> SysResult<()> {
-        server::write_owned(dir, name, content, creds)
+    fn write_owned(&self, d: &PgDir, name: &str, content: &str) -> SysResult<()> {
+        server::write_owned(d.datadir, name, content, d.creds)
     }
     fn remove_in(&self, dir: &Path, name: &str) -> SysResult<bool> {
         server::remove_in(dir, name)
@@ -282,13 +238,7 @@ pub mod fake {
         fn datadir_state(&self, _: &Path) -> (bool, bool) {
             self.datadir
         }
-        fn control_data(
-            &self,
-            _: &Path,
-            _: &Path,
-            _: &Credentials,
-            _: Instant,
-        ) -> SysResult<ControlData> {
+        fn control_data(&self, _: &PgDir, _: Instant) -> SysResult<ControlData> {
             match &self.state {
                 Some(s) => Ok(ControlData {
                     state: s.clone(),
@@ -299,11 +249,7 @@ pub mod fake {
                 None => Err(SysError::Invalid("pg_controldata: not found".into())),
             }
         }
-        fn probe(
-            &self,
-            _: &client::Probe,
-            _: Instant,
-        ) -> Result<client::Answer, client::ProbeError> {
+        fn probe(&self, _: &Probe, _: Instant) -> ProbeResult<Answer> {
             self.probe
                 .clone()
                 .expect("the monitor probed a cluster the test says has no postmaster")
@@ -358,19 +304,14 @@ pub mod fake {
             }
             all.len()
         }
-        fn reload(&self, _: &Path, _: &Path, _: &Credentials, _: Instant) -> SysResult<()> {
+        fn reload(&self, _: &PgDir, _: Instant) -> SysResult<()> {
             self.call("pg_ctl reload".into());
             if self.reload_fails {
                 return Err(SysError::Invalid("pg_ctl: no postmaster.pid".into()));
             }
             Ok(())
         }
-        fn query(
-            &self,
-            _: &client::Probe,
-            stmts: &[String],
-            _: Instant,
-        ) -> Result<Vec<client::Rows>, client::ProbeError> {
+        fn query(&self, _: &Probe, stmts: &[String], _: Instant) -> ProbeResult<Vec<Rows>> {
             let mut out = Vec::new();
             for s in stmts {
                 self.call(format!("sql {s}"));
@@ -381,13 +322,7 @@ pub mod fake {
             }
             Ok(out)
         }
-        fn write_owned(
-            &self,
-            _: &Path,
-            name: &str,
-            content: &str,
-            _: &Credentials,
-        ) -> SysResult<()> {
+        fn write_owned(&self, _: &PgDir, name: &str, content: &str) -> SysResult<()> {
             self.call(format!("write {name}"));
             self.written
                 .borrow_mut()

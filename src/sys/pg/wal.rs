@@ -149,47 +149,73 @@ pub const WAL_STATE_SQL: &str = "select pg_is_in_recovery(), \
      case when pg_is_in_recovery() then null \
           else ('x' || substr(pg_walfile_name(pg_current_wal_flush_lsn()), 1, 8))::bit(32)::int end";
 
-fn bad(target: &str, what: &str, v: &Option<String>) -> ProbeError {
-    ProbeError::Query {
-        target: target.to_string(),
-        msg: format!("unexpected {what}: {v:?}"),
+/// Reads the text columns of one row, naming the server and the column in an error.
+struct Cols<'a> {
+    target: &'a str,
+    row: &'a client::Row,
+}
+
+impl Cols<'_> {
+    /// Column `i` as text (`None` for NULL or a missing column).
+    fn text(&self, i: usize) -> Option<String> {
+        self.row.get(i).cloned().flatten()
+    }
+
+    /// Column `i` decoded with `parse`; NULL and a value that does not decode are `None`.
+    fn lenient<T>(&self, i: usize, parse: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+        self.text(i).and_then(|v| parse(&v))
+    }
+
+    fn bad(&self, what: &str, v: &Option<String>) -> ProbeError {
+        ProbeError::Query {
+            target: self.target.to_string(),
+            msg: format!("unexpected {what}: {v:?}"),
+        }
+    }
+
+    /// Column `i` decoded with `parse` (`None` for NULL); a value that does not decode is
+    /// an error naming `what`.
+    fn decoded<T>(
+        &self,
+        i: usize,
+        what: &str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ProbeError> {
+        match self.text(i) {
+            None => Ok(None),
+            Some(v) => parse(&v).map(Some).ok_or_else(|| self.bad(what, &Some(v))),
+        }
+    }
+
+    fn lsn(&self, i: usize, what: &str) -> Result<Option<Lsn>, ProbeError> {
+        self.decoded(i, what, Lsn::parse)
+    }
+
+    fn num<T: std::str::FromStr>(&self, i: usize, what: &str) -> Result<Option<T>, ProbeError> {
+        self.decoded(i, what, |v| v.parse().ok())
     }
 }
 
 impl WalState {
     /// Reads one row of [`WAL_STATE_SQL`].
     pub fn from_row(target: &str, r: &client::Row) -> Result<WalState, ProbeError> {
-        let col = |i: usize| r.get(i).cloned().flatten();
-        let lsn = |i: usize, what: &str| -> Result<Option<Lsn>, ProbeError> {
-            match col(i) {
-                None => Ok(None),
-                Some(v) => Lsn::parse(&v)
-                    .map(Some)
-                    .ok_or_else(|| bad(target, what, &Some(v))),
-            }
-        };
-        let num = |i: usize, what: &str| -> Result<Option<u32>, ProbeError> {
-            match col(i) {
-                None => Ok(None),
-                Some(v) => v.parse().map(Some).map_err(|_| bad(target, what, &Some(v))),
-            }
-        };
-        let in_recovery = match col(0).as_deref() {
+        let c = Cols { target, row: r };
+        let in_recovery = match c.text(0).as_deref() {
             Some("t") => true,
             Some("f") => false,
-            _ => return Err(bad(target, "pg_is_in_recovery()", &col(0))),
+            _ => return Err(c.bad("pg_is_in_recovery()", &c.text(0))),
         };
         Ok(WalState {
             in_recovery,
-            flushed: lsn(1, "flush location")?,
-            received: lsn(2, "received location")?,
-            replayed: lsn(3, "replayed location")?,
-            receiver: col(4),
-            received_timeline: num(5, "received timeline")?,
-            checkpoint_timeline: num(6, "checkpoint timeline")?.unwrap_or(0),
-            min_recovery: lsn(7, "minimum recovery point")?.unwrap_or_default(),
-            min_recovery_timeline: num(8, "minimum recovery timeline")?.unwrap_or(0),
-            primary_timeline: num(9, "current timeline")?,
+            flushed: c.lsn(1, "flush location")?,
+            received: c.lsn(2, "received location")?,
+            replayed: c.lsn(3, "replayed location")?,
+            receiver: c.text(4),
+            received_timeline: c.num(5, "received timeline")?,
+            checkpoint_timeline: c.num(6, "checkpoint timeline")?.unwrap_or(0),
+            min_recovery: c.lsn(7, "minimum recovery point")?.unwrap_or_default(),
+            min_recovery_timeline: c.num(8, "minimum recovery timeline")?.unwrap_or(0),
+            primary_timeline: c.num(9, "current timeline")?,
         })
     }
 }
@@ -243,20 +269,22 @@ pub const REPLICAS_SQL: &str = "select application_name, state, sync_state, \
      from pg_stat_replication";
 
 impl Replica {
+    /// Reads one row of [`REPLICAS_SQL`]; only the name is required, a value that does
+    /// not decode reads as unknown.
     pub fn from_row(target: &str, r: &client::Row) -> Result<Replica, ProbeError> {
-        let col = |i: usize| r.get(i).cloned().flatten();
-        let lsn = |i: usize| col(i).and_then(|v| Lsn::parse(&v));
+        let c = Cols { target, row: r };
+        let lsn = |i: usize| c.lenient(i, Lsn::parse);
         Ok(Replica {
-            application_name: col(0).ok_or_else(|| bad(target, "application_name", &None))?,
-            state: col(1).unwrap_or_default(),
-            sync_state: col(2).unwrap_or_default(),
+            application_name: c.text(0).ok_or_else(|| c.bad("application_name", &None))?,
+            state: c.text(1).unwrap_or_default(),
+            sync_state: c.text(2).unwrap_or_default(),
             write: lsn(3),
             flush: lsn(4),
             replay: lsn(5),
-            lag_bytes: col(6)
-                .and_then(|v| v.parse::<i64>().ok())
+            lag_bytes: c
+                .lenient(6, |v| v.parse::<i64>().ok())
                 .map(|v| v.max(0) as u64),
-            replay_lag_s: col(7).and_then(|v| v.parse().ok()),
+            replay_lag_s: c.lenient(7, |v| v.parse().ok()),
         })
     }
 }
@@ -311,6 +339,36 @@ pub fn find_shutdown_checkpoint(waldump: &str, timeline: u32) -> Option<Lsn> {
     })
 }
 
+/// Runs `pg_waldump` (`pg_xlogdump` before 10) as `creds` on the WAL of `datadir`, on
+/// `timeline` from `start`, with `until` (`--end L` or `--limit N`). Any exit counts: the
+/// callers read what it printed; running out of time is an error.
+fn waldump(
+    bindir: &Path,
+    datadir: &Path,
+    timeline: u32,
+    start: Lsn,
+    until: [&str; 2],
+    creds: &Credentials,
+    deadline: Instant,
+) -> SysResult<Outcome> {
+    let old = major_version(datadir)? < 10;
+    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
+        .arg("--path")
+        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
+        .args(["--timeline", &timeline.to_string()])
+        .args(["--start", &start.to_string()])
+        .args(until)
+        .current_dir("/")
+        .run_as(creds.clone());
+    let out = runner::run(&cmd, deadline)?;
+    if let Outcome::TimedOut { .. } = out {
+        return Err(SysError::Timeout {
+            what: cmd.display(),
+        });
+    }
+    Ok(out)
+}
+
 /// Runs `pg_waldump` (`pg_xlogdump` before 10) on the WAL of `datadir` from `start` to
 /// `end` on `timeline` and looks for a shutdown checkpoint record.
 pub fn shutdown_checkpoint_in(
@@ -322,29 +380,16 @@ pub fn shutdown_checkpoint_in(
     creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let tool = if major_version(datadir)? < 10 {
-        "pg_xlogdump"
-    } else {
-        "pg_waldump"
-    };
-    let wal = datadir.join(if tool == "pg_waldump" {
-        "pg_wal"
-    } else {
-        "pg_xlog"
-    });
-    let cmd = Cmd::new(bindir.join(tool))
-        .arg("--path")
-        .arg(&wal)
-        .args(["--timeline", &timeline.to_string()])
-        .args(["--start", &start.to_string(), "--end", &end.to_string()])
-        .current_dir("/")
-        .run_as(creds.clone());
-    let out = runner::run(&cmd, deadline)?;
-    if let Outcome::TimedOut { .. } = out {
-        return Err(SysError::Timeout {
-            what: cmd.display(),
-        });
-    }
+    let end = end.to_string();
+    let out = waldump(
+        bindir,
+        datadir,
+        timeline,
+        start,
+        ["--end", &end],
+        creds,
+        deadline,
+    )?;
     // pg_waldump exits 1 when the range ends inside a record it cannot read to the end
     // (the normal case at the end of streamed WAL); the records it printed still count.
     Ok(find_shutdown_checkpoint(&out.stdout_str(), timeline))
@@ -371,20 +416,15 @@ pub fn record_from(
     creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let old = major_version(datadir)? < 10;
-    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
-        .arg("--path")
-        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
-        .args(["--timeline", &timeline.to_string()])
-        .args(["--start", &from.to_string(), "--limit", "1"])
-        .current_dir("/")
-        .run_as(creds.clone());
-    let out = runner::run(&cmd, deadline)?;
-    if let Outcome::TimedOut { .. } = out {
-        return Err(SysError::Timeout {
-            what: cmd.display(),
-        });
-    }
+    let out = waldump(
+        bindir,
+        datadir,
+        timeline,
+        from,
+        ["--limit", "1"],
+        creds,
+        deadline,
+    )?;
     // No record there is exit 1 with "could not find a valid record after ...".
     Ok(first_record(&out.stdout_str()).filter(|l| *l >= from))
 }
