@@ -24,6 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cluster;
 use super::history::{self, ClusterStatus};
 use super::uml::{Pair, Spec, NET_CLUSTER, NET_REPL, NODES};
 use super::{poll, proc, run, LabError, LabResult, Steps};
@@ -408,38 +409,13 @@ true
             .collect()
     }
 
-    /// Pacemaker's view from the first guest whose crm_mon answers (the DC preferred).
+    /// Pacemaker's view ([`cluster::status`]).
     pub fn cluster_status(&self) -> LabResult<ClusterStatus> {
-        let mut last = LabError::Invalid("no guest is running".into());
-        let mut first = None;
-        for n in self.alive() {
-            match self
-                .on(n, "crm_mon -1 --output-as=xml", 30)
-                .and_then(|x| history::parse_crm_mon(&x, n))
-            {
-                Ok(st) if st.dc.as_deref() == Some(n) => return Ok(st),
-                Ok(st) => {
-                    first.get_or_insert(st);
-                }
-                Err(e) => last = e,
-            }
-        }
-        first.ok_or(last)
+        cluster::status(self)
     }
 
     pub fn wait_online(&self, names: &[&str], secs: f64) -> LabResult<()> {
-        poll(
-            &format!("nodes {} online", names.join(", ")),
-            secs,
-            Duration::from_millis(500),
-            || {
-                let st = self.cluster_status().ok()?;
-                names
-                    .iter()
-                    .all(|n| st.online.iter().any(|o| o == n))
-                    .then_some(())
-            },
-        )
+        cluster::wait_online(self, names, secs)
     }
 
     /// Waits until every resource of PGServer runs on one node (`on`, when given).
@@ -776,6 +752,36 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
     }
 }
 
+impl cluster::Nodes for Advanced {
+    const KIND: &'static str = "guest";
+    const POLL: Duration = Duration::from_millis(500);
+    const CRM_MON_LIMIT: Duration = Duration::from_secs(30);
+    fn live(&self) -> Vec<String> {
+        self.alive().into_iter().map(str::to_string).collect()
+    }
+    fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
+        self.pair.ok(name, &shell_words(argv), limit)
+    }
+}
+
+/// `argv` as one line of the guests' shell: a word with more than letters, digits and
+/// `_./=:,+-` is single-quoted.
+fn shell_words(argv: &[&str]) -> String {
+    argv.iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_./=:,+-".contains(c))
+            {
+                w.to_string()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Where the whole group runs (every member started on the same node).
 pub fn group_node(st: &ClusterStatus) -> Option<String> {
     let mut at: Option<&str> = None;
@@ -1075,6 +1081,18 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn argv_becomes_one_quoted_shell_line() {
+        assert_eq!(
+            shell_words(&["crm_mon", "-1", "--output-as=xml"]),
+            "crm_mon -1 --output-as=xml"
+        );
+        assert_eq!(
+            shell_words(&["echo", "a b", "it's", ""]),
+            r"echo 'a b' 'it'\''s' ''"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 pub mod advanced;
 pub mod client;
+pub mod cluster;
 pub mod fence;
 pub mod history;
 pub mod measure;
@@ -507,18 +508,7 @@ impl Lab {
 
     /// Waits until Pacemaker (seen from any live node) reports `names` online.
     pub fn wait_online(&self, names: &[String], secs: f64) -> LabResult<()> {
-        poll(
-            &format!("nodes {} online", names.join(", ")),
-            secs,
-            Duration::from_millis(200),
-            || {
-                let st = self.cluster_status().ok()?;
-                names
-                    .iter()
-                    .all(|n| st.online.iter().any(|o| o == n))
-                    .then_some(())
-            },
-        )
+        cluster::wait_online(self, names, secs)
     }
 
     /// Waits until the cluster has nothing left to do (`crm_resource --wait` on a live node).
@@ -538,31 +528,9 @@ impl Lab {
         .map(|_| ())
     }
 
-    /// Pacemaker's view, from the DC when it answers (a node that is just joining may not
-    /// know the resources' state yet), else from the first node whose pacemaker answers.
+    /// Pacemaker's view ([`cluster::status`]).
     pub fn cluster_status(&self) -> LabResult<history::ClusterStatus> {
-        let mut last = LabError::Invalid("no node is running".into());
-        let mut first = None;
-        for n in self.node_names() {
-            if !node::is_alive(self, &n) {
-                continue;
-            }
-            match node::exec(
-                self,
-                &n,
-                &["crm_mon", "-1", "--output-as=xml"],
-                Duration::from_secs(5),
-            )
-            .and_then(|xml| history::parse_crm_mon(&xml, &n))
-            {
-                Ok(st) if st.dc.as_deref() == Some(n.as_str()) => return Ok(st),
-                Ok(st) => {
-                    first.get_or_insert(st);
-                }
-                Err(e) => last = e,
-            }
-        }
-        first.ok_or(last)
+        cluster::status(self)
     }
 
     /// Where the group runs, per Pacemaker.
@@ -714,6 +682,21 @@ impl Lab {
 
     pub fn down(&self, steps: &Steps) -> LabResult<()> {
         Lab::down_dir(&self.dir, steps)
+    }
+}
+
+impl cluster::Nodes for Lab {
+    const KIND: &'static str = "node";
+    const POLL: Duration = Duration::from_millis(200);
+    const CRM_MON_LIMIT: Duration = Duration::from_secs(5);
+    fn live(&self) -> Vec<String> {
+        self.node_names()
+            .into_iter()
+            .filter(|n| node::is_alive(self, n))
+            .collect()
+    }
+    fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
+        node::exec(self, name, argv, limit)
     }
 }
 
