@@ -29,7 +29,7 @@ use super::history::{self, ClusterStatus};
 use super::uml::{Pair, Spec, NET_CLUSTER, NET_REPL, NODES};
 use super::{poll, proc, run, LabError, LabResult, Steps};
 use crate::cib::{Format, RenderOptions};
-use crate::sys::runner::{self, Cmd};
+use crate::sys::runner::Cmd;
 
 /// The advanced lab's state directory (never the netns lab's).
 pub const DIR: &str = "/tmp/pgst-adv";
@@ -110,21 +110,6 @@ fn node_addr(i: usize) -> String {
     format!("{NET_CLUSTER}.{}", i + 1)
 }
 
-fn safe(p: &Path) -> LabResult<String> {
-    let s = p.to_str().unwrap_or("");
-    if s.starts_with('/')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
-    {
-        Ok(s.to_string())
-    } else {
-        Err(LabError::Invalid(format!(
-            "{}: a path the guests' scripts cannot carry",
-            p.display()
-        )))
-    }
-}
-
 /// Seconds of the guests' clock (UML guests read the host's).
 const NOW: &str = "date +%s.%N";
 
@@ -172,7 +157,7 @@ impl Advanced {
             )));
         }
         for p in [&opts.exe, &opts.ocf_dir, &opts.alert_agent] {
-            safe(p)?;
+            run::plain_path(p)?;
             if !p.exists() {
                 return Err(LabError::Invalid(format!(
                     "{} is missing (pgstack install)",
@@ -290,8 +275,8 @@ impl Advanced {
     /// The node's files, every boot: the private pgstack over the system paths, the
     /// fence agent, DRBD and corosync configuration, PostgreSQL's socket directory.
     pub fn setup_node(&self, name: &str) -> LabResult<()> {
-        let exe = safe(&self.exe)?;
-        let ocf = safe(&self.ocf_dir)?;
+        let exe = run::plain_path(&self.exe)?;
+        let ocf = run::plain_path(&self.ocf_dir)?;
         let mut s = String::from("set -e\n");
         if exe != "/usr/sbin/pgstack" {
             let _ = writeln!(
@@ -938,7 +923,7 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         s("fence_node2_ip", &node_addr(1)),
         s("cluster_name", "pgstadv"),
         s("alert_recipient", ALERT_FILE),
-        s("alert_path", &safe(&opts.alert_agent)?),
+        s("alert_path", &run::plain_path(&opts.alert_agent)?),
         s("pg_bindir", PG_BINDIR),
     ];
     sets.extend(opts.sets.iter().cloned());
@@ -962,17 +947,10 @@ fn fenced_pidfile(dir: &Path) -> PathBuf {
 
 /// Starts `pgstack lab _umlfenced --dir DIR` (detached).
 fn start_fence_daemon(pair: &Pair, exe: &Path) -> LabResult<()> {
-    let dir = safe(&pair.dir)?;
-    let exe = safe(exe)?;
-    let logp = pair.dir.join("fenced.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&logp)
-        .map_err(|e| LabError::io(format!("opening {}", logp.display()), e))?;
+    let dir = run::plain_path(&pair.dir)?;
+    let exe = run::plain_path(exe)?;
     let c = Cmd::new(&exe).args(["lab", "_umlfenced", "--dir", &dir]);
-    let pid =
-        runner::spawn_detached_logged(&c, log).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let pid = run::spawn_logged(&c, &pair.dir.join("fenced.log"))?;
     let (_, start) = proc::stat(pid)
         .ok_or_else(|| LabError::Invalid(format!("the fence daemon ({pid}) exited at once")))?;
     run::write(&fenced_pidfile(&pair.dir), &format!("{pid} {start}\n"))
@@ -1061,12 +1039,7 @@ fn handle_fence(p: &Pair, req: &str) -> String {
 
 /// The time the fence daemon recorded for each request (`off n1` ...).
 pub fn fence_events(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("fenced.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" off ") || l.contains(" on "))
-        .map(str::to_string)
-        .collect()
+    super::fence::events(dir)
 }
 
 #[cfg(test)]

@@ -343,14 +343,7 @@ impl Lab {
             .map(|(_, v)| v.clone())
             .unwrap_or_else(|| "pgstack".into());
         preflight(&provider, opts.stack)?;
-        // The state directory is the lock: mkdir is atomic, a second `up` finds it.
-        match std::fs::create_dir(&opts.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(LabError::Busy(opts.dir.clone()))
-            }
-            Err(e) => return Err(LabError::io(format!("creating {}", opts.dir.display()), e)),
-        }
+        run::create_lock_dir(&opts.dir)?;
         let lab = Lab {
             dir: opts.dir.clone(),
             cfg: Config {
