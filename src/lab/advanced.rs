@@ -165,13 +165,7 @@ impl Advanced {
                 )));
             }
         }
-        let provider = opts
-            .sets
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "provider")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "pgstack".into());
+        let provider = super::provider_of(&opts.sets);
         let mut spec = Spec::unique("adv", &opts.mem, opts.disk_mb);
         spec.dir = opts.dir.clone();
         spec.umid = opts.umid.clone();
@@ -185,16 +179,10 @@ impl Advanced {
             exe: opts.exe.clone(),
             ocf_dir: opts.ocf_dir.clone(),
         };
-        match adv.bring_up(opts, &files, steps) {
-            Ok(()) => Ok(adv),
-            Err(e) => {
-                steps.say(&format!("up failed: {e}; removing what was made"));
-                if let Err(d) = Advanced::down_dir(&opts.dir) {
-                    steps.say(&format!("down after the failed up: {d}"));
-                }
-                Err(e)
-            }
-        }
+        steps.undo_failed_up(adv.bring_up(opts, &files, steps), || {
+            Advanced::down_dir(&opts.dir)
+        })?;
+        Ok(adv)
     }
 
     fn cfg(&self, rel: &str) -> PathBuf {

@@ -256,6 +256,30 @@ impl Steps {
     pub fn elapsed(&self) -> Duration {
         self.t0.elapsed()
     }
+    /// The end of an `up`: when `r` failed, `down` removes what was made (its own failure
+    /// is said) and `r`'s error is returned.
+    pub fn undo_failed_up<T>(
+        &self,
+        r: LabResult<T>,
+        down: impl FnOnce() -> LabResult<()>,
+    ) -> LabResult<T> {
+        if let Err(e) = &r {
+            self.say(&format!("up failed: {e}; removing what was made"));
+            if let Err(d) = down() {
+                self.say(&format!("down after the failed up: {d}"));
+            }
+        }
+        r
+    }
+}
+
+/// The `provider` template variable (the last `--set provider=` given), else `pgstack`.
+pub fn provider_of(sets: &[(String, String)]) -> String {
+    sets.iter()
+        .rev()
+        .find(|(k, _)| k == "provider")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "pgstack".into())
 }
 
 /// A handle on the lab in [`DIR`] (or another state directory).
@@ -335,13 +359,7 @@ impl Lab {
                 opts.token_ms
             )));
         }
-        let provider = opts
-            .sets
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "provider")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "pgstack".into());
+        let provider = provider_of(&opts.sets);
         preflight(&provider, opts.stack)?;
         run::create_lock_dir(&opts.dir)?;
         let lab = Lab {
@@ -356,17 +374,8 @@ impl Lab {
                 exe: opts.exe.clone(),
             },
         };
-        let r = lab.bring_up(opts, steps);
-        match r {
-            Ok(()) => Ok(lab),
-            Err(e) => {
-                steps.say(&format!("up failed: {e}; removing what was made"));
-                if let Err(d) = Lab::down_dir(&lab.dir, steps) {
-                    steps.say(&format!("down after the failed up: {d}"));
-                }
-                Err(e)
-            }
-        }
+        steps.undo_failed_up(lab.bring_up(opts, steps), || Lab::down_dir(&lab.dir, steps))?;
+        Ok(lab)
     }
 
     fn bring_up(&self, opts: &Options, steps: &Steps) -> LabResult<()> {
