@@ -135,6 +135,25 @@ fn advanced_lab(dir: &Option<PathBuf>, flag: bool) -> Result<Option<Advanced>> {
     Ok(None)
 }
 
+/// What `writer stop` says, in either lab.
+fn writer_stopped(was: bool) -> Result<u8> {
+    println!(
+        "{}",
+        if was {
+            "writer stopped"
+        } else {
+            "no writer was running"
+        }
+    );
+    Ok(0)
+}
+
+/// What `writer check` says, in either lab: exit 1 when an acknowledged row is missing.
+fn writer_checked(c: &lab::writer::Check) -> Result<u8> {
+    println!("{}", c.report());
+    Ok(if c.missing.is_empty() { 0 } else { 1 })
+}
+
 fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
     match cmd {
         LabCmd::Status => {
@@ -227,23 +246,8 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
                 );
                 Ok(0)
             }
-            WriterAction::Stop => {
-                let was = adv.writer_stop()?;
-                println!(
-                    "{}",
-                    if was {
-                        "writer stopped"
-                    } else {
-                        "no writer was running"
-                    }
-                );
-                Ok(0)
-            }
-            WriterAction::Check => {
-                let c = adv.writer_check()?;
-                println!("{}", c.report());
-                Ok(if c.missing.is_empty() { 0 } else { 1 })
-            }
+            WriterAction::Stop => writer_stopped(adv.writer_stop()?),
+            WriterAction::Check => writer_checked(&adv.writer_check()?),
         },
         LabCmd::Down => {
             let d = adv.pair.dir.clone();
@@ -429,23 +433,8 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     println!("writer running (pid {pid}), inserting through {}", lab::VIP);
                     Ok(0)
                 }
-                WriterAction::Stop => {
-                    let was = lab::writer::stop(&lab.dir)?;
-                    println!(
-                        "{}",
-                        if was {
-                            "writer stopped"
-                        } else {
-                            "no writer was running"
-                        }
-                    );
-                    Ok(0)
-                }
-                WriterAction::Check => {
-                    let c = lab::writer::check(&lab)?;
-                    println!("{}", c.report());
-                    Ok(if c.missing.is_empty() { 0 } else { 1 })
-                }
+                WriterAction::Stop => writer_stopped(lab::writer::stop(&lab.dir)?),
+                WriterAction::Check => writer_checked(&lab::writer::check(&lab)?),
             }
         }
         LabCmd::Down => {
