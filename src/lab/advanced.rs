@@ -44,9 +44,9 @@ pub const LOWER_VG: &str = "VG_DRBD";
 pub const UPPER_VG: &str = "VG_POSTGRES";
 pub const MOUNT: &str = "/db";
 pub const PGDATA: &str = "/db/pgdata";
-pub const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 pub const FENCE_AGENT: &str = "fence_pgstack_uml";
-pub const ALERT_FILE: &str = "/var/log/pacemaker/pgstack-alerts.log";
+/// The guests run the host's PostgreSQL and keep their alerts where the netns nodes do.
+pub use super::{ALERT_FILE, PG_BINDIR};
 /// Where the writer keeps its acknowledged ids, on the share.
 const WRITER_DIR: &str = "writer";
 /// The provisioning script of the storage stack, shared with the Vagrant lab.
