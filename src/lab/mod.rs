@@ -23,6 +23,7 @@ pub mod history;
 pub mod measure;
 pub mod net;
 pub mod node;
+pub mod pgsetup;
 pub mod proc;
 pub mod repl;
 pub mod run;
