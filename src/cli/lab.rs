@@ -135,6 +135,16 @@ fn advanced_lab(dir: &Option<PathBuf>, flag: bool) -> Result<Option<Advanced>> {
     Ok(None)
 }
 
+/// What `restore` says, in either lab, once the cluster is idle.
+fn restored(nodes: &[String], kind: &str) -> Result<u8> {
+    if nodes.is_empty() {
+        println!("every {kind} is up");
+    } else {
+        println!("{}: booted, online, the cluster idle", nodes.join(", "));
+    }
+    Ok(0)
+}
+
 /// What `writer stop` says, in either lab.
 fn writer_stopped(was: bool) -> Result<u8> {
     println!(
@@ -227,12 +237,7 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
                 adv.restore(n)?;
             }
             adv.settle(240)?;
-            if nodes.is_empty() {
-                println!("every guest is up");
-            } else {
-                println!("{}: booted, online, the cluster idle", nodes.join(", "));
-            }
-            Ok(0)
+            restored(&nodes, "guest")
         }
         LabCmd::Writer { action } => match action {
             WriterAction::Start => {
@@ -418,12 +423,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
             }
             lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;
-            if nodes.is_empty() {
-                println!("every node is up");
-            } else {
-                println!("{}: booted, online, the cluster idle", nodes.join(", "));
-            }
-            Ok(0)
+            restored(&nodes, "node")
         }
         LabCmd::Writer { action } => {
             let lab = Lab::open(&dir)?;
