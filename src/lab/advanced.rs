@@ -705,17 +705,8 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         }
         match self.cluster_status() {
             Ok(c) => {
-                let _ = writeln!(
-                    s,
-                    "pacemaker (seen from {}): online [{}], DC {}, PGServer on {}",
-                    c.seen_from,
-                    c.online.join(" "),
-                    c.dc.as_deref().unwrap_or("none"),
-                    group_node(&c).unwrap_or_else(|| "nowhere (or split)".into())
-                );
-                for (r, n) in &c.resources {
-                    let _ = writeln!(s, "  {r:<12} {n}");
-                }
+                let at = group_node(&c).unwrap_or_else(|| "nowhere (or split)".into());
+                s.push_str(&cluster::report(&c, "PGServer", &at));
             }
             Err(e) => {
                 let _ = writeln!(s, "pacemaker: no answer ({e})");

@@ -43,6 +43,21 @@ pub fn status<C: Nodes>(c: &C) -> LabResult<ClusterStatus> {
     first.ok_or(last)
 }
 
+/// Pacemaker's view in the lab's status: who sees it, who is online, the DC, where `what`
+/// runs (`at`), then each resource and where it runs.
+pub fn report(st: &ClusterStatus, what: &str, at: &str) -> String {
+    let mut s = format!(
+        "pacemaker (seen from {}): online [{}], DC {}, {what} on {at}\n",
+        st.seen_from,
+        st.online.join(" "),
+        st.dc.as_deref().unwrap_or("none"),
+    );
+    for (r, n) in &st.resources {
+        s.push_str(&format!("  {r:<12} {n}\n"));
+    }
+    s
+}
+
 /// Waits until Pacemaker (seen from any live node) reports `names` online.
 pub fn wait_online<C: Nodes, S: AsRef<str>>(c: &C, names: &[S], secs: f64) -> LabResult<()> {
     let names: Vec<&str> = names.iter().map(AsRef::as_ref).collect();

@@ -818,30 +818,18 @@ impl Status {
         }
         match &self.cluster {
             Some(c) => {
-                let _ = writeln!(
-                    s,
-                    "pacemaker (seen from {}): online [{}], DC {}, {} on {}",
-                    c.seen_from,
-                    c.online.join(" "),
-                    c.dc.as_deref().unwrap_or("none"),
-                    if self.replication {
-                        "promoted"
+                let (what, at) = if self.replication {
+                    let at = if c.promoted.is_empty() {
+                        "nowhere".to_string()
                     } else {
-                        "PGServer"
-                    },
-                    if self.replication {
-                        if c.promoted.is_empty() {
-                            "nowhere".to_string()
-                        } else {
-                            c.promoted.join(" ")
-                        }
-                    } else {
-                        c.group_node.clone().unwrap_or_else(|| "nowhere".into())
-                    }
-                );
-                for (r, n) in &c.resources {
-                    let _ = writeln!(s, "  {r:<10} {n}");
-                }
+                        c.promoted.join(" ")
+                    };
+                    ("promoted", at)
+                } else {
+                    let at = c.group_node.clone().unwrap_or_else(|| "nowhere".into());
+                    ("PGServer", at)
+                };
+                s.push_str(&cluster::report(c, what, &at));
             }
             None => s.push_str("pacemaker: no node answers\n"),
         }
