@@ -596,27 +596,14 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             300,
         )?;
         let command_secs = started.elapsed().as_secs_f64();
-        let (stop_vip, start_vip) = poll(
-            "the move's results in the pacemaker logs",
+        let (stop_vip, start_vip) = cluster::move_logged(
+            self,
+            &from,
+            ("stop", "pg_vip"),
+            to,
+            t0,
             60.0,
             Duration::from_millis(500),
-            || {
-                let a = history::result_logged(
-                    &self.pacemaker_log(&from).ok()?,
-                    "stop",
-                    "pg_vip",
-                    &from,
-                    t0,
-                )?;
-                let b = history::result_logged(
-                    &self.pacemaker_log(to).ok()?,
-                    "start",
-                    "pg_vip",
-                    to,
-                    t0,
-                )?;
-                Some((a, b))
-            },
         )?;
         let demoted =
             history::result_logged(&self.pacemaker_log(&from)?, "demote", "drbd_pg", &from, t0);
@@ -624,20 +611,14 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             history::result_logged(&self.pacemaker_log(to)?, "promote", "drbd_pg", to, t0);
         let cib = self.cib_query(to)?;
         let ops = history::parse_ops(&cib)?;
-        let on_from = steps_on(&ops, &from, &[("stop", &GROUP), ("demote", &["drbd_pg"])]);
-        let on_to = steps_on(&ops, to, &[("promote", &["drbd_pg"]), ("start", &GROUP)]);
-        let vip_stop_exec = ops
-            .iter()
-            .filter(|o| o.node == from && o.rsc == "pg_vip" && o.op == "stop")
-            .map(|o| o.exec_ms)
-            .max()
-            .unwrap_or(0) as f64
-            / 1000.0;
+        let vip_stop_exec = cluster::exec_secs(&ops, &from, "pg_vip", "stop");
         Ok(Move {
             secs: start_vip - (stop_vip - vip_stop_exec),
             command_secs,
-            on_from,
-            on_to,
+            on_from: cluster::steps(&ops, &from, &MOVE_FROM),
+            on_to: cluster::steps(&ops, to, &MOVE_TO),
+            want_from: cluster::step_names(&MOVE_FROM),
+            want_to: cluster::step_names(&MOVE_TO),
             demote_before_promote: matches!((demoted, promoted), (Some(d), Some(p)) if d <= p),
             constraint_left: cib.contains("cli-prefer-PGServer")
                 || cib.contains("cli-ban-PGServer"),
@@ -726,6 +707,9 @@ impl cluster::Nodes for Advanced {
     fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
         self.pair.ok(name, &shell_words(argv), limit)
     }
+    fn log(&self, name: &str) -> LabResult<Vec<history::LogLine>> {
+        self.pacemaker_log(name)
+    }
 }
 
 /// `argv` as one line of the guests' shell: a word with more than letters, digits and
@@ -768,85 +752,24 @@ pub fn other(name: &str) -> String {
     if name == "n1" { "n2" } else { "n1" }.to_string()
 }
 
-/// The last successful `op` of each resource on `node`, every group of steps in turn,
-/// sorted by call id: what the node did, in the order it did it.
-fn steps_on(ops: &[history::Op], node: &str, want: &[(&str, &[&str])]) -> Vec<(String, i64)> {
-    let mut v = Vec::new();
-    for (op, rscs) in want {
-        for (r, c) in history::order_of(ops, node, op, rscs) {
-            v.push((format!("{op} {r}"), c));
-        }
-    }
-    v.sort_by_key(|(_, c)| *c);
-    v
-}
+/// The book's order of a move: stop VIP, postgresql, fs, lvm, demote DRBD on the node it
+/// leaves; promote DRBD, start lvm, fs, postgresql, VIP on the node it goes to.
+const MOVE_FROM: [cluster::Step; 5] = [
+    ("stop", "pg_vip"),
+    ("stop", "pg_db"),
+    ("stop", "pg_fs"),
+    ("stop", "pg_lvm"),
+    ("demote", "drbd_pg"),
+];
+const MOVE_TO: [cluster::Step; 5] = [
+    ("promote", "drbd_pg"),
+    ("start", "pg_lvm"),
+    ("start", "pg_fs"),
+    ("start", "pg_db"),
+    ("start", "pg_vip"),
+];
 
-/// A managed move, as the cluster recorded it.
-#[derive(Debug, Clone)]
-pub struct Move {
-    pub from: String,
-    pub to: String,
-    /// The VIP's stop began on `from` -> the VIP's start done on `to`.
-    pub secs: f64,
-    pub command_secs: f64,
-    /// What `from` did (stops, then the demote), in call-id order.
-    pub on_from: Vec<(String, i64)>,
-    /// What `to` did (the promote, then the starts), in call-id order.
-    pub on_to: Vec<(String, i64)>,
-    /// The demote on `from` finished before the promote on `to` (their logs).
-    pub demote_before_promote: bool,
-    pub constraint_left: bool,
-    pub output: String,
-}
-
-impl Move {
-    /// The book's order: stop VIP, postgresql, fs, lvm, demote DRBD; promote DRBD, start
-    /// lvm, fs, postgresql, VIP.
-    pub fn in_order(&self) -> bool {
-        let names = |v: &[(String, i64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        names(&self.on_from)
-            == [
-                "stop pg_vip",
-                "stop pg_db",
-                "stop pg_fs",
-                "stop pg_lvm",
-                "demote drbd_pg",
-            ]
-            && names(&self.on_to)
-                == [
-                    "promote drbd_pg",
-                    "start pg_lvm",
-                    "start pg_fs",
-                    "start pg_db",
-                    "start pg_vip",
-                ]
-            && self.demote_before_promote
-    }
-
-    pub fn report(&self) -> String {
-        let names = |v: &[(String, i64)]| {
-            v.iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        format!(
-            "migration {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s)\n  on {}: {}\n  on {}: {}\n  {}; constraint {}",
-            self.from,
-            self.to,
-            self.secs,
-            self.from,
-            self.to,
-            self.command_secs,
-            self.from,
-            names(&self.on_from),
-            self.to,
-            names(&self.on_to),
-            if self.in_order() { "in the book's order" } else { "OUT OF ORDER" },
-            if self.constraint_left { "LEFT BEHIND" } else { "cleared" }
-        )
-    }
-}
+pub use super::cluster::Move;
 
 /// A takeover after a power cut (seconds from the cut).
 #[derive(Debug, Clone)]
@@ -1083,37 +1006,25 @@ mod tests {
 
     #[test]
     fn move_order_is_the_books() {
-        let v = |s: &[&str]| {
-            s.iter()
-                .enumerate()
-                .map(|(i, n)| (n.to_string(), i as i64))
-                .collect::<Vec<_>>()
-        };
-        let mut m = Move {
-            from: "n1".into(),
-            to: "n2".into(),
-            secs: 1.0,
-            command_secs: 2.0,
-            on_from: v(&[
+        assert_eq!(
+            cluster::step_names(&MOVE_FROM),
+            [
                 "stop pg_vip",
                 "stop pg_db",
                 "stop pg_fs",
                 "stop pg_lvm",
-                "demote drbd_pg",
-            ]),
-            on_to: v(&[
+                "demote drbd_pg"
+            ]
+        );
+        assert_eq!(
+            cluster::step_names(&MOVE_TO),
+            [
                 "promote drbd_pg",
                 "start pg_lvm",
                 "start pg_fs",
                 "start pg_db",
-                "start pg_vip",
-            ]),
-            demote_before_promote: true,
-            constraint_left: false,
-            output: String::new(),
-        };
-        assert!(m.in_order());
-        m.on_to.swap(0, 1);
-        assert!(!m.in_order());
+                "start pg_vip"
+            ]
+        );
     }
 }

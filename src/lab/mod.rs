@@ -701,6 +701,9 @@ impl cluster::Nodes for Lab {
     fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
         node::exec(self, name, argv, limit)
     }
+    fn log(&self, name: &str) -> LabResult<Vec<history::LogLine>> {
+        Ok(self.pacemaker_log(name))
+    }
 }
 
 /// What must be installed before `up`.
