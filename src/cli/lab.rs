@@ -139,6 +139,35 @@ fn advanced_lab(dir: &Option<PathBuf>, flag: bool) -> Result<Option<Advanced>> {
     Ok(None)
 }
 
+/// What `restore` says, in either lab, once the cluster is idle.
+fn restored(nodes: &[String], kind: &str) -> Result<u8> {
+    if nodes.is_empty() {
+        println!("every {kind} is up");
+    } else {
+        println!("{}: booted, online, the cluster idle", nodes.join(", "));
+    }
+    Ok(0)
+}
+
+/// What `writer stop` says, in either lab.
+fn writer_stopped(was: bool) -> Result<u8> {
+    println!(
+        "{}",
+        if was {
+            "writer stopped"
+        } else {
+            "no writer was running"
+        }
+    );
+    Ok(0)
+}
+
+/// What `writer check` says, in either lab: exit 1 when an acknowledged row is missing.
+fn writer_checked(c: &lab::writer::Check) -> Result<u8> {
+    println!("{}", c.report());
+    Ok(if c.missing.is_empty() { 0 } else { 1 })
+}
+
 fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
     match cmd {
         LabCmd::Status => {
@@ -212,12 +241,7 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
                 adv.restore(n)?;
             }
             adv.settle(240)?;
-            if nodes.is_empty() {
-                println!("every guest is up");
-            } else {
-                println!("{}: booted, online, the cluster idle", nodes.join(", "));
-            }
-            Ok(0)
+            restored(&nodes, "guest")
         }
         LabCmd::Writer { action } => match action {
             WriterAction::Start => {
@@ -231,23 +255,8 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
                 );
                 Ok(0)
             }
-            WriterAction::Stop => {
-                let was = adv.writer_stop()?;
-                println!(
-                    "{}",
-                    if was {
-                        "writer stopped"
-                    } else {
-                        "no writer was running"
-                    }
-                );
-                Ok(0)
-            }
-            WriterAction::Check => {
-                let c = adv.writer_check()?;
-                println!("{}", c.report());
-                Ok(if c.missing.is_empty() { 0 } else { 1 })
-            }
+            WriterAction::Stop => writer_stopped(adv.writer_stop()?),
+            WriterAction::Check => writer_checked(&adv.writer_check()?),
         },
         LabCmd::Down => {
             let d = adv.pair.dir.clone();
@@ -437,12 +446,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
             }
             lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;
-            if nodes.is_empty() {
-                println!("every node is up");
-            } else {
-                println!("{}: booted, online, the cluster idle", nodes.join(", "));
-            }
-            Ok(0)
+            restored(&nodes, "node")
         }
         LabCmd::Writer { action } => {
             let lab = Lab::open(&dir)?;
@@ -452,23 +456,8 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     println!("writer running (pid {pid}), inserting through {}", lab::VIP);
                     Ok(0)
                 }
-                WriterAction::Stop => {
-                    let was = lab::writer::stop(&lab.dir)?;
-                    println!(
-                        "{}",
-                        if was {
-                            "writer stopped"
-                        } else {
-                            "no writer was running"
-                        }
-                    );
-                    Ok(0)
-                }
-                WriterAction::Check => {
-                    let c = lab::writer::check(&lab)?;
-                    println!("{}", c.report());
-                    Ok(if c.missing.is_empty() { 0 } else { 1 })
-                }
+                WriterAction::Stop => writer_stopped(lab::writer::stop(&lab.dir)?),
+                WriterAction::Check => writer_checked(&lab::writer::check(&lab)?),
             }
         }
         LabCmd::Down => {

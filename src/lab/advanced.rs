@@ -24,11 +24,12 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::cluster;
 use super::history::{self, ClusterStatus};
 use super::uml::{Pair, Spec, NET_CLUSTER, NET_REPL, NODES};
 use super::{poll, proc, run, LabError, LabResult, Steps};
 use crate::cib::{Format, RenderOptions};
-use crate::sys::runner::{self, Cmd};
+use crate::sys::runner::Cmd;
 
 /// The advanced lab's state directory (never the netns lab's).
 pub const DIR: &str = "/tmp/pgst-adv";
@@ -43,9 +44,9 @@ pub const LOWER_VG: &str = "VG_DRBD";
 pub const UPPER_VG: &str = "VG_POSTGRES";
 pub const MOUNT: &str = "/db";
 pub const PGDATA: &str = "/db/pgdata";
-pub const PG_BINDIR: &str = "/usr/lib/postgresql/15/bin";
 pub const FENCE_AGENT: &str = "fence_pgstack_uml";
-pub const ALERT_FILE: &str = "/var/log/pacemaker/pgstack-alerts.log";
+/// The guests run the host's PostgreSQL and keep their alerts where the netns nodes do.
+pub use super::{ALERT_FILE, PG_BINDIR};
 /// Where the writer keeps its acknowledged ids, on the share.
 const WRITER_DIR: &str = "writer";
 /// The provisioning script of the storage stack, shared with the Vagrant lab.
@@ -125,21 +126,6 @@ fn node_addr(i: usize) -> String {
     format!("{NET_CLUSTER}.{}", i + 1)
 }
 
-fn safe(p: &Path) -> LabResult<String> {
-    let s = p.to_str().unwrap_or("");
-    if s.starts_with('/')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
-    {
-        Ok(s.to_string())
-    } else {
-        Err(LabError::Invalid(format!(
-            "{}: a path the guests' scripts cannot carry",
-            p.display()
-        )))
-    }
-}
-
 /// Seconds of the guests' clock (UML guests read the host's).
 const NOW: &str = "date +%s.%N";
 
@@ -187,7 +173,7 @@ impl Advanced {
             )));
         }
         for p in [&opts.exe, &opts.ocf_dir, &opts.alert_agent] {
-            safe(p)?;
+            run::plain_path(p)?;
             if !p.exists() {
                 return Err(LabError::Invalid(format!(
                     "{} is missing (pgstack install)",
@@ -195,13 +181,7 @@ impl Advanced {
                 )));
             }
         }
-        let provider = opts
-            .sets
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "provider")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "pgstack".into());
+        let provider = super::provider_of(&opts.sets);
         let mut spec = Spec::unique("adv", &opts.mem, opts.disk_mb);
         spec.dir = opts.dir.clone();
         spec.umid = opts.umid.clone();
@@ -215,16 +195,10 @@ impl Advanced {
             exe: opts.exe.clone(),
             ocf_dir: opts.ocf_dir.clone(),
         };
-        match adv.bring_up(opts, &files, steps) {
-            Ok(()) => Ok(adv),
-            Err(e) => {
-                steps.say(&format!("up failed: {e}; removing what was made"));
-                if let Err(d) = Advanced::down_dir(&opts.dir) {
-                    steps.say(&format!("down after the failed up: {d}"));
-                }
-                Err(e)
-            }
-        }
+        steps.undo_failed_up(adv.bring_up(opts, &files, steps), || {
+            Advanced::down_dir(&opts.dir)
+        })?;
+        Ok(adv)
     }
 
     fn cfg(&self, rel: &str) -> PathBuf {
@@ -290,8 +264,8 @@ impl Advanced {
     /// The node's files, every boot: the private pgstack over the system paths, the
     /// fence agent, DRBD and corosync configuration, PostgreSQL's socket directory.
     pub fn setup_node(&self, name: &str) -> LabResult<()> {
-        let exe = safe(&self.exe)?;
-        let ocf = safe(&self.ocf_dir)?;
+        let exe = run::plain_path(&self.exe)?;
+        let ocf = run::plain_path(&self.ocf_dir)?;
         let mut s = String::from("set -e\n");
         if exe != "/usr/sbin/pgstack" {
             let _ = writeln!(
@@ -469,38 +443,13 @@ true
             .collect()
     }
 
-    /// Pacemaker's view from the first guest whose crm_mon answers (the DC preferred).
+    /// Pacemaker's view ([`cluster::status`]).
     pub fn cluster_status(&self) -> LabResult<ClusterStatus> {
-        let mut last = LabError::Invalid("no guest is running".into());
-        let mut first = None;
-        for n in self.alive() {
-            match self
-                .on(n, "crm_mon -1 --output-as=xml", 30)
-                .and_then(|x| history::parse_crm_mon(&x, n))
-            {
-                Ok(st) if st.dc.as_deref() == Some(n) => return Ok(st),
-                Ok(st) => {
-                    first.get_or_insert(st);
-                }
-                Err(e) => last = e,
-            }
-        }
-        first.ok_or(last)
+        cluster::status(self)
     }
 
     pub fn wait_online(&self, names: &[&str], secs: f64) -> LabResult<()> {
-        poll(
-            &format!("nodes {} online", names.join(", ")),
-            secs,
-            Duration::from_millis(500),
-            || {
-                let st = self.cluster_status().ok()?;
-                names
-                    .iter()
-                    .all(|n| st.online.iter().any(|o| o == n))
-                    .then_some(())
-            },
-        )
+        cluster::wait_online(self, names, secs)
     }
 
     /// Waits until every resource of PGServer runs on one node (`on`, when given).
@@ -710,27 +659,14 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             300,
         )?;
         let command_secs = started.elapsed().as_secs_f64();
-        let (stop_vip, start_vip) = poll(
-            "the move's results in the pacemaker logs",
+        let (stop_vip, start_vip) = cluster::move_logged(
+            self,
+            &from,
+            ("stop", "pg_vip"),
+            to,
+            t0,
             60.0,
             Duration::from_millis(500),
-            || {
-                let a = history::result_logged(
-                    &self.pacemaker_log(&from).ok()?,
-                    "stop",
-                    "pg_vip",
-                    &from,
-                    t0,
-                )?;
-                let b = history::result_logged(
-                    &self.pacemaker_log(to).ok()?,
-                    "start",
-                    "pg_vip",
-                    to,
-                    t0,
-                )?;
-                Some((a, b))
-            },
         )?;
         let demoted =
             history::result_logged(&self.pacemaker_log(&from)?, "demote", "drbd_pg", &from, t0);
@@ -738,28 +674,16 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
             history::result_logged(&self.pacemaker_log(to)?, "promote", "drbd_pg", to, t0);
         let cib = self.cib_query(to)?;
         let ops = history::parse_ops(&cib)?;
-        let on_from = steps_on(&ops, &from, &[("stop", &GROUP), ("demote", &["drbd_pg"])]);
-        let on_to = steps_on(&ops, to, &[("promote", &["drbd_pg"]), ("start", &GROUP)]);
-        let agents_secs =
-            exec_secs(
-                &ops,
-                &from,
-                &[("stop", &GROUP), ("demote", &["drbd_pg"])],
-                0,
-            ) + exec_secs(&ops, to, &[("promote", &["drbd_pg"]), ("start", &GROUP)], 0);
-        let vip_stop_exec = ops
-            .iter()
-            .filter(|o| o.node == from && o.rsc == "pg_vip" && o.op == "stop")
-            .map(|o| o.exec_ms)
-            .max()
-            .unwrap_or(0) as f64
-            / 1000.0;
+        let vip_stop_exec = cluster::exec_secs(&ops, &from, "pg_vip", "stop");
         Ok(Move {
             secs: start_vip - (stop_vip - vip_stop_exec),
             command_secs,
-            agents_secs,
-            on_from,
-            on_to,
+            agents_secs: cluster::agents_secs(&ops, &from, &MOVE_FROM, 0)
+                + cluster::agents_secs(&ops, to, &MOVE_TO, 0),
+            on_from: cluster::steps(&ops, &from, &MOVE_FROM),
+            on_to: cluster::steps(&ops, to, &MOVE_TO),
+            want_from: cluster::step_names(&MOVE_FROM),
+            want_to: cluster::step_names(&MOVE_TO),
             demote_before_promote: matches!((demoted, promoted), (Some(d), Some(p)) if d <= p),
             constraint_left: cib.contains("cli-prefer-PGServer")
                 || cib.contains("cli-ban-PGServer"),
@@ -790,14 +714,9 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         let log = self.pacemaker_log(&survivor)?;
         let cib = self.cib_query(&survivor)?;
         let fence_constraint = cib.contains(&fence_constraint_id());
-        let agents_secs = history::parse_ops(&cib).ok().map(|ops| {
-            exec_secs(
-                &ops,
-                &survivor,
-                &[("promote", &["drbd_pg"]), ("start", &GROUP)],
-                cut.floor() as u64,
-            )
-        });
+        let agents_secs = history::parse_ops(&cib)
+            .ok()
+            .map(|ops| cluster::agents_secs(&ops, &survivor, &MOVE_TO, cut.floor() as u64));
         let after = cut - 0.001;
         let lost = history::lost_logged(&log, &victim, after);
         let vip = history::result_logged(&log, "start", "pg_vip", &survivor, after);
@@ -839,17 +758,8 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         }
         match self.cluster_status() {
             Ok(c) => {
-                let _ = writeln!(
-                    s,
-                    "pacemaker (seen from {}): online [{}], DC {}, PGServer on {}",
-                    c.seen_from,
-                    c.online.join(" "),
-                    c.dc.as_deref().unwrap_or("none"),
-                    group_node(&c).unwrap_or_else(|| "nowhere (or split)".into())
-                );
-                for (r, n) in &c.resources {
-                    let _ = writeln!(s, "  {r:<12} {n}");
-                }
+                let at = group_node(&c).unwrap_or_else(|| "nowhere (or split)".into());
+                s.push_str(&cluster::report(&c, "PGServer", &at));
             }
             Err(e) => {
                 let _ = writeln!(s, "pacemaker: no answer ({e})");
@@ -857,6 +767,39 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         }
         s
     }
+}
+
+impl cluster::Nodes for Advanced {
+    const KIND: &'static str = "guest";
+    const POLL: Duration = Duration::from_millis(500);
+    const CRM_MON_LIMIT: Duration = Duration::from_secs(30);
+    fn live(&self) -> Vec<String> {
+        self.alive().into_iter().map(str::to_string).collect()
+    }
+    fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
+        self.pair.ok(name, &shell_words(argv), limit)
+    }
+    fn log(&self, name: &str) -> LabResult<Vec<history::LogLine>> {
+        self.pacemaker_log(name)
+    }
+}
+
+/// `argv` as one line of the guests' shell: a word with more than letters, digits and
+/// `_./=:,+-` is single-quoted.
+fn shell_words(argv: &[&str]) -> String {
+    argv.iter()
+        .map(|w| {
+            if !w.is_empty()
+                && w.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_./=:,+-".contains(c))
+            {
+                w.to_string()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where the whole group runs (every member started on the same node).
@@ -881,106 +824,24 @@ pub fn other(name: &str) -> String {
     if name == "n1" { "n2" } else { "n1" }.to_string()
 }
 
-/// The last successful `op` of each resource on `node`, every group of steps in turn,
-/// sorted by call id: what the node did, in the order it did it.
-fn steps_on(ops: &[history::Op], node: &str, want: &[(&str, &[&str])]) -> Vec<(String, i64)> {
-    let mut v = Vec::new();
-    for (op, rscs) in want {
-        for (r, c) in history::order_of(ops, node, op, rscs) {
-            v.push((format!("{op} {r}"), c));
-        }
-    }
-    v.sort_by_key(|(_, c)| *c);
-    v
-}
+/// The book's order of a move: stop VIP, postgresql, fs, lvm, demote DRBD on the node it
+/// leaves; promote DRBD, start lvm, fs, postgresql, VIP on the node it goes to.
+const MOVE_FROM: [cluster::Step; 5] = [
+    ("stop", "pg_vip"),
+    ("stop", "pg_db"),
+    ("stop", "pg_fs"),
+    ("stop", "pg_lvm"),
+    ("demote", "drbd_pg"),
+];
+const MOVE_TO: [cluster::Step; 5] = [
+    ("promote", "drbd_pg"),
+    ("start", "pg_lvm"),
+    ("start", "pg_fs"),
+    ("start", "pg_db"),
+    ("start", "pg_vip"),
+];
 
-/// The agents' own time in `want` on `node`: the sum of the exec times the CIB records
-/// for the last successful run of each step (changed at `since` or later).
-fn exec_secs(ops: &[history::Op], node: &str, want: &[(&str, &[&str])], since: u64) -> f64 {
-    let mut ms = 0;
-    for (op, rscs) in want {
-        for r in rscs.iter() {
-            ms += ops
-                .iter()
-                .filter(|o| o.node == node && o.rsc == *r && o.op == *op && o.rc == 0)
-                .filter(|o| o.last_rc_change >= since)
-                .max_by_key(|o| o.call_id)
-                .map(|o| o.exec_ms)
-                .unwrap_or(0);
-        }
-    }
-    ms as f64 / 1000.0
-}
-
-/// A managed move, as the cluster recorded it.
-#[derive(Debug, Clone)]
-pub struct Move {
-    pub from: String,
-    pub to: String,
-    /// The VIP's stop began on `from` -> the VIP's start done on `to`.
-    pub secs: f64,
-    pub command_secs: f64,
-    /// The exec times of the ten steps (the agents' own share of `secs`).
-    pub agents_secs: f64,
-    /// What `from` did (stops, then the demote), in call-id order.
-    pub on_from: Vec<(String, i64)>,
-    /// What `to` did (the promote, then the starts), in call-id order.
-    pub on_to: Vec<(String, i64)>,
-    /// The demote on `from` finished before the promote on `to` (their logs).
-    pub demote_before_promote: bool,
-    pub constraint_left: bool,
-    pub output: String,
-}
-
-impl Move {
-    /// The book's order: stop VIP, postgresql, fs, lvm, demote DRBD; promote DRBD, start
-    /// lvm, fs, postgresql, VIP.
-    pub fn in_order(&self) -> bool {
-        let names = |v: &[(String, i64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        names(&self.on_from)
-            == [
-                "stop pg_vip",
-                "stop pg_db",
-                "stop pg_fs",
-                "stop pg_lvm",
-                "demote drbd_pg",
-            ]
-            && names(&self.on_to)
-                == [
-                    "promote drbd_pg",
-                    "start pg_lvm",
-                    "start pg_fs",
-                    "start pg_db",
-                    "start pg_vip",
-                ]
-            && self.demote_before_promote
-    }
-
-    pub fn report(&self) -> String {
-        let names = |v: &[(String, i64)]| {
-            v.iter()
-                .map(|(n, _)| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        format!(
-            "migration {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s; agents' own steps {:.2} s)\n  on {}: {}\n  on {}: {}\n  {}; constraint {}",
-            self.from,
-            self.to,
-            self.secs,
-            self.from,
-            self.to,
-            self.command_secs,
-            self.agents_secs,
-            self.from,
-            names(&self.on_from),
-            self.to,
-            names(&self.on_to),
-            if self.in_order() { "in the book's order" } else { "OUT OF ORDER" },
-            if self.constraint_left { "LEFT BEHIND" } else { "cleared" }
-        )
-    }
-}
+pub use super::cluster::Move;
 
 /// A takeover after a power cut (seconds from the cut).
 #[derive(Debug, Clone)]
@@ -1044,7 +905,7 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         s("fence_node2_ip", &node_addr(1)),
         s("cluster_name", CLUSTER_NAME),
         s("alert_recipient", ALERT_FILE),
-        s("alert_path", &safe(&opts.alert_agent)?),
+        s("alert_path", &run::plain_path(&opts.alert_agent)?),
         s("pg_bindir", PG_BINDIR),
     ];
     sets.extend(opts.sets.iter().cloned());
@@ -1072,17 +933,10 @@ fn fenced_pidfile(dir: &Path) -> PathBuf {
 
 /// Starts `pgstack lab _umlfenced --dir DIR` (detached).
 fn start_fence_daemon(pair: &Pair, exe: &Path) -> LabResult<()> {
-    let dir = safe(&pair.dir)?;
-    let exe = safe(exe)?;
-    let logp = pair.dir.join("fenced.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&logp)
-        .map_err(|e| LabError::io(format!("opening {}", logp.display()), e))?;
+    let dir = run::plain_path(&pair.dir)?;
+    let exe = run::plain_path(exe)?;
     let c = Cmd::new(&exe).args(["lab", "_umlfenced", "--dir", &dir]);
-    let pid =
-        runner::spawn_detached_logged(&c, log).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let pid = run::spawn_logged(&c, &pair.dir.join("fenced.log"))?;
     let (_, start) = proc::stat(pid)
         .ok_or_else(|| LabError::Invalid(format!("the fence daemon ({pid}) exited at once")))?;
     run::write(&fenced_pidfile(&pair.dir), &format!("{pid} {start}\n"))
@@ -1171,12 +1025,7 @@ fn handle_fence(p: &Pair, req: &str) -> String {
 
 /// The time the fence daemon recorded for each request (`off n1` ...).
 pub fn fence_events(dir: &Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("fenced.log"))
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains(" off ") || l.contains(" on "))
-        .map(str::to_string)
-        .collect()
+    super::fence::events(dir)
 }
 
 #[cfg(test)]
@@ -1191,6 +1040,18 @@ mod tests {
                 .collect(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn argv_becomes_one_quoted_shell_line() {
+        assert_eq!(
+            shell_words(&["crm_mon", "-1", "--output-as=xml"]),
+            "crm_mon -1 --output-as=xml"
+        );
+        assert_eq!(
+            shell_words(&["echo", "a b", "it's", ""]),
+            r"echo 'a b' 'it'\''s' ''"
+        );
     }
 
     #[test]
@@ -1229,38 +1090,25 @@ mod tests {
 
     #[test]
     fn move_order_is_the_books() {
-        let v = |s: &[&str]| {
-            s.iter()
-                .enumerate()
-                .map(|(i, n)| (n.to_string(), i as i64))
-                .collect::<Vec<_>>()
-        };
-        let mut m = Move {
-            from: "n1".into(),
-            to: "n2".into(),
-            secs: 1.0,
-            command_secs: 2.0,
-            agents_secs: 0.5,
-            on_from: v(&[
+        assert_eq!(
+            cluster::step_names(&MOVE_FROM),
+            [
                 "stop pg_vip",
                 "stop pg_db",
                 "stop pg_fs",
                 "stop pg_lvm",
-                "demote drbd_pg",
-            ]),
-            on_to: v(&[
+                "demote drbd_pg"
+            ]
+        );
+        assert_eq!(
+            cluster::step_names(&MOVE_TO),
+            [
                 "promote drbd_pg",
                 "start pg_lvm",
                 "start pg_fs",
                 "start pg_db",
-                "start pg_vip",
-            ]),
-            demote_before_promote: true,
-            constraint_left: false,
-            output: String::new(),
-        };
-        assert!(m.in_order());
-        m.on_to.swap(0, 1);
-        assert!(!m.in_order());
+                "start pg_vip"
+            ]
+        );
     }
 }

@@ -17,32 +17,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::{node, proc, run, Lab, LabError, LabResult, FENCE_AGENT};
-use crate::sys::runner::{self, Cmd};
+use crate::sys::runner::Cmd;
 
 fn socket(dir: &Path) -> PathBuf {
     dir.join("fence.sock")
 }
 
 fn shim(exe: &Path, dir: &Path) -> LabResult<String> {
-    let safe = |p: &Path| {
-        p.to_str().is_some_and(|s| {
-            s.starts_with('/')
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
-        })
-    };
-    if !safe(exe) || !safe(dir) {
-        return Err(LabError::Invalid(format!(
-            "{} / {}: paths the fence agent shim cannot quote safely",
-            exe.display(),
-            dir.display()
-        )));
-    }
+    let (exe, dir) = (run::plain_path(exe)?, run::plain_path(dir)?);
     Ok(format!(
         "#!/bin/sh\n# The lab's fence agent (pgstack lab); removed by `pgstack lab down`.\n\
-         exec {} lab fence-agent --dir {} \"$@\"\n",
-        exe.display(),
-        dir.display()
+         exec {exe} lab fence-agent --dir {dir} \"$@\"\n"
     ))
 }
 
@@ -56,17 +41,10 @@ pub fn install(lab: &Lab) -> LabResult<()> {
     }
     run::write(p, &shim(&lab.cfg.exe, &lab.dir)?)?;
     run::chmod(p, 0o755)?;
-    let logp = lab.dir.join("fenced.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&logp)
-        .map_err(|e| LabError::io(format!("opening {}", logp.display()), e))?;
     let exe = lab.cfg.exe.display().to_string();
     let dir = lab.dir.display().to_string();
     let c = Cmd::new(&exe).args(["lab", "_fenced", "--dir", &dir]);
-    let pid =
-        runner::spawn_detached_logged(&c, log).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let pid = run::spawn_logged(&c, &lab.dir.join("fenced.log"))?;
     run::write(&lab.dir.join("fenced.pid"), &format!("{pid}\n"))?;
     super::poll(
         "fence daemon listening",

@@ -3,62 +3,11 @@
 use std::time::{Duration, Instant};
 
 use super::history::{self, Takeover};
-use super::{client, node, poll, repl, Lab, LabError, LabResult, Stack};
+use super::{client, cluster, node, poll, repl, Lab, LabError, LabResult, Stack};
 
 pub const GROUP: [&str; 3] = ["pg_fs", "pg_db", "pg_vip"];
 
-/// A managed move, as the cluster recorded it.
-#[derive(Debug, Clone)]
-pub struct Move {
-    pub from: String,
-    pub to: String,
-    /// The VIP's stop began on `from` -> the VIP's start done on `to` (the nodes' logs).
-    pub secs: f64,
-    /// The migrate command, wall clock (includes its --wait and the clear).
-    pub command_secs: f64,
-    /// Stops on `from` in call-id order.
-    pub stops: Vec<(String, i64)>,
-    /// Starts on `to` in call-id order.
-    pub starts: Vec<(String, i64)>,
-    /// A cli-prefer/cli-ban constraint is still in the CIB.
-    pub constraint_left: bool,
-    pub output: String,
-}
-
-impl Move {
-    pub fn in_order(&self) -> bool {
-        let names = |v: &[(String, i64)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-        let shared = names(&self.stops) == ["pg_vip", "pg_db", "pg_fs"]
-            && names(&self.starts) == ["pg_fs", "pg_db", "pg_vip"];
-        let replication = names(&self.stops) == ["pgsqld demote", "pg_vip stop"]
-            && names(&self.starts) == ["pgsqld promote", "pg_vip start"];
-        shared || replication
-    }
-    pub fn report(&self) -> String {
-        format!(
-            "move {} -> {}: {:.2} s (VIP stop on {} to VIP started on {}; command {:.2} s); \
-             stops {:?}, starts {:?} (call ids){}; constraint {}",
-            self.from,
-            self.to,
-            self.secs,
-            self.from,
-            self.to,
-            self.command_secs,
-            self.stops,
-            self.starts,
-            if self.in_order() {
-                ", in order"
-            } else {
-                ", OUT OF ORDER"
-            },
-            if self.constraint_left {
-                "LEFT BEHIND"
-            } else {
-                "cleared"
-            }
-        )
-    }
-}
+pub use super::cluster::Move;
 
 impl Lab {
     /// The node's pacemaker.log, parsed.
@@ -105,66 +54,42 @@ impl Lab {
             Stack::Shared => ("pg_vip", "stop"),
             Stack::Replication => (repl::PG_RSC, "demote"),
         };
-        let (stop_vip, start_vip) = poll(
-            "the move's results in the pacemaker logs",
+        let (stop_vip, start_vip) = cluster::move_logged(
+            self,
+            &from,
+            (first_task, first_rsc),
+            &to,
+            after,
             10.0,
             Duration::from_millis(50),
-            || {
-                let a = history::result_logged(
-                    &self.pacemaker_log(&from),
-                    first_task,
-                    first_rsc,
-                    &from,
-                    after,
-                )?;
-                let b = history::result_logged(
-                    &self.pacemaker_log(&to),
-                    "start",
-                    "pg_vip",
-                    &to,
-                    after,
-                )?;
-                Some((a, b))
-            },
         )?;
         let cib = self.cib_query(&to)?;
         let ops = history::parse_ops(&cib)?;
-        let vip_stop_exec = ops
-            .iter()
-            .filter(|o| o.node == from && history::rsc_is(&o.rsc, first_rsc) && o.op == first_task)
-            .map(|o| o.exec_ms)
-            .max()
-            .unwrap_or(0) as f64
-            / 1000.0;
-        let (stops, starts, target) = match self.cfg.stack {
-            Stack::Shared => (
-                history::order_of(&ops, &from, "stop", &GROUP),
-                history::order_of(&ops, &to, "start", &GROUP),
-                "PGServer",
-            ),
-            Stack::Replication => {
-                let pick = |node: &str, steps: &[(&str, &str)]| {
-                    let mut v: Vec<(String, i64)> = steps
-                        .iter()
-                        .filter_map(|(r, op)| {
-                            history::last_call(&ops, node, r, op).map(|c| (format!("{r} {op}"), c))
-                        })
-                        .collect();
-                    v.sort_by_key(|(_, c)| *c);
-                    v
-                };
-                (
-                    pick(&from, &[(repl::PG_RSC, "demote"), ("pg_vip", "stop")]),
-                    pick(&to, &[(repl::PG_RSC, "promote"), ("pg_vip", "start")]),
+        let vip_stop_exec = cluster::exec_secs(&ops, &from, first_rsc, first_task);
+        // The stack's order, as each node must have done it.
+        let (want_from, want_to, target): (&[cluster::Step], &[cluster::Step], _) =
+            match self.cfg.stack {
+                Stack::Shared => (
+                    &[("stop", "pg_vip"), ("stop", "pg_db"), ("stop", "pg_fs")],
+                    &[("start", "pg_fs"), ("start", "pg_db"), ("start", "pg_vip")],
+                    "PGServer",
+                ),
+                Stack::Replication => (
+                    &[("demote", repl::PG_RSC), ("stop", "pg_vip")],
+                    &[("promote", repl::PG_RSC), ("start", "pg_vip")],
                     repl::CLONE,
-                )
-            }
-        };
+                ),
+            };
         Ok(Move {
             secs: start_vip - (stop_vip - vip_stop_exec),
             command_secs,
-            stops,
-            starts,
+            agents_secs: cluster::agents_secs(&ops, &from, want_from, 0)
+                + cluster::agents_secs(&ops, &to, want_to, 0),
+            on_from: cluster::steps(&ops, &from, want_from),
+            on_to: cluster::steps(&ops, &to, want_to),
+            want_from: cluster::step_names(want_from),
+            want_to: cluster::step_names(want_to),
+            demote_before_promote: true,
             constraint_left: cib.contains(&format!("cli-prefer-{target}"))
                 || cib.contains(&format!("cli-ban-{target}")),
             output,

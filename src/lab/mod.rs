@@ -17,11 +17,13 @@
 
 pub mod advanced;
 pub mod client;
+pub mod cluster;
 pub mod fence;
 pub mod history;
 pub mod measure;
 pub mod net;
 pub mod node;
+pub mod pgsetup;
 pub mod proc;
 pub mod repl;
 pub mod run;
@@ -255,6 +257,30 @@ impl Steps {
     pub fn elapsed(&self) -> Duration {
         self.t0.elapsed()
     }
+    /// The end of an `up`: when `r` failed, `down` removes what was made (its own failure
+    /// is said) and `r`'s error is returned.
+    pub fn undo_failed_up<T>(
+        &self,
+        r: LabResult<T>,
+        down: impl FnOnce() -> LabResult<()>,
+    ) -> LabResult<T> {
+        if let Err(e) = &r {
+            self.say(&format!("up failed: {e}; removing what was made"));
+            if let Err(d) = down() {
+                self.say(&format!("down after the failed up: {d}"));
+            }
+        }
+        r
+    }
+}
+
+/// The `provider` template variable (the last `--set provider=` given), else `pgstack`.
+pub fn provider_of(sets: &[(String, String)]) -> String {
+    sets.iter()
+        .rev()
+        .find(|(k, _)| k == "provider")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_else(|| "pgstack".into())
 }
 
 /// A handle on the lab in [`DIR`] (or another state directory).
@@ -334,22 +360,9 @@ impl Lab {
                 opts.token_ms
             )));
         }
-        let provider = opts
-            .sets
-            .iter()
-            .rev()
-            .find(|(k, _)| k == "provider")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "pgstack".into());
+        let provider = provider_of(&opts.sets);
         preflight(&provider, opts.stack)?;
-        // The state directory is the lock: mkdir is atomic, a second `up` finds it.
-        match std::fs::create_dir(&opts.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(LabError::Busy(opts.dir.clone()))
-            }
-            Err(e) => return Err(LabError::io(format!("creating {}", opts.dir.display()), e)),
-        }
+        run::create_lock_dir(&opts.dir)?;
         let lab = Lab {
             dir: opts.dir.clone(),
             cfg: Config {
@@ -362,17 +375,8 @@ impl Lab {
                 exe: opts.exe.clone(),
             },
         };
-        let r = lab.bring_up(opts, steps);
-        match r {
-            Ok(()) => Ok(lab),
-            Err(e) => {
-                steps.say(&format!("up failed: {e}; removing what was made"));
-                if let Err(d) = Lab::down_dir(&lab.dir, steps) {
-                    steps.say(&format!("down after the failed up: {d}"));
-                }
-                Err(e)
-            }
-        }
+        steps.undo_failed_up(lab.bring_up(opts, steps), || Lab::down_dir(&lab.dir, steps))?;
+        Ok(lab)
     }
 
     fn bring_up(&self, opts: &Options, steps: &Steps) -> LabResult<()> {
@@ -507,18 +511,7 @@ impl Lab {
 
     /// Waits until Pacemaker (seen from any live node) reports `names` online.
     pub fn wait_online(&self, names: &[String], secs: f64) -> LabResult<()> {
-        poll(
-            &format!("nodes {} online", names.join(", ")),
-            secs,
-            Duration::from_millis(200),
-            || {
-                let st = self.cluster_status().ok()?;
-                names
-                    .iter()
-                    .all(|n| st.online.iter().any(|o| o == n))
-                    .then_some(())
-            },
-        )
+        cluster::wait_online(self, names, secs)
     }
 
     /// Waits until the cluster has nothing left to do (`crm_resource --wait` on a live node).
@@ -538,31 +531,9 @@ impl Lab {
         .map(|_| ())
     }
 
-    /// Pacemaker's view, from the DC when it answers (a node that is just joining may not
-    /// know the resources' state yet), else from the first node whose pacemaker answers.
+    /// Pacemaker's view ([`cluster::status`]).
     pub fn cluster_status(&self) -> LabResult<history::ClusterStatus> {
-        let mut last = LabError::Invalid("no node is running".into());
-        let mut first = None;
-        for n in self.node_names() {
-            if !node::is_alive(self, &n) {
-                continue;
-            }
-            match node::exec(
-                self,
-                &n,
-                &["crm_mon", "-1", "--output-as=xml"],
-                Duration::from_secs(5),
-            )
-            .and_then(|xml| history::parse_crm_mon(&xml, &n))
-            {
-                Ok(st) if st.dc.as_deref() == Some(n.as_str()) => return Ok(st),
-                Ok(st) => {
-                    first.get_or_insert(st);
-                }
-                Err(e) => last = e,
-            }
-        }
-        first.ok_or(last)
+        cluster::status(self)
     }
 
     /// Where the group runs, per Pacemaker.
@@ -717,6 +688,24 @@ impl Lab {
     }
 }
 
+impl cluster::Nodes for Lab {
+    const KIND: &'static str = "node";
+    const POLL: Duration = Duration::from_millis(200);
+    const CRM_MON_LIMIT: Duration = Duration::from_secs(5);
+    fn live(&self) -> Vec<String> {
+        self.node_names()
+            .into_iter()
+            .filter(|n| node::is_alive(self, n))
+            .collect()
+    }
+    fn exec(&self, name: &str, argv: &[&str], limit: Duration) -> LabResult<String> {
+        node::exec(self, name, argv, limit)
+    }
+    fn log(&self, name: &str) -> LabResult<Vec<history::LogLine>> {
+        Ok(self.pacemaker_log(name))
+    }
+}
+
 /// What must be installed before `up`.
 fn preflight(provider: &str, stack: Stack) -> LabResult<()> {
     if !nix::unistd::Uid::effective().is_root() {
@@ -832,30 +821,18 @@ impl Status {
         }
         match &self.cluster {
             Some(c) => {
-                let _ = writeln!(
-                    s,
-                    "pacemaker (seen from {}): online [{}], DC {}, {} on {}",
-                    c.seen_from,
-                    c.online.join(" "),
-                    c.dc.as_deref().unwrap_or("none"),
-                    if self.replication {
-                        "promoted"
+                let (what, at) = if self.replication {
+                    let at = if c.promoted.is_empty() {
+                        "nowhere".to_string()
                     } else {
-                        "PGServer"
-                    },
-                    if self.replication {
-                        if c.promoted.is_empty() {
-                            "nowhere".to_string()
-                        } else {
-                            c.promoted.join(" ")
-                        }
-                    } else {
-                        c.group_node.clone().unwrap_or_else(|| "nowhere".into())
-                    }
-                );
-                for (r, n) in &c.resources {
-                    let _ = writeln!(s, "  {r:<10} {n}");
-                }
+                        c.promoted.join(" ")
+                    };
+                    ("promoted", at)
+                } else {
+                    let at = c.group_node.clone().unwrap_or_else(|| "nowhere".into());
+                    ("PGServer", at)
+                };
+                s.push_str(&cluster::report(c, what, &at));
             }
             None => s.push_str("pacemaker: no node answers\n"),
         }

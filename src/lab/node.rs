@@ -18,7 +18,7 @@ use nix::mount::{mount, MsFlags};
 
 use super::{net, node_index, node_ns, now_f, poll, proc, run};
 use super::{node_addr, Lab, LabError, LabResult};
-use crate::sys::runner::{self, Cmd, FIXED_PATH};
+use crate::sys::runner::{Cmd, FIXED_PATH};
 
 const DIRS: &[(&str, &str)] = &[
     ("etc-corosync", "/etc/corosync"),
@@ -144,14 +144,7 @@ pub fn boot(lab: &Lab, name: &str) -> LabResult<()> {
         &dir,
         name,
     ]);
-    let logp = lab.node_dir(name).join("init.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&logp)
-        .map_err(|e| LabError::io(format!("opening {}", logp.display()), e))?;
-    let outer =
-        runner::spawn_detached_logged(&c, log).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let outer = run::spawn_logged(&c, &lab.node_dir(name).join("init.log"))?;
     let pid = poll(
         &format!("PID 1 of {name} (child of {outer})"),
         10.0,

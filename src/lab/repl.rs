@@ -13,9 +13,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::{node, node_index, node_ns, poll, run};
+use super::{node, node_index, node_ns, pgsetup, poll, run};
 use super::{Lab, LabError, LabResult, PG_BINDIR, PG_SOCKETDIR, SUBNET, VIP};
-use crate::sys::runner::{self, Cmd, Credentials};
+use crate::sys::runner::{self, Cmd};
 
 /// The promotable clone and its primitive (ids of the `replication` template).
 pub const CLONE: &str = "pgsql-ha";
@@ -33,12 +33,6 @@ pub fn node_pgdata(lab: &Lab, name: &str) -> PathBuf {
     node_db(lab, name).join("pgdata")
 }
 
-fn postgres_user() -> LabResult<Credentials> {
-    Credentials::of_user("postgres")?.ok_or_else(|| {
-        LabError::Invalid("user postgres does not exist (install postgresql-15)".into())
-    })
-}
-
 fn bin(name: &str) -> String {
     format!("{PG_BINDIR}/{name}")
 }
@@ -46,17 +40,9 @@ fn bin(name: &str) -> String {
 /// The settings every node shares (appended to the primary's postgresql.conf before the
 /// standbys are copied from it).
 fn common_conf(lab: &Lab, sync: bool) -> String {
-    let mut s = format!(
-        "\n# The lab: clients come through the VIP from {SUBNET}.0/24.\n\
-         listen_addresses = '*'\n\
-         port = 5432\n\
-         unix_socket_directories = '{PG_SOCKETDIR}'\n\
-         max_connections = 40\n\
-         shared_buffers = 32MB\n\
-         logging_collector = off\n\
-         log_destination = 'stderr'\n\
-         recovery_init_sync_method = syncfs\n\
-         # Streaming replication: hints for pg_rewind, WAL kept for standbys that fall\n\
+    let mut s = pgsetup::client_conf();
+    s.push_str(
+        "# Streaming replication: hints for pg_rewind, WAL kept for standbys that fall\n\
          # behind or come back, the standby's timeline following the new primary.\n\
          wal_level = replica\n\
          wal_log_hints = on\n\
@@ -67,7 +53,7 @@ fn common_conf(lab: &Lab, sync: bool) -> String {
          # A replication connection to an address that moved is noticed within seconds.\n\
          wal_sender_timeout = 10s\n\
          wal_receiver_timeout = 10s\n\
-         recovery_target_timeline = 'latest'\n"
+         recovery_target_timeline = 'latest'\n",
     );
     if sync {
         let names: Vec<String> = lab.node_names();
@@ -97,7 +83,7 @@ fn node_conf(name: &str) -> String {
 /// Makes every node's disk: initdb on n1, a temporary postmaster on a private socket
 /// (no TCP), the replication role, pg_basebackup for the others, the postmaster stopped.
 pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
-    let pg = postgres_user()?;
+    let pg = pgsetup::postgres_user()?;
     for n in lab.node_names() {
         let db = node_db(lab, &n);
         run::mkdir(&db)?;
@@ -108,26 +94,13 @@ pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
     let first = &lab.node_names()[0];
     let pgdata = node_pgdata(lab, first);
     let pgdata_s = pgdata.display().to_string();
-    let c = Cmd::new(bin("initdb"))
-        .args([
-            "-D",
-            &pgdata_s,
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ])
-        .run_as(pg.clone())
-        .current_dir("/");
-    run::cmd_ok(&c, Duration::from_secs(120))?;
+    pgsetup::initdb(&pgdata, &pg)?;
     run::append(&pgdata.join("postgresql.conf"), &common_conf(lab, sync))?;
     run::append(
         &pgdata.join("pg_hba.conf"),
         &format!(
-            "host all all {SUBNET}.0/24 trust\nhost replication {REPL_USER} {SUBNET}.0/24 trust\n"
+            "{}host replication {REPL_USER} {SUBNET}.0/24 trust\n",
+            pgsetup::client_hba()
         ),
     )?;
     let sock = lab.dir.join("setup-sock");
@@ -246,7 +219,7 @@ pub fn rebuild(lab: &Lab, name: &str) -> LabResult<f64> {
     }
     let t0 = Instant::now();
     super::net::nic_up(name, i)?;
-    let pg = postgres_user()?;
+    let pg = pgsetup::postgres_user()?;
     let db = node_db(lab, name);
     let fresh = db.join("pgdata.new");
     if fresh.exists() {

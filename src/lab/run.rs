@@ -59,6 +59,49 @@ pub fn append(p: &Path, text: &str) -> LabResult<()> {
         .map_err(|e| LabError::io(format!("writing {}", p.display()), e))
 }
 
+/// Opens a log file for appending (created when missing).
+pub fn log_file(p: &Path) -> LabResult<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(p)
+        .map_err(|e| LabError::io(format!("opening {}", p.display()), e))
+}
+
+/// Starts `c` detached (its own session), its output appended to the log `log`; its pid.
+pub fn spawn_logged(c: &Cmd, log: &Path) -> LabResult<u32> {
+    runner::spawn_detached_logged(c, log_file(log)?).map_err(|e| LabError::Invalid(e.to_string()))
+}
+
+/// Creates the directory `p` that is a lab's lock: mkdir is atomic, so a second `up`
+/// finds it and is refused ([`LabError::Busy`]).
+pub fn create_lock_dir(p: &Path) -> LabResult<()> {
+    match std::fs::create_dir(p) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(LabError::Busy(p.to_path_buf()))
+        }
+        Err(e) => Err(LabError::io(format!("creating {}", p.display()), e)),
+    }
+}
+
+/// `p` as a word a shell line or a command line carries unquoted: an absolute path of
+/// letters, digits and `/._-+` only.
+pub fn plain_path(p: &Path) -> LabResult<String> {
+    let s = p.to_str().unwrap_or("");
+    if s.starts_with('/')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
+    {
+        Ok(s.to_string())
+    } else {
+        Err(LabError::Invalid(format!(
+            "{}: a path the lab's scripts and command lines cannot carry (letters, digits and /._-+ only)",
+            p.display()
+        )))
+    }
+}
+
 pub fn mkdir(p: &Path) -> LabResult<()> {
     std::fs::create_dir_all(p).map_err(|e| LabError::io(format!("creating {}", p.display()), e))
 }

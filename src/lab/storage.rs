@@ -4,9 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::run;
-use super::{Lab, LabError, LabResult, PG_BINDIR, PG_SOCKETDIR, SUBNET};
-use crate::sys::runner::{Cmd, Credentials};
+use super::{pgsetup, run};
+use super::{Lab, LabError, LabResult};
 
 const IMAGE: &str = "disk.img";
 /// XFS refuses file systems under 300 MB without test-only overrides.
@@ -66,43 +65,11 @@ pub fn create(lab: &Lab) -> LabResult<PathBuf> {
 
 fn init_pg(lab: &Lab) -> LabResult<()> {
     let pgdata = lab.pgdata();
-    let pg = Credentials::of_user("postgres")?.ok_or_else(|| {
-        LabError::Invalid("user postgres does not exist (install postgresql-15)".into())
-    })?;
+    let pg = pgsetup::postgres_user()?;
     run::chown(&lab.mountpoint(), "postgres")?;
-    let initdb = format!("{PG_BINDIR}/initdb");
-    let c = Cmd::new(&initdb)
-        .args([
-            "-D",
-            &pgdata.display().to_string(),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ])
-        .run_as(pg)
-        .current_dir("/");
-    run::cmd_ok(&c, Duration::from_secs(120))?;
-    let conf = format!(
-        "\n# The lab: clients come through the VIP from {SUBNET}.0/24.\n\
-         listen_addresses = '*'\n\
-         port = 5432\n\
-         unix_socket_directories = '{PG_SOCKETDIR}'\n\
-         max_connections = 40\n\
-         shared_buffers = 32MB\n\
-         logging_collector = off\n\
-         log_destination = 'stderr'\n\
-         # After a crash, one syncfs of the volume instead of an fsync of every file.\n\
-         recovery_init_sync_method = syncfs\n"
-    );
-    run::append(&pgdata.join("postgresql.conf"), &conf)?;
-    run::append(
-        &pgdata.join("pg_hba.conf"),
-        &format!("host all all {SUBNET}.0/24 trust\n"),
-    )?;
+    pgsetup::initdb(&pgdata, &pg)?;
+    run::append(&pgdata.join("postgresql.conf"), &pgsetup::client_conf())?;
+    run::append(&pgdata.join("pg_hba.conf"), &pgsetup::client_hba())?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{poll, proc, run, LabError, LabResult};
-use crate::sys::runner::{self, Cmd};
+use crate::sys::runner::Cmd;
 
 /// The guests' names; guest i is 10.99.0.(i+1) on eth0 and 10.99.1.(i+1) on eth1.
 pub const NODES: [&str; 2] = ["n1", "n2"];
@@ -193,21 +193,6 @@ fn session_members(leader: u32, tag: &str) -> Vec<u32> {
         .collect()
 }
 
-fn safe_path(p: &Path) -> LabResult<String> {
-    let s = p.to_str().unwrap_or("");
-    if s.starts_with('/')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+".contains(c))
-    {
-        Ok(s.to_string())
-    } else {
-        Err(LabError::Invalid(format!(
-            "{}: a path the guests' command lines cannot carry",
-            p.display()
-        )))
-    }
-}
-
 impl Pair {
     /// Creates the state directory, the switches and both disks, and boots both guests.
     /// On failure everything made so far is removed.
@@ -215,7 +200,7 @@ impl Pair {
         if let Some(why) = unavailable() {
             return Err(LabError::Invalid(why));
         }
-        safe_path(&spec.dir)?;
+        run::plain_path(&spec.dir)?;
         if !spec.umid.starts_with("pgst-")
             || !spec
                 .umid
@@ -227,13 +212,7 @@ impl Pair {
                 spec.umid
             )));
         }
-        match std::fs::create_dir(&spec.dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(LabError::Busy(spec.dir.clone()))
-            }
-            Err(e) => return Err(LabError::io(format!("creating {}", spec.dir.display()), e)),
-        }
+        run::create_lock_dir(&spec.dir)?;
         let pair = Pair {
             dir: spec.dir.clone(),
             umid: spec.umid.clone(),
@@ -270,10 +249,8 @@ impl Pair {
         let nets: &[&str] = if self.second_net { &["0", "1"] } else { &["0"] };
         for k in nets {
             let ctl = self.dir.join(format!("sw{k}.ctl"));
-            let c = Cmd::new(SWITCH).args(["-unix", &safe_path(&ctl)?]);
-            let log = self.log_file(&format!("switch{k}.log"))?;
-            let pid = runner::spawn_detached_logged(&c, log)
-                .map_err(|e| LabError::Invalid(e.to_string()))?;
+            let c = Cmd::new(SWITCH).args(["-unix", &run::plain_path(&ctl)?]);
+            let pid = run::spawn_logged(&c, &self.dir.join(format!("switch{k}.log")))?;
             record(&self.dir.join(format!("switch{k}.pid")), pid)?;
             poll(
                 &format!("uml_switch {}", ctl.display()),
@@ -311,15 +288,6 @@ impl Pair {
             second_net: m.get("second_net") == Some(&"true"),
             shared_disk: m.get("shared_disk") == Some(&"true"),
         })
-    }
-
-    fn log_file(&self, name: &str) -> LabResult<std::fs::File> {
-        let p = self.dir.join(name);
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&p)
-            .map_err(|e| LabError::io(format!("opening {}", p.display()), e))
     }
 
     /// The index of a guest name.
@@ -361,30 +329,36 @@ impl Pair {
             let mac = |k: usize| format!("02:00:00:99:0{k}:0{}", i + 1);
             let mut c = Cmd::new(LINUX)
                 .arg(format!("umid={}-{name}", self.umid))
-                .arg(format!("uml_dir={}", safe_path(&self.dir.join("uml"))?))
+                .arg(format!(
+                    "uml_dir={}",
+                    run::plain_path(&self.dir.join("uml"))?
+                ))
                 .arg(format!("mem={}", self.mem))
                 .args(["rootfstype=hostfs", "rootflags=/", "ro"])
-                .arg(format!("init={}", safe_path(&self.dir.join("stage1.sh"))?))
+                .arg(format!(
+                    "init={}",
+                    run::plain_path(&self.dir.join("stage1.sh"))?
+                ))
                 .arg(format!(
                     "ubdb={}",
-                    safe_path(&self.dir.join(format!("{name}.img")))?
+                    run::plain_path(&self.dir.join(format!("{name}.img")))?
                 ));
             if self.shared_disk {
                 c = c.arg(format!(
                     "ubdcc={}",
-                    safe_path(&self.dir.join("shared-disk.img"))?
+                    run::plain_path(&self.dir.join("shared-disk.img"))?
                 ));
             }
             c = c.arg(format!(
                 "eth0=daemon,{},unix,{}",
                 mac(0),
-                safe_path(&self.dir.join("sw0.ctl"))?
+                run::plain_path(&self.dir.join("sw0.ctl"))?
             ));
             if self.second_net {
                 c = c.arg(format!(
                     "eth1=daemon,{},unix,{}",
                     mac(1),
-                    safe_path(&self.dir.join("sw1.ctl"))?
+                    run::plain_path(&self.dir.join("sw1.ctl"))?
                 ));
             }
             c = c
@@ -394,18 +368,19 @@ impl Pair {
                 c = c.arg(format!("ip1={NET_REPL}.{}", i + 1));
             }
             c = c
-                .arg(format!("share={}", safe_path(&self.dir.join("shared"))?))
+                .arg(format!(
+                    "share={}",
+                    run::plain_path(&self.dir.join("shared"))?
+                ))
                 .arg(format!(
                     "stage2={}",
-                    safe_path(&self.dir.join("stage2.sh"))?
+                    run::plain_path(&self.dir.join("stage2.sh"))?
                 ))
                 .arg(format!("boot={boot_id}"))
                 .args(["con0=null,fd:1", "con=null"])
                 // UML backs guest memory with an unlinked file in TMPDIR: keep it in RAM.
                 .env("TMPDIR", "/dev/shm");
-            let log = self.log_file(&format!("{name}.log"))?;
-            let pid = runner::spawn_detached_logged(&c, log)
-                .map_err(|e| LabError::Invalid(e.to_string()))?;
+            let pid = run::spawn_logged(&c, &self.dir.join(format!("{name}.log")))?;
             record(&self.dir.join(format!("{name}.pid")), pid)?;
             boots.push((name.to_string(), boot_id));
         }
@@ -575,9 +550,9 @@ mod tests {
         let b = Spec::unique("t", "256M", 64);
         assert!(a.umid.starts_with("pgst-t-"));
         assert_ne!(a.dir, b.dir);
-        assert!(safe_path(&a.dir).is_ok());
-        assert!(safe_path(Path::new("/tmp/a b")).is_err());
-        assert!(safe_path(Path::new("rel")).is_err());
+        assert!(run::plain_path(&a.dir).is_ok());
+        assert!(run::plain_path(Path::new("/tmp/a b")).is_err());
+        assert!(run::plain_path(Path::new("rel")).is_err());
     }
 
     #[test]

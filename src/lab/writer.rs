@@ -10,7 +10,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::{client, proc, run, Lab, LabError, LabResult, NS_CLIENT};
-use crate::sys::runner::{self, Cmd};
+use crate::sys::runner::Cmd;
 
 fn acked(dir: &Path) -> PathBuf {
     dir.join("writer.acked")
@@ -38,14 +38,7 @@ pub fn start(lab: &Lab) -> LabResult<u32> {
     let c = Cmd::new("ip").args([
         "netns", "exec", NS_CLIENT, &exe, "lab", "_writer", "--dir", &dir,
     ]);
-    let logp = lab.dir.join("writer.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&logp)
-        .map_err(|e| LabError::io(format!("opening {}", logp.display()), e))?;
-    let pid =
-        runner::spawn_detached_logged(&c, log).map_err(|e| LabError::Invalid(e.to_string()))?;
+    let pid = run::spawn_logged(&c, &lab.dir.join("writer.log"))?;
     run::write(&pidfile(&lab.dir), &format!("{pid}\n"))?;
     // Wait for its first acknowledged row.
     super::poll(
@@ -89,11 +82,7 @@ pub fn main(dir: &Path) -> LabResult<()> {
 /// The writer inserting through `host` (the VIP of the lab it runs in).
 pub fn main_to(dir: &Path, host: &str) -> LabResult<()> {
     let p = acked(dir);
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&p)
-        .map_err(|e| LabError::io(format!("opening {}", p.display()), e))?;
+    let mut f = run::log_file(&p)?;
     let mut id: u64 = std::fs::read_to_string(&p)
         .ok()
         .and_then(|s| s.lines().filter_map(|l| l.parse::<u64>().ok()).max())
