@@ -27,6 +27,21 @@ struct Guard(Lab);
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = writer::stop(&self.0.dir);
+        // A failed run keeps the nodes' pacemaker.log (the agents' own lines) for reading.
+        if std::thread::panicking() {
+            let keep = PathBuf::from(format!("/tmp/pgst-lab-failed-{}", std::process::id()));
+            for n in self.0.node_names() {
+                let from = self
+                    .0
+                    .node_dir(&n)
+                    .join("log-pacemaker")
+                    .join("pacemaker.log");
+                let _ = std::fs::create_dir_all(&keep);
+                if std::fs::copy(&from, keep.join(format!("{n}-pacemaker.log"))).is_ok() {
+                    eprintln!("kept {n}'s pacemaker.log in {}", keep.display());
+                }
+            }
+        }
         if let Err(e) = self.0.down(&Steps::new(true)) {
             eprintln!("lab down: {e}");
         }
@@ -360,9 +375,9 @@ fn paf_stale_score_case_is_recorded() {
 }
 
 /// PAF in the stale-score shape with the favoured standby's receive stopped (what the
-/// pgstack case runs): the primary cut, then up to 180 s of watching. Records when (and
-/// whether) the VIP answers again, which node Pacemaker promotes, and what PAF logged on
-/// the survivors (its promote, its notifies, the failed actions).
+/// pgstack case runs): the primary cut, then 90 s of watching. Prints when (and whether)
+/// the VIP answers again, which node Pacemaker promotes, and what PAF logged on the
+/// survivors (its promote, its notifies, the failed actions); asserts what PAF did.
 #[test]
 fn paf_stale_score_case_with_the_receive_stopped_is_recorded() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -387,7 +402,7 @@ fn paf_stale_score_case_with_the_receive_stopped_is_recorded() {
         repl::scores(l, &p)
     );
     let cut = l.crash(&p).expect("power cut");
-    let answered = client::first_answer(180.0);
+    let answered = client::first_answer(90.0);
     let after = lab::now_f() - cut;
     match &answered {
         Ok(t) => eprintln!(
@@ -433,11 +448,31 @@ fn paf_stale_score_case_with_the_receive_stopped_is_recorded() {
             eprintln!("  {x}");
         }
     }
-    let c = writer::check(l).unwrap();
     eprintln!(
-        "PAF: receive stopped on {held} (the stale score); promoted now: {:?}; {}",
-        st.primaries(),
-        c.report()
+        "PAF: receive stopped on {held} (the stale score); promoted now: {:?}",
+        st.primaries()
+    );
+    // What PAF does here (seen in every run so far): its validation, run by every action,
+    // requires application_name=<node> in primary_conninfo, so the held standby's next
+    // monitor fails with 2 (invalid parameter, a hard failure) and so does its stop
+    // (PAF #156): Pacemaker fences it. With the primary cut too, the last standby is one
+    // node of three, without quorum: nothing is promoted and the VIP stays down.
+    let log = std::fs::read_to_string(
+        l.node_dir(&held)
+            .join("log-pacemaker")
+            .join("pacemaker.log"),
+    )
+    .unwrap_or_default();
+    assert!(
+        log.contains(&format!(
+            "primary_conninfo\" MUST contain 'application_name={held}'"
+        )),
+        "PAF did not refuse the emptied primary_conninfo on {held}"
+    );
+    assert!(
+        answered.is_err() && st.primaries().is_empty(),
+        "PAF promoted {:?} this time (the record in docs/compatibility.md says: none)",
+        st.primaries()
     );
 }
 
