@@ -451,10 +451,14 @@ pub struct Identity {
     pub position: Lsn,
 }
 
-/// `conninfo` with `replication=database` added (psql runs replication commands on
-/// such a connection). The conninfo is one argument to psql, never a shell string.
+/// `conninfo` with `replication=true` added: a physical replication connection, the
+/// kind a standby makes, which pg_hba.conf's `replication` lines admit (psql runs
+/// IDENTIFY_SYSTEM and TIMELINE_HISTORY on it). `replication=database` would connect to
+/// a database, by default the one named as the user, which a replication role rarely
+/// has: the check then failed with "database ... does not exist". The conninfo is one
+/// argument to psql, never a shell string.
 fn replication_conninfo(conninfo: &str) -> String {
-    format!("{conninfo} replication=database")
+    format!("{conninfo} replication=true")
 }
 
 fn psql_replication(
@@ -1009,6 +1013,14 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_primary_is_asked_over_a_physical_replication_connection() {
+        assert_eq!(
+            replication_conninfo("host=10.0.0.5 user=replicator"),
+            "host=10.0.0.5 user=replicator replication=true"
+        );
+    }
 
     #[test]
     fn the_wal_timeline_is_the_highest_segment_timeline() {
