@@ -210,7 +210,7 @@ fn switchover_and_failover(provider: &str) {
     eprintln!(
         "{provider}: {victim} back as a standby{}",
         match rebuilt {
-            Some(s) => format!(" (rebuilt with pg_basebackup in {s:.2} s)"),
+            Some(s) => format!(" (its former primary data directory rejoined in {s:.2} s)"),
             None => String::new(),
         }
     );
