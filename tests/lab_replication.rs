@@ -507,7 +507,7 @@ fn pgstack_stale_score_case_promotes_the_standby_with_the_highest_lsn() {
 }
 
 #[test]
-#[ignore = "not yet run to its end with pgstack's agent (20 cycles, about 12 minutes); run with --ignored"]
+#[ignore = "long (20 cycles, 4-9 minutes); run with --ignored (figures in docs/benchmarks.md)"]
 fn pgstack_zero_loss_with_synchronous_replication_over_20_switchovers_and_failovers() {
     zero_loss("pgstack", 20);
 }
