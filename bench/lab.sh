@@ -26,7 +26,7 @@ failed() { # provider, step: shows why, keeps the run going (the medians use the
 
 one() { # provider
   local p=$1 up mv tk
-  "$PG" lab up --set "provider=$p" > "$W/up.out" 2>&1 || { failed "$p" up; return 0; }
+  "$PG" lab up --stack shared --set "provider=$p" > "$W/up.out" 2>&1 || { failed "$p" up; return 0; }
   up=$(sed -n 's/.*] up in \([0-9.]*\) s$/\1/p' "$W/up.out")
   "$PG" lab switchover > "$W/mv.out" 2>&1 || { failed "$p" mv; return 0; }
   mv=$(sed -n 's/^move [^:]*: \([0-9.]*\) s .*/\1/p' "$W/mv.out")

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pgstack::lab::{self, client, fence, net, proc, storage, writer, Lab, Options, Steps};
+use pgstack::lab::{self, client, fence, net, proc, storage, writer, Lab, Options, Stack, Steps};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -43,7 +43,9 @@ fn up(fencing: bool) -> (Guard, f64) {
 fn up_with(fencing: bool, sets: &[(&str, &str)]) -> (Guard, f64) {
     // A lab left by a killed run must not make this one fail to start.
     let _ = Lab::down_dir(Path::new(lab::DIR), &Steps::new(true));
+    // These tests are of the shared stack (PGServer on a shared disk), named explicitly.
     let opts = Options {
+        stack: Stack::Shared,
         fencing,
         exe: exe(),
         sets: sets
@@ -126,6 +128,7 @@ fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing_also_after_a_fa
     // A second up is refused while this one runs.
     let e = Lab::up(
         &Options {
+            stack: Stack::Shared,
             exe: exe(),
             ..Options::default()
         },
@@ -144,6 +147,7 @@ fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing_also_after_a_fa
     // removes what it made itself.
     let e = Lab::up(
         &Options {
+            stack: Stack::Shared,
             exe: exe(),
             sets: vec![("vip_cidr".into(), "33".into())],
             ..Options::default()
@@ -157,7 +161,7 @@ fn up_answers_through_the_vip_within_30s_and_down_leaves_nothing_also_after_a_fa
 
     // An interrupted up (SIGKILL while the nodes boot): down removes everything.
     let mut child = std::process::Command::new(exe())
-        .args(["lab", "up"])
+        .args(["lab", "up", "--stack", "shared"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgstack::cib::xml;
-use pgstack::lab::{self, client, node, node_ns, proc, Lab, Options, Steps};
+use pgstack::lab::{self, client, node, node_ns, proc, Lab, Options, Stack, Steps};
 
 mod common;
 
@@ -134,6 +134,7 @@ fn resources(l: &Lab, n: &str) -> Vec<(String, String, bool, bool)> {
 fn the_documented_procedure_switches_a_running_cluster_without_a_restart() {
     prerequisites();
     let opts = Options {
+        stack: Stack::Shared,
         fencing: true,
         exe: exe(),
         sets: vec![("provider".into(), "heartbeat".into())],

@@ -439,8 +439,8 @@ pub fn run(a: LabArgs) -> Result<u8> {
             for n in &nodes {
                 if let Some(secs) = lab.restore(n)? {
                     println!(
-                        "{n}: its data directory was a primary's: rebuilt from the primary \
-                         with pg_basebackup in {secs:.2} s"
+                        "{n}: its data directory was a primary's: rejoined to the primary \
+                         (PAF: rebuilt with pg_basebackup; pgstack: pgstack pg rejoin) in {secs:.2} s"
                     );
                 }
             }

@@ -558,18 +558,21 @@ impl Lab {
     ///
     /// Replication stack with PAF (`provider=heartbeat`): a node whose data directory was a
     /// primary is first rebuilt from the current primary with pg_basebackup (PAF cannot
-    /// start a former primary as a standby of the new timeline); returns the rebuild's
-    /// seconds then.
+    /// start a former primary as a standby of the new timeline); with pgstack's agent,
+    /// `pgstack pg rejoin` (nothing when it follows, a copy when it diverged, which the
+    /// agent refuses to start); returns the seconds it took then. A start the agent
+    /// refused on a running node is mended by `pgstack lab rejoin NODE`.
     pub fn restore(&self, name: &str) -> LabResult<Option<f64>> {
         node_index(name, self.cfg.nodes)?;
         if node::is_alive(self, name) {
             node::power_off(self, name)?;
         }
-        let rebuilt = if self.cfg.stack == Stack::Replication
-            && self.cfg.provider == "heartbeat"
-            && repl::was_primary(self, name)
-        {
-            Some(repl::rebuild(self, name)?)
+        let rebuilt = if self.cfg.stack == Stack::Replication && repl::was_primary(self, name) {
+            if self.cfg.provider == "heartbeat" {
+                Some(repl::rebuild(self, name)?)
+            } else {
+                Some(repl::rejoin_before_boot(self, name)?.0)
+            }
         } else {
             None
         };

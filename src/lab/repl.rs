@@ -262,6 +262,47 @@ pub fn rebuild(lab: &Lab, name: &str) -> LabResult<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// Before a former primary's node boots under pgstack's agent: `pgstack pg rejoin` of
+/// its data directory against the primary through the VIP, run from the node's network
+/// namespace (the agent refuses to start a former primary that diverged, as it should;
+/// rejoin does nothing when it follows, else copies the primary, keeping the old
+/// directory aside). Returns the seconds and what rejoin said.
+pub fn rejoin_before_boot(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
+    let i = node_index(name, lab.cfg.nodes)?;
+    if node::is_alive(lab, name) {
+        return Err(LabError::Invalid(format!(
+            "{name} runs: a data directory is rejoined only while its node is down"
+        )));
+    }
+    let t0 = Instant::now();
+    super::net::nic_up(name, i)?;
+    let netns = format!("--net=/run/netns/{}", node_ns(name));
+    let exe = lab.cfg.exe.display().to_string();
+    let pgdata = node_pgdata(lab, name).display().to_string();
+    // application_name: what synchronous_standby_names names (the copy writes this
+    // conninfo into postgresql.auto.conf).
+    let conninfo =
+        format!("host={VIP} port=5432 user={REPL_USER} application_name={name} connect_timeout=5");
+    let c = Cmd::new("nsenter")
+        .args([
+            netns.as_str(),
+            &exe,
+            "pg",
+            "rejoin",
+            "--pgdata",
+            &pgdata,
+            "--primary-conninfo",
+            &conninfo,
+            "--bindir",
+            PG_BINDIR,
+            "--timeout",
+            "120",
+        ])
+        .current_dir("/");
+    let out = run::cmd_ok(&c, Duration::from_secs(130))?;
+    Ok((t0.elapsed().as_secs_f64(), out.trim().to_string()))
+}
+
 /// The reason Pacemaker recorded for a failed start of the PostgreSQL instance on `name`
 /// (`crm_mon`'s failures, read on `name`), if one failed.
 pub fn start_failure(lab: &Lab, name: &str) -> Option<String> {

@@ -198,6 +198,20 @@ pub fn divergence(
     }
 }
 
+/// The former's control file with the timeline its own WAL is on, when that is later
+/// (`wal_timeline`, the highest timeline of a segment in its pg_wal). A primary cut
+/// seconds after its promotion still has its standby restartpoint, on the timeline before,
+/// as its latest checkpoint: judged on that timeline it seemed to end before the fork,
+/// while its WAL had gone on past the fork of the timeline it was really on.
+pub fn on_own_timeline(mut c: Checkpoints, wal_timeline: Option<u32>) -> Checkpoints {
+    if let Some(t) = wal_timeline {
+        if t > c.timeline.max(c.min_recovery_timeline) {
+            c.timeline = t;
+        }
+    }
+    c
+}
+
 /// Where the instance and the primary are.
 #[derive(Debug, Clone)]
 pub struct Tools<'a> {
@@ -210,7 +224,10 @@ pub struct Tools<'a> {
 
 /// Reads both sides and decides.
 pub fn check(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Divergence, SysError> {
-    let former = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    let former = on_own_timeline(
+        wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?,
+        wal::local_wal_timeline(t.datadir)?,
+    );
     let primary = wal.identify(t.bindir, t.conninfo, t.creds, deadline)?;
     let history =
         wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)?;
@@ -272,7 +289,10 @@ pub enum Guard {
 /// is this instance's own data directory or WAL that could not be read: no verdict
 /// either, but not for want of a primary.
 pub fn guard(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Guard, SysError> {
-    let former = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    let former = on_own_timeline(
+        wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?,
+        wal::local_wal_timeline(t.datadir)?,
+    );
     let primary = match wal.identify(t.bindir, t.conninfo, t.creds, deadline) {
         Ok(p) => p,
         Err(e) => return Ok(Guard::NoAnswer(e)),
@@ -468,6 +488,52 @@ mod tests {
             timeline: tli,
             forks: forks.iter().map(|(t, a)| (*t, Lsn(*a))).collect(),
         }
+    }
+
+    /// Promoted to timeline 3 at 0x3000100 (a switchover), cut before the promotion's
+    /// checkpoint ended: the control file still says timeline 2 (its restartpoint), its
+    /// pg_wal has timeline 3. The new primary forked timeline 4 off 3 at 0x3800000.
+    #[test]
+    fn a_primary_cut_soon_after_its_promotion_is_judged_on_its_wal_timeline() {
+        use ClusterState::*;
+        let h4 = history(4, &[(1, 0x2000000), (2, 0x3000100), (3, 0x3800000)]);
+        let c = former(InProduction, 2, 0x3000028, 0);
+        // On the control file's timeline alone: the fork of 2 (0x3000100), the wrong one.
+        let d = divergence(&c, None, &primary(4, 0x3900000), &h4);
+        assert!(
+            matches!(
+                d,
+                Divergence::Uncertain {
+                    timeline: 2,
+                    fork: Lsn(0x3000100),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+        // On the WAL's timeline: the fork of 3, where its WAL must be read.
+        let c = on_own_timeline(c, Some(3));
+        let d = divergence(&c, None, &primary(4, 0x3900000), &h4);
+        assert!(
+            matches!(
+                d,
+                Divergence::Uncertain {
+                    timeline: 3,
+                    fork: Lsn(0x3800000),
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+        // An older or equal segment timeline changes nothing.
+        assert_eq!(
+            on_own_timeline(former(InProduction, 3, 1, 0), Some(2)).timeline,
+            3
+        );
+        assert_eq!(
+            on_own_timeline(former(InProduction, 3, 1, 0), None).timeline,
+            3
+        );
     }
 
     #[test]

@@ -699,6 +699,37 @@ pub fn local_history(datadir: &Path, timeline: u32) -> SysResult<Option<History>
     }
 }
 
+/// The highest timeline of a WAL segment file in the data directory's own `pg_wal`
+/// (`pg_xlog` before PostgreSQL 10); `None` when it holds none. A primary cut soon after
+/// its promotion still names the old timeline in its control file (the promotion's
+/// checkpoint is spread over minutes) while its WAL already goes on in the new one.
+pub fn local_wal_timeline(datadir: &Path) -> SysResult<Option<u32>> {
+    let mut best = None;
+    for sub in ["pg_wal", "pg_xlog"] {
+        let d = datadir.join(sub);
+        let rd = match std::fs::read_dir(&d) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(SysError::io(format!("reading {}", d.display()), e)),
+        };
+        for e in rd {
+            let e = e.map_err(|e| SysError::io(format!("reading {}", d.display()), e))?;
+            if let Some(t) = e.file_name().to_str().and_then(segment_timeline) {
+                best = best.max(Some(t));
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// The timeline of a WAL segment file name (24 hex digits: timeline, log, segment).
+fn segment_timeline(name: &str) -> Option<u32> {
+    (name.len() == 24 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u32::from_str_radix(&name[..8], 16).ok())
+        .flatten()
+        .filter(|t| *t > 0)
+}
+
 fn split(datadir: &Path) -> SysResult<(&Path, &std::ffi::OsStr)> {
     match (datadir.parent(), datadir.file_name()) {
         (Some(p), Some(n)) => Ok((p, n)),
@@ -1022,6 +1053,39 @@ pub mod fake {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_primary_is_asked_over_a_physical_replication_connection() {
+        assert_eq!(
+            replication_conninfo("host=10.0.0.5 user=replicator"),
+            "host=10.0.0.5 user=replicator replication=true"
+        );
+    }
+
+    #[test]
+    fn the_wal_timeline_is_the_highest_segment_timeline() {
+        assert_eq!(segment_timeline("000000030000000000000004"), Some(3));
+        assert_eq!(segment_timeline("0000000A0000000100000004"), Some(10));
+        assert_eq!(segment_timeline("00000002.history"), None);
+        assert_eq!(segment_timeline("000000020000000000000003.partial"), None);
+        assert_eq!(segment_timeline("archive_status"), None);
+        let d = std::env::temp_dir().join(format!("pgst-waltl-{}", std::process::id()));
+        let w = d.join("pg_wal");
+        std::fs::create_dir_all(w.join("archive_status")).unwrap();
+        assert_eq!(local_wal_timeline(&d).unwrap(), None);
+        for f in [
+            "000000020000000000000003.partial",
+            "000000030000000000000003",
+            "000000030000000000000004",
+            "000000020000000000000002",
+            "00000004.history",
+        ] {
+            std::fs::write(w.join(f), "").unwrap();
+        }
+        assert_eq!(local_wal_timeline(&d).unwrap(), Some(3));
+        std::fs::remove_dir_all(&d).unwrap();
+        assert_eq!(local_wal_timeline(&d).unwrap(), None);
+    }
 
     #[test]
     fn lsns_print_as_postgresql_does() {
