@@ -146,14 +146,20 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
         .expect("a demoted primary keeps running");
     assert_ne!(pid_before, pid_after, "restarted as a standby");
     assert_eq!(primary.psql("select pg_is_in_recovery()").1, "t");
-    assert_eq!(
-        act(
-            &pp,
-            "monitor",
-            &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")]
-        )
-        .code,
-        0
+    // The standby was promoted while this primary still ran (no cluster orders them
+    // here): the demoted primary wrote past the fork of the new timeline (its shutdown
+    // checkpoint at least), so it cannot follow, and its monitor says so, naming the
+    // command that rebuilds it.
+    let r = act(
+        &pp,
+        "monitor",
+        &[RECURRING, ("OCF_RESKEY_CRM_meta_on_node", "pgst-primary")],
+    );
+    assert_eq!(r.code, 1, "monitor of the diverged demoted primary: {r:?}");
+    let why = r.exit_reason().unwrap_or_default();
+    assert!(
+        why.contains("diverged") && why.contains("pgstack pg rejoin"),
+        "{r:?}"
     );
     // Demoting a standby changes nothing.
     assert_eq!(
@@ -240,6 +246,15 @@ fn ocf_tester_passes_for_the_promotable_mode() {
     common::require_root();
     common::require_file("/usr/sbin/ocf-tester");
     let (primary, standby) = primary_and_copy(83, 84);
+    // ocf-tester promotes the instance under test, and no cluster keeps the primary of
+    // the copy from running meanwhile: the promoted copy would diverge from it, and the
+    // agent rightly refuses to start it again as that primary's standby. The copy is
+    // tested with its primary down: a lone standby, as ocf-tester expects.
+    assert_eq!(
+        act(&tcp_params(&primary), "stop", &[]).code,
+        0,
+        "primary stop"
+    );
     let mut argv: Vec<String> = vec![
         "ocf-tester".into(),
         "-v".into(),

@@ -677,7 +677,7 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
 }
 
 #[test]
-fn a_standby_that_does_not_stream_while_a_primary_is_expected_is_degraded() {
+fn a_standby_that_does_not_stream_while_a_primary_is_expected_answers_0_with_a_warning() {
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
         Ok(if s.starts_with("select pg_is_in_recovery(), ") {
@@ -694,14 +694,7 @@ fn a_standby_that_does_not_stream_while_a_primary_is_expected_is_degraded() {
         monitor(&os, &cl, c, ctx)
     })
     .unwrap();
-    match st {
-        Status::Degraded(why) => {
-            assert!(why.contains("does not stream"), "{why}");
-            assert!(why.contains("WAL receiver: waiting"), "{why}");
-            assert!(why.contains("pgst-node2"), "{why}");
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(st, Status::Running);
     // A probe: 0.
     let st = with(&[], Action::Monitor, |c, ctx| monitor(&os, &cl, c, ctx)).unwrap();
     assert_eq!(st, Status::Running);
