@@ -51,7 +51,7 @@ fn inside() {
     assert!(matches!(e, AttrError::NotFound { .. }), "{e:?}");
     assert!(a.query_all(name, soon()).unwrap().is_empty());
     let t = Instant::now();
-    a.set_private(name, "1#0/3000148", soon()).unwrap();
+    a.set_private(name, None, "1#0/3000148", soon()).unwrap();
     let seen = eventually("the private attribute", || {
         a.query(name, None, soon()).found().unwrap().as_deref() == Some("1#0/3000148")
     });
@@ -117,12 +117,43 @@ fn inside() {
             .unwrap()
             .is_none()
     });
-    let c = election::apply_scores(&a, RSC, NODE, &[], LagPolicy::default(), &d).unwrap();
+    let here = || Position::parse("1#0/3000200");
+    let c = election::apply_scores(&a, RSC, NODE, &[], LagPolicy::default(), &here, &d).unwrap();
     assert_eq!(c.len(), 1, "{c:?}");
     eventually("the primary's score", || {
         a.score(ScoreOf::here(RSC), soon()).found().unwrap() == Some(1001)
     });
     a.delete_score(ScoreOf::here(RSC), soon()).unwrap();
+
+    // The survivor's evidence rule: a -1000 with the last primary's record set by node
+    // name (as a primary sets it on a standby's node), and this node caught up with it.
+    let seen = election::seen_attr(RSC);
+    a.set_private(&seen, Some(NODE), "1#0/3000200", soon())
+        .unwrap();
+    a.set_score(ScoreOf::here(RSC), -1000, soon()).unwrap();
+    eventually("the record and the -1000", || {
+        a.query(&seen, Some(NODE), soon())
+            .found()
+            .unwrap()
+            .as_deref()
+            == Some("1#0/3000200")
+            && a.score(ScoreOf::here(RSC), soon()).found().unwrap() == Some(-1000)
+    });
+    let mine = || {
+        Some(election::Reading {
+            position: Position::parse("1#0/3000300").unwrap(),
+            primary: false,
+            streaming: false,
+            consistent: true,
+        })
+    };
+    let v = election::apply_survivor_rules(&a, RSC, NODE, &mine, &d).unwrap();
+    assert_eq!(v, election::Survivor::Promotable(1));
+    eventually("the survivor's score", || {
+        a.score(ScoreOf::here(RSC), soon()).found().unwrap() == Some(1)
+    });
+    a.delete_score(ScoreOf::here(RSC), soon()).unwrap();
+    a.delete(&seen, Some(NODE), soon()).unwrap();
 }
 
 #[test]

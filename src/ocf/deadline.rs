@@ -52,6 +52,14 @@ impl Deadline {
         crate::wait::poll_until(self.end, backoff, step)
     }
 
+    /// This deadline, ending at most `max` from now.
+    pub fn capped(&self, max: Duration) -> Deadline {
+        Deadline {
+            start: Instant::now(),
+            end: self.end.min(Instant::now() + max),
+        }
+    }
+
     /// A sub-deadline ending after `fraction` of what remains (for escalation steps).
     pub fn share(&self, fraction: f64) -> Deadline {
         let f = fraction.clamp(0.0, 1.0);

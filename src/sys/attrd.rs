@@ -75,8 +75,14 @@ pub struct Member {
 
 /// What the election asks of Pacemaker. `node` `None` means this node.
 pub trait Attrd {
-    /// Sets a private transient attribute of this node (never written to the CIB).
-    fn set_private(&self, name: &str, value: &str, deadline: Instant) -> AttrResult<()>;
+    /// Sets a private transient attribute (never written to the CIB) of a node.
+    fn set_private(
+        &self,
+        name: &str,
+        node: Option<&str>,
+        value: &str,
+        deadline: Instant,
+    ) -> AttrResult<()>;
     /// The value of a transient attribute on one node.
     fn query(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<String>;
     /// The values of a transient attribute on every node that has it set (node -> value).
@@ -213,8 +219,14 @@ impl Tools {
 }
 
 impl Attrd for Tools {
-    fn set_private(&self, name: &str, value: &str, deadline: Instant) -> AttrResult<()> {
-        let cmd = Tools::attrd(name, None).args(["--private", "--update", value]);
+    fn set_private(
+        &self,
+        name: &str,
+        node: Option<&str>,
+        value: &str,
+        deadline: Instant,
+    ) -> AttrResult<()> {
+        let cmd = Tools::attrd(name, node).args(["--private", "--update", value]);
         outcome(&cmd, deadline, None).map(|_| ())
     }
 
@@ -497,8 +509,14 @@ pub mod fake {
     }
 
     impl Attrd for FakeAttrd {
-        fn set_private(&self, name: &str, value: &str, _: Instant) -> AttrResult<()> {
-            let n = self.who(None);
+        fn set_private(
+            &self,
+            name: &str,
+            node: Option<&str>,
+            value: &str,
+            _: Instant,
+        ) -> AttrResult<()> {
+            let n = self.who(node);
             self.check(format!("set {name}[{n}]={value}"))?;
             self.private
                 .borrow_mut()

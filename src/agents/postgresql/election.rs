@@ -49,14 +49,27 @@
 //! - a known node outside the partition (it left, or was fenced): its score is
 //!   removed, so a stale positive score never outlives its node's departure.
 //!
-//! A score is written only when it changes.
+//! A score is written only when it changes. With every -1000 the primary also records
+//! its own position (`timeline#LSN`) on that node, as the private attribute
+//! `pgstack-primary-at-RSC` ([`seen_attr`]), kept up to date while the node stays
+//! unconnected and removed once it has a row again. The record lives on the standby's
+//! node, so it outlives the primary's departure.
 //!
-//! # Two-node rule ([`two_node_rule`])
-//! In a cluster of exactly two nodes, a healthy standby whose peer has left the
-//! partition (with fencing enabled, Pacemaker has fenced it before it recovers
-//! resources) and which has no promotion score sets its own to 1, so it can be promoted
-//! instead of staying a standby with no primary. It never overrides a score the last
-//! primary set: a negative score means that primary saw it behind or disconnected.
+//! # Survivor rules ([`apply_survivor_rules`]), when no node of the partition holds the
+//! primary's score (it crashed, left, was fenced), on a standby that does not stream:
+//! - **two-node rule** ([`two_node_rule`]): in a cluster of exactly two nodes, a healthy
+//!   standby whose peer has left the partition (with fencing enabled, Pacemaker has
+//!   fenced it before it recovers resources) and which has no promotion score sets its
+//!   own to 1, so it can be promoted instead of staying a standby with no primary;
+//! - **evidence rule** ([`evidence_rule`]): a standby the last primary scored negative
+//!   takes 1 only when that primary's record on its node is there and this standby's
+//!   position is at least the recorded one: it holds everything the primary had when it
+//!   last found it not connected. That -1000 was then a primary that looked before the
+//!   standby had (re)connected, the window just after a promotion or a switchover, when
+//!   the old primary and the other standbys reconnect; a primary lost inside that window
+//!   still fails over. Without a record (a negative score for lag beyond `maxlag`, for
+//!   a standby in `startup`), or behind the record, the score stands: that primary saw
+//!   it behind. The election then still picks the best of several such standbys.
 //!
 //! # First start ([`first_start_score`])
 //! When no node of the partition has a score and this instance was a cleanly shut down
@@ -276,7 +289,7 @@ fn set_and_confirm(
     value: &str,
     deadline: &Deadline,
 ) -> AttrResult<bool> {
-    attrd.set_private(name, value, deadline.instant())?;
+    attrd.set_private(name, None, value, deadline.instant())?;
     let seen = deadline.poll(Backoff::every(50), || {
         let v = attrd.query(name, None, deadline.instant()).found()?;
         Ok::<_, crate::sys::attrd::AttrError>((v.as_deref() == Some(value)).then_some(()))
@@ -506,13 +519,34 @@ pub fn plan_scores(
     out
 }
 
-/// The primary's scoring: reads membership and scores, plans, writes the changes.
+/// The private attribute, on a standby's node, holding the primary's position when it
+/// last scored that standby [`NOT_CONNECTED`] (see the module documentation).
+pub fn seen_attr(resource: &str) -> String {
+    format!("pgstack-primary-at-{resource}")
+}
+
+/// The nodes of the partition, other than the primary `me`, without a row of their own
+/// in `pg_stat_replication`: the ones [`plan_scores`] scores [`NOT_CONNECTED`].
+pub fn unconnected(me: &str, rows: &[Replica], partition: &[String]) -> BTreeSet<String> {
+    partition
+        .iter()
+        .filter(|n| *n != me && !rows.iter().any(|r| &r.application_name == *n))
+        .cloned()
+        .collect()
+}
+
+/// The primary's scoring: reads membership and scores, plans, writes the changes; then
+/// records its own position (`position`, read only when needed) on every node it found
+/// not connected, and removes that record from the others (see the module
+/// documentation). The records are looked at only when a score changes or a node is, or
+/// was, not connected, so a steady healthy cluster costs no extra call.
 pub fn apply_scores(
     attrd: &dyn Attrd,
     resource: &str,
     me: &str,
     rows: &[Replica],
     lag: LagPolicy,
+    position: &dyn Fn() -> Option<Position>,
     deadline: &Deadline,
 ) -> AttrResult<Vec<ScoreChange>> {
     let d = deadline.instant();
@@ -533,6 +567,31 @@ pub fn apply_scores(
             Some(s) => attrd.set_score(ScoreOf::on(resource, &c.node), s, d)?,
             None => attrd.delete_score(ScoreOf::on(resource, &c.node), d)?,
         }
+    }
+    let away = unconnected(me, rows, &partition);
+    let was_away = current.values().any(|s| *s == NOT_CONNECTED);
+    if changes.is_empty() && away.is_empty() && !was_away {
+        return Ok(changes);
+    }
+    let name = seen_attr(resource);
+    let recorded = attrd.query_all(&name, d)?;
+    let at = if away.is_empty() {
+        None
+    } else {
+        position().map(|p| p.to_string())
+    };
+    for n in &away {
+        match &at {
+            Some(v) if recorded.get(n) != Some(v) => attrd.set_private(&name, Some(n), v, d)?,
+            Some(_) => {}
+            // The primary's position could not be read: an older record would let the
+            // node pass for more current than it is.
+            None if recorded.contains_key(n) => attrd.delete(&name, Some(n), d)?,
+            None => {}
+        }
+    }
+    for n in recorded.keys().filter(|n| !away.contains(*n)) {
+        attrd.delete(&name, Some(n), d)?;
     }
     Ok(changes)
 }
@@ -595,22 +654,71 @@ pub fn two_node_rule(
     }
 }
 
-/// Applies the two-node rule on this node.
-pub fn apply_two_node_rule(
+/// The rule for a standby that the last primary scored negative (see the module
+/// documentation): `primary_at` is that primary's record on this node, `mine` this
+/// node's position (read only when there is a record).
+pub fn evidence_rule(
+    own_score: i64,
+    primary_at: Option<Position>,
+    mine: Option<&Reading>,
+) -> Survivor {
+    let no = |w: String| Survivor::NotApplicable(w);
+    let Some(at) = primary_at else {
+        return no(format!(
+            "the last primary scored this node {own_score} (behind or disconnected)"
+        ));
+    };
+    match mine {
+        None => no(format!(
+            "the last primary was at {at} when it scored this node {own_score}, and this \
+             node's position cannot be read"
+        )),
+        Some(r) if r.primary || !r.consistent => no(format!(
+            "this instance is not a consistent standby (at {})",
+            r.position
+        )),
+        Some(r) if r.position < at => no(format!(
+            "the last primary was at {at} when it found this node not connected; this node \
+             is at {} (behind)",
+            r.position
+        )),
+        Some(_) => Survivor::Promotable(1),
+    }
+}
+
+/// The survivor rules on this node, a standby whose partition has no node holding the
+/// primary's promotion score (the caller checks that): the two-node rule for a node
+/// without a score, [`evidence_rule`] for one the last primary scored negative. `mine`
+/// reads this node's position (called only when the evidence rule needs it).
+pub fn apply_survivor_rules(
     attrd: &dyn Attrd,
     resource: &str,
     me: &str,
-    healthy_standby: bool,
+    mine: &dyn Fn() -> Option<Reading>,
     deadline: &Deadline,
 ) -> AttrResult<Survivor> {
     let d = deadline.instant();
-    let members = attrd.members(d)?;
-    if members.len() != 2 {
-        return Ok(two_node_rule(me, &members, &[], None, healthy_standby));
-    }
-    let partition = attrd.partition(d)?;
     let own = attrd.score(ScoreOf::here(resource), d).found()?;
-    let v = two_node_rule(me, &members, &partition, own, healthy_standby);
+    let v = match own {
+        Some(s) if s < 0 => {
+            let at = attrd
+                .query(&seen_attr(resource), None, d)
+                .found()?
+                .as_deref()
+                .and_then(Position::parse);
+            let r = at.and_then(|_| mine());
+            evidence_rule(s, at, r.as_ref())
+        }
+        Some(s) => Survivor::NotApplicable(format!("this node already has score {s}")),
+        None => {
+            let members = attrd.members(d)?;
+            if members.len() != 2 {
+                return Ok(two_node_rule(me, &members, &[], None, true));
+            }
+            let partition = attrd.partition(d)?;
+            two_node_rule(me, &members, &partition, own, true)
+        }
+    };
     if let Survivor::Promotable(s) = v {
         attrd.set_score(ScoreOf::here(resource), s, d)?;
     }
@@ -1092,23 +1200,160 @@ mod tests {
         );
     }
 
+    fn at(p: &str) -> Option<Position> {
+        Some(pos(p))
+    }
+
     #[test]
     fn the_primary_applies_its_plan() {
         let a = FakeAttrd::new("pg1", &["pg1", "pg2", "pg3"]);
         a.put_score("pg", "pg3", 990);
         let rows = [row("pg2", "streaming", "0/500", 0)];
-        let c = apply_scores(&a, "pg", "pg1", &rows, LagPolicy::default(), &soon()).unwrap();
+        let here = || at("1#0/600");
+        let c = apply_scores(&a, "pg", "pg1", &rows, LagPolicy::default(), &here, &soon()).unwrap();
         assert_eq!(c.len(), 3);
         assert_eq!(a.score_of("pg", "pg1"), Some(1001));
         assert_eq!(a.score_of("pg", "pg2"), Some(1000));
         assert_eq!(a.score_of("pg", "pg3"), Some(NOT_CONNECTED));
-        // Second pass: nothing changes, nothing is written.
+        // The primary's position is recorded on the node it found not connected only.
+        let seen = seen_attr("pg");
+        assert_eq!(a.private_of(&seen, "pg3").as_deref(), Some("1#0/600"));
+        assert_eq!(a.private_of(&seen, "pg2"), None);
+        // Second pass: no score changes; the record follows the primary's position.
         let before = a.calls().len();
-        let c = apply_scores(&a, "pg", "pg1", &rows, LagPolicy::default(), &soon()).unwrap();
+        let later = || at("1#0/700");
+        let c = apply_scores(
+            &a,
+            "pg",
+            "pg1",
+            &rows,
+            LagPolicy::default(),
+            &later,
+            &soon(),
+        )
+        .unwrap();
         assert!(c.is_empty());
         assert!(!a.calls()[before..]
             .iter()
             .any(|c| c.starts_with("set score")));
+        assert_eq!(a.private_of(&seen, "pg3").as_deref(), Some("1#0/700"));
+        // pg3 connects: its record goes, with its -1000.
+        let rows = [rows[0].clone(), row("pg3", "streaming", "0/700", 0)];
+        apply_scores(
+            &a,
+            "pg",
+            "pg1",
+            &rows,
+            LagPolicy::default(),
+            &later,
+            &soon(),
+        )
+        .unwrap();
+        assert_eq!(a.score_of("pg", "pg3"), Some(1000));
+        assert_eq!(a.score_of("pg", "pg2"), Some(990));
+        assert_eq!(a.private_of(&seen, "pg3"), None);
+        // Steady and healthy: scores and records are read, nothing else.
+        let before = a.calls().len();
+        let never = || -> Option<Position> { panic!("the position is not needed") };
+        assert!(apply_scores(
+            &a,
+            "pg",
+            "pg1",
+            &rows,
+            LagPolicy::default(),
+            &never,
+            &soon()
+        )
+        .unwrap()
+        .is_empty());
+        assert!(
+            a.calls()[before..]
+                .iter()
+                .all(|c| c.starts_with("score") || c == "partition"),
+            "{:?}",
+            &a.calls()[before..]
+        );
+    }
+
+    #[test]
+    fn a_record_never_outlives_what_it_vouches_for() {
+        let a = FakeAttrd::new("pg1", &["pg1", "pg2"]);
+        let seen = seen_attr("pg");
+        let here = || at("1#0/600");
+        apply_scores(&a, "pg", "pg1", &[], LagPolicy::default(), &here, &soon()).unwrap();
+        assert_eq!(a.private_of(&seen, "pg2").as_deref(), Some("1#0/600"));
+        // pg2 reconnects beyond maxlag (rank 0 negated: -1000 again, no score change):
+        // the record goes all the same.
+        let lagging = [row("pg2", "streaming", "0/100", 5000)];
+        let lag = LagPolicy {
+            max_bytes: 1000,
+            max_seconds: None,
+        };
+        let c = apply_scores(&a, "pg", "pg1", &lagging, lag, &here, &soon()).unwrap();
+        assert!(c.is_empty(), "{c:?}");
+        assert_eq!(a.score_of("pg", "pg2"), Some(-1000));
+        assert_eq!(a.private_of(&seen, "pg2"), None);
+        // Not connected and the primary's position unreadable: an older record is removed.
+        a.put_private(&seen, "pg2", "1#0/100");
+        let unknown = || None;
+        apply_scores(
+            &a,
+            "pg",
+            "pg1",
+            &[],
+            LagPolicy::default(),
+            &unknown,
+            &soon(),
+        )
+        .unwrap();
+        assert_eq!(a.private_of(&seen, "pg2"), None);
+    }
+
+    fn standby_at(p: &str) -> Reading {
+        Reading {
+            position: pos(p),
+            primary: false,
+            streaming: false,
+            consistent: true,
+        }
+    }
+
+    #[test]
+    fn evidence_rule() {
+        let r = standby_at("2#0/3000300");
+        // Caught up with what the primary had when it scored this node: promotable.
+        for p in ["2#0/3000300", "2#0/3000200", "1#0/3000400"] {
+            assert_eq!(
+                super::evidence_rule(-1000, at(p), Some(&r)),
+                Survivor::Promotable(1),
+                "{p}"
+            );
+        }
+        // Behind it, no record, unreadable, not a consistent standby: the score stands.
+        let inconsistent = Reading {
+            consistent: false,
+            ..r.clone()
+        };
+        let primary = Reading {
+            primary: true,
+            ..r.clone()
+        };
+        for (p, mine) in [
+            (at("2#0/3000400"), Some(&r)),
+            (at("3#0/1000000"), Some(&r)),
+            (None, Some(&r)),
+            (at("2#0/3000300"), None),
+            (at("2#0/3000300"), Some(&inconsistent)),
+            (at("2#0/3000300"), Some(&primary)),
+        ] {
+            assert!(
+                matches!(
+                    super::evidence_rule(-1000, p, mine),
+                    Survivor::NotApplicable(_)
+                ),
+                "{p:?} {mine:?}"
+            );
+        }
     }
 
     #[test]
@@ -1135,14 +1380,51 @@ mod tests {
             super::two_node_rule("pg2", &three, &alone, None, true),
             Survivor::NotApplicable(_)
         ));
-        // Through the attributes.
+    }
+
+    #[test]
+    fn survivor_rules_through_the_attributes() {
+        let no_read = || -> Option<Reading> { panic!("the position is not needed") };
+        // No score, the peer gone: the two-node rule.
         let mut a = FakeAttrd::new("pg2", &["pg1", "pg2"]);
-        a.partition = alone;
+        a.partition = vec!["pg2".to_string()];
         assert_eq!(
-            apply_two_node_rule(&a, "pg", "pg2", true, &soon()).unwrap(),
+            apply_survivor_rules(&a, "pg", "pg2", &no_read, &soon()).unwrap(),
             Survivor::Promotable(1)
         );
         assert_eq!(a.score_of("pg", "pg2"), Some(1));
+        // Already scored: nothing read, nothing written.
+        assert!(matches!(
+            apply_survivor_rules(&a, "pg", "pg2", &no_read, &soon()).unwrap(),
+            Survivor::NotApplicable(_)
+        ));
+        // Scored -1000 by a primary that looked before this node reconnected, and this
+        // node holds what that primary had then: promotable, in a three-node cluster too.
+        let mut a = FakeAttrd::new("pg2", &["pg1", "pg2", "pg3"]);
+        a.partition = vec!["pg2".to_string(), "pg3".to_string()];
+        a.put_score("pg", "pg2", NOT_CONNECTED);
+        a.put_private(&seen_attr("pg"), "pg2", "2#0/3000200");
+        let caught_up = || Some(standby_at("2#0/3000300"));
+        assert_eq!(
+            apply_survivor_rules(&a, "pg", "pg2", &caught_up, &soon()).unwrap(),
+            Survivor::Promotable(1)
+        );
+        assert_eq!(a.score_of("pg", "pg2"), Some(1));
+        // Behind the record: the score stands.
+        a.put_score("pg", "pg2", NOT_CONNECTED);
+        let behind = || Some(standby_at("2#0/3000100"));
+        assert!(matches!(
+            apply_survivor_rules(&a, "pg", "pg2", &behind, &soon()).unwrap(),
+            Survivor::NotApplicable(_)
+        ));
+        assert_eq!(a.score_of("pg", "pg2"), Some(NOT_CONNECTED));
+        // No record (a negative score for lag): the position is not even read.
+        a.private.borrow_mut().clear();
+        assert!(matches!(
+            apply_survivor_rules(&a, "pg", "pg2", &no_read, &soon()).unwrap(),
+            Survivor::NotApplicable(_)
+        ));
+        assert_eq!(a.score_of("pg", "pg2"), Some(NOT_CONNECTED));
     }
 
     #[test]

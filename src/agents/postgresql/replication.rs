@@ -249,42 +249,42 @@ pub fn monitor(
             return Ok(Status::Running);
         }
         let receiver = st.receiver.as_deref().unwrap_or("none");
-        if let Some(why) = standby_guard::stuck(peers.wal, cfg, &creds, ctx) {
-            return Err(OcfError::Generic(format!(
-                "standby {pid} cannot stream from the primary (WAL receiver: {receiver}): {why}"
-            )));
-        }
-        let why =
-            format!("standby {pid} does not stream from a primary (WAL receiver: {receiver})");
-        ctx.log.warn(&why);
-        match election::apply_two_node_rule(peers.attrd, resource, me, true, &ctx.deadline) {
-            Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
-                "two-node rule: the peer left the partition; promotion score {s}"
-            )),
-            Ok(election::Survivor::NotApplicable(why)) => {
-                ctx.log.debug(&format!("two-node rule: {why}"))
-            }
-            Err(e) => ctx.log.debug(&format!("two-node rule not applied: {e}")),
-        }
-        if ctx.is_probe() {
-            return Ok(Status::Running);
-        }
-        // Not 190 (OCF_DEGRADED): Pacemaker 2.1.5 takes it for success but records it as
-        // the resource's last failure, and a lab crash failover after such a record
-        // stalled after the fencing (the promote was never scheduled). A warning instead.
-        return match election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline) {
+        let why = format!(
+            "standby (postmaster {pid}) does not stream from a primary (WAL receiver: \
+             {receiver})"
+        );
+        // The primary is looked for in the cluster's attributes first: only a primary
+        // that runs is asked over the network whether this standby diverged (a lost
+        // one would hold the monitor, and the notifications queued behind it, until
+        // its connection times out).
+        match election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline) {
             Ok(Some(node)) => {
+                if let Some(diverged) = standby_guard::stuck(peers.wal, cfg, &creds, ctx) {
+                    return Err(OcfError::Generic(format!(
+                        "standby (postmaster {pid}) cannot stream from the primary on {node} \
+                         (WAL receiver: {receiver}): {diverged}"
+                    )));
+                }
+                // Not 190 (OCF_DEGRADED): Pacemaker 2.1.5 takes it for success but
+                // records it as the resource's last failure, and a lab crash failover
+                // after such a record stalled after the fencing (the promote was never
+                // scheduled). A warning instead.
                 ctx.log.warn(&format!(
                     "{why} while {node} holds the primary's promotion score"
                 ));
-                Ok(Status::Running)
             }
-            Ok(None) => Ok(Status::Running),
+            Ok(None) => {
+                ctx.log.warn(&format!(
+                    "{why}; no node of the partition holds the primary's promotion score"
+                ));
+                survive(peers, cfg, ctx, &file, &creds);
+            }
             Err(e) => {
+                ctx.log.warn(&why);
                 ctx.log.debug(&format!("no primary looked for: {e}"));
-                Ok(Status::Running)
             }
-        };
+        }
+        return Ok(Status::Running);
     }
     let admin = admin_probe(cfg, &file, &creds)?;
     let replicas = match peers.wal.replicas(&admin, ctx.deadline.instant()) {
@@ -295,7 +295,21 @@ pub fn monitor(
         }
     };
     let lag = lag_policy(cfg);
-    match election::apply_scores(peers.attrd, resource, me, &replicas, lag, &ctx.deadline) {
+    let position = || {
+        election::read_position(peers.wal, &admin, &ctx.deadline.share(0.3))
+            .map_err(|e| ctx.log.warn(&format!("own position not read: {e}")))
+            .ok()
+            .map(|r| r.position)
+    };
+    match election::apply_scores(
+        peers.attrd,
+        resource,
+        me,
+        &replicas,
+        lag,
+        &position,
+        &ctx.deadline,
+    ) {
         Ok(changes) => {
             for c in changes {
                 ctx.log.info(&format!(
@@ -314,6 +328,27 @@ pub fn monitor(
         }
     }
     Ok(Status::Promoted)
+}
+
+/// The survivor rules on a standby whose partition has no primary
+/// ([`election::apply_survivor_rules`]); only logs, never fails the action.
+fn survive(peers: &Peers, cfg: &PgConfig, ctx: &Ctx, file: &PostmasterPid, creds: &Credentials) {
+    let (resource, me) = (ctx.env.instance_base(), cfg.repl.node.as_str());
+    let mine = || {
+        let p = admin_probe(cfg, file, creds).ok()?;
+        election::read_position(peers.wal, &p, &ctx.deadline.share(0.3))
+            .map_err(|e| ctx.log.warn(&format!("own position not read: {e}")))
+            .ok()
+    };
+    match election::apply_survivor_rules(peers.attrd, resource, me, &mine, &ctx.deadline) {
+        Ok(election::Survivor::Promotable(s)) => ctx.log.warn(&format!(
+            "no primary in the partition and this standby may take over: promotion score {s}"
+        )),
+        Ok(election::Survivor::NotApplicable(why)) => ctx
+            .log
+            .info(&format!("survivor rules: not promotable: {why}")),
+        Err(e) => ctx.log.debug(&format!("survivor rules not applied: {e}")),
+    }
 }
 
 /// `maxlag` and `maxlag_time` as the scores apply them.
@@ -636,6 +671,26 @@ pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resul
         (Some(When::Post), Some("promote")) => {
             if let Err(e) = election::post_promote(peers.attrd, resource, &ctx.deadline) {
                 ctx.log.warn(&format!("post-promote: {e}"));
+            }
+        }
+        // An instance was stopped or demoted (a fenced primary's implied stop and demote
+        // come here too): a standby left without a primary applies the survivor rules
+        // now, so the promotion is planned without waiting for its next monitor.
+        (Some(When::Post), Some("stop" | "demote")) => {
+            let Found::Postmaster { file, .. } = instance::find(os, cfg) else {
+                return Ok(());
+            };
+            let Ok(creds) = instance::credentials(cfg) else {
+                return Ok(());
+            };
+            let orphaned = state(os, cfg, &file, &creds, ctx)
+                .is_ok_and(|r| r.in_recovery && r.receiver.as_deref() != Some("streaming"))
+                && matches!(
+                    election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline),
+                    Ok(None)
+                );
+            if orphaned {
+                survive(peers, cfg, ctx, &file, &creds);
             }
         }
         _ => {}

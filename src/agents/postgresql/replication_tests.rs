@@ -858,6 +858,16 @@ fn a_standby_stuck_on_a_diverged_history_fails_its_monitor_with_the_rejoin_reaso
             monitor(&os, &peers(&a, w), c, ctx)
         })
     };
+    // No node holds the primary's score (it crashed, or left): the primary is not asked
+    // at all, so a lost one cannot hold the monitor until its connection times out.
+    let w = crashed_former(true, true);
+    assert!(matches!(code(&w), Ok(Status::Running)));
+    assert!(
+        !w.calls().iter().any(|c| c == "IDENTIFY_SYSTEM"),
+        "{:?}",
+        w.calls()
+    );
+    a.put_score("pgsqld", "pgst-node2", 1001);
     let e = code(&crashed_former(true, true)).unwrap_err();
     assert_eq!(e.code(), OcfCode::ErrGeneric);
     let why = e.to_string();

@@ -27,13 +27,11 @@
 
 use std::time::Duration;
 
-use super::election::PRIMARY_SCORE;
+use super::election;
 use super::rejoin::{self, Guard};
 use super::{replication_setup::primary_conninfo, PgConfig};
-use crate::ocf::deadline::Deadline;
 use crate::ocf::{Ctx, OcfError};
-use crate::sys::attrd::{Attrd, Found};
-use crate::sys::cluster::ScoreOf;
+use crate::sys::attrd::Attrd;
 use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::ClusterState;
 use crate::sys::runner::Credentials;
@@ -41,25 +39,10 @@ use crate::sys::runner::Credentials;
 /// How long the start waits between two attempts to reach the primary.
 const RETRY: Duration = Duration::from_secs(1);
 
-/// The node of the partition, other than this one, that holds the primary's promotion
-/// score, if any (errors of the cluster's attributes count as none known).
-pub fn primary_elsewhere(
-    attrd: &dyn Attrd,
-    resource: &str,
-    me: &str,
-    d: &Deadline,
-) -> Option<String> {
-    let at = d.instant();
-    attrd.partition(at).ok()?.into_iter().find(|n| {
-        n != me
-            && attrd
-                .score(ScoreOf::on(resource, n), at)
-                .found()
-                .ok()
-                .flatten()
-                == Some(PRIMARY_SCORE)
-    })
-}
+/// The longest the monitor's check may take: a primary that runs answers in
+/// milliseconds; one that just died must not hold the monitor (and the notifications
+/// queued behind it) until its connection times out.
+const STUCK_CHECK: Duration = Duration::from_secs(3);
 
 fn tools<'a>(
     cfg: &'a PgConfig,
@@ -113,7 +96,9 @@ pub fn before_start(
         }
         let resource = ctx.env.instance_base();
         let was = state.as_str();
-        let Some(node) = primary_elsewhere(attrd, resource, &cfg.repl.node, &wait) else {
+        // Errors of the cluster's attributes count as no primary known.
+        let elsewhere = election::primary_elsewhere(attrd, resource, &cfg.repl.node, &wait);
+        let Some(node) = elsewhere.ok().flatten() else {
             ctx.log.info(&format!(
                 "{dir} was a primary (\"{was}\") and no other node holds the primary's \
                  promotion score ({e}): nothing to compare with yet; the monitor compares \
@@ -150,7 +135,11 @@ pub fn stuck(wal: &dyn WalOs, cfg: &PgConfig, creds: &Credentials, ctx: &Ctx) ->
     let conninfo = primary_conninfo(cfg)?;
     let bindir = cfg.bindir();
     let t = tools(cfg, &bindir, &conninfo, creds);
-    match rejoin::guard(wal, &t, ctx.deadline.share(0.6).instant()) {
+    match rejoin::guard(
+        wal,
+        &t,
+        ctx.deadline.share(0.6).capped(STUCK_CHECK).instant(),
+    ) {
         Ok(Guard::Diverged(why)) => Some(why),
         Ok(Guard::Follows) => None,
         Ok(Guard::NoAnswer(e)) => {
