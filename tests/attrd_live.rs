@@ -39,7 +39,7 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) -> Duration {
 
 /// The part that runs inside the node's namespaces.
 fn inside() {
-    let a = Tools;
+    let a = Tools::new();
     assert_eq!(a.local_name(soon()).unwrap(), NODE);
     assert_eq!(a.partition(soon()).unwrap(), [NODE]);
     let m = a.members(soon()).unwrap();

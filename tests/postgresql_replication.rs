@@ -105,6 +105,9 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
         streaming_to(&primary, "pgst-standby")
     });
     assert_eq!(standby.psql("select pg_is_in_recovery()").1, "t");
+    // The agent's default retry interval (1 s, not PostgreSQL's 5 s) is what the server
+    // runs with (the user's configuration sets none here; below, one that does wins).
+    assert_eq!(standby.psql("show wal_retrieve_retry_interval").1, "1s");
     // The user's postgresql.conf is untouched.
     let conf = std::fs::read(standby.data().join("postgresql.conf")).unwrap();
     assert!(conf == conf_before, "postgresql.conf was edited");
@@ -133,7 +136,11 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
     assert_eq!(act(&sp, "monitor", &[RECURRING, NODE]).code, 8);
     eprintln!("promote took {promote_ms} ms (agent process included)");
 
-    // Demote of a primary: still running, now in recovery.
+    // Demote of a primary: still running, now in recovery. Its user's configuration sets
+    // the retry interval: that one wins over the agent's default.
+    let mut user_conf = std::fs::read_to_string(primary.data().join("postgresql.conf")).unwrap();
+    user_conf.push_str("\nwal_retrieve_retry_interval = '3s'\n");
+    std::fs::write(primary.data().join("postgresql.conf"), user_conf).unwrap();
     let pid_before = primary.pidfile_pid().unwrap();
     let r = act(
         &pp,
@@ -146,6 +153,7 @@ fn standby_streams_is_promoted_and_a_demoted_primary_runs_as_a_standby() {
         .expect("a demoted primary keeps running");
     assert_ne!(pid_before, pid_after, "restarted as a standby");
     assert_eq!(primary.psql("select pg_is_in_recovery()").1, "t");
+    assert_eq!(primary.psql("show wal_retrieve_retry_interval").1, "3s");
     // The standby was promoted while this primary still ran (no cluster orders them
     // here): the demoted primary wrote past the fork of the new timeline (its shutdown
     // checkpoint at least), so it cannot follow, and its monitor says so, naming the

@@ -15,6 +15,7 @@
 //! answer, [`AttrError::Tool`] for any other failure; agents never read the tools' text.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use super::cluster::ScoreOf;
@@ -113,9 +114,29 @@ pub trait Attrd {
     fn local_name(&self, deadline: Instant) -> AttrResult<String>;
 }
 
-/// The installed tools on the live cluster.
+/// The installed tools on the live cluster. This node's name is asked of `crm_node` once
+/// and kept (an agent's action is one process), or taken from the caller.
 #[derive(Debug, Clone, Default)]
-pub struct Tools;
+pub struct Tools {
+    local: OnceLock<String>,
+}
+
+impl Tools {
+    pub const fn new() -> Tools {
+        Tools {
+            local: OnceLock::new(),
+        }
+    }
+
+    /// Takes `name` as this node's name from now on (an agent's `CRM_meta_on_node`, the
+    /// name `crm_node --name` prints), saving a `crm_node` call per query; a name already
+    /// known is kept.
+    pub fn assume_local_name(&self, name: &str) {
+        if !name.is_empty() {
+            let _ = self.local.set(name.to_string());
+        }
+    }
+}
 
 fn node_label(node: Option<&str>) -> String {
     node.map_or_else(|| "this node".to_string(), |n| format!("node {n}"))
@@ -384,6 +405,9 @@ impl Attrd for Tools {
     }
 
     fn local_name(&self, deadline: Instant) -> AttrResult<String> {
+        if let Some(n) = self.local.get() {
+            return Ok(n.clone());
+        }
         let cmd = Cmd::new("crm_node").arg("--name");
         let out = outcome(&cmd, deadline, None)?;
         let n = out.stdout_str().trim().to_string();
@@ -393,6 +417,7 @@ impl Attrd for Tools {
                 detail: "printed no name".into(),
             });
         }
+        let _ = self.local.set(n.clone());
         Ok(n)
     }
 }
@@ -650,7 +675,7 @@ mod tests {
     fn without_a_cluster_the_tools_say_so() {
         // Run only where no cluster answers (the test host): the failure is typed.
         let soon = Instant::now() + std::time::Duration::from_secs(10);
-        match Tools.query("pgst-nothing", None, soon) {
+        match Tools::new().query("pgst-nothing", None, soon) {
             Err(AttrError::NoCluster { .. }) | Err(AttrError::NotInstalled { .. }) => {}
             Err(AttrError::NotFound { .. }) => {} // a cluster runs here after all
             other => panic!("{other:?}"),

@@ -373,6 +373,10 @@ pub fn promote_check(
             .filter_map(|(n, v)| Position::parse(&v).map(|p| (n, p)))
             .collect())
     };
+    if wanted.is_empty() {
+        // No elector (a lone node, or every peer stopping): nothing to wait for.
+        return Ok(decide(mine, &BTreeMap::new()));
+    }
     let wait = deadline.share(0.5);
     let mut last = BTreeMap::new();
     let all = wait.poll(Backoff::every(100), || {

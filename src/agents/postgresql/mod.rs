@@ -359,10 +359,13 @@ pub static INFO: AgentInfo = AgentInfo {
     needs_root: true,
 };
 
+/// The live cluster's attribute tools (this node's name kept for the action).
+static ATTRD: crate::sys::attrd::Tools = crate::sys::attrd::Tools::new();
+
 /// The live cluster's attributes and the server's WAL.
 fn real_peers() -> replication::Peers<'static> {
     replication::Peers {
-        attrd: &crate::sys::attrd::Tools,
+        attrd: &ATTRD,
         wal: &crate::sys::pg::wal::RealWal,
     }
 }
@@ -401,7 +404,10 @@ impl Agent for Postgresql {
         cfg.replication = replication::selected(&cfg, ctx.env);
         if cfg.replication {
             cfg.repl.node = match &ctx.env.meta.on_node {
-                Some(n) => n.clone(),
+                Some(n) => {
+                    ATTRD.assume_local_name(n);
+                    n.clone()
+                }
                 None => RealPg.node_name(ctx.deadline.instant()),
             };
         }

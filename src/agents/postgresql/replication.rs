@@ -5,8 +5,10 @@
 //! **Standby settings** (PostgreSQL 12+): the agent never edits the user's
 //! configuration. Before each start as a standby it writes `standby.signal` and its own
 //! file, `pgstack-replication.conf`, in the data directory (mode 0600, owned by the
-//! system user), and starts the postmaster with `-c config_file=` that file. Its first
-//! line includes the user's configuration (`config`, else `<pgdata>/postgresql.conf`);
+//! system user), and starts the postmaster with `-c config_file=` that file. It sets
+//! `wal_retrieve_retry_interval = '1s'` (PostgreSQL's default is 5 s: how long a standby
+//! whose primary moved waits before it connects again), then includes the user's
+//! configuration (`config`, else `<pgdata>/postgresql.conf`), whose own setting wins;
 //! then come either the settings of `recovery_template` (copied, without the
 //! `standby_mode` and `recovery_target_timeline` lines PostgreSQL 12 refuses or this file
 //! sets), or a `primary_conninfo` built from `master_ip`, `pgport` (or `port=` of
@@ -27,7 +29,9 @@
 //! but records it as the resource's last failure, and a crash failover in the lab after
 //! such a record stalled once the peer was fenced. Its promotion
 //! score is the primary's business, -1000 for a partition node the primary does not see
-//! streaming, so it is scored lower in every case; the two-node rule applies to it.
+//! streaming, so it is scored lower in every case; with no primary left in the
+//! partition the survivor rules of [`election`] apply to it (in its monitor, and in the
+//! post-stop and post-demote notifications of a failover).
 //!
 //! **Election and scores** ([`super::election`]): the pre-promote notification publishes
 //! this node's `timeline#LSN` position, promote first checks that this node is the best
@@ -253,26 +257,31 @@ pub fn monitor(
             "standby (postmaster {pid}) does not stream from a primary (WAL receiver: \
              {receiver})"
         );
-        // The primary is looked for in the cluster's attributes first: only a primary
-        // that runs is asked over the network whether this standby diverged (a lost
-        // one would hold the monitor, and the notifications queued behind it, until
-        // its connection times out).
-        match election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline) {
-            Ok(Some(node)) => {
-                if let Some(diverged) = standby_guard::stuck(peers.wal, cfg, &creds, ctx) {
-                    return Err(OcfError::Generic(format!(
-                        "standby (postmaster {pid}) cannot stream from the primary on {node} \
-                         (WAL receiver: {receiver}): {diverged}"
-                    )));
-                }
-                // Not 190 (OCF_DEGRADED): Pacemaker 2.1.5 takes it for success but
-                // records it as the resource's last failure, and a lab crash failover
-                // after such a record stalled after the fencing (the promote was never
-                // scheduled). A warning instead.
-                ctx.log.warn(&format!(
-                    "{why} while {node} holds the primary's promotion score"
-                ));
+        // The primary is looked for in the cluster's attributes first: when they show
+        // none in the partition, the primary's address is not asked whether this
+        // standby diverged (a lost primary would hold the monitor, and the
+        // notifications queued behind it, until the connection timed out).
+        let elsewhere = election::primary_elsewhere(peers.attrd, resource, me, &ctx.deadline);
+        if !matches!(elsewhere, Ok(None)) {
+            if let Some(diverged) = standby_guard::stuck(peers.wal, cfg, &creds, ctx) {
+                let on = match &elsewhere {
+                    Ok(Some(node)) => format!(" on {node}"),
+                    _ => String::new(),
+                };
+                return Err(OcfError::Generic(format!(
+                    "standby (postmaster {pid}) cannot stream from the primary{on} (WAL \
+                     receiver: {receiver}): {diverged}"
+                )));
             }
+        }
+        match elsewhere {
+            // Not 190 (OCF_DEGRADED): Pacemaker 2.1.5 takes it for success but records
+            // it as the resource's last failure, and a lab crash failover after such a
+            // record stalled after the fencing (the promote was never scheduled). A
+            // warning instead.
+            Ok(Some(node)) => ctx.log.warn(&format!(
+                "{why} while {node} holds the primary's promotion score"
+            )),
             Ok(None) => {
                 ctx.log.warn(&format!(
                     "{why}; no node of the partition holds the primary's promotion score"
@@ -281,7 +290,8 @@ pub fn monitor(
             }
             Err(e) => {
                 ctx.log.warn(&why);
-                ctx.log.debug(&format!("no primary looked for: {e}"));
+                ctx.log
+                    .debug(&format!("no primary looked for in the cluster: {e}"));
             }
         }
         return Ok(Status::Running);

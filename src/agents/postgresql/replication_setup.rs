@@ -81,6 +81,10 @@ pub fn own_conf(cfg: &PgConfig) -> Result<String, OcfError> {
         "# Written by ocf:pgstack:postgresql (replication mode) before each start as a\n\
          # standby; the server reads it as its config_file. Edits are lost at the next start.\n",
     );
+    // Before the include, so the user's own setting wins: a standby whose primary just
+    // moved (a switchover, a failover) retries every second instead of PostgreSQL's 5 s,
+    // so it streams again, and a synchronous primary commits again, that much sooner.
+    s.push_str("wal_retrieve_retry_interval = '1s'\n");
     s.push_str(&format!(
         "include {}\n",
         guc_string(&user_conf(cfg).display().to_string())

@@ -192,6 +192,8 @@ fn start_writes_the_agents_file_and_standby_signal_then_starts_with_that_file() 
     assert_eq!(
         lines,
         [
+            // A default before the include: the user's configuration overrides it.
+            "wal_retrieve_retry_interval = '1s'",
             "include '/srv/pgst-pg/postgresql.conf'",
             "primary_conninfo = 'host=10.99.0.50 port=5432 user=postgres application_name=pgst-node1'",
             "recovery_target_timeline = 'latest'",
