@@ -2,7 +2,9 @@
 #   make install   Debian packages, release build, install of the binary, agent links, man pages
 #   make test      test packages, build, install, every test (root: namespaces, loop devices)
 #   make lab       the main job live: a 2-node Pacemaker cluster in namespaces running
-#                  PGServer, a writer, one switchover, one crash failover, the check, down
+#                  PostgreSQL as a promotable clone with synchronous streaming replication
+#                  behind the VIP, a writer, one switchover, one crash failover, the
+#                  crashed node back as a standby, the lost-row check, down
 #                  (KEEP=1 leaves the lab running)
 PREFIX ?= /usr
 CARGO ?= cargo
@@ -63,11 +65,12 @@ bench:
 	  "$$b" || exit 1; \
 	done
 
-# The main job on one machine (docs/lab.md). LAB_ARGS go to `pgstack lab up`
-# (--nodes 3, --token 500, --no-fencing, --set provider=heartbeat).
+# The main job on one machine (docs/lab.md). LAB_ARGS go to `pgstack lab up` (default:
+# the replication stack, synchronous, so that no acknowledged commit can be lost; e.g.
+# LAB_ARGS='--stack shared', '--nodes 3 --sync', '--sync --set provider=heartbeat').
 PGSTACK ?= ./target/release/pgstack
 KEEP ?=
-LAB_ARGS ?=
+LAB_ARGS ?= --sync
 lab:
 	.ci/apt-ensure .ci/packages-runtime .ci/packages-lab
 	$(MAKE) build
@@ -77,15 +80,15 @@ lab:
 # The scenario alone, on an installed pgstack: any failure removes the lab (unless KEEP=1).
 lab-run:
 	@set -e; P=$(PGSTACK); \
-	if [ -z "$(KEEP)" ]; then trap '$$P lab down' EXIT; else trap '[ $$? -eq 0 ] || $$P lab down' EXIT; fi; \
+	if [ -z "$(KEEP)" ]; then trap '$$P lab down --dir /tmp/pgst-lab' EXIT; else trap '[ $$? -eq 0 ] || $$P lab down --dir /tmp/pgst-lab' EXIT; fi; \
 	$$P lab up $(LAB_ARGS); \
 	echo; echo "== a writer inserting through the VIP from the client namespace"; \
 	$$P lab writer start; \
-	echo; echo "== switchover (pgstack cib migrate PGServer, constraint cleared)"; \
+	echo; echo "== switchover (the promoted role, or PGServer, moved; constraint cleared)"; \
 	$$P lab switchover; \
-	echo; echo "== power cut of the active node"; \
+	echo; echo "== power cut of the primary (the active node)"; \
 	$$P lab crash; \
-	echo; echo "== the crashed node boots again"; \
+	echo; echo "== the crashed node boots again (a former primary: rejoined as a standby first)"; \
 	$$P lab restore; \
 	echo; echo "== acknowledged rows"; \
 	$$P lab writer check; \

@@ -14,8 +14,8 @@ REPS=${1:-5}
 PG=${PGSTACK_BIN:-/usr/sbin/pgstack}
 OCF=${PGSTACK_OCF_DIR:-/usr/lib/ocf/resource.d/pgstack}
 W=$(mktemp -d /tmp/pgst-bench-repl.XXXXXX)
-trap '"$PG" lab down >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
-"$PG" lab down >/dev/null 2>&1 || true
+trap '"$PG" lab down --dir /tmp/pgst-lab >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+"$PG" lab down --dir /tmp/pgst-lab >/dev/null 2>&1 || true
 
 providers="heartbeat"
 if OCF_ROOT=/usr/lib/ocf "$OCF/postgresql" meta-data 2>/dev/null | grep -q '<action name="promote"'; then
@@ -27,7 +27,7 @@ fi
 failed() { # provider, step: shows why, keeps the run going (the medians use the rest)
   echo "$1: $2 FAILED:"; sed 's/^/    /' "$W/$2.out" | tail -5
   echo "$1 $2" >> "$W/failures"
-  "$PG" lab down > /dev/null 2>&1 || true
+  "$PG" lab down --dir /tmp/pgst-lab > /dev/null 2>&1 || true
   return 0
 }
 
@@ -40,13 +40,13 @@ one() { # provider
   grep -q 'in order; constraint cleared' "$W/mv.out" || { echo "$p: switchover not in order:"; cat "$W/mv.out"; }
   "$PG" lab crash > "$W/tk.out" 2>&1 || { failed "$p" tk; return 0; }
   # takeover T s = membership M s + pacemaker P s + agents A s + client C s
-  tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \([0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
+  tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \(-\{0,1\}[0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
   standby=$(sed -n 's/^\(n[0-9]\): power cut; .*/\1/p' "$W/tk.out")
   "$PG" lab restore > "$W/rs.out" 2>&1 || { failed "$p" rs; return 0; }
   "$PG" lab promote-floor "$standby" > "$W/fl.out" 2>&1 || { failed "$p" fl; return 0; }
   fl=$(sed -n 's/^pg_ctl promote -w on [^:]*: \([0-9.]*\) s .*/\1/p' "$W/fl.out")
-  "$PG" lab down > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
-  [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] && [ -n "$fl" ] || { echo "unparsed output for $p"; cat "$W"/*.out; return 1; }
+  "$PG" lab down --dir /tmp/pgst-lab > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
+  [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] && [ -n "$fl" ] || { echo "unparsed output for $p"; cat "$W"/*.out; echo "$p unparsed" >> "$W/failures"; return 0; }
   echo "$p $up $mv $tk $fl" | tee -a "$W/all"
 }
 

@@ -11,8 +11,8 @@ set -euo pipefail
 REPS=${1:-5}
 PG=${PGSTACK_BIN:-/usr/sbin/pgstack}
 W=$(mktemp -d /tmp/pgst-bench-lab.XXXXXX)
-trap '"$PG" lab down >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
-"$PG" lab down >/dev/null 2>&1 || true
+trap '"$PG" lab down --dir /tmp/pgst-lab >/dev/null 2>&1 || true; rm -rf "$W"' EXIT
+"$PG" lab down --dir /tmp/pgst-lab >/dev/null 2>&1 || true
 
 failed() { # provider, step: shows why, keeps the run going (the medians use the rest)
   echo "$1: $2 FAILED:"; sed 's/^/    /' "$W/$2.out" | tail -5
@@ -20,7 +20,7 @@ failed() { # provider, step: shows why, keeps the run going (the medians use the
   grep -h -E "(error|warning): .*(pg_fs|pg_db|pg_vip)|Result of start operation for pg_" \
     /tmp/pgst-lab/n*/log-pacemaker/pacemaker.log 2>/dev/null | tail -8 | sed 's/^/    /'
   echo "$1 $2" >> "$W/failures"
-  "$PG" lab down > /dev/null 2>&1 || true
+  "$PG" lab down --dir /tmp/pgst-lab > /dev/null 2>&1 || true
   return 0
 }
 
@@ -38,8 +38,8 @@ one() { # provider
     mkdir -p "$k"; cp "$W/tk.out" "$k/"
     for n in /tmp/pgst-lab/n*; do cp "$n/log-pacemaker/pacemaker.log" "$k/$(basename "$n").log" 2>/dev/null || true; done
   fi
-  tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \([0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
-  "$PG" lab down > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
+  tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \(-\{0,1\}[0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
+  "$PG" lab down --dir /tmp/pgst-lab > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
   [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] || { echo "unparsed output for $p"; cat "$W"/*.out; return 1; }
   echo "$p $up $mv $tk" | tee -a "$W/all"
 }

@@ -598,3 +598,57 @@ fn pgstack_stale_score_case_promotes_the_standby_with_the_highest_lsn() {
 fn pgstack_zero_loss_with_synchronous_replication_over_20_switchovers_and_failovers() {
     zero_loss("pgstack", 20);
 }
+
+/// The main job as the README runs it: `make lab-run`, the scenario of `make lab` on the
+/// installed binary with the Makefile's default LAB_ARGS (the replication stack,
+/// synchronous): up, a writer, a switchover, a power cut of the primary, the crashed node
+/// restored, the acknowledged-row check, down, every step exiting 0.
+#[test]
+fn make_lab_runs_the_main_job() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    common::require_root();
+    require_pgstack_promotable();
+    let dir = Path::new(lab::DIR);
+    let _ = Lab::down_dir(dir, &Steps::new(true));
+    // make's own trap removes the lab; this one covers a make killed at the time limit.
+    struct Down;
+    impl Drop for Down {
+        fn drop(&mut self) {
+            let _ = Lab::down_dir(Path::new(lab::DIR), &Steps::new(true));
+        }
+    }
+    let _down = Down;
+    let pgstack = format!("PGSTACK={}", exe().display());
+    let out = common::run(
+        &[
+            "make",
+            "--no-print-directory",
+            "-C",
+            env!("CARGO_MANIFEST_DIR"),
+            "lab-run",
+            &pgstack,
+        ],
+        &[],
+        Duration::from_secs(480),
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!("{text}");
+    assert!(out.status.success(), "make lab-run failed:\n{text}");
+    for want in [
+        "synchronous replication",
+        "in order; constraint cleared",
+        "takeover ",
+        "acknowledged rows, all present",
+        "down:",
+    ] {
+        assert!(text.contains(want), "no {want:?} in the output:\n{text}");
+    }
+    assert!(!text.contains("MISSING"), "{text}");
+    assert!(!dir.exists(), "the lab's directory is left");
+    let left = lab::net::lab_namespaces().unwrap();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+}

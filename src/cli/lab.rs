@@ -43,7 +43,7 @@ enum LabCmd {
     Up {
         #[arg(long, default_value_t = 2)]
         nodes: u8,
-        #[arg(long, value_enum, default_value = "shared")]
+        #[arg(long, value_enum, default_value = "replication")]
         stack: StackArg,
         /// Corosync token timeout (ms).
         #[arg(long, default_value_t = 1000)]

@@ -250,7 +250,8 @@ pub struct Takeover {
     /// The exec times of the agents' actions on the survivor (the shared stack's three
     /// starts; the replication stack's notifies, promote and the VIP's start).
     pub agents: f64,
-    /// VIP started -> first query answered through it.
+    /// VIP started -> first query answered through it; slightly negative when the
+    /// address answered before the survivor's controller logged the start's result.
     pub client: f64,
     /// Exec time of each of those actions (label, ms).
     pub steps_ms: Vec<(String, u64)>,

@@ -152,7 +152,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             nodes: 2,
-            stack: Stack::Shared,
+            stack: Stack::Replication,
             token_ms: 1000,
             fencing: true,
             sync: false,
