@@ -70,6 +70,7 @@ pub mod lsb;
 pub mod rejoin;
 pub mod replication;
 mod replication_setup;
+pub mod scores;
 pub mod single;
 pub mod standby_guard;
 pub mod words;

@@ -52,18 +52,16 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeSet;
-
 use super::election::{self, LagPolicy, Verdict};
 use super::instance::{self, Found, Left};
-use super::replication_setup::guc_string;
+use super::replication_setup::manage_sync;
 pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
 use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
 use crate::sys::attrd::{Attrd, ScoreOf};
 use crate::sys::pg::client::{Probe, Rows};
-use crate::sys::pg::wal::{Replica, WalOs};
+use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
 use crate::sys::runner::Credentials;
 
@@ -142,7 +140,7 @@ pub struct RoleState {
 const STATE_SQL: &str =
     "select pg_is_in_recovery(), (select status from pg_stat_wal_receiver limit 1)";
 
-fn cell(rows: Option<&Rows>, r: usize, c: usize) -> Option<String> {
+pub(super) fn cell(rows: Option<&Rows>, r: usize, c: usize) -> Option<String> {
     rows?.get(r)?.get(c)?.clone()
 }
 
@@ -167,58 +165,6 @@ pub(super) fn state(
         .query(&p, &[STATE_SQL.into()], ctx.deadline.instant())
         .map_err(|e| OcfError::Generic(e.to_string()))?;
     Ok(parse_state(&all, 0))
-}
-
-/// `synchronous_standby_names` the primary should have (see the module documentation).
-pub fn wanted_sync_names(cfg: &PgConfig, standbys: &[Replica]) -> String {
-    if !cfg.repl.lone_primary_writes {
-        return "ANY 1 (*)".into();
-    }
-    let names: BTreeSet<&str> = standbys
-        .iter()
-        .filter(|s| s.state == "streaming")
-        .map(|s| s.application_name.as_str())
-        .collect();
-    if names.is_empty() {
-        return String::new();
-    }
-    let list: Vec<String> = names
-        .iter()
-        .map(|n| format!("\"{}\"", n.replace('"', "")))
-        .collect();
-    format!("ANY 1 ({})", list.join(", "))
-}
-
-/// Sets `synchronous_standby_names` when it differs from what is wanted.
-fn manage_sync(
-    os: &impl PgOs,
-    admin: &Probe,
-    cfg: &PgConfig,
-    standbys: &[Replica],
-    ctx: &Ctx,
-) -> Result<(), OcfError> {
-    let want = wanted_sync_names(cfg, standbys);
-    let d = ctx.deadline.instant();
-    let q = |stmts: Vec<String>| {
-        os.query(admin, &stmts, d)
-            .map_err(|e| OcfError::Generic(format!("synchronous_standby_names: {e}")))
-    };
-    let now = q(vec!["show synchronous_standby_names".into()])?;
-    let current = cell(now.first(), 0, 0).unwrap_or_default();
-    if current == want {
-        return Ok(());
-    }
-    q(vec![
-        format!(
-            "alter system set synchronous_standby_names = {}",
-            guc_string(&want)
-        ),
-        "select pg_reload_conf()".into(),
-    ])?;
-    ctx.log.info(&format!(
-        "synchronous_standby_names: {current:?} -> {want:?}"
-    ));
-    Ok(())
 }
 
 pub fn monitor(

@@ -3,12 +3,15 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use super::instance::{self, Found};
-use super::replication::state;
+use super::replication::{cell, state};
 use super::PgConfig;
 use crate::ocf::{Action, Ctx, OcfError};
+use crate::sys::pg::client::Probe;
+use crate::sys::pg::wal::Replica;
 use crate::sys::pg::PgOs;
 
 /// A connection string value, quoted when it must be.
@@ -211,5 +214,57 @@ pub fn validate(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfErro
             }
         }
     }
+    Ok(())
+}
+
+/// `synchronous_standby_names` the primary should have (see [`super::replication`]).
+pub fn wanted_sync_names(cfg: &PgConfig, standbys: &[Replica]) -> String {
+    if !cfg.repl.lone_primary_writes {
+        return "ANY 1 (*)".into();
+    }
+    let names: BTreeSet<&str> = standbys
+        .iter()
+        .filter(|s| s.state == "streaming")
+        .map(|s| s.application_name.as_str())
+        .collect();
+    if names.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('"', "")))
+        .collect();
+    format!("ANY 1 ({})", list.join(", "))
+}
+
+/// Sets `synchronous_standby_names` when it differs from what is wanted.
+pub(super) fn manage_sync(
+    os: &impl PgOs,
+    admin: &Probe,
+    cfg: &PgConfig,
+    standbys: &[Replica],
+    ctx: &Ctx,
+) -> Result<(), OcfError> {
+    let want = wanted_sync_names(cfg, standbys);
+    let d = ctx.deadline.instant();
+    let q = |stmts: Vec<String>| {
+        os.query(admin, &stmts, d)
+            .map_err(|e| OcfError::Generic(format!("synchronous_standby_names: {e}")))
+    };
+    let now = q(vec!["show synchronous_standby_names".into()])?;
+    let current = cell(now.first(), 0, 0).unwrap_or_default();
+    if current == want {
+        return Ok(());
+    }
+    q(vec![
+        format!(
+            "alter system set synchronous_standby_names = {}",
+            guc_string(&want)
+        ),
+        "select pg_reload_conf()".into(),
+    ])?;
+    ctx.log.info(&format!(
+        "synchronous_standby_names: {current:?} -> {want:?}"
+    ));
     Ok(())
 }

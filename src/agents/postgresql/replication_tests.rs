@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use super::super::replication_setup::wanted_sync_names;
 use super::*;
 use crate::ocf::deadline::Deadline;
 use crate::ocf::env::OcfEnv;
@@ -16,7 +17,7 @@ use crate::sys::attrd::fake::FakeAttrd;
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::fake::{FakePg, SqlFn, SPAWNED};
 use crate::sys::pg::wal::fake::FakeWal;
-use crate::sys::pg::wal::Lsn;
+use crate::sys::pg::wal::{Lsn, Replica};
 
 const BASE: &[(&str, &str)] = &[
     ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
