@@ -114,6 +114,77 @@ fn with_role(rsc: &str, role: &Option<String>) -> String {
     }
 }
 
+/// The language of a script.
+#[derive(Clone, Copy)]
+enum Shell {
+    Crm,
+    Pcs,
+}
+
+/// One constraint as a line of a `shell` script: the two read the same fields and differ
+/// only in their words.
+fn constraint_line(k: &Constraint, shell: Shell) -> String {
+    match k {
+        Constraint::Location {
+            id,
+            rsc,
+            node,
+            score,
+        } => match shell {
+            Shell::Crm => format!("location {id} {rsc} {}: {node}", crm_score(score)),
+            Shell::Pcs => {
+                format!("pcs -f \"$CIB\" constraint location add -- {id} {rsc} {node} {score}")
+            }
+        },
+        Constraint::Colocation {
+            id,
+            rsc,
+            rsc_role,
+            with_rsc,
+            with_rsc_role,
+            score,
+        } => match shell {
+            Shell::Crm => format!(
+                "colocation {id} {}: {} {}",
+                crm_score(score),
+                with_role(rsc, rsc_role),
+                with_role(with_rsc, with_rsc_role)
+            ),
+            Shell::Pcs => {
+                let role =
+                    |r: &Option<String>| r.clone().map(|r| format!("{r} ")).unwrap_or_default();
+                format!(
+                    "pcs -f \"$CIB\" constraint colocation add {}{rsc} with {}{with_rsc} {score} id={id}",
+                    role(rsc_role),
+                    role(with_rsc_role)
+                )
+            }
+        },
+        Constraint::Order {
+            id,
+            first,
+            first_action,
+            then,
+            then_action,
+            kind,
+            symmetrical,
+        } => {
+            let sym = symmetrical
+                .as_ref()
+                .map(|s| format!(" symmetrical={s}"))
+                .unwrap_or_default();
+            match shell {
+                Shell::Crm => format!(
+                    "order {id} {kind}: {first}:{first_action} {then}:{then_action}{sym}"
+                ),
+                Shell::Pcs => format!(
+                    "pcs -f \"$CIB\" constraint order {first_action} {first} then {then_action} {then} kind={kind}{sym} id={id}"
+                ),
+            }
+        }
+    }
+}
+
 fn crm_alert(out: &mut String, a: &Alert) {
     let _ = write!(out, "alert {} {}", a.id, crm_q(&a.path));
     continued(out, "attributes ", &a.params, crm_q);
@@ -148,50 +219,7 @@ pub fn crm(c: &Config, header: &str) -> String {
         crm_resource(&mut o, r);
     }
     for k in &c.constraints {
-        match k {
-            Constraint::Location {
-                id,
-                rsc,
-                node,
-                score,
-            } => {
-                let _ = writeln!(o, "location {id} {rsc} {}: {node}", crm_score(score));
-            }
-            Constraint::Colocation {
-                id,
-                rsc,
-                rsc_role,
-                with_rsc,
-                with_rsc_role,
-                score,
-            } => {
-                let _ = writeln!(
-                    o,
-                    "colocation {id} {}: {} {}",
-                    crm_score(score),
-                    with_role(rsc, rsc_role),
-                    with_role(with_rsc, with_rsc_role)
-                );
-            }
-            Constraint::Order {
-                id,
-                first,
-                first_action,
-                then,
-                then_action,
-                kind,
-                symmetrical,
-            } => {
-                let _ = write!(
-                    o,
-                    "order {id} {kind}: {first}:{first_action} {then}:{then_action}"
-                );
-                if let Some(s) = symmetrical {
-                    let _ = write!(o, " symmetrical={s}");
-                }
-                o.push('\n');
-            }
-        }
+        let _ = writeln!(o, "{}", constraint_line(k, Shell::Crm));
     }
     if !c.levels.is_empty() {
         // crmsh takes the levels in order of appearance per target: sort by index.
@@ -309,54 +337,7 @@ pub fn pcs(c: &Config, header: &str) -> String {
         }
     }
     for k in &c.constraints {
-        match k {
-            Constraint::Location {
-                id,
-                rsc,
-                node,
-                score,
-            } => {
-                let _ = writeln!(
-                    o,
-                    "pcs -f \"$CIB\" constraint location add -- {id} {rsc} {node} {score}"
-                );
-            }
-            Constraint::Colocation {
-                id,
-                rsc,
-                rsc_role,
-                with_rsc,
-                with_rsc_role,
-                score,
-            } => {
-                let role =
-                    |r: &Option<String>| r.clone().map(|r| format!("{r} ")).unwrap_or_default();
-                let _ = writeln!(
-                    o,
-                    "pcs -f \"$CIB\" constraint colocation add {}{rsc} with {}{with_rsc} {score} id={id}",
-                    role(rsc_role),
-                    role(with_rsc_role)
-                );
-            }
-            Constraint::Order {
-                id,
-                first,
-                first_action,
-                then,
-                then_action,
-                kind,
-                symmetrical,
-            } => {
-                let _ = write!(
-                    o,
-                    "pcs -f \"$CIB\" constraint order {first_action} {first} then {then_action} {then} kind={kind}"
-                );
-                if let Some(s) = symmetrical {
-                    let _ = write!(o, " symmetrical={s}");
-                }
-                let _ = writeln!(o, " id={id}");
-            }
-        }
+        let _ = writeln!(o, "{}", constraint_line(k, Shell::Pcs));
     }
     for l in &c.levels {
         let devices = l.devices.replace(',', " ");

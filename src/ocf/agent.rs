@@ -91,9 +91,6 @@ pub trait Agent {
         Err(unimplemented(Action::MigrateFrom))
     }
 
-    /// Stop when the parameters do not parse. Nothing this configuration describes can
-    /// have been started by us, so the default reports success; agents that can still
-    /// clean up (unmount what is mounted, say) override it.
     /// A probe when the parameters do not parse. The default: nothing an invalid
     /// configuration describes can be running (7). Agents that can still find their
     /// resource from the parameters that identify it override it, so a running resource
@@ -104,6 +101,9 @@ pub trait Agent {
         Ok(Status::NotRunning(None))
     }
 
+    /// Stop when the parameters do not parse. Nothing this configuration describes can
+    /// have been started by us, so the default reports success; agents that can still
+    /// clean up (unmount what is mounted, say) override it.
     fn stop_unconfigured(&self, err: &OcfError, ctx: &Ctx) -> Result<(), OcfError> {
         ctx.log.warn(&format!(
             "stop with an invalid configuration ({err}): nothing to stop"

@@ -124,17 +124,9 @@ impl RawLink {
         }
     }
 
-    /// An RFC 5227 probe: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
+    /// Sends [`probe_frame`] for `ip`.
     pub fn arp_probe(&mut self, ip: Ipv4Addr) -> SysResult<()> {
-        let f = arp_frame(
-            self.mac,
-            BROADCAST,
-            ArpOperations::Request,
-            Ipv4Addr::UNSPECIFIED,
-            [0; 6],
-            ip,
-        );
-        self.send(&f, "an ARP probe")
+        self.send(&probe_frame(self.mac, ip), "an ARP probe")
     }
 
     /// Waits until `until` for an ARP frame from another host that claims `ip`; returns its MAC.
@@ -208,12 +200,7 @@ impl Sender {
                 std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        if rc != 0 {
-            return Err(SysError::io(
-                format!("binding a raw socket to {}", link.name),
-                std::io::Error::last_os_error(),
-            ));
-        }
+        os_result(rc, || format!("binding a raw socket to {}", link.name))?;
         Ok(Sender {
             fd,
             mac,
@@ -268,17 +255,9 @@ impl Sender {
         .map_err(|e| SysError::errno(format!("sending {what} on {}", self.name), e))
     }
 
-    /// An RFC 5227 probe: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
+    /// Sends [`probe_frame`] for `ip`.
     pub fn arp_probe(&self, ip: Ipv4Addr) -> SysResult<()> {
-        let f = arp_frame(
-            self.mac,
-            BROADCAST,
-            ArpOperations::Request,
-            Ipv4Addr::UNSPECIFIED,
-            [0; 6],
-            ip,
-        );
-        self.send(&f, "an ARP probe")
+        self.send(&probe_frame(self.mac, ip), "an ARP probe")
     }
 
     /// Waits until `until` for an ARP frame from another host that claims `ip`; returns
@@ -350,13 +329,7 @@ impl Sender {
                 std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
             )
         };
-        if rc != 0 {
-            return Err(SysError::io(
-                format!("filtering the raw socket on {}", self.name),
-                std::io::Error::last_os_error(),
-            ));
-        }
-        Ok(())
+        os_result(rc, || format!("filtering the raw socket on {}", self.name))
     }
 
     /// Whether the socket is bound to `link` (its index and address).
@@ -382,6 +355,17 @@ impl Sender {
         let f = na_frame(self.mac, ip);
         self.send(&f, "an unsolicited neighbor advertisement")
     }
+}
+
+/// A libc call's return code: 0 is success, anything else the thread's errno, with
+/// `what` failed as the context.
+fn os_result(rc: libc::c_int, what: impl FnOnce() -> String) -> SysResult<()> {
+    if rc == 0 {
+        return Ok(());
+    }
+    // Read before `what` allocates, which may change errno.
+    let e = std::io::Error::last_os_error();
+    Err(SysError::io(what(), e))
 }
 
 fn is_timeout(e: &std::io::Error) -> bool {
@@ -437,6 +421,18 @@ pub fn arp_frame(
         arp.set_target_proto_addr(target_ip);
     }
     buf
+}
+
+/// An RFC 5227 probe from `src`: "who has `ip`?" from 0.0.0.0, so no cache learns from it.
+pub fn probe_frame(src: Mac, ip: Ipv4Addr) -> Vec<u8> {
+    arp_frame(
+        src,
+        BROADCAST,
+        ArpOperations::Request,
+        Ipv4Addr::UNSPECIFIED,
+        [0; 6],
+        ip,
+    )
 }
 
 /// Ethernet + IPv6 + ICMPv6 Neighbor Advertisement (override flag, target link-layer
@@ -532,14 +528,7 @@ mod tests {
         assert_eq!(claimant(&reply, ip, OWN), Some(OTHER));
         let ours = arp_frame(OWN, BROADCAST, ArpOperations::Reply, ip, BROADCAST, ip);
         assert_eq!(claimant(&ours, ip, OWN), None);
-        let probe = arp_frame(
-            OTHER,
-            BROADCAST,
-            ArpOperations::Request,
-            Ipv4Addr::UNSPECIFIED,
-            [0; 6],
-            ip,
-        );
+        let probe = probe_frame(OTHER, ip);
         assert_eq!(claimant(&probe, ip, OWN), None, "a probe claims nothing");
         assert_eq!(claimant(&[0u8; 10], ip, OWN), None);
     }

@@ -84,7 +84,6 @@ pub struct State {
     pub role: Role,
     /// Worst local disk state over the volumes.
     pub disk: Disk,
-    pub minors: Vec<u32>,
     pub peers: Vec<Peer>,
     pub quorum: bool,
 }
@@ -134,16 +133,12 @@ pub fn parse_events2(text: &str, res: &str) -> Option<State> {
                     name: res.to_string(),
                     role: Role::parse(f.get("role").copied().unwrap_or("")),
                     disk: Disk::DUnknown,
-                    minors: Vec::new(),
                     peers: Vec::new(),
                     quorum: f.get("quorum") != Some(&"no"),
                 })
             }
             "device" => {
                 if let Some(s) = st.as_mut() {
-                    if let Some(m) = f.get("minor").and_then(|m| m.parse().ok()) {
-                        s.minors.push(m);
-                    }
                     if f.get("quorum") == Some(&"no") {
                         s.quorum = false;
                     }
@@ -444,7 +439,6 @@ mod tests {
             parse_events2(&fixture("drbdsetup_events2/84-connected-primary.txt"), "r0").unwrap();
         assert_eq!(p.role, Role::Primary);
         assert_eq!(p.disk, Disk::UpToDate);
-        assert_eq!(p.minors, [0]);
         assert_eq!(p.peers.len(), 1);
         assert!(p.peers[0].connected());
         assert_eq!(p.peers[0].role, Role::Secondary);
@@ -486,7 +480,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s.role, Role::Secondary);
-        assert_eq!(s.minors, [0, 1]);
         // worst local volume
         assert_eq!(s.disk, Disk::Inconsistent);
         assert_eq!(s.peers.len(), 2);

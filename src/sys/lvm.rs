@@ -83,6 +83,34 @@ impl Reader<'_> {
         }
         Ok(())
     }
+    /// The members of an object or array up to `close` (its opening taken), each read
+    /// by `member`.
+    fn members<T>(
+        &mut self,
+        close: u8,
+        mut member: impl FnMut(&mut Self) -> SysResult<T>,
+    ) -> SysResult<Vec<T>> {
+        let mut out = Vec::new();
+        loop {
+            if self.close(close) {
+                return Ok(out);
+            }
+            out.push(member(self)?);
+            self.comma_before(close)?;
+        }
+    }
+    /// `"key": value` in an object at `depth`.
+    fn field(&mut self, depth: u32) -> SysResult<(String, Json)> {
+        let Json::Str(k) = self.value(depth + 1)? else {
+            return Err(self.err("object key is not a string"));
+        };
+        self.ws();
+        if self.s.get(self.i) != Some(&b':') {
+            return Err(self.err("':' expected"));
+        }
+        self.i += 1;
+        Ok((k, self.value(depth + 1)?))
+    }
     fn value(&mut self, depth: u32) -> SysResult<Json> {
         if depth > 32 {
             return Err(self.err("nested too deeply"));
@@ -91,34 +119,11 @@ impl Reader<'_> {
         match self.s.get(self.i) {
             Some(b'{') => {
                 self.i += 1;
-                let mut fields = Vec::new();
-                loop {
-                    if self.close(b'}') {
-                        return Ok(Json::Obj(fields));
-                    }
-                    let Json::Str(k) = self.value(depth + 1)? else {
-                        return Err(self.err("object key is not a string"));
-                    };
-                    self.ws();
-                    if self.s.get(self.i) != Some(&b':') {
-                        return Err(self.err("':' expected"));
-                    }
-                    self.i += 1;
-                    let v = self.value(depth + 1)?;
-                    fields.push((k, v));
-                    self.comma_before(b'}')?;
-                }
+                self.members(b'}', |r| r.field(depth)).map(Json::Obj)
             }
             Some(b'[') => {
                 self.i += 1;
-                let mut items = Vec::new();
-                loop {
-                    if self.close(b']') {
-                        return Ok(Json::Arr(items));
-                    }
-                    items.push(self.value(depth + 1)?);
-                    self.comma_before(b']')?;
-                }
+                self.members(b']', |r| r.value(depth + 1)).map(Json::Arr)
             }
             Some(b'"') => {
                 self.i += 1;

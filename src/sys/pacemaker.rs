@@ -251,13 +251,11 @@ pub fn crm_resource_move(
     lifetime: Option<&str>,
     deadline: Instant,
 ) -> SysResult<String> {
-    let mut cmd =
-        tool("crm_resource", cib_file).args(["--move", "--resource", resource, "--node", node]);
+    let mut args = vec!["--move", "--resource", resource, "--node", node];
     if let Some(l) = lifetime {
-        cmd = cmd.args(["--lifetime", l]);
+        args.extend(["--lifetime", l]);
     }
-    let out = checked(run(&cmd, deadline)?, "crm_resource --move")?;
-    Ok(out.stdout_str() + &String::from_utf8_lossy(out.stderr()))
+    crm_resource_said(cib_file, &args, deadline)
 }
 
 /// `crm_resource --clear`: removes the constraints of earlier moves and bans of `resource`.
@@ -266,8 +264,19 @@ pub fn crm_resource_clear(
     resource: &str,
     deadline: Instant,
 ) -> SysResult<String> {
-    let cmd = tool("crm_resource", cib_file).args(["--clear", "--resource", resource]);
-    let out = checked(run(&cmd, deadline)?, "crm_resource --clear")?;
+    crm_resource_said(cib_file, &["--clear", "--resource", resource], deadline)
+}
+
+/// `crm_resource ARGS`, which must succeed (named by its first argument in an error):
+/// what it said on stdout, then stderr.
+fn crm_resource_said(
+    cib_file: Option<&Path>,
+    args: &[&str],
+    deadline: Instant,
+) -> SysResult<String> {
+    let cmd = tool("crm_resource", cib_file).args(args);
+    let what = format!("crm_resource {}", args.first().unwrap_or(&""));
+    let out = checked(run(&cmd, deadline)?, &what)?;
     Ok(out.stdout_str() + &String::from_utf8_lossy(out.stderr()))
 }
 

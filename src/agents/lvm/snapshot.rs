@@ -97,16 +97,23 @@ pub fn create<L: Lvm>(
     }
 }
 
-/// The snapshot LV, refusing anything that is not one.
-fn snapshot_lv<'a>(rep: &'a VgReport, name: &str) -> Result<&'a Lv, SnapshotError> {
-    let l = find(rep, name)?;
+/// The snapshot LV `vg/name`, refusing anything that is not one.
+fn snapshot_lv<L: Lvm>(
+    lvm: &L,
+    vg: &str,
+    name: &str,
+    deadline: Instant,
+) -> Result<Lv, SnapshotError> {
+    check("snapshot name", name)?;
+    let rep = report(lvm, vg, deadline)?;
+    let l = find(&rep, name)?;
     if l.origin.is_empty() {
         return Err(SnapshotError::Refused(format!(
             "{}/{name} is not a snapshot; refusing",
             rep.vg.name
         )));
     }
-    Ok(l)
+    Ok(l.clone())
 }
 
 /// Mounts snapshot `name` on `dir`; XFS gets `nouuid`. Returns the options used.
@@ -118,9 +125,7 @@ pub fn mount<L: Lvm>(
     extra: &str,
     deadline: Instant,
 ) -> Result<String, SnapshotError> {
-    check("snapshot name", name)?;
-    let rep = report(lvm, vg, deadline)?;
-    let l = snapshot_lv(&rep, name)?;
+    let l = snapshot_lv(lvm, vg, name, deadline)?;
     let Some(dev) = l.kernel else {
         return Err(SnapshotError::Refused(format!("{vg}/{name} is not active")));
     };
@@ -162,9 +167,7 @@ pub fn remove<L: Lvm>(
     name: &str,
     deadline: Instant,
 ) -> Result<(), SnapshotError> {
-    check("snapshot name", name)?;
-    let rep = report(lvm, vg, deadline)?;
-    let l = snapshot_lv(&rep, name)?;
+    let l = snapshot_lv(lvm, vg, name, deadline)?;
     if let Some(dev) = l.kernel {
         let m = lvm.mounts_of(dev);
         if !m.is_empty() {

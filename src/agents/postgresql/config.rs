@@ -451,13 +451,11 @@ pub fn configure_from_env(env: &OcfEnv) -> Option<PgConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ocf::params::test_env;
     use crate::ocf::{ExitCode, OcfCode};
 
     fn params(pairs: &[(&str, &str)]) -> Result<PgConfig, ParamError> {
-        configure(&Params::parse(
-            PARAMS,
-            &crate::ocf::params::test_env(pairs),
-        )?)
+        configure(&Params::parse(PARAMS, &test_env(pairs))?)
     }
 
     #[test]
@@ -533,25 +531,12 @@ mod tests {
         assert_eq!(e.code(), OcfCode::ErrConfigured);
         assert!(c.check(None).is_err());
         // Not even an integer: the stop of an unparsable configuration still finds pgdata.
-        let env = OcfEnv::from_map(
-            [
-                ("OCF_RESKEY_pgdata", "/srv/pg"),
-                ("OCF_RESKEY_pgport", "five"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        );
+        let env = test_env(&[("pgdata", "/srv/pg"), ("pgport", "five")]);
         assert!(Params::parse(PARAMS, &env).is_err());
         let c = configure_from_env(&env).unwrap();
         assert_eq!(c.datadir, Path::new("/srv/pg"));
         assert!(c.check(None).unwrap_err().to_string().contains("pgport"));
-        let env = OcfEnv::from_map(
-            [("OCF_RESKEY_pgdata", "rel")]
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        );
+        let env = test_env(&[("pgdata", "rel")]);
         assert_eq!(configure_from_env(&env), None);
     }
 

@@ -498,33 +498,17 @@ mod tests {
         use ClusterState::*;
         let h4 = history(4, &[(1, 0x2000000), (2, 0x3000100), (3, 0x3800000)]);
         let c = former(InProduction, 2, 0x3000028, 0);
-        // On the control file's timeline alone: the fork of 2 (0x3000100), the wrong one.
-        let d = divergence(&c, None, &primary(4, 0x3900000), &h4);
-        assert!(
-            matches!(
-                d,
-                Divergence::Uncertain {
-                    timeline: 2,
-                    fork: Lsn(0x3000100),
-                    ..
-                }
-            ),
-            "{d:?}"
-        );
-        // On the WAL's timeline: the fork of 3, where its WAL must be read.
-        let c = on_own_timeline(c, Some(3));
-        let d = divergence(&c, None, &primary(4, 0x3900000), &h4);
-        assert!(
-            matches!(
-                d,
-                Divergence::Uncertain {
-                    timeline: 3,
-                    fork: Lsn(0x3800000),
-                    ..
-                }
-            ),
-            "{d:?}"
-        );
+        // On the control file's timeline alone: the fork of 2 (0x3000100), the wrong one;
+        // on the WAL's timeline: the fork of 3, where its WAL must be read.
+        let by_control = (c.clone(), 2, Lsn(0x3000100));
+        let by_wal = (on_own_timeline(c, Some(3)), 3, Lsn(0x3800000));
+        for (c, tli, at) in [by_control, by_wal] {
+            let d = divergence(&c, None, &primary(4, 0x3900000), &h4);
+            assert!(
+                matches!(d, Divergence::Uncertain { timeline, fork, .. } if timeline == tli && fork == at),
+                "{d:?}"
+            );
+        }
         // An older or equal segment timeline changes nothing.
         assert_eq!(
             on_own_timeline(former(InProduction, 3, 1, 0), Some(2)).timeline,
@@ -539,16 +523,41 @@ mod tests {
     #[test]
     fn divergence_cases() {
         use ClusterState::*;
+        let h1 = history(1, &[]);
         let h2 = history(2, &[(1, 0x3000100)]);
-        // Its shutdown checkpoint was the last thing the new primary received.
-        let d = divergence(
-            &former(ShutDown, 1, 0x30000D8, 0),
-            None,
-            &primary(2, 0x5000000),
-            &h2,
+        let own = history(2, &[(1, 0x2800000)]);
+        // The primaries: an identity and a history.
+        let late2 = (primary(2, 0x5000000), &h2);
+        let early2 = (primary(2, 0x200), &h2);
+        let on1 = (primary(1, 0x200), &h1);
+        // The former primary's state, timeline and checkpoint, its own history of that
+        // timeline, the primary, the verdict.
+        type Case<'a> = (
+            ClusterState,
+            u32,
+            u64,
+            Option<&'a History>,
+            &'a (Identity, &'a History),
+            &'a str,
         );
-        assert!(d.follows(), "{d:?}");
-        // It went on writing after the fork.
+        let cases: &[Case] = &[
+            // Its shutdown checkpoint was the last thing the new primary received.
+            (ShutDown, 1, 0x30000D8, None, &late2, "Follows"),
+            // It went on writing after the fork.
+            (ShutDown, 1, 0x3000100, None, &late2, "Diverged"),
+            // Crashed before the fork: unknown.
+            (InProduction, 1, 0x2000000, None, &late2, "Uncertain"),
+            // Same timeline, behind or ahead.
+            (ShutDown, 1, 0x100, None, &on1, "Follows"),
+            (ShutDown, 1, 0x300, None, &on1, "Ahead"),
+            // A timeline the primary never had, and two promotions to the same number.
+            (ShutDown, 3, 0x100, None, &early2, "Unrelated"),
+            (ShutDown, 2, 0x100, Some(&own), &late2, "Unrelated"),
+        ];
+        for (state, tli, ckpt, own, (p, h), want) in cases {
+            let d = divergence(&former(state.clone(), *tli, *ckpt, 0), *own, p, h);
+            assert!(format!("{d:?}").starts_with(want), "{want}: {d:?}");
+        }
         let d = divergence(
             &former(ShutDown, 1, 0x3000100, 0),
             None,
@@ -566,52 +575,6 @@ mod tests {
             "{d:?}"
         );
         assert!(d.describe().contains("forked off"));
-        // Crashed before the fork: unknown.
-        let d = divergence(
-            &former(InProduction, 1, 0x2000000, 0),
-            None,
-            &primary(2, 0x5000000),
-            &h2,
-        );
-        assert!(matches!(d, Divergence::Uncertain { .. }), "{d:?}");
-        // Same timeline, behind or ahead.
-        let h1 = history(1, &[]);
-        assert!(divergence(
-            &former(ShutDown, 1, 0x100, 0),
-            None,
-            &primary(1, 0x200),
-            &h1
-        )
-        .follows());
-        assert!(matches!(
-            divergence(
-                &former(ShutDown, 1, 0x300, 0),
-                None,
-                &primary(1, 0x200),
-                &h1
-            ),
-            Divergence::Ahead { .. }
-        ));
-        // A timeline the primary never had, and two promotions to the same number.
-        assert!(matches!(
-            divergence(
-                &former(ShutDown, 3, 0x100, 0),
-                None,
-                &primary(2, 0x200),
-                &h2
-            ),
-            Divergence::Unrelated { .. }
-        ));
-        let own = history(2, &[(1, 0x2800000)]);
-        assert!(matches!(
-            divergence(
-                &former(ShutDown, 2, 0x100, 0),
-                Some(&own),
-                &primary(2, 0x5000000),
-                &h2
-            ),
-            Divergence::Unrelated { .. }
-        ));
         let mut other = former(ShutDown, 1, 0x100, 0);
         other.system_identifier = "1".into();
         assert!(matches!(
@@ -708,8 +671,8 @@ mod tests {
 
     #[test]
     fn an_unreachable_primary_is_no_verdict() {
-        let w = wal::fake::FakeWal {
-            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x100, 0)),
+        let mut w = wal::fake::FakeWal {
+            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
             ..Default::default()
         };
         let creds = root();
@@ -719,21 +682,12 @@ mod tests {
             Guard::NoAnswer(_)
         ));
         // Its identity answered, its history did not: still no verdict.
-        let w = wal::fake::FakeWal {
-            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
-            identity: Some(primary(2, 0x5000000)),
-            ..Default::default()
-        };
+        w.identity = Some(primary(2, 0x5000000));
         assert!(matches!(
             guard(&w, &t, Instant::now()).unwrap(),
             Guard::NoAnswer(_)
         ));
-        let w = wal::fake::FakeWal {
-            checkpoints: Some(former(ClusterState::ShutDown, 1, 0x3000100, 0)),
-            identity: Some(primary(2, 0x5000000)),
-            history: Some(history(2, &[(1, 0x3000100)])),
-            ..Default::default()
-        };
+        w.history = Some(history(2, &[(1, 0x3000100)]));
         let Guard::Diverged(r) = guard(&w, &t, Instant::now()).unwrap() else {
             panic!("not refused");
         };

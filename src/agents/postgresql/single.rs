@@ -319,15 +319,8 @@ mod tests {
     use crate::sys::pg::PostmasterPid;
 
     fn cfg() -> PgConfig {
-        let env = OcfEnv::from_map(
-            [
-                ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
-                ("OCF_RESKEY_system_user", "nobody"),
-            ]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect(),
-        );
+        let env =
+            crate::ocf::params::test_env(&[("pgdata", "/srv/pgst-pg"), ("system_user", "nobody")]);
         super::super::configure(&Params::parse(super::super::INFO.params, &env).unwrap()).unwrap()
     }
 

@@ -63,14 +63,7 @@ impl Lexer<'_> {
 
 /// Splits options into words as a shell would quote them (no comments: `#` is literal).
 pub fn split(s: &str) -> Result<Vec<String>, String> {
-    let mut lx = Lexer {
-        it: s.chars().peekable(),
-    };
-    let mut words = Vec::new();
-    while let Some(w) = lx.word(false)? {
-        words.push(w);
-    }
-    Ok(words)
+    words(s, false)
 }
 
 /// The value of a shell assignment `NAME=<text>`: the one word `text` starts with
@@ -94,11 +87,16 @@ pub fn assignment_value(text: &str) -> Result<String, String> {
 }
 
 fn split_commented(s: &str) -> Result<Vec<String>, String> {
+    words(s, true)
+}
+
+/// All the words of `s`; `comments`: a `#` starting a word starts a comment.
+fn words(s: &str, comments: bool) -> Result<Vec<String>, String> {
     let mut lx = Lexer {
         it: s.chars().peekable(),
     };
     let mut words = Vec::new();
-    while let Some(w) = lx.word(true)? {
+    while let Some(w) = lx.word(comments)? {
         words.push(w);
     }
     Ok(words)

@@ -240,12 +240,7 @@ pub mod fake {
         }
         fn control_data(&self, _: &PgDir, _: Instant) -> SysResult<ControlData> {
             match &self.state {
-                Some(s) => Ok(ControlData {
-                    state: s.clone(),
-                    system_identifier: None,
-                    checkpoint_lsn: None,
-                    timeline: None,
-                }),
+                Some(s) => Ok(ControlData { state: s.clone() }),
                 None => Err(SysError::Invalid("pg_controldata: not found".into())),
             }
         }

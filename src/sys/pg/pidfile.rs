@@ -5,14 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
+/// The lines of the file this program reads (the start time, listen address and
+/// shared memory key are not).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostmasterPid {
     pub pid: u32,
     pub datadir: PathBuf,
-    pub start_time: Option<u64>,
     pub port: Option<u16>,
     pub socket_dir: Option<PathBuf>,
-    pub listen_addr: Option<String>,
     pub status: Option<String>,
 }
 
@@ -34,10 +34,8 @@ impl PostmasterPid {
         Some(PostmasterPid {
             pid,
             datadir: PathBuf::from(line(1).unwrap_or_default()),
-            start_time: line(2).and_then(|s| s.parse().ok()),
             port: line(3).and_then(|s| s.parse().ok()),
             socket_dir: line(4).map(PathBuf::from),
-            listen_addr: line(5),
             status: line(7),
         })
     }
@@ -86,7 +84,6 @@ mod tests {
             pm.socket_dir.as_deref(),
             Some(Path::new("/tmp/pgst-pg-fx/sock"))
         );
-        assert_eq!(pm.listen_addr, None);
         assert_eq!(pm.status.as_deref(), Some("ready"));
         assert!(pm.is_ready());
     }
