@@ -42,15 +42,17 @@ one() { # provider
   # takeover T s = membership M s + pacemaker P s + agents A s + client C s
   tk=$(sed -n 's/^takeover \([0-9.]*\) s = membership \([0-9.]*\) s + pacemaker \([0-9.]*\) s + agents \([0-9.]*\) s + client \(-\{0,1\}[0-9.]*\) s$/\1 \2 \3 \4 \5/p' "$W/tk.out")
   standby=$(sed -n 's/^\(n[0-9]\): power cut; .*/\1/p' "$W/tk.out")
+  # the agent's own promote on the survivor (the promote action's exec time), seconds
+  pr=$(sed -n "s/^agents' actions: promote \([0-9]*\) ms.*/\1/p" "$W/tk.out" | awk '{printf "%.3f", $1/1000}')
   "$PG" lab restore > "$W/rs.out" 2>&1 || { failed "$p" rs; return 0; }
   "$PG" lab promote-floor "$standby" > "$W/fl.out" 2>&1 || { failed "$p" fl; return 0; }
   fl=$(sed -n 's/^pg_ctl promote -w on [^:]*: \([0-9.]*\) s .*/\1/p' "$W/fl.out")
   "$PG" lab down --dir /tmp/pgst-lab > "$W/down.out" 2>&1 || { cat "$W/down.out"; return 1; }
-  [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] && [ -n "$fl" ] || { echo "unparsed output for $p"; cat "$W"/*.out; echo "$p unparsed" >> "$W/failures"; return 0; }
-  echo "$p $up $mv $tk $fl" | tee -a "$W/all"
+  [ -n "$up" ] && [ -n "$mv" ] && [ -n "$tk" ] && [ -n "$fl" ] && [ -n "$pr" ] || { echo "unparsed output for $p"; cat "$W"/*.out; echo "$p unparsed" >> "$W/failures"; return 0; }
+  echo "$p $up $mv $tk $fl $pr" | tee -a "$W/all"
 }
 
-echo "provider up switchover failover membership pacemaker agents client promote-floor (seconds)"
+echo "provider up switchover failover membership pacemaker agents client promote-floor promote (seconds)"
 for r in $(seq 1 "$REPS"); do
   for p in $providers; do one "$p"; done
 done
@@ -61,10 +63,15 @@ echo
 echo "medians of $REPS runs each (2 nodes, token 1000 ms, fencing on, asynchronous, power cut):"
 printf '%-22s %10s %10s %8s\n' "" PAF pgstack ratio
 i=2
-for name in "up" "switchover" "failover total" "  membership" "  pacemaker" "  agents' actions" "  client reconnect" "pg_ctl promote -w"; do
+for name in "up" "switchover" "failover total" "  membership" "  pacemaker" "  agents' actions" "  client reconnect" "pg_ctl promote -w" "the agent's promote"; do
   h=$(col heartbeat $i); o=$(col pgstack $i)
   printf '%-22s %10s %10s %8s\n' "$name" "$h" "$o" "$(awk -v h="$h" -v o="$o" 'BEGIN {if (h>0 && o>0) printf "%.2fx", o/h; else print "-"}')"
   i=$((i+1))
+done
+# The agent's promote (in the failover) against the bare pg_ctl promote -w floor of the same
+# provider's lab, medians.
+for p in $providers; do
+  awk -v p="$p" -v f="$(col "$p" 9)" -v a="$(col "$p" 10)" 'BEGIN {if (f>0 && a>0) printf "%s: the promote action %.3f s = %.2fx the floor %.3f s\n", p, a, a/f, f}'
 done
 if [ -s "$W/failures" ]; then
   echo "failed repetitions (not in the medians):"; sed 's/^/  /' "$W/failures"
