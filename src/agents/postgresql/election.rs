@@ -459,7 +459,7 @@ pub fn check_switchover(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::sys::attrd::fake::FakeAttrd;
     use crate::sys::pg::wal::fake::FakeWal;
@@ -467,10 +467,10 @@ mod tests {
     use crate::sys::pg::ClusterState;
     use std::time::Duration;
 
-    fn pos(s: &str) -> Position {
+    pub(in crate::agents::postgresql) fn pos(s: &str) -> Position {
         Position::parse(s).unwrap()
     }
-    fn soon() -> Deadline {
+    pub(in crate::agents::postgresql) fn soon() -> Deadline {
         Deadline::from_timeout(Duration::from_secs(2))
     }
     fn peers(v: &[(&str, &str)]) -> BTreeMap<String, Position> {

@@ -387,16 +387,9 @@ pub fn any_score(attrd: &dyn Attrd, resource: &str, deadline: &Deadline) -> Attr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::agents::postgresql::election::tests::{pos, soon};
     use crate::sys::attrd::fake::FakeAttrd;
     use crate::sys::pg::wal::Lsn;
-    use std::time::Duration;
-
-    fn pos(s: &str) -> Position {
-        Position::parse(s).unwrap()
-    }
-    fn soon() -> Deadline {
-        Deadline::from_timeout(Duration::from_secs(2))
-    }
 
     fn row(name: &str, state: &str, write: &str, lag: u64) -> Replica {
         Replica {
@@ -519,8 +512,12 @@ mod tests {
         let a = FakeAttrd::new("pg1", &["pg1", "pg2", "pg3"]);
         a.put_score("pg", "pg3", 990);
         let rows = [row("pg2", "streaming", "0/500", 0)];
+        // pg1's monitor with these rows, its position read by `at`.
+        let monitor = |rows: &[Replica], at: &dyn Fn() -> Option<Position>| {
+            apply_scores(&a, "pg", "pg1", rows, LagPolicy::default(), at, &soon()).unwrap()
+        };
         let here = || at("1#0/600");
-        let c = apply_scores(&a, "pg", "pg1", &rows, LagPolicy::default(), &here, &soon()).unwrap();
+        let c = monitor(&rows, &here);
         assert_eq!(c.len(), 3);
         assert_eq!(a.score_of("pg", "pg1"), Some(1001));
         assert_eq!(a.score_of("pg", "pg2"), Some(1000));
@@ -532,16 +529,7 @@ mod tests {
         // Second pass: no score changes; the record follows the primary's position.
         let before = a.calls().len();
         let later = || at("1#0/700");
-        let c = apply_scores(
-            &a,
-            "pg",
-            "pg1",
-            &rows,
-            LagPolicy::default(),
-            &later,
-            &soon(),
-        )
-        .unwrap();
+        let c = monitor(&rows, &later);
         assert!(c.is_empty());
         assert!(!a.calls()[before..]
             .iter()
@@ -549,33 +537,14 @@ mod tests {
         assert_eq!(a.private_of(&seen, "pg3").as_deref(), Some("1#0/700"));
         // pg3 connects: its record goes, with its -1000.
         let rows = [rows[0].clone(), row("pg3", "streaming", "0/700", 0)];
-        apply_scores(
-            &a,
-            "pg",
-            "pg1",
-            &rows,
-            LagPolicy::default(),
-            &later,
-            &soon(),
-        )
-        .unwrap();
+        monitor(&rows, &later);
         assert_eq!(a.score_of("pg", "pg3"), Some(1000));
         assert_eq!(a.score_of("pg", "pg2"), Some(990));
         assert_eq!(a.private_of(&seen, "pg3"), None);
         // Steady and healthy: scores and records are read, nothing else.
         let before = a.calls().len();
         let never = || -> Option<Position> { panic!("the position is not needed") };
-        assert!(apply_scores(
-            &a,
-            "pg",
-            "pg1",
-            &rows,
-            LagPolicy::default(),
-            &never,
-            &soon()
-        )
-        .unwrap()
-        .is_empty());
+        assert!(monitor(&rows, &never).is_empty());
         assert!(
             a.calls()[before..]
                 .iter()
