@@ -954,6 +954,8 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         s("alert_recipient", ALERT_FILE),
         s("alert_path", &run::plain_path(&opts.alert_agent)?),
         s("pg_bindir", PG_BINDIR),
+        // Where the guests' postgresql.conf puts the socket (unix_socket_directories).
+        s("pg_socketdir", "/run/postgresql"),
     ];
     sets.extend(opts.sets.iter().cloned());
     let r = crate::cib::render("advanced", &sets, RenderOptions { fencing: true })?;
