@@ -12,10 +12,16 @@
 # Prints every measurement with the load average, then the medians.
 # Needs root, UML (linux.uml, uml_switch) and an installed pgstack (PGSTACK_BIN).
 # usage: bench/advanced.sh [repetitions]   (default 2; each takes 8-12 minutes here)
+#   PGSTACK_BIN       the pgstack whose lab and agents run (default /usr/sbin/pgstack)
+#   PGSTACK_ADV_DIR   the lab's state directory (default /tmp/pgst-adv; one per party)
+#   PGSTACK_ADV_SETS  template variables given to both providers alike, space-separated
+#                     KEY=VALUE (e.g. "drbd_monitor_timeout=60s"; default none)
 set -euo pipefail
 REPS=${1:-2}
 PG=${PGSTACK_BIN:-/usr/sbin/pgstack}
 DIR=${PGSTACK_ADV_DIR:-/tmp/pgst-adv}
+SETS=()
+for kv in ${PGSTACK_ADV_SETS:-}; do SETS+=(--set "$kv"); done
 W=$(mktemp -d /tmp/pgst-bench-adv.XXXXXX)
 # Only a lab this script can see in $DIR is taken down: `lab down` on a directory holding
 # no UML pair would act on the namespace lab instead.
@@ -40,7 +46,7 @@ one() { # provider
   local p=$1 up mv mvcmd mvag tk lost fenced vip tkag l1 l2 l3 o
   o="$W/$p-$R"
   l1=$(load)
-  "$PG" lab up --stack advanced --dir "$DIR" --set "provider=$p" > "$o-up.out" 2>&1 || { failed "$p" up; return 0; }
+  "$PG" lab up --stack advanced --dir "$DIR" ${SETS[@]+"${SETS[@]}"} --set "provider=$p" > "$o-up.out" 2>&1 || { failed "$p" up; return 0; }
   up=$(sed -n 's/.*] up in \([0-9.]*\) s$/\1/p' "$o-up.out")
   l2=$(load)
   "$PG" lab --dir "$DIR" switchover > "$o-mv.out" 2>&1 || { failed "$p" mv; return 0; }
@@ -64,6 +70,7 @@ one() { # provider
   echo "$p $up $mv $mvcmd $mvag $tk $lost $fenced $vip $tkag ${rows:-LOST} $l1/$l2/$l3" | tee -a "$W/all"
 }
 
+echo "template variables set for both providers: ${PGSTACK_ADV_SETS:-none (the defaults)}"
 echo "provider up migration command mig-agents takeover lost fenced vip-started tk-agents writer-rows load(up/mig/tk) (seconds)"
 for R in $(seq 1 "$REPS"); do
   one heartbeat

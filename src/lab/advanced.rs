@@ -196,9 +196,56 @@ impl Advanced {
             ocf_dir: opts.ocf_dir.clone(),
         };
         steps.undo_failed_up(adv.bring_up(opts, &files, steps), || {
+            let kept = failed_logs_dir(&opts.dir);
+            match adv.keep_logs(&kept) {
+                Ok(()) => steps.say(&format!("the guests' logs kept in {}", kept.display())),
+                Err(e) => steps.say(&format!("keeping the guests' logs: {e}")),
+            }
             Advanced::down_dir(&opts.dir)
         })?;
         Ok(adv)
+    }
+
+    /// Copies what explains a failed `up` into `to` (replacing an earlier copy): each
+    /// live guest's Pacemaker and Corosync logs, the cluster's view with the operations'
+    /// exec times, DRBD's state and the kernel's messages, and the host-side files of the
+    /// pair (console logs, the outputs of the provisioning and cluster steps).
+    pub fn keep_logs(&self, to: &Path) -> LabResult<()> {
+        if to.exists() {
+            std::fs::remove_dir_all(to)
+                .map_err(|e| LabError::io(format!("removing {}", to.display()), e))?;
+        }
+        run::mkdir(to)?;
+        if let Ok(rd) = std::fs::read_dir(&self.pair.dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                let name = e.file_name().to_string_lossy().into_owned();
+                if p.is_file() && (name.ends_with(".log") || name.ends_with(".out")) {
+                    let _ = std::fs::copy(&p, to.join(&name));
+                }
+            }
+        }
+        const LOGS: [(&str, &str); 7] = [
+            ("pacemaker.log", "cat /var/log/pacemaker/pacemaker.log"),
+            ("corosync.out", "cat /var/log/corosync.out"),
+            ("pacemakerd.out", "cat /var/log/pacemakerd.out"),
+            ("crm_mon.txt", "crm_mon -1 -r -A -f -t 2>&1 || true"),
+            ("cib.xml", "cibadmin -Q 2>&1 || true"),
+            (
+                "drbd.txt",
+                "drbdsetup status --verbose 2>&1; drbdadm dump 2>&1 || true",
+            ),
+            ("dmesg.txt", "dmesg 2>&1 | tail -n 300"),
+        ];
+        for n in self.alive() {
+            for (file, script) in LOGS {
+                let text = self
+                    .on(n, script, 60)
+                    .unwrap_or_else(|e| format!("({script}: {e})\n"));
+                run::write(&to.join(format!("{n}-{file}")), &text)?;
+            }
+        }
+        Ok(())
     }
 
     fn cfg(&self, rel: &str) -> PathBuf {
@@ -907,6 +954,8 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
         s("alert_recipient", ALERT_FILE),
         s("alert_path", &run::plain_path(&opts.alert_agent)?),
         s("pg_bindir", PG_BINDIR),
+        // Where the guests' postgresql.conf puts the socket (unix_socket_directories).
+        s("pg_socketdir", "/run/postgresql"),
     ];
     sets.extend(opts.sets.iter().cloned());
     let r = crate::cib::render("advanced", &sets, RenderOptions { fencing: true })?;
@@ -925,6 +974,13 @@ fn render(opts: &Options, provider: &str) -> LabResult<Files> {
             .filter(|(k, _)| !CLUSTER_SH_OWN.contains(&k.as_str()))
             .collect(),
     })
+}
+
+/// Where a failed `up` keeps the guests' logs: next to the lab's directory, which goes.
+pub fn failed_logs_dir(dir: &Path) -> PathBuf {
+    let mut name = dir.as_os_str().to_owned();
+    name.push(".failed");
+    PathBuf::from(name)
 }
 
 fn fenced_pidfile(dir: &Path) -> PathBuf {
