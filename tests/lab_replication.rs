@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use pgstack::lab::{self, client, repl, writer, Lab, Options, Stack, Steps};
@@ -336,22 +336,34 @@ fn hold(l: &Lab, held: &str, stop_receive: bool) {
     }
 }
 
-/// PAF #195/#225's shape: three nodes, one standby's replay held back with
-/// pg_wal_replay_pause() (its score, from the primary's view of what it received, says it
-/// is current), the primary crashed. Records which standby is promoted and whether rows
-/// are lost; returns (promoted, the standbys' LSNs before the crash, missing rows).
-fn stale_score(provider: &str, stop_receive: bool) -> (String, Vec<repl::PgNode>, usize) {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+/// The stale-score setup: 3 nodes up, every standby streaming and promotable, the first
+/// standby by name held back ([`hold`]), the writer running for 3 s. Returns the lock, the
+/// lab, the primary and the standbys (the held one first).
+fn held_back(
+    provider: &str,
+    stop_receive: bool,
+) -> (MutexGuard<'static, ()>, Guard, String, Vec<String>) {
+    let one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let g = up(provider, 3, false);
     let l = &g.0;
     let p = one_primary(l, "after up");
     standbys_stream(l, &p, "after up");
     promotable(l, &p);
     let standbys: Vec<String> = l.node_names().into_iter().filter(|n| *n != p).collect();
-    let held = standbys[0].clone();
-    hold(l, &held, stop_receive);
+    hold(l, &standbys[0], stop_receive);
     writer::start(l).expect("writer");
     std::thread::sleep(Duration::from_secs(3));
+    (one, g, p, standbys)
+}
+
+/// PAF #195/#225's shape: three nodes, one standby's replay held back with
+/// pg_wal_replay_pause() (its score, from the primary's view of what it received, says it
+/// is current), the primary crashed. Records which standby is promoted and whether rows
+/// are lost; returns (promoted, the standbys' LSNs before the crash, missing rows).
+fn stale_score(provider: &str, stop_receive: bool) -> (String, Vec<repl::PgNode>, usize) {
+    let (_one, g, p, standbys) = held_back(provider, stop_receive);
+    let l = &g.0;
+    let held = standbys[0].clone();
     let before: Vec<repl::PgNode> = standbys
         .iter()
         .filter_map(|n| repl::pg_node(l, n))
@@ -467,18 +479,10 @@ fn paf_stale_score_case_is_recorded() {
 /// survivors (its promote, its notifies, the failed actions); asserts what PAF did.
 #[test]
 fn paf_stale_score_case_with_the_receive_stopped_is_recorded() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let g = up("heartbeat", 3, false);
+    let (_one, g, p, standbys) = held_back("heartbeat", true);
     let l = &g.0;
-    let p = one_primary(l, "after up");
-    standbys_stream(l, &p, "after up");
-    promotable(l, &p);
-    let standbys: Vec<String> = l.node_names().into_iter().filter(|n| *n != p).collect();
     let held = standbys[0].clone();
     let other = standbys[1].clone();
-    hold(l, &held, true);
-    writer::start(l).expect("writer");
-    std::thread::sleep(Duration::from_secs(3));
     for n in &standbys {
         if let Some(s) = repl::pg_node(l, n) {
             eprintln!("PAF: before the crash {}: {}", s.name, s.report());

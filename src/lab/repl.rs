@@ -262,6 +262,31 @@ pub fn rebuild(lab: &Lab, name: &str) -> LabResult<f64> {
     Ok(t0.elapsed().as_secs_f64())
 }
 
+/// `pgstack pg rejoin` of `pgdata` for node `name` from the primary through the VIP
+/// (application_name: what synchronous_standby_names names; the copy writes this
+/// conninfo into postgresql.auto.conf), connecting within `connect_timeout` seconds.
+fn rejoin_argv(lab: &Lab, name: &str, pgdata: &str, connect_timeout: u32) -> Vec<String> {
+    let conninfo = format!(
+        "host={VIP} port=5432 user={REPL_USER} application_name={name} \
+         connect_timeout={connect_timeout}"
+    );
+    [
+        &lab.cfg.exe.display().to_string(),
+        "pg",
+        "rejoin",
+        "--pgdata",
+        pgdata,
+        "--primary-conninfo",
+        &conninfo,
+        "--bindir",
+        PG_BINDIR,
+        "--timeout",
+        "120",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 /// Before a former primary's node boots under pgstack's agent: `pgstack pg rejoin` of
 /// its data directory against the primary through the VIP, run from the node's network
 /// namespace (the agent refuses to start a former primary that diverged, as it should;
@@ -277,27 +302,10 @@ pub fn rejoin_before_boot(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
     let t0 = Instant::now();
     super::net::nic_up(name, i)?;
     let netns = format!("--net=/run/netns/{}", node_ns(name));
-    let exe = lab.cfg.exe.display().to_string();
     let pgdata = node_pgdata(lab, name).display().to_string();
-    // application_name: what synchronous_standby_names names (the copy writes this
-    // conninfo into postgresql.auto.conf).
-    let conninfo =
-        format!("host={VIP} port=5432 user={REPL_USER} application_name={name} connect_timeout=5");
     let c = Cmd::new("nsenter")
-        .args([
-            netns.as_str(),
-            &exe,
-            "pg",
-            "rejoin",
-            "--pgdata",
-            &pgdata,
-            "--primary-conninfo",
-            &conninfo,
-            "--bindir",
-            PG_BINDIR,
-            "--timeout",
-            "120",
-        ])
+        .arg(netns)
+        .args(rejoin_argv(lab, name, &pgdata, 5))
         .current_dir("/");
     let out = run::cmd_ok(&c, Duration::from_secs(130))?;
     Ok((t0.elapsed().as_secs_f64(), out.trim().to_string()))
@@ -328,29 +336,10 @@ pub fn start_failure(lab: &Lab, name: &str) -> Option<String> {
 /// its output.
 pub fn rejoin(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
     node_index(name, lab.cfg.nodes)?;
-    let exe = lab.cfg.exe.display().to_string();
-    let pgdata = lab.pgdata().display().to_string();
-    let conninfo =
-        format!("host={VIP} port=5432 user={REPL_USER} application_name={name} connect_timeout=2");
+    let argv = rejoin_argv(lab, name, &lab.pgdata().display().to_string(), 2);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let t0 = Instant::now();
-    let mut out = node::exec(
-        lab,
-        name,
-        &[
-            &exe,
-            "pg",
-            "rejoin",
-            "--pgdata",
-            &pgdata,
-            "--primary-conninfo",
-            &conninfo,
-            "--bindir",
-            PG_BINDIR,
-            "--timeout",
-            "120",
-        ],
-        Duration::from_secs(130),
-    )?;
+    let mut out = node::exec(lab, name, &argv, Duration::from_secs(130))?;
     let secs = t0.elapsed().as_secs_f64();
     out.push_str(&node::exec(
         lab,

@@ -743,7 +743,7 @@ pub(super) mod tests {
         assert!(!is_switchover(&failover, "pg2"));
     }
 
-    fn checkpoints() -> Checkpoints {
+    pub(in crate::agents::postgresql) fn checkpoints() -> Checkpoints {
         Checkpoints {
             state: ClusterState::InArchiveRecovery,
             system_identifier: "7300".into(),

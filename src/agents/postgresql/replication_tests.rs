@@ -596,7 +596,7 @@ const SWITCHOVER: &[(&str, &str)] = &[
 ];
 
 fn switchover_wal(checkpoint: Option<Lsn>) -> FakeWal {
-    use crate::sys::pg::wal::{Checkpoints, WalState};
+    use crate::sys::pg::wal::WalState;
     FakeWal {
         state: Some(WalState {
             in_recovery: true,
@@ -610,17 +610,7 @@ fn switchover_wal(checkpoint: Option<Lsn>) -> FakeWal {
             min_recovery_timeline: 1,
             primary_timeline: None,
         }),
-        checkpoints: Some(Checkpoints {
-            state: ClusterState::InArchiveRecovery,
-            system_identifier: "7300".into(),
-            checkpoint: Lsn(0x3000100),
-            redo: Lsn(0x3000100),
-            timeline: 1,
-            min_recovery: Lsn(0),
-            min_recovery_timeline: 0,
-            wal_log_hints: false,
-            checksums: false,
-        }),
+        checkpoints: Some(super::super::election::tests::checkpoints()),
         shutdown_checkpoint: checkpoint,
         ..FakeWal::default()
     }

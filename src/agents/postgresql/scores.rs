@@ -300,7 +300,7 @@ pub fn evidence_rule(
     primary_at: Option<Position>,
     mine: Option<&Reading>,
 ) -> Survivor {
-    let no = |w: String| Survivor::NotApplicable(w);
+    let no = Survivor::NotApplicable;
     let Some(at) = primary_at else {
         return no(format!(
             "the last primary scored this node {own_score} (behind or disconnected)"
