@@ -99,8 +99,21 @@ fn inside() {
         ..Notify::default()
     };
     let me = Position::parse("1#0/3000148").unwrap();
+    // A switchover's unsafe verdict rides in the ballot: it stops one promote only.
+    let why = "did not receive the old primary's shutdown checkpoint (no such record on \
+               timeline 1 from 0/3000028 to 0/3000148)";
+    assert!(election::pre_promote(&a, RSC, NODE, &n, Some(me), Some(why), &d).unwrap());
+    let v = election::promote_check(&a, RSC, &d).unwrap();
+    assert_eq!(v, Verdict::Cancelled { why: why.into() });
+    eventually("the verdict removed once read", || {
+        a.query(&election::position_attr(RSC), None, soon())
+            .found()
+            .unwrap()
+            .and_then(|v| election::Ballot::parse(&v))
+            .is_some_and(|b| b.cancelled.is_none() && b.position == Some(me))
+    });
     let t = Instant::now();
-    assert!(election::pre_promote(&a, RSC, NODE, &n, Some(me), &d).unwrap());
+    assert!(election::pre_promote(&a, RSC, NODE, &n, Some(me), None, &d).unwrap());
     let published = t.elapsed();
     let t = Instant::now();
     let v = election::promote_check(&a, RSC, &d).unwrap();

@@ -12,12 +12,13 @@
 //! file names the timeline it replays. Positions compare by timeline, then LSN.
 //!
 //! # The election (pre-promote notify, then promote)
-//! 1. [`pre_promote`], on every node: removes what an earlier election left, publishes
-//!    this node's position as the private transient attribute `pgstack-position-RSC`
-//!    (waiting, within the deadline, until attrd shows it), and on the promote target
-//!    the electors (`pgstack-electors-RSC`: active and starting instances, minus those
-//!    stopping, minus itself).
-//! 2. [`promote_check`], in the target's promote: waits for every elector's position
+//! 1. [`pre_promote`], on every node: publishes this node's [`Ballot`] as the private
+//!    transient attribute `pgstack-position-RSC` (waiting, within the deadline, until
+//!    attrd shows it), replacing what an earlier election left: its position, and on
+//!    the promote target the electors too (active and starting instances, minus those
+//!    stopping, minus itself) and the switchover check's unsafe verdict, if any.
+//! 2. [`promote_check`], in the target's promote: reads every ballot in one query and
+//!    waits for every elector's position
 //!    (at most half of what remains of the deadline, so the promotion itself keeps the
 //!    rest), then decides with [`decide`]:
 //!    - [`Verdict::Best`]: no elector is strictly ahead; promote.
@@ -33,7 +34,7 @@
 //!      promotion never hangs on a missing peer.
 //!    - Without a pre-promote notification (a manual promote, notify=false) there are
 //!      no electors: `Fallback` too.
-//! 3. [`post_promote`], on every node: removes the attributes.
+//! 3. [`post_promote`], on every node: removes its ballot.
 //!
 //! A recovery of the primary in place (the same node demoted and promoted) is elected
 //! like any other promotion: when a standby moved ahead meanwhile, it wins.
@@ -48,11 +49,9 @@
 //! then `pg_waldump` (`pg_xlogdump` before 10) over its WAL from the latest REDO
 //! location to the last received location on its timeline, looking for a shutdown
 //! checkpoint record. Without it the old primary may hold WAL the target lacks: the
-//! target records the verdict ([`cancel_switchover`], the private transient attribute
-//! `pgstack-switchover-RSC`, removed by every pre-promote and post-promote) and sets its
-//! own promotion score to -1; its promote in the same transition reads the verdict
-//! ([`switchover_cancelled`]) and fails with OCF_ERR_GENERIC before the election's
-//! check. Pacemaker then aborts the transition, counts the failure (on-fail=restart of
+//! target publishes the verdict in its ballot and sets its own promotion score to -1;
+//! its promote in the same transition reads the verdict ([`promote_check`]:
+//! [`Verdict::Cancelled`], removed once read) and fails with OCF_ERR_GENERIC. Pacemaker then aborts the transition, counts the failure (on-fail=restart of
 //! promote: the instance is recovered as a standby, not banned) and plans again from the
 //! scores: the old primary, now a standby that still holds all of its WAL and its score
 //! 1001, is promoted back unless a constraint forces the target; a forced target meets
@@ -154,47 +153,74 @@ pub fn read_position(
     Ok(position_of(&w))
 }
 
-/// The private attribute holding a node's position during an election.
+/// The private attribute holding what a node published in an election ([`Ballot`]).
 pub fn position_attr(resource: &str) -> String {
     format!("pgstack-position-{resource}")
 }
 
-/// The private attribute (on the promote target) listing the electors.
-pub fn electors_attr(resource: &str) -> String {
-    format!("pgstack-electors-{resource}")
+/// What a node publishes in an election, as the value of [`position_attr`]: its
+/// position (`-` when its server could not be read) and, on the promote target, the
+/// electors and an unsafe verdict of [`check_switchover`]:
+/// `3#0/5000A8 electors=pg1,pg3 cancelled=did not receive ...`. One attribute, so the
+/// target's promote reads its own ballot and every elector's position in one query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ballot {
+    pub position: Option<Position>,
+    /// Only on the promote target (empty: a lone target).
+    pub electors: Option<BTreeSet<String>>,
+    /// Only on a switchover's target whose check found the promotion unsafe.
+    pub cancelled: Option<String>,
 }
 
-/// The private attribute (on a switchover's target) holding an unsafe verdict of
-/// [`check_switchover`] until the promote of the same transition reads it.
-pub fn switchover_attr(resource: &str) -> String {
-    format!("pgstack-switchover-{resource}")
-}
-
-/// Records on this node that its switchover check found the promotion unsafe (`why`),
-/// waiting (within `deadline`) until attrd shows it.
-pub fn cancel_switchover(
-    attrd: &dyn Attrd,
-    resource: &str,
-    why: &str,
-    deadline: &Deadline,
-) -> AttrResult<bool> {
-    set_and_confirm(attrd, &switchover_attr(resource), why, deadline)
-}
-
-/// The unsafe verdict recorded by this transition's pre-promote on this node, if any;
-/// it is removed once read, so it stops one promote only.
-pub fn switchover_cancelled(
-    attrd: &dyn Attrd,
-    resource: &str,
-    deadline: &Deadline,
-) -> AttrResult<Option<String>> {
-    let name = switchover_attr(resource);
-    let d = deadline.instant();
-    let v = attrd.query(&name, None, d).found()?;
-    if v.is_some() {
-        attrd.delete(&name, None, d)?;
+impl Ballot {
+    pub fn render(&self) -> String {
+        let mut v = self
+            .position
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "-".into());
+        if let Some(e) = &self.electors {
+            v.push_str(" electors=");
+            v.push_str(&e.iter().cloned().collect::<Vec<_>>().join(","));
+        }
+        if let Some(why) = &self.cancelled {
+            v.push_str(" cancelled=");
+            v.push_str(why);
+        }
+        v
     }
-    Ok(v)
+
+    /// Reads a rendered ballot; a bare position (what every other node publishes) is one.
+    pub fn parse(s: &str) -> Option<Ballot> {
+        let (head, cancelled) = match s.split_once(" cancelled=") {
+            Some((h, why)) => (h, Some(why.to_string())),
+            None => (s, None),
+        };
+        let mut words = head.split_whitespace();
+        let position = match words.next()? {
+            "-" => None,
+            p => Some(Position::parse(p)?),
+        };
+        let mut electors = None;
+        for w in words {
+            let list = w.strip_prefix("electors=")?;
+            electors = Some(
+                list.split(',')
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+        }
+        Some(Ballot {
+            position,
+            electors,
+            cancelled,
+        })
+    }
+
+    /// Whether there is anything to publish.
+    fn is_empty(&self) -> bool {
+        self.position.is_none() && self.electors.is_none() && self.cancelled.is_none()
+    }
 }
 
 /// The electors of a pre-promote notification: active and starting instances, minus
@@ -227,6 +253,8 @@ pub enum Verdict {
         missing: BTreeSet<String>,
         reason: String,
     },
+    /// This transition's switchover check on this node found the promotion unsafe.
+    Cancelled { why: String },
 }
 
 /// Whether a peer is ahead of the target: strictly greater positions only; among them
@@ -265,37 +293,31 @@ fn set_and_confirm(
     Ok(seen.is_some())
 }
 
-/// The pre-promote notification on this node (see the module documentation). `position`
-/// is `None` when this node's server could not be read: it then publishes nothing, and
-/// the target's wait for it ends in `Fallback`. Returns whether attrd confirmed the
-/// published values before the deadline.
+/// The pre-promote notification on this node (see the module documentation): publishes
+/// its [`Ballot`], replacing what an earlier election left. `position` is `None` when
+/// this node's server could not be read (the target's wait for it then ends in
+/// `Fallback`); `cancelled` is the target's unsafe switchover verdict. Returns whether
+/// attrd confirmed the ballot before the deadline.
 pub fn pre_promote(
     attrd: &dyn Attrd,
     resource: &str,
     me: &str,
     n: &Notify,
     position: Option<Position>,
+    cancelled: Option<&str>,
     deadline: &Deadline,
 ) -> AttrResult<bool> {
-    let (pos, elec) = (position_attr(resource), electors_attr(resource));
-    attrd.delete(&pos, None, deadline.instant())?;
-    attrd.delete(&elec, None, deadline.instant())?;
-    attrd.delete(&switchover_attr(resource), None, deadline.instant())?;
-    let mut confirmed = true;
-    if let Some(p) = position {
-        confirmed &= set_and_confirm(attrd, &pos, &p.to_string(), &deadline.share(0.5))?;
+    let ballot = Ballot {
+        position,
+        electors: n.promote.contains(me).then(|| electors(n, me)),
+        cancelled: cancelled.map(str::to_string),
+    };
+    let name = position_attr(resource);
+    if ballot.is_empty() {
+        attrd.delete(&name, None, deadline.instant())?;
+        return Ok(true);
     }
-    if n.promote.contains(me) {
-        let list: Vec<String> = electors(n, me).into_iter().collect();
-        // An empty list is stored as "-" (attrd treats an empty value as deleted).
-        let v = if list.is_empty() {
-            "-".to_string()
-        } else {
-            list.join(" ")
-        };
-        confirmed &= set_and_confirm(attrd, &elec, &v, deadline)?;
-    }
-    Ok(confirmed)
+    set_and_confirm(attrd, &name, &ballot.render(), deadline)
 }
 
 /// The score the target leaves itself when a better node exists, and the score it
@@ -304,56 +326,54 @@ pub const YIELD_OWN: i64 = 1;
 pub const YIELD_TO: i64 = 1000;
 
 /// The target's check in promote (see the module documentation). On `NotBest` the
-/// scores are already moved.
+/// scores are already moved. A cancelled verdict is removed once read, so it stops one
+/// promote only.
 pub fn promote_check(
     attrd: &dyn Attrd,
     resource: &str,
     deadline: &Deadline,
 ) -> AttrResult<Verdict> {
     let d = deadline.instant();
-    let Some(list) = attrd.query(&electors_attr(resource), None, d).found()? else {
-        return Ok(Verdict::Fallback {
-            missing: BTreeSet::new(),
-            reason: "no pre-promote election ran (notify disabled or a manual promote)".into(),
-        });
+    let name = position_attr(resource);
+    let me = attrd.local_name(d)?;
+    let first = attrd.query_all(&name, d)?;
+    let Some(own) = first.get(&me).and_then(|v| Ballot::parse(v)) else {
+        return Ok(no_election());
     };
-    let Some(mine) = attrd
-        .query(&position_attr(resource), None, d)
-        .found()?
-        .as_deref()
-        .and_then(Position::parse)
-    else {
+    if let Some(why) = own.cancelled.clone() {
+        let rest = Ballot {
+            cancelled: None,
+            ..own
+        };
+        attrd.set_private(&name, None, &rest.render(), d)?;
+        return Ok(Verdict::Cancelled { why });
+    }
+    let Some(wanted) = own.electors else {
+        return Ok(no_election());
+    };
+    let Some(mine) = own.position else {
         return Ok(Verdict::Fallback {
             missing: BTreeSet::new(),
             reason: "this node published no position".into(),
         });
     };
-    let wanted: BTreeSet<String> = list
-        .split_whitespace()
-        .filter(|s| *s != "-")
-        .map(str::to_string)
-        .collect();
-    let read = || -> AttrResult<BTreeMap<String, Position>> {
-        Ok(attrd
-            .query_all(&position_attr(resource), d)?
-            .into_iter()
+    let positions = |all: BTreeMap<String, String>| -> BTreeMap<String, Position> {
+        all.into_iter()
             .filter(|(n, _)| wanted.contains(n))
-            .filter_map(|(n, v)| Position::parse(&v).map(|p| (n, p)))
-            .collect())
+            .filter_map(|(n, v)| Ballot::parse(&v)?.position.map(|p| (n, p)))
+            .collect()
     };
-    if wanted.is_empty() {
-        // No elector (a lone node, or every peer stopping): nothing to wait for.
-        return Ok(decide(mine, &BTreeMap::new()));
-    }
+    let mut last = positions(first);
     let wait = deadline.share(0.5);
-    let mut last = BTreeMap::new();
-    let all = wait.poll(Backoff::every(100), || {
-        let peers = read()?;
-        let complete = peers.len() == wanted.len();
-        last = peers;
-        Ok::<_, crate::sys::attrd::AttrError>(complete.then(|| last.clone()))
-    })?;
-    let peers = all.unwrap_or_else(|| last.clone());
+    if last.len() < wanted.len() {
+        wait.poll(Backoff::every(100), || {
+            let peers = positions(attrd.query_all(&name, d)?);
+            let complete = peers.len() == wanted.len();
+            last = peers;
+            Ok::<_, crate::sys::attrd::AttrError>(complete.then_some(()))
+        })?;
+    }
+    let peers = last;
     let verdict = match decide(mine, &peers) {
         Verdict::Best { .. } if peers.len() < wanted.len() => Verdict::Fallback {
             missing: wanted
@@ -375,12 +395,16 @@ pub fn promote_check(
     Ok(verdict)
 }
 
-/// The post-promote notification: removes this node's election attributes.
+fn no_election() -> Verdict {
+    Verdict::Fallback {
+        missing: BTreeSet::new(),
+        reason: "no pre-promote election ran (notify disabled or a manual promote)".into(),
+    }
+}
+
+/// The post-promote notification: removes this node's ballot.
 pub fn post_promote(attrd: &dyn Attrd, resource: &str, deadline: &Deadline) -> AttrResult<()> {
-    let d = deadline.instant();
-    attrd.delete(&position_attr(resource), None, d)?;
-    attrd.delete(&electors_attr(resource), None, d)?;
-    attrd.delete(&switchover_attr(resource), None, d)
+    attrd.delete(&position_attr(resource), None, deadline.instant())
 }
 
 /// A planned switchover to `me`: one primary demoted (and not stopped), `me` a
@@ -597,6 +621,47 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn ballots_render_and_read_back() {
+        let full = Ballot {
+            position: Some(pos("3#0/5000A8")),
+            electors: Some(set(&["pg1", "pg3"])),
+            cancelled: Some("did not receive it (no such record on timeline 3)".into()),
+        };
+        assert_eq!(
+            full.render(),
+            "3#0/5000A8 electors=pg1,pg3 cancelled=did not receive it (no such record on \
+             timeline 3)"
+        );
+        for b in [
+            full,
+            Ballot {
+                position: None,
+                electors: Some(BTreeSet::new()),
+                cancelled: None,
+            },
+            Ballot {
+                position: Some(pos("1#0/1")),
+                ..Ballot::default()
+            },
+        ] {
+            assert_eq!(
+                Ballot::parse(&b.render()),
+                Some(b.clone()),
+                "{}",
+                b.render()
+            );
+        }
+        // Every other node publishes a bare position, PAF's decimal LSN included.
+        assert_eq!(
+            Ballot::parse("2#83886248").and_then(|b| b.position),
+            Some(pos("2#0/50000A8"))
+        );
+        for bad in ["", "x#1", "1#0/1 voters=pg2", "1#0/1 electors"] {
+            assert_eq!(Ballot::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn electors_are_active_and_starting_minus_stopping_and_self() {
         let n = notify(&["pg1", "pg2"], &["pg3"], &["pg1"], &["pg2"]);
         assert_eq!(electors(&n, "pg2"), set(&["pg3"]));
@@ -619,7 +684,7 @@ pub(super) mod tests {
             .iter()
             .find(|(n, _)| *n == me)
             .and_then(|(_, p)| p.map(pos));
-        pre_promote(a, "pg", &me, n, own, &soon())?;
+        pre_promote(a, "pg", &me, n, own, None, &soon())?;
         promote_check(a, "pg", &soon())
     }
 
@@ -654,7 +719,6 @@ pub(super) mod tests {
         assert!(matches!(v, Verdict::Best { .. }), "{v:?}");
         post_promote(&a3, "pg", &soon()).unwrap();
         assert_eq!(a3.private_of(&position_attr("pg"), "pg3"), None);
-        assert_eq!(a3.private_of(&electors_attr("pg"), "pg3"), None);
     }
 
     #[test]

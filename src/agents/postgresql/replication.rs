@@ -52,6 +52,8 @@
 
 #![forbid(unsafe_code)]
 
+use std::time::Duration;
+
 use super::election::{self, LagPolicy, Verdict};
 use super::instance::{self, Found, Left};
 use super::replication_setup::manage_sync;
@@ -60,7 +62,7 @@ use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
 use crate::sys::attrd::{Attrd, ScoreOf};
-use crate::sys::pg::client::{Probe, Rows};
+use crate::sys::pg::client::{Probe, Rows, Until};
 use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
 use crate::sys::runner::Credentials;
@@ -410,27 +412,34 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
         return Ok(());
     }
     promote_allowed(peers, ctx)?;
-    // pg_promote waits in whole seconds; leave a margin for the answer and the check.
-    let secs = (ctx.deadline.remaining().as_secs_f64() * 0.8)
-        .floor()
-        .max(1.0) as u64;
-    let all = os
-        .query(
+    // Signalled, then asked every few milliseconds on the same connection whether
+    // recovery ended (pg_promote(true) and `pg_ctl promote -w` look every 100 ms);
+    // a share of the deadline, leaving a margin for the score.
+    let wait = ctx.deadline.share(0.8);
+    let (all, ended) = os
+        .query_until_false(
             &admin,
-            &[
-                format!("select pg_promote(true, {secs})"),
-                "select pg_is_in_recovery()".into(),
-            ],
-            ctx.deadline.instant(),
+            &["select pg_promote(false)".into()],
+            Until {
+                sql: "select pg_is_in_recovery()",
+                every: Duration::from_millis(2),
+                max_every: Duration::from_millis(50),
+            },
+            wait.instant(),
         )
         .map_err(|e| OcfError::Generic(format!("promoting postmaster {pid}: {e}")))?;
-    let promoted = cell(all.first(), 0, 0).as_deref() == Some("t");
-    let in_recovery = cell(all.get(1), 0, 0).as_deref() != Some("f");
-    if !promoted || in_recovery {
+    let signalled = cell(all.first(), 0, 0).as_deref() == Some("t");
+    if !signalled || !ended {
         return Err(OcfError::Generic(format!(
-            "postmaster {pid} was not promoted within {secs} s (pg_promote: {}, still in \
-             recovery: {in_recovery})",
-            if promoted { "true" } else { "false" }
+            "postmaster {pid} was not promoted within {} ms (pg_promote: {}, still in \
+             recovery: {})",
+            wait.elapsed().as_millis(),
+            if signalled {
+                "signalled"
+            } else {
+                "not signalled"
+            },
+            !ended
         )));
     }
     ctx.log.info(&format!(
@@ -462,18 +471,11 @@ fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
 /// The election's last word before a promotion: this node must still be the best of
 /// the electors of the pre-promote notification (at most half of the deadline).
 fn promote_allowed(peers: &Peers, ctx: &Ctx) -> Result<(), OcfError> {
-    let resource = ctx.env.instance_base();
-    match election::switchover_cancelled(peers.attrd, resource, &ctx.deadline) {
-        Ok(Some(why)) => {
-            return Err(OcfError::Generic(format!(
-                "switchover cancelled: this node {why} (found in pre-promote); the old \
-                 primary keeps WAL this node lacks, so Pacemaker must plan again"
-            )))
-        }
-        Ok(None) => {}
-        Err(e) => ctx.log.warn(&format!("switchover verdict not read ({e})")),
-    }
     match election::promote_check(peers.attrd, ctx.env.instance_base(), &ctx.deadline) {
+        Ok(Verdict::Cancelled { why }) => Err(OcfError::Generic(format!(
+            "switchover cancelled: this node {why} (found in pre-promote); the old \
+             primary keeps WAL this node lacks, so Pacemaker must plan again"
+        ))),
         Ok(Verdict::Best { mine, peers }) => {
             ctx.log.info(&format!(
                 "election: {mine} is the best position (electors {peers:?})"
@@ -590,8 +592,27 @@ pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resul
                     ctx.log.info(&format!("switchover: {}", v.describe()));
                 }
             }
-            // Published first: the verdict's attribute must outlive pre_promote's reset.
-            match election::pre_promote(peers.attrd, resource, me, &n, position, &ctx.deadline) {
+            let unsafe_verdict = match &verdict {
+                Some(v @ election::Switchover::Unsafe { .. }) => {
+                    ctx.log.error(&format!(
+                        "switchover: {}; the promote of this transition is cancelled and \
+                         the promotion score of this node is -1",
+                        v.describe()
+                    ));
+                    set_own_score(peers, ctx, -1);
+                    Some(v.describe())
+                }
+                _ => None,
+            };
+            match election::pre_promote(
+                peers.attrd,
+                resource,
+                me,
+                &n,
+                position,
+                unsafe_verdict.as_deref(),
+                &ctx.deadline,
+            ) {
                 Ok(true) => ctx.log.info(&format!(
                     "pre-promote: published {}",
                     position
@@ -600,28 +621,6 @@ pub fn notify(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resul
                 )),
                 Ok(false) => ctx.log.warn("pre-promote: attrd did not confirm in time"),
                 Err(e) => ctx.log.warn(&format!("pre-promote: {e}")),
-            }
-            if let Some(v @ election::Switchover::Unsafe { .. }) = &verdict {
-                ctx.log.error(&format!(
-                    "switchover: {}; the promote of this transition is cancelled and the \
-                     promotion score of this node is -1",
-                    v.describe()
-                ));
-                set_own_score(peers, ctx, -1);
-                match election::cancel_switchover(
-                    peers.attrd,
-                    resource,
-                    &v.describe(),
-                    &ctx.deadline,
-                ) {
-                    Ok(true) => {}
-                    Ok(false) => ctx
-                        .log
-                        .warn("switchover: attrd did not confirm the verdict"),
-                    Err(e) => ctx
-                        .log
-                        .warn(&format!("switchover: verdict not recorded: {e}")),
-                }
             }
         }
         (Some(When::Post), Some("promote")) => {

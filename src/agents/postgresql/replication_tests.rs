@@ -238,31 +238,23 @@ fn a_running_server_is_not_restarted_by_start() {
 }
 
 #[test]
-fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
+fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
     let os = running(false);
     let (a, w) = cluster();
     let cl = peers(&a, &w);
     with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
     let calls = os.calls();
-    let p = calls
+    let at = calls
         .iter()
-        .find(|c| c.starts_with("sql select pg_promote(true, "))
+        .position(|c| c == "sql select pg_promote(false)")
         .unwrap();
-    let secs: u64 = p
-        .trim_start_matches("sql select pg_promote(true, ")
-        .trim_end_matches(')')
-        .parse()
-        .unwrap();
-    assert!((1..5).contains(&secs), "{p}");
-    assert_eq!(calls.last().unwrap(), "sql select pg_is_in_recovery()");
+    assert_eq!(calls[at + 1], "sql select pg_is_in_recovery()", "{calls:?}");
     assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1001));
-    // pg_promote gave up: a failure, never a success.
+    // Recovery did not end before the deadline: a failure, never a success.
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
         Ok(if s.starts_with("select pg_is_in_recovery(), ") {
             rows(&[&[Some("t"), None]])
-        } else if s.starts_with("select pg_promote") {
-            rows(&[&[Some("f")]])
         } else {
             rows(&[&[Some("t")]])
         })
@@ -270,6 +262,19 @@ fn promote_calls_pg_promote_within_the_deadline_and_checks_recovery_ended() {
     let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
     assert_eq!(e.code(), OcfCode::ErrGeneric);
     assert!(e.to_string().contains("not promoted"), "{e}");
+    assert!(e.to_string().contains("still in recovery: true"), "{e}");
+    // The signal was refused (pg_promote answered false): a failure too.
+    let mut os = running(false);
+    os.sql = Some(Box::new(|s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), None]])
+        } else {
+            // pg_promote's answer, and recovery's end (never reached).
+            rows(&[&[Some("f")]])
+        })
+    }));
+    let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
+    assert!(e.to_string().contains("not signalled"), "{e}");
     // Nothing to promote.
     let os = stopped(ClusterState::ShutDown);
     assert!(with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).is_err());
@@ -518,14 +523,9 @@ fn promote_fails_when_the_election_finds_a_standby_ahead() {
     let os = running(false);
     let (a, w) = cluster();
     a.put_private(
-        &election::electors_attr("pgsqld"),
-        "pgst-node1",
-        "pgst-node2",
-    );
-    a.put_private(
         &election::position_attr("pgsqld"),
         "pgst-node1",
-        "1#0/3000000",
+        "1#0/3000000 electors=pgst-node2",
     );
     a.put_private(
         &election::position_attr("pgsqld"),
@@ -626,7 +626,12 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
         notify(&os, &cl, c, ctx)
     })
     .unwrap();
-    let verdict = a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1");
+    let cancelled = |a: &FakeAttrd| {
+        a.private_of(&election::position_attr("pgsqld"), "pgst-node1")
+            .and_then(|v| election::Ballot::parse(&v))
+            .and_then(|b| b.cancelled)
+    };
+    let verdict = cancelled(&a);
     assert!(
         verdict
             .as_deref()
@@ -639,10 +644,7 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
     assert!(e.to_string().contains("switchover cancelled"), "{e}");
     assert!(!os.calls().iter().any(|c| c.contains("pg_promote")));
     // Read once: it stops that promote only.
-    assert_eq!(
-        a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1"),
-        None
-    );
+    assert_eq!(cancelled(&a), None);
     with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
     assert!(os.calls().iter().any(|c| c.contains("pg_promote")));
 
@@ -655,10 +657,7 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
         notify(&os, &cl, c, ctx)
     })
     .unwrap();
-    assert_eq!(
-        a.private_of(&election::switchover_attr("pgsqld"), "pgst-node1"),
-        None
-    );
+    assert_eq!(cancelled(&a), None);
     assert_eq!(a.score_of("pgsqld", "pgst-node1"), None);
     // The election of that notification is complete only with pgst-node2's and
     // pgst-node3's positions; give them, level with this node.

@@ -194,7 +194,7 @@ pub struct Answer {
 /// Connects, runs the statement, then asks whether the server is in recovery (same
 /// session, one more round trip), all before `deadline`.
 pub fn probe(p: &Probe, deadline: Instant) -> Result<Answer, ProbeError> {
-    let mut results = session(p, &[&p.sql, "select pg_is_in_recovery()"], deadline)?;
+    let (mut results, _) = session(p, &[&p.sql, "select pg_is_in_recovery()"], None, deadline)?;
     let rows = results.pop().unwrap_or_default();
     let in_recovery = rows
         .first()
@@ -209,7 +209,7 @@ pub type Row = Vec<Option<String>>;
 /// Connects and runs `p.sql`; returns its rows (the last statement's, when `p.sql`
 /// holds several), all before `deadline`.
 pub fn rows(p: &Probe, deadline: Instant) -> Result<Vec<Row>, ProbeError> {
-    let mut results = session(p, &[&p.sql], deadline)?;
+    let (mut results, _) = session(p, &[&p.sql], None, deadline)?;
     Ok(results.pop().unwrap_or_default())
 }
 
@@ -221,12 +221,41 @@ pub type Rows = Vec<Row>;
 /// `deadline`; `p.sql` is not run. The first failing statement ends the session.
 pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>, ProbeError> {
     let refs: Vec<&str> = stmts.iter().map(String::as_str).collect();
-    session(p, &refs, deadline)
+    session(p, &refs, None, deadline).map(|(rows, _)| rows)
+}
+
+/// A statement asked again in the same session until its first column answers false.
+#[derive(Debug, Clone, Copy)]
+pub struct Until<'a> {
+    pub sql: &'a str,
+    /// The first pause between two askings; it doubles up to `max_every`.
+    pub every: Duration,
+    pub max_every: Duration,
+}
+
+/// Like [`query`], then asks `until.sql` in the same session until its first column is
+/// `f` or `deadline` comes; returns the rows of `stmts` and whether it turned false.
+/// One connection, and a pause of milliseconds instead of the server-side waits in
+/// tenths of seconds of `pg_promote(true)` or `pg_ctl -w`.
+pub fn query_until_false(
+    p: &Probe,
+    stmts: &[String],
+    until: Until<'_>,
+    deadline: Instant,
+) -> Result<(Vec<Rows>, bool), ProbeError> {
+    let refs: Vec<&str> = stmts.iter().map(String::as_str).collect();
+    session(p, &refs, Some(until), deadline)
 }
 
 /// One session: connects, runs each statement in turn (stopping at the first that
-/// fails), and returns the rows of each.
-fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>, ProbeError> {
+/// fails), and returns the rows of each; then, with `until`, asks its statement until it
+/// answers false (the `bool`) or the deadline is near.
+fn session(
+    p: &Probe,
+    sqls: &[&str],
+    until: Option<Until<'_>>,
+    deadline: Instant,
+) -> Result<(Vec<Vec<Row>>, bool), ProbeError> {
     let addrs = p.resolve(deadline)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -248,11 +277,11 @@ fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>,
         target: target.clone(),
         msg: describe(&e),
     };
-    let until = tokio::time::Instant::from_std(deadline);
+    let until_at = tokio::time::Instant::from_std(deadline);
     let (client, connection) = {
         let _euid = EuidGuard::become_user(p.as_uid)?;
         rt.block_on(async {
-            tokio::time::timeout_at(until, cfg.connect(tokio_postgres::NoTls)).await
+            tokio::time::timeout_at(until_at, cfg.connect(tokio_postgres::NoTls)).await
         })
         .map_err(|_| timeout("connect"))?
         .map_err(|e| classify(&target, &e))?
@@ -260,17 +289,36 @@ fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>,
     let answers = rt
         .block_on(async {
             let conn = tokio::spawn(connection);
-            let r = tokio::time::timeout_at(until, async {
+            let r = tokio::time::timeout_at(until_at, async {
                 let mut all = Vec::new();
                 for sql in sqls {
                     let r = client.simple_query(sql).await;
                     let failed = r.is_err();
                     all.push(r);
                     if failed {
-                        break;
+                        return (all, false);
                     }
                 }
-                all
+                let Some(u) = until else {
+                    return (all, false);
+                };
+                let mut nap = u.every;
+                loop {
+                    match client.simple_query(u.sql).await {
+                        Ok(m) if first_cell(&m).as_deref() == Some("f") => return (all, true),
+                        Ok(_) => {}
+                        Err(e) => {
+                            all.push(Err(e));
+                            return (all, false);
+                        }
+                    }
+                    // Stop asking while there is time left to answer.
+                    if Instant::now() + nap * 2 >= deadline {
+                        return (all, false);
+                    }
+                    tokio::time::sleep(nap).await;
+                    nap = (nap * 2).min(u.max_every);
+                }
             })
             .await;
             drop(client);
@@ -278,6 +326,7 @@ fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>,
             r
         })
         .map_err(|_| timeout("monitor statement"))?;
+    let (answers, turned) = answers;
     let mut out = Vec::new();
     for a in answers {
         let msgs = a.map_err(query_err)?;
@@ -292,7 +341,14 @@ fn session(p: &Probe, sqls: &[&str], deadline: Instant) -> Result<Vec<Vec<Row>>,
                 .collect(),
         );
     }
-    Ok(out)
+    Ok((out, turned))
+}
+
+fn first_cell(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
+    msgs.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    })
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {

@@ -21,7 +21,7 @@ use nix::unistd::Uid;
 
 use crate::sys::error::SysResult;
 use crate::sys::runner::Credentials;
-use client::{Answer, Probe, ProbeResult, Rows};
+use client::{Answer, Probe, ProbeResult, Rows, Until};
 
 /// A data directory as its owner sees it: PostgreSQL's programs in `bindir`, run on
 /// `datadir` as the system user `creds`.
@@ -61,6 +61,14 @@ pub trait PgOs {
     fn reload(&self, d: &PgDir, deadline: Instant) -> SysResult<()>;
     /// Statements in one session ([`client::query`]).
     fn query(&self, p: &Probe, stmts: &[String], deadline: Instant) -> ProbeResult<Vec<Rows>>;
+    /// Statements, then one asked until it answers false ([`client::query_until_false`]).
+    fn query_until_false(
+        &self,
+        p: &Probe,
+        stmts: &[String],
+        until: Until<'_>,
+        deadline: Instant,
+    ) -> ProbeResult<(Vec<Rows>, bool)>;
     /// A file of the data directory written for the system user ([`server::write_owned`]).
     fn write_owned(&self, d: &PgDir, name: &str, content: &str) -> SysResult<()>;
     /// Removes a file of the data directory; whether there was one.
@@ -125,6 +133,15 @@ impl PgOs for RealPg {
     }
     fn query(&self, p: &Probe, stmts: &[String], deadline: Instant) -> ProbeResult<Vec<Rows>> {
         client::query(p, stmts, deadline)
+    }
+    fn query_until_false(
+        &self,
+        p: &Probe,
+        stmts: &[String],
+        until: Until<'_>,
+        deadline: Instant,
+    ) -> ProbeResult<(Vec<Rows>, bool)> {
+        client::query_until_false(p, stmts, until, deadline)
     }
     fn write_owned(&self, d: &PgDir, name: &str, content: &str) -> SysResult<()> {
         server::write_owned(d.datadir, name, content, d.creds)
@@ -316,6 +333,22 @@ pub mod fake {
                 });
             }
             Ok(out)
+        }
+        fn query_until_false(
+            &self,
+            p: &Probe,
+            stmts: &[String],
+            until: Until<'_>,
+            deadline: Instant,
+        ) -> ProbeResult<(Vec<Rows>, bool)> {
+            let out = self.query(p, stmts, deadline)?;
+            let last = self.query(p, &[until.sql.to_string()], deadline)?;
+            let turned = last
+                .first()
+                .and_then(|r| r.first())
+                .and_then(|r| r.first())
+                .is_some_and(|v| v.as_deref() == Some("f"));
+            Ok((out, turned))
         }
         fn write_owned(&self, _: &PgDir, name: &str, content: &str) -> SysResult<()> {
             self.call(format!("write {name}"));
