@@ -404,8 +404,12 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
     };
     let creds = instance::credentials(cfg)?;
     let admin = admin_probe(cfg, &file, &creds)?;
-    let st = state(os, cfg, &file, &creds, ctx)?;
-    if !st.in_recovery {
+    // A hot standby says so in its pid file (status `standby`, PostgreSQL 10+): no
+    // connection is needed to know it is in recovery. Any other status is asked of the
+    // server; pg_promote refuses a server that is not in recovery anyway.
+    let in_recovery = file.status.as_deref() == Some("standby")
+        || state(os, cfg, &file, &creds, ctx)?.in_recovery;
+    if !in_recovery {
         ctx.log
             .info(&format!("postmaster {pid} is already a primary"));
         set_own_score(peers, ctx, election::PRIMARY_SCORE);

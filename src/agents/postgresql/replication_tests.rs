@@ -249,7 +249,27 @@ fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
         .position(|c| c == "sql select pg_promote(false)")
         .unwrap();
     assert_eq!(calls[at + 1], "sql select pg_is_in_recovery()", "{calls:?}");
+    assert!(calls
+        .iter()
+        .any(|c| c.starts_with("sql select pg_is_in_recovery(), ")));
     assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1001));
+    // A hot standby's pid file says `standby`: promoted without asking its role first.
+    let mut os = running(false);
+    os.pidfile = Some(PostmasterPid::parse(
+        "4242\n/srv/pgst-pg\n1\n5432\n/run/pgst-pg\n\n1 2\nstandby\n",
+    ));
+    with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap();
+    let calls = os.calls();
+    assert!(
+        calls.contains(&"sql select pg_promote(false)".to_string()),
+        "{calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.starts_with("sql select pg_is_in_recovery(), ")),
+        "{calls:?}"
+    );
     // Recovery did not end before the deadline: a failure, never a success.
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
