@@ -2,59 +2,47 @@
 
 use std::fmt;
 
-/// Exit codes of the OCF resource agent API 1.1.
-#[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OcfCode {
-    Success = 0,
-    ErrGeneric = 1,
-    ErrArgs = 2,
-    ErrUnimplemented = 3,
-    ErrPerm = 4,
-    ErrInstalled = 5,
-    ErrConfigured = 6,
-    NotRunning = 7,
-    RunningPromoted = 8,
-    FailedPromoted = 9,
-    Degraded = 190,
-    DegradedPromoted = 191,
+/// Declares the codes once: variant, value and the spec's name, so the enum, [`OcfCode::ALL`]
+/// and [`OcfCode::name`] cannot disagree.
+macro_rules! ocf_codes {
+    ($($variant:ident: $value:literal => $name:literal,)+) => {
+        /// Exit codes of the OCF resource agent API 1.1.
+        #[repr(u8)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum OcfCode {
+            $($variant = $value,)+
+        }
+
+        impl OcfCode {
+            pub const ALL: [OcfCode; [$($value),+].len()] = [$(OcfCode::$variant),+];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(OcfCode::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+ocf_codes! {
+    Success: 0 => "OCF_SUCCESS",
+    ErrGeneric: 1 => "OCF_ERR_GENERIC",
+    ErrArgs: 2 => "OCF_ERR_ARGS",
+    ErrUnimplemented: 3 => "OCF_ERR_UNIMPLEMENTED",
+    ErrPerm: 4 => "OCF_ERR_PERM",
+    ErrInstalled: 5 => "OCF_ERR_INSTALLED",
+    ErrConfigured: 6 => "OCF_ERR_CONFIGURED",
+    NotRunning: 7 => "OCF_NOT_RUNNING",
+    RunningPromoted: 8 => "OCF_RUNNING_PROMOTED",
+    FailedPromoted: 9 => "OCF_FAILED_PROMOTED",
+    Degraded: 190 => "OCF_DEGRADED",
+    DegradedPromoted: 191 => "OCF_DEGRADED_PROMOTED",
 }
 
 impl OcfCode {
-    pub const ALL: [OcfCode; 12] = [
-        OcfCode::Success,
-        OcfCode::ErrGeneric,
-        OcfCode::ErrArgs,
-        OcfCode::ErrUnimplemented,
-        OcfCode::ErrPerm,
-        OcfCode::ErrInstalled,
-        OcfCode::ErrConfigured,
-        OcfCode::NotRunning,
-        OcfCode::RunningPromoted,
-        OcfCode::FailedPromoted,
-        OcfCode::Degraded,
-        OcfCode::DegradedPromoted,
-    ];
-
     pub fn as_u8(self) -> u8 {
         self as u8
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            OcfCode::Success => "OCF_SUCCESS",
-            OcfCode::ErrGeneric => "OCF_ERR_GENERIC",
-            OcfCode::ErrArgs => "OCF_ERR_ARGS",
-            OcfCode::ErrUnimplemented => "OCF_ERR_UNIMPLEMENTED",
-            OcfCode::ErrPerm => "OCF_ERR_PERM",
-            OcfCode::ErrInstalled => "OCF_ERR_INSTALLED",
-            OcfCode::ErrConfigured => "OCF_ERR_CONFIGURED",
-            OcfCode::NotRunning => "OCF_NOT_RUNNING",
-            OcfCode::RunningPromoted => "OCF_RUNNING_PROMOTED",
-            OcfCode::FailedPromoted => "OCF_FAILED_PROMOTED",
-            OcfCode::Degraded => "OCF_DEGRADED",
-            OcfCode::DegradedPromoted => "OCF_DEGRADED_PROMOTED",
-        }
     }
 }
 

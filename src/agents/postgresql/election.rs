@@ -460,7 +460,12 @@ pub fn check_switchover(
     if let Err(e) = wal.checkpoint(probe, d) {
         return Switchover::Unknown(format!("restartpoint: {e}"));
     }
-    let c = match wal.checkpoints(bindir, datadir, creds, d) {
+    let local = crate::sys::pg::wal::Local {
+        bindir,
+        datadir,
+        creds,
+    };
+    let c = match wal.checkpoints(&local, d) {
         Ok(c) => c,
         Err(e) => return Switchover::Unknown(e.to_string()),
     };
@@ -471,7 +476,7 @@ pub fn check_switchover(
         Ok(_) => return Switchover::Unknown("no WAL received from the old primary".into()),
         Err(e) => return Switchover::Unknown(e.to_string()),
     };
-    match wal.shutdown_checkpoint_in(bindir, datadir, c.timeline, c.redo, received, creds, d) {
+    match wal.shutdown_checkpoint_in(&local, c.timeline, c.redo..received, d) {
         Ok(Some(at)) => Switchover::Safe { checkpoint: at },
         Ok(None) => Switchover::Unsafe {
             timeline: c.timeline,

@@ -222,15 +222,34 @@ pub struct Tools<'a> {
     pub creds: &'a Credentials,
 }
 
+impl Tools<'_> {
+    /// The instance's own data directory, as the WAL reads take it.
+    fn local(&self) -> wal::Local<'_> {
+        wal::Local {
+            bindir: self.bindir,
+            datadir: self.datadir,
+            creds: self.creds,
+        }
+    }
+
+    /// The primary, asked with this instance's tools.
+    fn primary(&self) -> wal::Primary<'_> {
+        wal::Primary {
+            bindir: self.bindir,
+            conninfo: self.conninfo,
+            creds: self.creds,
+        }
+    }
+}
+
 /// Reads both sides and decides.
 pub fn check(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Divergence, SysError> {
     let former = on_own_timeline(
-        wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?,
+        wal.checkpoints(&t.local(), deadline)?,
         wal::local_wal_timeline(t.datadir)?,
     );
-    let primary = wal.identify(t.bindir, t.conninfo, t.creds, deadline)?;
-    let history =
-        wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline)?;
+    let primary = wal.identify(&t.primary(), deadline)?;
+    let history = wal.timeline_history(&t.primary(), primary.timeline, deadline)?;
     let own = wal::local_history(t.datadir, former.timeline)?;
     refine(
         wal,
@@ -259,7 +278,7 @@ fn refine(
         return Ok(d);
     };
     Ok(
-        match wal.record_from(t.bindir, t.datadir, timeline, fork, t.creds, deadline)? {
+        match wal.record_from(&t.local(), timeline, fork, deadline)? {
             Some(at) => Divergence::Diverged {
                 timeline,
                 fork,
@@ -290,18 +309,17 @@ pub enum Guard {
 /// either, but not for want of a primary.
 pub fn guard(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Guard, SysError> {
     let former = on_own_timeline(
-        wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?,
+        wal.checkpoints(&t.local(), deadline)?,
         wal::local_wal_timeline(t.datadir)?,
     );
-    let primary = match wal.identify(t.bindir, t.conninfo, t.creds, deadline) {
+    let primary = match wal.identify(&t.primary(), deadline) {
         Ok(p) => p,
         Err(e) => return Ok(Guard::NoAnswer(e)),
     };
-    let history =
-        match wal.timeline_history(t.bindir, t.conninfo, primary.timeline, t.creds, deadline) {
-            Ok(h) => h,
-            Err(e) => return Ok(Guard::NoAnswer(e)),
-        };
+    let history = match wal.timeline_history(&t.primary(), primary.timeline, deadline) {
+        Ok(h) => h,
+        Err(e) => return Ok(Guard::NoAnswer(e)),
+    };
     let own = wal::local_history(t.datadir, former.timeline)?;
     let d = divergence(&former, own.as_ref(), &primary, &history);
     let d = refine(wal, t, d, &primary, deadline)?;
@@ -392,7 +410,7 @@ pub fn rejoin(
     if running {
         return Err(RejoinError::Running(t.datadir.to_path_buf()));
     }
-    let c = wal.checkpoints(t.bindir, t.datadir, t.creds, deadline)?;
+    let c = wal.checkpoints(&t.local(), deadline)?;
     if !matches!(
         c.state,
         ClusterState::ShutDown

@@ -137,6 +137,20 @@ fn running(primary: bool) -> FakePg {
     os
 }
 
+/// A running standby that streams nothing: its WAL receiver is absent (`None`) or in
+/// `receiver` state, and it answers no other query.
+fn standby_without_stream(receiver: Option<&'static str>) -> FakePg {
+    let mut os = running(false);
+    os.sql = Some(Box::new(move |s: &str| {
+        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+            rows(&[&[Some("t"), receiver]])
+        } else {
+            Vec::new()
+        })
+    }));
+    os
+}
+
 #[test]
 fn the_mode_comes_from_the_clone_meta_and_mode_overrides_it() {
     let c = cfg_of(&env(&[("OCF_RESKEY_mode", "")]));
@@ -394,14 +408,7 @@ fn monitor_maps_primary_8_standby_0_stopped_7_crashed_primary_9_when_expected() 
 
 #[test]
 fn a_standby_that_does_not_stream_is_running() {
-    let mut os = running(false);
-    os.sql = Some(Box::new(|s: &str| {
-        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
-            rows(&[&[Some("t"), None]])
-        } else {
-            Vec::new()
-        })
-    }));
+    let os = standby_without_stream(None);
     let (code, cl) = monitor_code(&os, &[]);
     assert_eq!(code, OcfCode::Success);
     // Three nodes: the two-node rule does not apply, no score is set.
@@ -690,14 +697,7 @@ fn an_unsafe_switchover_fails_the_promote_of_its_transition() {
 
 #[test]
 fn a_standby_that_does_not_stream_while_a_primary_is_expected_answers_0_with_a_warning() {
-    let mut os = running(false);
-    os.sql = Some(Box::new(|s: &str| {
-        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
-            rows(&[&[Some("t"), Some("waiting")]])
-        } else {
-            Vec::new()
-        })
-    }));
+    let os = standby_without_stream(Some("waiting"));
     let (a, w) = cluster();
     a.put_score("pgsqld", "pgst-node2", election::PRIMARY_SCORE);
     let cl = peers(&a, &w);
@@ -856,14 +856,7 @@ fn with_no_primary_anywhere_a_former_primary_starts_as_a_standby() {
 
 #[test]
 fn a_standby_stuck_on_a_diverged_history_fails_its_monitor_with_the_rejoin_reason() {
-    let mut os = running(false);
-    os.sql = Some(Box::new(|s: &str| {
-        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
-            rows(&[&[Some("t"), None]])
-        } else {
-            Vec::new()
-        })
-    }));
+    let os = standby_without_stream(None);
     let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2"]);
     let code = |w: &FakeWal| {
         with(&[], Action::Monitor, |c, ctx| {

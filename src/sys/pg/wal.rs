@@ -16,6 +16,7 @@
 //! Nothing here decides; it reads and runs, with typed results.
 
 use std::fmt;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -102,15 +103,30 @@ impl Checkpoints {
         })
     }
 
-    /// Runs `pg_controldata` on `datadir` as `creds`.
-    pub fn read(
-        bindir: &Path,
-        datadir: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<Checkpoints> {
-        Checkpoints::parse(&control::text(bindir, datadir, creds, deadline)?)
+    /// Runs `pg_controldata` on the data directory as its owner.
+    pub fn read(at: &Local, deadline: Instant) -> SysResult<Checkpoints> {
+        Checkpoints::parse(&control::text(at.bindir, at.datadir, at.creds, deadline)?)
     }
+}
+
+/// A stopped (or crashed) data directory and the installation that reads it: where its
+/// control file and its own WAL are read from, with which tools, as which user.
+#[derive(Debug, Clone, Copy)]
+pub struct Local<'a> {
+    pub bindir: &'a Path,
+    pub datadir: &'a Path,
+    /// The data directory's owner: the tools run as this user.
+    pub creds: &'a Credentials,
+}
+
+/// The current primary as this node reaches it over a replication connection: with the
+/// local installation's psql, run as the data directory's owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Primary<'a> {
+    pub bindir: &'a Path,
+    /// libpq connection string of the primary.
+    pub conninfo: &'a str,
+    pub creds: &'a Credentials,
 }
 
 /// A running server's WAL, read in one statement.
@@ -339,27 +355,28 @@ pub fn find_shutdown_checkpoint(waldump: &str, timeline: u32) -> Option<Lsn> {
     })
 }
 
-/// Runs `pg_waldump` (`pg_xlogdump` before 10) as `creds` on the WAL of `datadir`, on
-/// `timeline` from `start`, with `until` (`--end L` or `--limit N`). Any exit counts: the
-/// callers read what it printed; running out of time is an error.
+/// Runs `pg_waldump` (`pg_xlogdump` before 10) as the owner on the data directory's
+/// WAL, on `timeline` from `start`, with `until` (`--end L` or `--limit N`). Any exit
+/// counts: the callers read what it printed; running out of time is an error.
 fn waldump(
-    bindir: &Path,
-    datadir: &Path,
+    at: &Local,
     timeline: u32,
     start: Lsn,
     until: [&str; 2],
-    creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Outcome> {
-    let old = major_version(datadir)? < 10;
-    let cmd = Cmd::new(bindir.join(if old { "pg_xlogdump" } else { "pg_waldump" }))
-        .arg("--path")
-        .arg(datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
-        .args(["--timeline", &timeline.to_string()])
-        .args(["--start", &start.to_string()])
-        .args(until)
-        .current_dir("/")
-        .run_as(creds.clone());
+    let old = major_version(at.datadir)? < 10;
+    let cmd = Cmd::new(
+        at.bindir
+            .join(if old { "pg_xlogdump" } else { "pg_waldump" }),
+    )
+    .arg("--path")
+    .arg(at.datadir.join(if old { "pg_xlog" } else { "pg_wal" }))
+    .args(["--timeline", &timeline.to_string()])
+    .args(["--start", &start.to_string()])
+    .args(until)
+    .current_dir("/")
+    .run_as(at.creds.clone());
     let out = runner::run(&cmd, deadline)?;
     if let Outcome::TimedOut { .. } = out {
         return Err(SysError::Timeout {
@@ -369,27 +386,16 @@ fn waldump(
     Ok(out)
 }
 
-/// Runs `pg_waldump` (`pg_xlogdump` before 10) on the WAL of `datadir` from `start` to
-/// `end` on `timeline` and looks for a shutdown checkpoint record.
+/// Runs `pg_waldump` (`pg_xlogdump` before 10) on the data directory's WAL in `range`
+/// on `timeline` and looks for a shutdown checkpoint record.
 pub fn shutdown_checkpoint_in(
-    bindir: &Path,
-    datadir: &Path,
+    at: &Local,
     timeline: u32,
-    start: Lsn,
-    end: Lsn,
-    creds: &Credentials,
+    range: Range<Lsn>,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let end = end.to_string();
-    let out = waldump(
-        bindir,
-        datadir,
-        timeline,
-        start,
-        ["--end", &end],
-        creds,
-        deadline,
-    )?;
+    let end = range.end.to_string();
+    let out = waldump(at, timeline, range.start, ["--end", &end], deadline)?;
     // pg_waldump exits 1 when the range ends inside a record it cannot read to the end
     // (the normal case at the end of streamed WAL); the records it printed still count.
     Ok(find_shutdown_checkpoint(&out.stdout_str(), timeline))
@@ -409,22 +415,12 @@ pub fn first_record(waldump: &str) -> Option<Lsn> {
 /// WAL (`None` when its WAL ends before): where a crashed server's WAL goes on past
 /// a point.
 pub fn record_from(
-    bindir: &Path,
-    datadir: &Path,
+    at: &Local,
     timeline: u32,
     from: Lsn,
-    creds: &Credentials,
     deadline: Instant,
 ) -> SysResult<Option<Lsn>> {
-    let out = waldump(
-        bindir,
-        datadir,
-        timeline,
-        from,
-        ["--limit", "1"],
-        creds,
-        deadline,
-    )?;
+    let out = waldump(at, timeline, from, ["--limit", "1"], deadline)?;
     // No record there is exit 1 with "could not find a valid record after ...".
     Ok(first_record(&out.stdout_str()).filter(|l| *l >= from))
 }
@@ -501,20 +497,14 @@ fn replication_conninfo(conninfo: &str) -> String {
     format!("{conninfo} replication=true")
 }
 
-fn psql_replication(
-    bindir: &Path,
-    conninfo: &str,
-    command: &str,
-    creds: &Credentials,
-    deadline: Instant,
-) -> SysResult<String> {
-    let cmd = Cmd::new(bindir.join("psql"))
+fn psql_replication(primary: &Primary, command: &str, deadline: Instant) -> SysResult<String> {
+    let cmd = Cmd::new(primary.bindir.join("psql"))
         .args(["-X", "-A", "-t", "-F", "\u{1f}", "-v", "ON_ERROR_STOP=1"])
         .arg("-d")
-        .arg(replication_conninfo(conninfo))
+        .arg(replication_conninfo(primary.conninfo))
         .args(["-c", command])
         .current_dir("/")
-        .run_as(creds.clone());
+        .run_as(primary.creds.clone());
     let out = runner::run(&cmd, deadline)?;
     match &out {
         Outcome::TimedOut { .. } => Err(SysError::Timeout {
@@ -523,20 +513,15 @@ fn psql_replication(
         o if o.success() => Ok(o.stdout_str()),
         o => Err(SysError::Invalid(format!(
             "{command} on the primary ({}): {}",
-            bindir.join("psql").display(),
+            primary.bindir.join("psql").display(),
             o.describe()
         ))),
     }
 }
 
-/// `IDENTIFY_SYSTEM` on the server `conninfo` names.
-pub fn identify(
-    bindir: &Path,
-    conninfo: &str,
-    creds: &Credentials,
-    deadline: Instant,
-) -> SysResult<Identity> {
-    let t = psql_replication(bindir, conninfo, "IDENTIFY_SYSTEM", creds, deadline)?;
+/// `IDENTIFY_SYSTEM` on the primary.
+pub fn identify(primary: &Primary, deadline: Instant) -> SysResult<Identity> {
+    let t = psql_replication(primary, "IDENTIFY_SYSTEM", deadline)?;
     let line = t.lines().next().unwrap_or("");
     let f: Vec<&str> = line.split('\u{1f}').collect();
     let bad = || SysError::Invalid(format!("IDENTIFY_SYSTEM answered {line:?}"));
@@ -550,27 +535,15 @@ pub fn identify(
     })
 }
 
-/// The history of `timeline` on the server `conninfo` names (timeline 1 has none).
-pub fn timeline_history(
-    bindir: &Path,
-    conninfo: &str,
-    timeline: u32,
-    creds: &Credentials,
-    deadline: Instant,
-) -> SysResult<History> {
+/// The history of `timeline` on the primary (timeline 1 has none).
+pub fn timeline_history(primary: &Primary, timeline: u32, deadline: Instant) -> SysResult<History> {
     if timeline <= 1 {
         return Ok(History {
             timeline,
             forks: Vec::new(),
         });
     }
-    let t = psql_replication(
-        bindir,
-        conninfo,
-        &format!("TIMELINE_HISTORY {timeline}"),
-        creds,
-        deadline,
-    )?;
+    let t = psql_replication(primary, &format!("TIMELINE_HISTORY {timeline}"), deadline)?;
     let content = t
         .split_once('\u{1f}')
         .map(|(_, c)| c)
@@ -831,46 +804,27 @@ pub trait WalOs {
     fn wal_state(&self, base: &Probe, deadline: Instant) -> Result<WalState, ProbeError>;
     fn checkpoint(&self, base: &Probe, deadline: Instant) -> Result<(), ProbeError>;
     fn replicas(&self, base: &Probe, deadline: Instant) -> Result<Vec<Replica>, ProbeError>;
-    fn checkpoints(
-        &self,
-        bindir: &Path,
-        datadir: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<Checkpoints>;
-    #[allow(clippy::too_many_arguments)]
+    fn checkpoints(&self, at: &Local, deadline: Instant) -> SysResult<Checkpoints>;
+    /// A shutdown checkpoint record in `start..end` of the local WAL on `timeline`.
     fn shutdown_checkpoint_in(
         &self,
-        bindir: &Path,
-        datadir: &Path,
+        at: &Local,
         timeline: u32,
-        start: Lsn,
-        end: Lsn,
-        creds: &Credentials,
+        range: Range<Lsn>,
         deadline: Instant,
     ) -> SysResult<Option<Lsn>>;
     fn record_from(
         &self,
-        bindir: &Path,
-        datadir: &Path,
+        at: &Local,
         timeline: u32,
         from: Lsn,
-        creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<Option<Lsn>>;
-    fn identify(
-        &self,
-        bindir: &Path,
-        conninfo: &str,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<Identity>;
+    fn identify(&self, primary: &Primary, deadline: Instant) -> SysResult<Identity>;
     fn timeline_history(
         &self,
-        bindir: &Path,
-        conninfo: &str,
+        primary: &Primary,
         timeline: u32,
-        creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<History>;
 }
@@ -888,56 +842,37 @@ impl WalOs for RealWal {
     fn replicas(&self, base: &Probe, deadline: Instant) -> Result<Vec<Replica>, ProbeError> {
         replicas(base, deadline)
     }
-    fn checkpoints(
-        &self,
-        bindir: &Path,
-        datadir: &Path,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<Checkpoints> {
-        Checkpoints::read(bindir, datadir, creds, deadline)
+    fn checkpoints(&self, at: &Local, deadline: Instant) -> SysResult<Checkpoints> {
+        Checkpoints::read(at, deadline)
     }
     fn shutdown_checkpoint_in(
         &self,
-        bindir: &Path,
-        datadir: &Path,
+        at: &Local,
         timeline: u32,
-        start: Lsn,
-        end: Lsn,
-        creds: &Credentials,
+        range: Range<Lsn>,
         deadline: Instant,
     ) -> SysResult<Option<Lsn>> {
-        shutdown_checkpoint_in(bindir, datadir, timeline, start, end, creds, deadline)
+        shutdown_checkpoint_in(at, timeline, range, deadline)
     }
     fn record_from(
         &self,
-        bindir: &Path,
-        datadir: &Path,
+        at: &Local,
         timeline: u32,
         from: Lsn,
-        creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<Option<Lsn>> {
-        record_from(bindir, datadir, timeline, from, creds, deadline)
+        record_from(at, timeline, from, deadline)
     }
-    fn identify(
-        &self,
-        bindir: &Path,
-        conninfo: &str,
-        creds: &Credentials,
-        deadline: Instant,
-    ) -> SysResult<Identity> {
-        identify(bindir, conninfo, creds, deadline)
+    fn identify(&self, primary: &Primary, deadline: Instant) -> SysResult<Identity> {
+        identify(primary, deadline)
     }
     fn timeline_history(
         &self,
-        bindir: &Path,
-        conninfo: &str,
+        primary: &Primary,
         timeline: u32,
-        creds: &Credentials,
         deadline: Instant,
     ) -> SysResult<History> {
-        timeline_history(bindir, conninfo, timeline, creds, deadline)
+        timeline_history(primary, timeline, deadline)
     }
 }
 
@@ -991,13 +926,7 @@ pub mod fake {
             self.call("replicas".into());
             Ok(self.replicas.clone())
         }
-        fn checkpoints(
-            &self,
-            _: &Path,
-            _: &Path,
-            _: &Credentials,
-            _: Instant,
-        ) -> SysResult<Checkpoints> {
+        fn checkpoints(&self, _: &Local, _: Instant) -> SysResult<Checkpoints> {
             self.call("pg_controldata".into());
             self.checkpoints
                 .clone()
@@ -1005,43 +934,32 @@ pub mod fake {
         }
         fn shutdown_checkpoint_in(
             &self,
-            _: &Path,
-            _: &Path,
+            _: &Local,
             timeline: u32,
-            start: Lsn,
-            end: Lsn,
-            _: &Credentials,
+            range: Range<Lsn>,
             _: Instant,
         ) -> SysResult<Option<Lsn>> {
+            let Range { start, end } = range;
             self.call(format!("pg_waldump tli {timeline} {start}..{end}"));
             Ok(self.shutdown_checkpoint)
         }
         fn record_from(
             &self,
-            _: &Path,
-            _: &Path,
+            _: &Local,
             timeline: u32,
             from: Lsn,
-            _: &Credentials,
             _: Instant,
         ) -> SysResult<Option<Lsn>> {
             self.call(format!("pg_waldump tli {timeline} from {from}"));
             Ok(self.record_from)
         }
-        fn identify(&self, _: &Path, _: &str, _: &Credentials, _: Instant) -> SysResult<Identity> {
+        fn identify(&self, _: &Primary, _: Instant) -> SysResult<Identity> {
             self.call("IDENTIFY_SYSTEM".into());
             self.identity
                 .clone()
                 .ok_or_else(|| SysError::Invalid("IDENTIFY_SYSTEM: cannot connect".into()))
         }
-        fn timeline_history(
-            &self,
-            _: &Path,
-            _: &str,
-            timeline: u32,
-            _: &Credentials,
-            _: Instant,
-        ) -> SysResult<History> {
+        fn timeline_history(&self, _: &Primary, timeline: u32, _: Instant) -> SysResult<History> {
             self.call(format!("TIMELINE_HISTORY {timeline}"));
             self.history
                 .clone()
