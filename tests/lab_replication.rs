@@ -678,10 +678,13 @@ fn rows(l: &Lab, node: &str, what: &str) -> Option<u64> {
 /// `pgstack pg rejoin`, it neither streams nor is promoted, the new primary stays;
 /// `pgstack lab rejoin` then rebuilds it and it streams from the new primary, holding the
 /// rows written there after the failover and none of the diverged ones.
-#[test]
-fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let g = up("pgstack", 2, false);
+/// The divergence, for certain (2 nodes, asynchronous): the WAL sender to the standby
+/// stopped ([`repl::freeze_wal_sender`]), 100 rows committed on the primary that the
+/// standby never receives, the primary cut; the standby is promoted on a new timeline and
+/// gets 20 rows of its own. Returns the lab, the old primary (down), the new primary and
+/// the takeover's seconds.
+fn diverged(provider: &str) -> (Guard, String, String, f64) {
+    let g = up(provider, 2, false);
     let l = &g.0;
     let old = one_primary(l, "after up");
     standbys_stream(l, &old, "after up");
@@ -731,7 +734,10 @@ fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
     );
 
     let (victim, survivor, t) = l.crash_measured(Some(&old)).expect("crash failover");
-    eprintln!("{victim} cut, {survivor} promoted: {}", t.report());
+    eprintln!(
+        "{provider}: {victim} cut, {survivor} promoted: {}",
+        t.report()
+    );
     assert_eq!(
         (victim.as_str(), survivor.as_str()),
         (old.as_str(), new.as_str())
@@ -743,6 +749,14 @@ fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
         "insert into pgst_rejoin (what) select 'after' from generate_series(1, 20)",
     )
     .expect("rows on the new primary");
+    (g, old, new, t.total)
+}
+
+#[test]
+fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, old, new, failover) = diverged("pgstack");
+    let l = &g.0;
 
     // Back with its data directory as the crash left it: the cluster's own start meets
     // the divergence.
@@ -818,8 +832,59 @@ fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
         .collect();
     assert!(!aside.is_empty(), "{old}: no data directory kept aside");
     eprintln!(
-        "diverged former primary: failover {:.2} s, refusal seen {refused:.2} s after the \
-         restore, rejoin {secs:.2} s, streaming {streaming:.2} s after it; kept aside: {aside:?}",
-        t.total
+        "diverged former primary: failover {failover:.2} s, refusal seen {refused:.2} s after the \
+         restore, rejoin {secs:.2} s, streaming {streaming:.2} s after it; kept aside: {aside:?}"
     );
+}
+
+/// PAF in the same case, recorded (docs/compatibility.md): the diverged old primary
+/// booted as the crash left it (`restore --as-is`, no pg_basebackup first); what pgsqlms
+/// and Pacemaker make of it within 60 s. Asserts only that the new primary keeps the role
+/// alone.
+#[test]
+fn paf_diverged_former_primary_restored_as_is_is_recorded() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, old, new, failover) = diverged("heartbeat");
+    let l = &g.0;
+    eprintln!("PAF: failover {failover:.2} s");
+    l.restore_with(&old, lab::DataDir::AsIs)
+        .expect("restore --as-is");
+    l.wait_online(std::slice::from_ref(&old), 60.0).unwrap();
+    let _ = l.settle(60);
+    let seen = lab::poll(
+        &format!("{old} streaming or its start failed"),
+        30.0,
+        Duration::from_millis(500),
+        || {
+            if all_stream(l, &new) {
+                return Some(None);
+            }
+            repl::start_failure(l, &old).map(Some)
+        },
+    );
+    let st = l.status().unwrap();
+    eprintln!("PAF: {old} booted as it was: {seen:?}\n{}", st.report());
+    if let Ok(out) = lab::node::exec(
+        l,
+        &new,
+        &["crm_mon", "-1", "-f", "-r"],
+        Duration::from_secs(10),
+    ) {
+        eprintln!("PAF: crm_mon on {new}:\n{out}");
+    }
+    let log = std::fs::read_to_string(l.node_dir(&old).join("log-pacemaker").join("pacemaker.log"))
+        .unwrap_or_default();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|x| x.contains("pgsqlms") || (x.contains("pgsqld") && x.contains("Result of")))
+        .collect();
+    for x in &lines[lines.len().saturating_sub(40)..] {
+        eprintln!("  {x}");
+    }
+    eprintln!(
+        "PAF: on {old} the diverged rows: {:?}, the new primary's: {:?}",
+        rows(l, &old, "diverged"),
+        rows(l, &old, "after")
+    );
+    assert_eq!(st.primaries(), [new.as_str()], "{}", st.report());
 }
