@@ -656,3 +656,243 @@ fn make_lab_runs_the_main_job() {
     let left = lab::net::lab_namespaces().unwrap();
     assert!(left.is_empty(), "namespaces left: {left:?}");
 }
+
+/// Rows of `what` in the test's table on `node` (`None`: PostgreSQL does not answer there).
+fn rows(l: &Lab, node: &str, what: &str) -> Option<u64> {
+    repl::node_sql(
+        l,
+        node,
+        &format!("select count(*) from pgst_rejoin where what = '{what}'"),
+    )
+    .ok()?
+    .trim()
+    .parse()
+    .ok()
+}
+
+/// The diverged former primary, for certain (2 nodes, asynchronous): the WAL sender to
+/// the standby stopped ([`repl::freeze_wal_sender`]), rows committed on the primary that
+/// the standby never receives, the primary cut; the standby is promoted on a new
+/// timeline. The old primary booted with its data directory as it was
+/// (`restore --as-is`): the cluster's start there is refused with a reason naming
+/// `pgstack pg rejoin`, it neither streams nor is promoted, the new primary stays;
+/// `pgstack lab rejoin` then rebuilds it and it streams from the new primary, holding the
+/// rows written there after the failover and none of the diverged ones.
+/// The divergence, for certain (2 nodes, asynchronous): the WAL sender to the standby
+/// stopped ([`repl::freeze_wal_sender`]), 100 rows committed on the primary that the
+/// standby never receives, the primary cut; the standby is promoted on a new timeline and
+/// gets 20 rows of its own. Returns the lab, the old primary (down), the new primary and
+/// the takeover's seconds.
+fn diverged(provider: &str) -> (Guard, String, String, f64) {
+    let g = up(provider, 2, false);
+    let l = &g.0;
+    let old = one_primary(l, "after up");
+    standbys_stream(l, &old, "after up");
+    promotable(l, &old);
+    let new = l.other_node(&old).unwrap();
+    repl::node_sql(
+        l,
+        &old,
+        "create table pgst_rejoin (id serial primary key, what text not null); \
+         insert into pgst_rejoin (what) select 'before' from generate_series(1, 10)",
+    )
+    .expect("the test's table");
+    lab::poll(
+        "the table's first rows on the standby",
+        20.0,
+        Duration::from_millis(200),
+        || (rows(l, &new, "before") == Some(10)).then_some(()),
+    )
+    .unwrap();
+
+    // The divergence: commits acknowledged on the primary alone.
+    let pid = repl::freeze_wal_sender(l, &old, &new).expect("stop the WAL sender");
+    repl::node_sql(
+        l,
+        &old,
+        "insert into pgst_rejoin (what) select 'diverged' from generate_series(1, 100)",
+    )
+    .expect("the diverged rows, committed on the primary");
+    let (p, s) = (
+        repl::pg_node(l, &old).unwrap(),
+        repl::pg_node(l, &new).unwrap(),
+    );
+    eprintln!(
+        "WAL sender {pid} on {old} stopped; {old}: {}; {new}: {}",
+        p.report(),
+        s.report()
+    );
+    assert_eq!(rows(l, &old, "diverged"), Some(100));
+    assert_eq!(
+        rows(l, &new, "diverged"),
+        Some(0),
+        "{new} has the rows committed after its WAL sender stopped"
+    );
+    assert_ne!(
+        p.current, s.receive,
+        "{new} received everything {old} wrote"
+    );
+
+    let (victim, survivor, t) = l.crash_measured(Some(&old)).expect("crash failover");
+    eprintln!(
+        "{provider}: {victim} cut, {survivor} promoted: {}",
+        t.report()
+    );
+    assert_eq!(
+        (victim.as_str(), survivor.as_str()),
+        (old.as_str(), new.as_str())
+    );
+    assert_eq!(one_primary(l, "after the crash"), new);
+    repl::node_sql(
+        l,
+        &new,
+        "insert into pgst_rejoin (what) select 'after' from generate_series(1, 20)",
+    )
+    .expect("rows on the new primary");
+    (g, old, new, t.total)
+}
+
+#[test]
+fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, old, new, failover) = diverged("pgstack");
+    let l = &g.0;
+
+    // Back with its data directory as the crash left it: the cluster's own start meets
+    // the divergence.
+    let t0 = std::time::Instant::now();
+    l.restore_with(&old, lab::DataDir::AsIs)
+        .expect("restore --as-is");
+    l.wait_online(std::slice::from_ref(&old), 60.0).unwrap();
+    let reason = lab::poll(
+        &format!("{old}'s start refused"),
+        90.0,
+        Duration::from_millis(500),
+        || repl::start_failure(l, &old),
+    )
+    .unwrap_or_else(|e| panic!("{e}:\n{}", l.status().unwrap().report()));
+    let refused = t0.elapsed().as_secs_f64();
+    eprintln!(
+        "{old} booted as it was; its start refused {refused:.2} s after the restore: {reason}"
+    );
+    assert!(
+        reason.contains("pgstack pg rejoin") && reason.contains("diverged"),
+        "{old}: its start failed for another reason: {reason:?}"
+    );
+    let _ = l.settle(60);
+    let st = l.status().unwrap();
+    assert_eq!(st.primaries(), [new.as_str()], "{}", st.report());
+    assert_eq!(st.vip_holders(), [new.as_str()], "{}", st.report());
+    let on_old = st.nodes.iter().find(|n| n.name == old).unwrap();
+    assert!(
+        on_old.alive && on_old.pg.is_none() && on_old.postmasters == 0,
+        "{old} runs PostgreSQL after its start was refused:\n{}",
+        st.report()
+    );
+    assert!(!all_stream(l, &new), "{old} streams:\n{}", st.report());
+
+    let (secs, out) = repl::rejoin(l, &old).expect("pgstack lab rejoin");
+    eprintln!("{old} rejoined in {secs:.2} s: {}", out.trim());
+    let t1 = std::time::Instant::now();
+    standbys_stream(l, &new, "after the rejoin");
+    let streaming = t1.elapsed().as_secs_f64();
+    eprintln!("{old} streams from {new} {streaming:.2} s after the rejoin");
+    assert_eq!(one_primary(l, "after the rejoin"), new);
+    let pg = repl::pg_node(l, &old).unwrap();
+    assert!(!pg.primary, "{old}: {}", pg.report());
+    // A row written on the new primary now reaches the rejoined node.
+    repl::node_sql(
+        l,
+        &new,
+        "insert into pgst_rejoin (what) values ('streamed')",
+    )
+    .unwrap();
+    lab::poll(
+        &format!("the new primary's rows on {old}"),
+        20.0,
+        Duration::from_millis(200),
+        || (rows(l, &old, "streamed") == Some(1)).then_some(()),
+    )
+    .unwrap();
+    assert_eq!(rows(l, &old, "before"), Some(10));
+    assert_eq!(rows(l, &old, "after"), Some(20));
+    // What a rejoin means: the old primary's commits past the fork point are discarded
+    // (they were never on the new primary's timeline); its old data directory is kept
+    // aside, never deleted.
+    assert_eq!(
+        rows(l, &old, "diverged"),
+        Some(0),
+        "{old} still holds the diverged rows"
+    );
+    let aside: Vec<String> = std::fs::read_dir(repl::node_db(l, &old))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pgdata.diverged"))
+        .collect();
+    assert!(!aside.is_empty(), "{old}: no data directory kept aside");
+    eprintln!(
+        "diverged former primary: failover {failover:.2} s, refusal seen {refused:.2} s after the \
+         restore, rejoin {secs:.2} s, streaming {streaming:.2} s after it; kept aside: {aside:?}"
+    );
+}
+
+/// PAF in the same case, recorded (docs/compatibility.md): the diverged old primary
+/// booted as the crash left it (`restore --as-is`, no pg_basebackup first); what pgsqlms
+/// and Pacemaker make of it within 60 s. Asserts only that the new primary keeps the role
+/// alone.
+#[test]
+fn paf_diverged_former_primary_restored_as_is_is_recorded() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, old, new, failover) = diverged("heartbeat");
+    let l = &g.0;
+    eprintln!("PAF: failover {failover:.2} s");
+    l.restore_with(&old, lab::DataDir::AsIs)
+        .expect("restore --as-is");
+    l.wait_online(std::slice::from_ref(&old), 60.0).unwrap();
+    let _ = l.settle(60);
+    // Fenced (powered off by the lab's fence agent) or still up.
+    let fenced = lab::poll(
+        &format!("{old} fenced"),
+        30.0,
+        Duration::from_millis(500),
+        || (!lab::node::is_alive(l, &old)).then_some(()),
+    )
+    .is_ok();
+    let st = l.status().unwrap();
+    eprintln!(
+        "PAF: {old} booted as it was, then {}:\n{}",
+        if fenced { "fenced" } else { "still up" },
+        st.report()
+    );
+    if let Ok(out) = lab::node::exec(
+        l,
+        &new,
+        &["crm_mon", "-1", "-f", "-r"],
+        Duration::from_secs(10),
+    ) {
+        eprintln!("PAF: crm_mon on {new}:\n{out}");
+    }
+    let log = std::fs::read_to_string(l.node_dir(&old).join("log-pacemaker").join("pacemaker.log"))
+        .unwrap_or_default();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|x| x.contains("pgsqlms") || (x.contains("pgsqld") && x.contains("Result of")))
+        .collect();
+    for x in &lines[lines.len().saturating_sub(40)..] {
+        eprintln!("  {x}");
+    }
+    eprintln!(
+        "PAF: on {old} the diverged rows: {:?}, the new primary's: {:?}",
+        rows(l, &old, "diverged"),
+        rows(l, &old, "after")
+    );
+    assert_eq!(st.primaries(), [new.as_str()], "{}", st.report());
+    // What PAF did in every run so far: its probe finds the control file "in production"
+    // and answers 9 (a crashed primary), the demote and the stop fail on it, and Pacemaker
+    // fences the node (PAF #162/#173's shape); it never starts it as a standby.
+    assert!(
+        log.contains("controldata indicates a running primary instance"),
+        "PAF did not take {old} for a crashed primary"
+    );
+}

@@ -2518,7 +2518,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__restore)
-            opts="-h --dir --advanced --help"
+            opts="-h --as-is --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -83,8 +83,17 @@ enum LabCmd {
     Rejoin { node: String },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
-    /// Boot NODE again (default: every node that is down).
-    Restore { node: Option<String> },
+    /// Boot NODE again (default: every node that is down). Replication stack: a former
+    /// primary's data directory is first made a standby of the primary (pgstack:
+    /// `pgstack pg rejoin`; PAF: pg_basebackup).
+    Restore {
+        node: Option<String>,
+        /// Boot with the data directory as the crash left it (no rejoin before the boot):
+        /// the cluster's own start meets it, and pgstack's agent refuses a former primary
+        /// that diverged (then `pgstack lab rejoin NODE`).
+        #[arg(long)]
+        as_is: bool,
+    },
     /// The writer: start, stop, or check that no acknowledged row is missing.
     Writer {
         #[arg(value_enum)]
@@ -228,7 +237,8 @@ fn advanced(cmd: LabCmd, adv: Advanced) -> Result<u8> {
             println!("{node}: corosync killed");
             Ok(0)
         }
-        LabCmd::Restore { node } => {
+        // The guests' data directories are never touched by a restore: --as-is is theirs.
+        LabCmd::Restore { node, as_is: _ } => {
             let nodes: Vec<String> = match node {
                 Some(n) => vec![n],
                 None => lab::uml::NODES
@@ -426,8 +436,13 @@ pub fn run(a: LabArgs) -> Result<u8> {
             println!("{node}: corosync killed at {t:.3}");
             Ok(0)
         }
-        LabCmd::Restore { node } => {
+        LabCmd::Restore { node, as_is } => {
             let lab = Lab::open(&dir)?;
+            let data = if as_is {
+                lab::DataDir::AsIs
+            } else {
+                lab::DataDir::Mend
+            };
             let nodes = match node {
                 Some(n) => vec![n],
                 None => lab
@@ -437,7 +452,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     .collect(),
             };
             for n in &nodes {
-                if let Some(secs) = lab.restore(n)? {
+                if let Some(secs) = lab.restore_with(n, data)? {
                     println!(
                         "{n}: its data directory was a primary's: rejoined to the primary \
                          (PAF: rebuilt with pg_basebackup; pgstack: pgstack pg rejoin) in {secs:.2} s"
@@ -446,6 +461,16 @@ pub fn run(a: LabArgs) -> Result<u8> {
             }
             lab.wait_online(&nodes, 60.0)?;
             lab.settle(60)?;
+            if as_is && lab.cfg.stack == Stack::Replication {
+                for n in &nodes {
+                    if let Some(why) = lab::repl::start_failure(&lab, n) {
+                        println!(
+                            "{n}: its start was refused: {why}\n{n}: `pgstack lab rejoin {n}` \
+                             rebuilds it from the primary"
+                        );
+                    }
+                }
+            }
             restored(&nodes, "node")
         }
         LabCmd::Writer { action } => {

@@ -283,6 +283,18 @@ pub fn provider_of(sets: &[(String, String)]) -> String {
         .unwrap_or_else(|| "pgstack".into())
 }
 
+/// What [`Lab::restore_with`] does with the data directory of a node that was a primary
+/// (replication stack) before it boots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataDir {
+    /// Made a standby of the current primary first (PAF: pg_basebackup; pgstack:
+    /// `pgstack pg rejoin`), what an operator does before bringing a node back.
+    Mend,
+    /// Left as the crash left it: the cluster's own start meets it (pgstack's agent
+    /// refuses a former primary that diverged; `pgstack lab rejoin NODE` mends it then).
+    AsIs,
+}
+
 /// A handle on the lab in [`DIR`] (or another state directory).
 #[derive(Debug, Clone)]
 pub struct Lab {
@@ -563,19 +575,27 @@ impl Lab {
     /// agent refuses to start); returns the seconds it took then. A start the agent
     /// refused on a running node is mended by `pgstack lab rejoin NODE`.
     pub fn restore(&self, name: &str) -> LabResult<Option<f64>> {
+        self.restore_with(name, DataDir::Mend)
+    }
+
+    /// [`Lab::restore`], the former primary's data directory either mended before the
+    /// boot or left as the crash left it ([`DataDir::AsIs`]).
+    pub fn restore_with(&self, name: &str, data: DataDir) -> LabResult<Option<f64>> {
         node_index(name, self.cfg.nodes)?;
         if node::is_alive(self, name) {
             node::power_off(self, name)?;
         }
-        let rebuilt = if self.cfg.stack == Stack::Replication && repl::was_primary(self, name) {
-            if self.cfg.provider == "heartbeat" {
-                Some(repl::rebuild(self, name)?)
+        let mend = data == DataDir::Mend;
+        let rebuilt =
+            if mend && self.cfg.stack == Stack::Replication && repl::was_primary(self, name) {
+                if self.cfg.provider == "heartbeat" {
+                    Some(repl::rebuild(self, name)?)
+                } else {
+                    Some(repl::rejoin_before_boot(self, name)?.0)
+                }
             } else {
-                Some(repl::rejoin_before_boot(self, name)?.0)
-            }
-        } else {
-            None
-        };
+                None
+            };
         node::boot(self, name)?;
         Ok(rebuilt)
     }

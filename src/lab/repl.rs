@@ -357,6 +357,42 @@ pub fn rejoin(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
     Ok((secs, out))
 }
 
+/// Makes the primary `primary` go on without its standby `standby`: the WAL sender
+/// serving that standby (found by its `application_name` in `pg_stat_replication`) is
+/// stopped with SIGSTOP, inside the node. Commits are still acknowledged (asynchronous
+/// replication) and their WAL stays on the primary only, while both sides still see a
+/// streaming connection: the standby's promotion score stays what it was, so a power cut
+/// of the primary now fails over to a standby that misses those commits, and the former
+/// primary's WAL goes past the fork point of the new timeline. Only for a primary about
+/// to be cut (the stopped sender dies with it); within `wal_receiver_timeout` (10 s in
+/// the lab) the standby would reconnect and get everything. Returns the sender's pid.
+pub fn freeze_wal_sender(lab: &Lab, primary: &str, standby: &str) -> LabResult<u32> {
+    node_index(primary, lab.cfg.nodes)?;
+    node_index(standby, lab.cfg.nodes)?;
+    let out = node_sql(
+        lab,
+        primary,
+        &format!(
+            "select pid from pg_stat_replication where application_name = '{standby}' \
+             and state = 'streaming'"
+        ),
+    )?;
+    let pids: Vec<u32> = out.lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let [pid] = pids[..] else {
+        return Err(LabError::Invalid(format!(
+            "{primary}: not exactly one WAL sender streaming to {standby}: {:?}",
+            out.trim()
+        )));
+    };
+    node::exec(
+        lab,
+        primary,
+        &["kill", "-STOP", &pid.to_string()],
+        Duration::from_secs(10),
+    )?;
+    Ok(pid)
+}
+
 /// What one node's PostgreSQL says of itself (asked through its own socket).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PgNode {

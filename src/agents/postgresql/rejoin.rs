@@ -326,9 +326,11 @@ pub fn guard(wal: &dyn WalOs, t: &Tools, deadline: Instant) -> Result<Guard, Sys
     Ok(if d.follows() {
         Guard::Follows
     } else {
+        // The remedy first: Pacemaker keeps only the first 128 bytes of an exit reason
+        // (what crm_mon and pcs show); the whole text is in the agent's log.
         Guard::Diverged(format!(
-            "{} {}; rebuild it with `pgstack pg rejoin --pgdata {} --primary-conninfo ...` \
-             (add --rewind to use pg_rewind)",
+            "`pgstack pg rejoin` must rebuild {} (--rewind: pg_rewind): it {}; \
+             `pgstack pg rejoin --pgdata {} --primary-conninfo ...`",
             t.datadir.display(),
             d.describe(),
             t.datadir.display()
@@ -712,6 +714,17 @@ mod tests {
         assert!(
             r.contains("diverged") && r.contains("pgstack pg rejoin"),
             "{r}"
+        );
+        // What Pacemaker keeps of an exit reason (its first 128 bytes) names the remedy
+        // and the verdict, for a data directory with a path longer than Debian's.
+        let t = tools(&creds, "/nonexistent/postgresql/15/main");
+        let Guard::Diverged(r) = guard(&w, &t, Instant::now()).unwrap() else {
+            panic!("not refused");
+        };
+        let kept = &r[..128.min(r.len())];
+        assert!(
+            kept.contains("diverged") && kept.contains("pgstack pg rejoin"),
+            "{kept}"
         );
     }
 }
