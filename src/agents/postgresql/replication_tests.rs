@@ -841,6 +841,18 @@ fn with_no_primary_anywhere_a_former_primary_starts_as_a_standby() {
     let os = stopped(ClusterState::InProduction);
     let e = start_with_timeout(&os, &a, &w, 5).unwrap_err();
     assert!(e.to_string().contains("cannot be told"), "{e}");
+    // A former primary whose primary does not answer within the start is refused, the
+    // remedies within the 128 bytes Pacemaker keeps of an exit reason.
+    let os = stopped(ClusterState::InProduction);
+    let e = start_with_timeout(&os, &a, &crashed_former(true, false), 3)
+        .unwrap_err()
+        .to_string();
+    let head = &e[..128.min(e.len())];
+    assert!(
+        head.contains("pgstack pg rejoin") && head.contains("did not answer"),
+        "{e}"
+    );
+    assert!(!spawned(&os));
     let os = stopped(ClusterState::ShutDownInRecovery);
     start_with_timeout(&os, &a, &w, 5).unwrap();
     // A demote's restart is not checked.

@@ -113,12 +113,12 @@ pub fn before_start(
             )));
         }
         if wait.remaining() <= RETRY {
+            // The remedy first: Pacemaker keeps the first 128 bytes of an exit reason.
             return Err(OcfError::Generic(format!(
-                "{dir} was a primary (\"{was}\"); the primary on {node} did not answer at \
-                 {conninfo} within the start's time ({e}), so whether it diverged cannot be \
-                 told and it is not started as a standby; once the primary answers, \
-                 `crm_resource --cleanup` retries the start (or rebuild it with \
-                 `pgstack pg rejoin`)"
+                "`pgstack pg rejoin`, or `crm_resource --cleanup` once the primary on {node} \
+                 answers: it did not answer, so whether {dir} diverged cannot be told and it \
+                 is not started as a standby (it was a primary, \"{was}\"; the primary at \
+                 {conninfo}: {e})"
             )));
         }
         ctx.log.info(&format!(
