@@ -51,7 +51,8 @@
 //! checkpoint record. Without it the old primary may hold WAL the target lacks: the
 //! target publishes the verdict in its ballot and sets its own promotion score to -1;
 //! its promote in the same transition reads the verdict ([`promote_check`]:
-//! [`Verdict::Cancelled`], removed once read) and fails with OCF_ERR_GENERIC. Pacemaker then aborts the transition, counts the failure (on-fail=restart of
+//! [`Verdict::Cancelled`], removed once read) and fails with OCF_ERR_GENERIC.
+//! Pacemaker then aborts the transition, counts the failure (on-fail=restart of
 //! promote: the instance is recovered as a standby, not banned) and plans again from the
 //! scores: the old primary, now a standby that still holds all of its WAL and its score
 //! 1001, is promoted back unless a constraint forces the target; a forced target meets

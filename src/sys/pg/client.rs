@@ -305,7 +305,7 @@ fn session(
                 let mut nap = u.every;
                 loop {
                     match client.simple_query(u.sql).await {
-                        Ok(m) if first_cell(&m).as_deref() == Some("f") => return (all, true),
+                        Ok(m) if first_is_false(&rows_of(&m)) => return (all, true),
                         Ok(_) => {}
                         Err(e) => {
                             all.push(Err(e));
@@ -329,26 +329,26 @@ fn session(
     let (answers, turned) = answers;
     let mut out = Vec::new();
     for a in answers {
-        let msgs = a.map_err(query_err)?;
-        out.push(
-            msgs.iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => {
-                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                    }
-                    _ => None,
-                })
-                .collect(),
-        );
+        out.push(rows_of(&a.map_err(query_err)?));
     }
     Ok((out, turned))
 }
 
-fn first_cell(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Option<String> {
-    msgs.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-        _ => None,
-    })
+/// Whether the first column of the first row is `f` (a boolean answered false).
+pub fn first_is_false(rows: &Rows) -> bool {
+    matches!(rows.first().and_then(|r| r.first()), Some(Some(v)) if v == "f")
+}
+
+/// The rows of a simple query's answer, as text.
+fn rows_of(msgs: &[tokio_postgres::SimpleQueryMessage]) -> Rows {
+    msgs.iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 fn classify(target: &str, e: &tokio_postgres::Error) -> ProbeError {

@@ -343,12 +343,7 @@ pub mod fake {
         ) -> ProbeResult<(Vec<Rows>, bool)> {
             let out = self.query(p, stmts, deadline)?;
             let last = self.query(p, &[until.sql.to_string()], deadline)?;
-            let turned = last
-                .first()
-                .and_then(|r| r.first())
-                .and_then(|r| r.first())
-                .is_some_and(|v| v.as_deref() == Some("f"));
-            Ok((out, turned))
+            Ok((out, last.first().is_some_and(client::first_is_false)))
         }
         fn write_owned(&self, _: &PgDir, name: &str, content: &str) -> SysResult<()> {
             self.call(format!("write {name}"));
