@@ -19,7 +19,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 pub use super::cluster::ScoreOf;
-use super::runner::{run, Cmd, Outcome, SpawnError};
+use super::runner::{run, start, Cmd, Outcome, SpawnError, Started};
 
 /// Pacemaker's exit codes for a query of something not set: "no such object"
 /// (CRM_EX_NOSUCH, crm_attribute), and the 78 (CRM_EX_CONFIG) attrd_updater 2.1.5 exits
@@ -93,6 +93,17 @@ pub trait Attrd {
     /// The promotion score `of` a resource (clone id without the `:N`) on a node.
     fn score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<i64>;
     fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()>;
+    /// [`Attrd::set_score`] started and left running while the caller goes on (by default
+    /// done at once); the write ends within `deadline`.
+    fn start_set_score(
+        &self,
+        of: ScoreOf,
+        score: i64,
+        deadline: Instant,
+    ) -> AttrResult<ScoreWrite> {
+        self.set_score(of, score, deadline)
+            .map(|()| ScoreWrite::done())
+    }
     /// The promotion scores of `resource` of every node that has one (node -> score),
     /// in one call.
     fn scores(&self, resource: &str, deadline: Instant) -> AttrResult<BTreeMap<String, i64>>;
@@ -145,8 +156,17 @@ fn node_label(node: Option<&str>) -> String {
 /// Runs a tool and sorts its end into success or a typed failure; `missing` is the
 /// error for Pacemaker's "no such object" exit.
 fn outcome(cmd: &Cmd, deadline: Instant, missing: Option<AttrError>) -> AttrResult<Outcome> {
-    let command = cmd.display();
-    let out = match run(cmd, deadline) {
+    judge(cmd.display(), run(cmd, deadline), missing)
+}
+
+/// What a tool's run means: its outcome when it succeeded, else the error it stands for
+/// (`missing` for Pacemaker's "no such object", where that is an answer).
+fn judge(
+    command: String,
+    run: Result<Outcome, SpawnError>,
+    missing: Option<AttrError>,
+) -> AttrResult<Outcome> {
+    let out = match run {
         Ok(o) => o,
         Err(SpawnError::NotFound { program }) => return Err(AttrError::NotInstalled { program }),
         Err(e) => {
@@ -170,6 +190,27 @@ fn outcome(cmd: &Cmd, deadline: Instant, missing: Option<AttrError>) -> AttrResu
             command,
             detail: o.describe(),
         }),
+    }
+}
+
+/// A write of a promotion score under way ([`Attrd::start_set_score`]): the tool runs
+/// while the caller goes on; [`ScoreWrite::wait`] says how it ended. Dropped without
+/// that, it is still waited for (bounded by its deadline).
+pub struct ScoreWrite {
+    started: Option<(String, Started)>,
+}
+
+impl ScoreWrite {
+    /// A write that is already done.
+    pub fn done() -> ScoreWrite {
+        ScoreWrite { started: None }
+    }
+
+    pub fn wait(self) -> AttrResult<()> {
+        match self.started {
+            None => Ok(()),
+            Some((command, s)) => judge(command, s.wait(), None).map(|_| ()),
+        }
     }
 }
 
@@ -367,8 +408,22 @@ impl Attrd for Tools {
     }
 
     fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()> {
+        self.start_set_score(of, score, deadline)?.wait()
+    }
+
+    fn start_set_score(
+        &self,
+        of: ScoreOf,
+        score: i64,
+        deadline: Instant,
+    ) -> AttrResult<ScoreWrite> {
         let cmd = Tools::promotion(of.instance, of.node).args(["--update", &score.to_string()]);
-        outcome(&cmd, deadline, None).map(|_| ())
+        match start(&cmd, deadline) {
+            Ok(s) => Ok(ScoreWrite {
+                started: Some((cmd.display(), s)),
+            }),
+            Err(e) => judge(cmd.display(), Err(e), None).map(|_| ScoreWrite::done()),
+        }
     }
 
     fn delete_score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<()> {

@@ -382,7 +382,7 @@ fn head(what: &str, out: &[u8]) -> String {
 }
 
 /// Reports how a child ended to the trace.
-fn trace_outcome(r: &Result<Outcome, SpawnError>, took: Duration) {
+fn trace_outcome(r: Result<&Outcome, &SpawnError>, took: Duration) {
     trace_step(|| {
         let ms = took.as_micros() as f64 / 1000.0;
         match r {
@@ -407,17 +407,64 @@ fn trace_outcome(r: &Result<Outcome, SpawnError>, took: Duration) {
 
 /// Runs `cmd` to completion or until `deadline`, capturing its output.
 pub fn run(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
-    if !traced() {
-        return run_untraced(cmd, deadline);
-    }
-    trace_step(|| format!("run {}", cmd.trace_text()));
-    let t = Instant::now();
-    let r = run_untraced(cmd, deadline);
-    trace_outcome(&r, t.elapsed());
-    r
+    start(cmd, deadline)?.wait()
 }
 
-fn run_untraced(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
+/// A child started by [`start`] that runs while the caller does something else. Its
+/// outcome is taken with [`Started::wait`]; one dropped without it is waited for just
+/// the same (killed at its deadline), so no child outlives the `Started`.
+pub struct Started {
+    running: Option<Running>,
+    deadline: Instant,
+    /// When it was started, for the trace.
+    t: Option<Instant>,
+}
+
+struct Running {
+    child: Child,
+    out: mpsc::Receiver<Vec<u8>>,
+    err: mpsc::Receiver<Vec<u8>>,
+}
+
+/// Starts `cmd`, capturing its output, and returns at once; it is killed if it has not
+/// ended by `deadline` when waited for.
+pub fn start(cmd: &Cmd, deadline: Instant) -> Result<Started, SpawnError> {
+    let t = traced().then(|| {
+        trace_step(|| format!("run {}", cmd.trace_text()));
+        Instant::now()
+    });
+    let running = launch(cmd);
+    if let (Err(e), Some(t)) = (&running, t) {
+        trace_outcome(Err(e), t.elapsed());
+    }
+    Ok(Started {
+        running: Some(running?),
+        deadline,
+        t,
+    })
+}
+
+impl Started {
+    /// Waits for the child until its deadline (then kills its process group).
+    pub fn wait(mut self) -> Result<Outcome, SpawnError> {
+        let running = self.running.take().expect("a Started is waited for once");
+        let o = running.finish(self.deadline);
+        if let Some(t) = self.t {
+            trace_outcome(Ok(&o), t.elapsed());
+        }
+        Ok(o)
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.finish(self.deadline);
+        }
+    }
+}
+
+fn launch(cmd: &Cmd) -> Result<Running, SpawnError> {
     let mut c = cmd.build(false);
     c.stdin(if cmd.stdin.is_some() {
         Stdio::piped()
@@ -435,39 +482,50 @@ fn run_untraced(cmd: &Cmd, deadline: Instant) -> Result<Outcome, SpawnError> {
     }
     let out = reader(child.stdout.take());
     let err = reader(child.stderr.take());
-    let status = wait_until(&mut child, deadline);
-    // Grandchildren may hold the pipes open; never wait for them past a short grace.
-    let grace = Instant::now() + Duration::from_millis(50);
-    let collect = |rx: mpsc::Receiver<Vec<u8>>| {
-        let until = deadline.max(grace);
-        rx.recv_timeout(until.saturating_duration_since(Instant::now()))
-            .unwrap_or_default()
-    };
-    match status {
-        Some(st) => {
-            let (stdout, stderr) = (collect(out), collect(err));
-            Ok(match (st.code(), st.signal()) {
-                (Some(code), _) => Outcome::Exited {
-                    code,
-                    stdout,
-                    stderr,
-                },
-                (None, Some(signal)) => Outcome::Signaled { signal, stderr },
-                (None, None) => Outcome::Signaled { signal: 0, stderr },
-            })
-        }
-        None => {
-            let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
-            let _ = child.kill();
-            let _ = child.wait();
-            let quick = |rx: mpsc::Receiver<Vec<u8>>| {
-                rx.recv_timeout(Duration::from_millis(20))
-                    .unwrap_or_default()
-            };
-            Ok(Outcome::TimedOut {
-                stdout: quick(out),
-                stderr: quick(err),
-            })
+    Ok(Running { child, out, err })
+}
+
+impl Running {
+    fn finish(self, deadline: Instant) -> Outcome {
+        let Running {
+            mut child,
+            out,
+            err,
+        } = self;
+        let status = wait_until(&mut child, deadline);
+        // Grandchildren may hold the pipes open; never wait for them past a short grace.
+        let grace = Instant::now() + Duration::from_millis(50);
+        let collect = |rx: mpsc::Receiver<Vec<u8>>| {
+            let until = deadline.max(grace);
+            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
+                .unwrap_or_default()
+        };
+        match status {
+            Some(st) => {
+                let (stdout, stderr) = (collect(out), collect(err));
+                match (st.code(), st.signal()) {
+                    (Some(code), _) => Outcome::Exited {
+                        code,
+                        stdout,
+                        stderr,
+                    },
+                    (None, Some(signal)) => Outcome::Signaled { signal, stderr },
+                    (None, None) => Outcome::Signaled { signal: 0, stderr },
+                }
+            }
+            None => {
+                let _ = killpg(Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+                let _ = child.kill();
+                let _ = child.wait();
+                let quick = |rx: mpsc::Receiver<Vec<u8>>| {
+                    rx.recv_timeout(Duration::from_millis(20))
+                        .unwrap_or_default()
+                };
+                Outcome::TimedOut {
+                    stdout: quick(out),
+                    stderr: quick(err),
+                }
+            }
         }
     }
 }
@@ -608,6 +666,31 @@ mod tests {
         let out = run(&Cmd::new("sleep").arg("30"), soon(200)).unwrap();
         assert!(matches!(out, Outcome::TimedOut { .. }));
         assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn a_started_child_runs_while_the_caller_works() {
+        let t = Instant::now();
+        let s = start(
+            &Cmd::new("sh").args(["-c", "sleep 0.3; echo done"]),
+            soon(5000),
+        )
+        .unwrap();
+        thread::sleep(Duration::from_millis(300));
+        let out = s.wait().unwrap();
+        assert_eq!(out.stdout_str(), "done\n");
+        // Both took their 0.3 s at once.
+        assert!(
+            t.elapsed() < Duration::from_millis(550),
+            "{:?}",
+            t.elapsed()
+        );
+        // One dropped unwaited is still ended by its deadline, its process group killed.
+        let t = Instant::now();
+        drop(start(&Cmd::new("sleep").arg("30"), soon(200)).unwrap());
+        assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+        let e = start(&Cmd::new("pgstack-no-such-program"), soon(1000)).err();
+        assert!(matches!(e, Some(SpawnError::NotFound { .. })), "{e:?}");
     }
 
     #[test]

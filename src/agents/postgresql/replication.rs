@@ -52,6 +52,7 @@
 
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use super::election::{self, LagPolicy, Verdict};
@@ -61,7 +62,7 @@ pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, valida
 use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
-use crate::sys::attrd::{Attrd, ScoreOf};
+use crate::sys::attrd::{AttrResult, Attrd, ScoreOf, ScoreWrite};
 use crate::sys::pg::client::{Probe, Rows, Until};
 use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
@@ -418,21 +419,32 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
     promote_allowed(peers, ctx)?;
     // Signalled, then asked every few milliseconds on the same connection whether
     // recovery ended (pg_promote(true) and `pg_ctl promote -w` look every 100 ms);
-    // a share of the deadline, leaving a margin for the score.
+    // a share of the deadline, leaving a margin for the score. A signalled promotion
+    // cannot be taken back: the score 1001 is written while recovery ends.
     let wait = ctx.deadline.share(0.8);
-    let (all, ended) = os
-        .query_until_false(
-            &admin,
-            &["select pg_promote(false)".into()],
-            Until {
-                sql: "select pg_is_in_recovery()",
-                every: Duration::from_millis(2),
-                max_every: Duration::from_millis(50),
-            },
-            wait.instant(),
-        )
-        .map_err(|e| OcfError::Generic(format!("promoting postmaster {pid}: {e}")))?;
-    let signalled = cell(all.first(), 0, 0).as_deref() == Some("t");
+    let score = RefCell::new(None);
+    let start_score = |rows: &[Rows]| {
+        if signalled(rows) {
+            *score.borrow_mut() = Some(start_own_score(peers, ctx, election::PRIMARY_SCORE));
+        }
+    };
+    let r = os.query_until_false(
+        &admin,
+        &["select pg_promote(false)".into()],
+        Until {
+            sql: "select pg_is_in_recovery()",
+            every: Duration::from_millis(2),
+            max_every: Duration::from_millis(50),
+            meanwhile: Some(&start_score),
+        },
+        wait.instant(),
+    );
+    if let Some(w) = score.into_inner() {
+        finish_own_score(w, ctx);
+    }
+    let (all, ended) =
+        r.map_err(|e| OcfError::Generic(format!("promoting postmaster {pid}: {e}")))?;
+    let signalled = signalled(&all);
     if !signalled || !ended {
         return Err(OcfError::Generic(format!(
             "postmaster {pid} was not promoted within {} ms (pg_promote: {}, still in \
@@ -450,7 +462,6 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
         "postmaster {pid} promoted in {} ms",
         ctx.deadline.elapsed().as_millis()
     ));
-    set_own_score(peers, ctx, election::PRIMARY_SCORE);
     if cfg.repl.sync {
         if let Err(e) = manage_sync(os, &admin, cfg, &[], ctx) {
             ctx.log.warn(&e.to_string());
@@ -459,13 +470,29 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
     Ok(())
 }
 
+/// Whether the first statement's answer is `t` (`pg_promote(false)` signalled).
+fn signalled(rows: &[Rows]) -> bool {
+    cell(rows.first(), 0, 0).as_deref() == Some("t")
+}
+
 fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
-    let r = peers.attrd.set_score(
+    finish_own_score(start_own_score(peers, ctx, score), ctx);
+}
+
+/// Starts writing this node's promotion score; the write runs until
+/// [`finish_own_score`].
+fn start_own_score(peers: &Peers, ctx: &Ctx, score: i64) -> (i64, AttrResult<ScoreWrite>) {
+    let w = peers.attrd.start_set_score(
         ScoreOf::here(ctx.env.instance_base()),
         score,
         ctx.deadline.instant(),
     );
-    if let Err(e) = r {
+    (score, w)
+}
+
+/// Waits for a score write; a failure is only a warning (outside a cluster, say).
+fn finish_own_score((score, w): (i64, AttrResult<ScoreWrite>), ctx: &Ctx) {
+    if let Err(e) = w.and_then(ScoreWrite::wait) {
         ctx.log.warn(&format!(
             "could not set the promotion score {score} (not in a cluster?): {e}"
         ));

@@ -284,7 +284,9 @@ fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
             .any(|c| c.starts_with("sql select pg_is_in_recovery(), ")),
         "{calls:?}"
     );
-    // Recovery did not end before the deadline: a failure, never a success.
+    // Recovery did not end before the deadline: a failure, never a success. The score
+    // was written as soon as the promotion was signalled (it cannot be taken back).
+    a.put_score("pgsqld", "pgst-node1", 5);
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
         Ok(if s.starts_with("select pg_is_in_recovery(), ") {
@@ -297,7 +299,10 @@ fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
     assert_eq!(e.code(), OcfCode::ErrGeneric);
     assert!(e.to_string().contains("not promoted"), "{e}");
     assert!(e.to_string().contains("still in recovery: true"), "{e}");
-    // The signal was refused (pg_promote answered false): a failure too.
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1001));
+    // The signal was refused (pg_promote answered false): a failure too, and the score
+    // stays what it was.
+    a.put_score("pgsqld", "pgst-node1", 5);
     let mut os = running(false);
     os.sql = Some(Box::new(|s: &str| {
         Ok(if s.starts_with("select pg_is_in_recovery(), ") {
@@ -309,6 +314,7 @@ fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
     }));
     let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
     assert!(e.to_string().contains("not signalled"), "{e}");
+    assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(5));
     // Nothing to promote.
     let os = stopped(ClusterState::ShutDown);
     assert!(with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).is_err());

@@ -225,13 +225,19 @@ pub fn query(p: &Probe, stmts: &[String], deadline: Instant) -> Result<Vec<Rows>
 }
 
 /// A statement asked again in the same session until its first column answers false.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Until<'a> {
     pub sql: &'a str,
     /// The first pause between two askings; it doubles up to `max_every`.
     pub every: Duration,
     pub max_every: Duration,
+    /// Called with the rows of the statements once they all answered, before the first
+    /// asking: what the caller starts that may run during the wait.
+    pub meanwhile: Option<Meanwhile<'a>>,
 }
+
+/// What [`Until::meanwhile`] calls with the statements' rows.
+pub type Meanwhile<'a> = &'a dyn Fn(&[Rows]);
 
 /// Like [`query`], then asks `until.sql` in the same session until its first column is
 /// `f` or `deadline` comes; returns the rows of `stmts` and whether it turned false.
@@ -302,6 +308,10 @@ fn session(
                 let Some(u) = until else {
                     return (all, false);
                 };
+                if let Some(f) = u.meanwhile {
+                    let rows: Vec<Rows> = all.iter().flatten().map(|m| rows_of(m)).collect();
+                    f(&rows);
+                }
                 let mut nap = u.every;
                 loop {
                     match client.simple_query(u.sql).await {

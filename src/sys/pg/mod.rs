@@ -342,6 +342,9 @@ pub mod fake {
             deadline: Instant,
         ) -> ProbeResult<(Vec<Rows>, bool)> {
             let out = self.query(p, stmts, deadline)?;
+            if let Some(f) = until.meanwhile {
+                f(&out);
+            }
             let last = self.query(p, &[until.sql.to_string()], deadline)?;
             Ok((out, last.first().is_some_and(client::first_is_false)))
         }
