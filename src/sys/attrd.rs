@@ -4,9 +4,13 @@
 //! - Transient private attributes (`attrd_updater --private`): held by pacemaker-attrd
 //!   in memory on every node, never written to the CIB, gone when the node leaves. The
 //!   nodes publish their WAL position there during a pre-promote notification.
-//! - Promotion scores (`crm_attribute --promotion=RESOURCE`, lifetime `reboot`): what
+//! - Promotion scores (node attribute `master-RESOURCE`, lifetime `reboot`): what
 //!   Pacemaker reads to choose where to promote; one node (the primary) sets the scores
-//!   of the others with `--node`.
+//!   of the others with `--node`. Written with `attrd_updater` (the same update
+//!   `crm_attribute --promotion` sends to attrd, without that tool's CIB and controller
+//!   connections); read and removed with `crm_attribute --promotion`.
+//! - A tool may be started and its answer taken later ([`Pending`]), so the promote runs
+//!   it while PostgreSQL works.
 //! - Membership (`crm_node --partition`, `--list`, `--name`).
 //!
 //! Every tool runs through [`runner`](super::runner) with the caller's deadline. Results
@@ -88,6 +92,11 @@ pub trait Attrd {
     fn query(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<String>;
     /// The values of a transient attribute on every node that has it set (node -> value).
     fn query_all(&self, name: &str, deadline: Instant) -> AttrResult<BTreeMap<String, String>>;
+    /// [`Attrd::query_all`] started and left running while the caller goes on (by default
+    /// answered at once).
+    fn start_query_all(&self, name: &str, deadline: Instant) -> Pending<BTreeMap<String, String>> {
+        Pending::ready(self.query_all(name, deadline))
+    }
     /// Deletes a transient attribute (deleting an unset one is not an error).
     fn delete(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<()>;
     /// The promotion score `of` a resource (clone id without the `:N`) on a node.
@@ -95,14 +104,8 @@ pub trait Attrd {
     fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()>;
     /// [`Attrd::set_score`] started and left running while the caller goes on (by default
     /// done at once); the write ends within `deadline`.
-    fn start_set_score(
-        &self,
-        of: ScoreOf,
-        score: i64,
-        deadline: Instant,
-    ) -> AttrResult<ScoreWrite> {
-        self.set_score(of, score, deadline)
-            .map(|()| ScoreWrite::done())
+    fn start_set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> Pending<()> {
+        Pending::ready(self.set_score(of, score, deadline))
     }
     /// The promotion scores of `resource` of every node that has one (node -> score),
     /// in one call.
@@ -193,23 +196,64 @@ fn judge(
     }
 }
 
-/// A write of a promotion score under way ([`Attrd::start_set_score`]): the tool runs
-/// while the caller goes on; [`ScoreWrite::wait`] says how it ended. Dropped without
-/// that, it is still waited for (bounded by its deadline).
-pub struct ScoreWrite {
-    started: Option<(String, Started)>,
+/// A tool's answer still to come ([`Attrd::start_set_score`], [`Attrd::start_query_all`]):
+/// the tool runs while the caller goes on; [`Pending::wait`] takes what it answered.
+/// Dropped without that, it is still waited for (bounded by its deadline).
+pub struct Pending<T> {
+    state: PendingState<T>,
 }
 
-impl ScoreWrite {
-    /// A write that is already done.
-    pub fn done() -> ScoreWrite {
-        ScoreWrite { started: None }
+/// How a [`Pending`] tool's run (judged as [`outcome`] does) becomes its answer.
+type Reader<T> = fn(AttrResult<Outcome>) -> AttrResult<T>;
+
+enum PendingState<T> {
+    Ready(AttrResult<T>),
+    Running {
+        command: String,
+        started: Started,
+        missing: Option<AttrError>,
+        read: Reader<T>,
+    },
+}
+
+impl<T> Pending<T> {
+    /// An answer that is there already.
+    pub fn ready(r: AttrResult<T>) -> Pending<T> {
+        Pending {
+            state: PendingState::Ready(r),
+        }
     }
 
-    pub fn wait(self) -> AttrResult<()> {
-        match self.started {
-            None => Ok(()),
-            Some((command, s)) => judge(command, s.wait(), None).map(|_| ()),
+    /// `cmd` started now, to end by `deadline`.
+    fn start(
+        cmd: &Cmd,
+        deadline: Instant,
+        missing: Option<AttrError>,
+        read: Reader<T>,
+    ) -> Pending<T> {
+        let command = cmd.display();
+        Pending {
+            state: match start(cmd, deadline) {
+                Ok(started) => PendingState::Running {
+                    command,
+                    started,
+                    missing,
+                    read,
+                },
+                Err(e) => PendingState::Ready(read(judge(command, Err(e), missing))),
+            },
+        }
+    }
+
+    pub fn wait(self) -> AttrResult<T> {
+        match self.state {
+            PendingState::Ready(r) => r,
+            PendingState::Running {
+                command,
+                started,
+                missing,
+                read,
+            } => read(judge(command, started.wait(), missing)),
         }
     }
 }
@@ -315,19 +359,20 @@ impl Attrd for Tools {
     }
 
     fn query_all(&self, name: &str, deadline: Instant) -> AttrResult<BTreeMap<String, String>> {
+        self.start_query_all(name, deadline).wait()
+    }
+
+    fn start_query_all(&self, name: &str, deadline: Instant) -> Pending<BTreeMap<String, String>> {
         let cmd = Tools::attrd(name, None).args(["--query", "--all"]);
-        match outcome(
-            &cmd,
-            deadline,
-            Some(AttrError::NotFound {
-                name: name.into(),
-                node: "any node".into(),
-            }),
-        ) {
+        let missing = AttrError::NotFound {
+            name: name.into(),
+            node: "any node".into(),
+        };
+        Pending::start(&cmd, deadline, Some(missing), |r| match r {
             Ok(out) => parse_query(&out.stdout_str()),
             Err(AttrError::NotFound { .. }) => Ok(BTreeMap::new()),
             Err(e) => Err(e),
-        }
+        })
     }
 
     fn delete(&self, name: &str, node: Option<&str>, deadline: Instant) -> AttrResult<()> {
@@ -408,22 +453,17 @@ impl Attrd for Tools {
     }
 
     fn set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> AttrResult<()> {
-        self.start_set_score(of, score, deadline)?.wait()
+        self.start_set_score(of, score, deadline).wait()
     }
 
-    fn start_set_score(
-        &self,
-        of: ScoreOf,
-        score: i64,
-        deadline: Instant,
-    ) -> AttrResult<ScoreWrite> {
-        let cmd = Tools::promotion(of.instance, of.node).args(["--update", &score.to_string()]);
-        match start(&cmd, deadline) {
-            Ok(s) => Ok(ScoreWrite {
-                started: Some((cmd.display(), s)),
-            }),
-            Err(e) => judge(cmd.display(), Err(e), None).map(|_| ScoreWrite::done()),
-        }
+    /// Written with `attrd_updater` (what `crm_attribute --promotion --lifetime reboot`
+    /// asks of attrd, without its CIB and controller connections), naming this node when
+    /// its name is known.
+    fn start_set_score(&self, of: ScoreOf, score: i64, deadline: Instant) -> Pending<()> {
+        let node = of.node.or(self.local.get().map(String::as_str));
+        let cmd =
+            Tools::attrd(&promotion_attr(of.instance), node).args(["--update", &score.to_string()]);
+        Pending::start(&cmd, deadline, None, |r| r.map(|_| ()))
     }
 
     fn delete_score(&self, of: ScoreOf, deadline: Instant) -> AttrResult<()> {

@@ -68,7 +68,7 @@ use std::path::Path;
 
 use crate::ocf::deadline::{Backoff, Deadline};
 use crate::ocf::notify::Notify;
-use crate::sys::attrd::{AttrResult, Attrd, Found, ScoreOf};
+use crate::sys::attrd::{AttrResult, Attrd, Found, Pending, ScoreOf};
 use crate::sys::pg::client::{Probe, ProbeError};
 use crate::sys::pg::wal::{Lsn, WalOs, WalState};
 use crate::sys::runner::Credentials;
@@ -334,10 +334,48 @@ pub fn promote_check(
     resource: &str,
     deadline: &Deadline,
 ) -> AttrResult<Verdict> {
+    PromoteCheck::start(attrd, resource, deadline).verdict(deadline)
+}
+
+/// [`promote_check`] in two steps: the ballots are asked for as the promote begins
+/// ([`PromoteCheck::start`]), and read when the promote needs its verdict, so the
+/// query runs while the promote finds its server.
+pub struct PromoteCheck<'a> {
+    attrd: &'a dyn Attrd,
+    resource: String,
+    ballots: Pending<BTreeMap<String, String>>,
+}
+
+impl<'a> PromoteCheck<'a> {
+    pub fn start(attrd: &'a dyn Attrd, resource: &str, deadline: &Deadline) -> PromoteCheck<'a> {
+        let ballots = attrd.start_query_all(&position_attr(resource), deadline.instant());
+        PromoteCheck {
+            attrd,
+            resource: resource.to_string(),
+            ballots,
+        }
+    }
+
+    pub fn verdict(self, deadline: &Deadline) -> AttrResult<Verdict> {
+        let PromoteCheck {
+            attrd,
+            resource,
+            ballots,
+        } = self;
+        verdict(attrd, &resource, ballots, deadline)
+    }
+}
+
+fn verdict(
+    attrd: &dyn Attrd,
+    resource: &str,
+    ballots: Pending<BTreeMap<String, String>>,
+    deadline: &Deadline,
+) -> AttrResult<Verdict> {
     let d = deadline.instant();
     let name = position_attr(resource);
     let me = attrd.local_name(d)?;
-    let first = attrd.query_all(&name, d)?;
+    let first = ballots.wait()?;
     let Some(own) = first.get(&me).and_then(|v| Ballot::parse(v)) else {
         return Ok(no_election());
     };

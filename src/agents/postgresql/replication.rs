@@ -55,14 +55,14 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
-use super::election::{self, LagPolicy, Verdict};
+use super::election::{self, LagPolicy, PromoteCheck, Verdict};
 use super::instance::{self, Found, Left};
 use super::replication_setup::manage_sync;
 pub use super::replication_setup::{own_conf, primary_conninfo, user_conf, validate};
 use super::{single, standby_guard, PgConfig};
 use crate::ocf::notify::When;
 use crate::ocf::{Action, Ctx, OcfError, Status};
-use crate::sys::attrd::{AttrResult, Attrd, ScoreOf, ScoreWrite};
+use crate::sys::attrd::{Attrd, Pending, ScoreOf};
 use crate::sys::pg::client::{Probe, Rows, Until};
 use crate::sys::pg::wal::WalOs;
 use crate::sys::pg::{ClusterState, PgOs, PostmasterPid};
@@ -397,6 +397,8 @@ pub fn start(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result
 /// Promotes a standby with `pg_promote`, waiting at most what the deadline leaves, and
 /// checks that the server left recovery. A primary is left as it is.
 pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfError> {
+    // The ballots are asked for first: the query runs while the server is found.
+    let check = PromoteCheck::start(peers.attrd, ctx.env.instance_base(), &ctx.deadline);
     let Found::Postmaster { pid, file } = instance::find(os, cfg) else {
         return Err(OcfError::Generic(format!(
             "cannot promote {}: no postmaster runs",
@@ -416,7 +418,7 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
         set_own_score(peers, ctx, election::PRIMARY_SCORE);
         return Ok(());
     }
-    promote_allowed(peers, ctx)?;
+    promote_allowed(check, ctx)?;
     // Signalled, then asked every few milliseconds on the same connection whether
     // recovery ended (pg_promote(true) and `pg_ctl promote -w` look every 100 ms);
     // a share of the deadline, leaving a margin for the score. A signalled promotion
@@ -481,7 +483,7 @@ fn set_own_score(peers: &Peers, ctx: &Ctx, score: i64) {
 
 /// Starts writing this node's promotion score; the write runs until
 /// [`finish_own_score`].
-fn start_own_score(peers: &Peers, ctx: &Ctx, score: i64) -> (i64, AttrResult<ScoreWrite>) {
+fn start_own_score(peers: &Peers, ctx: &Ctx, score: i64) -> (i64, Pending<()>) {
     let w = peers.attrd.start_set_score(
         ScoreOf::here(ctx.env.instance_base()),
         score,
@@ -491,8 +493,8 @@ fn start_own_score(peers: &Peers, ctx: &Ctx, score: i64) -> (i64, AttrResult<Sco
 }
 
 /// Waits for a score write; a failure is only a warning (outside a cluster, say).
-fn finish_own_score((score, w): (i64, AttrResult<ScoreWrite>), ctx: &Ctx) {
-    if let Err(e) = w.and_then(ScoreWrite::wait) {
+fn finish_own_score((score, w): (i64, Pending<()>), ctx: &Ctx) {
+    if let Err(e) = w.wait() {
         ctx.log.warn(&format!(
             "could not set the promotion score {score} (not in a cluster?): {e}"
         ));
@@ -501,8 +503,8 @@ fn finish_own_score((score, w): (i64, AttrResult<ScoreWrite>), ctx: &Ctx) {
 
 /// The election's last word before a promotion: this node must still be the best of
 /// the electors of the pre-promote notification (at most half of the deadline).
-fn promote_allowed(peers: &Peers, ctx: &Ctx) -> Result<(), OcfError> {
-    match election::promote_check(peers.attrd, ctx.env.instance_base(), &ctx.deadline) {
+fn promote_allowed(check: PromoteCheck, ctx: &Ctx) -> Result<(), OcfError> {
+    match check.verdict(&ctx.deadline) {
         Ok(Verdict::Cancelled { why }) => Err(OcfError::Generic(format!(
             "switchover cancelled: this node {why} (found in pre-promote); the old \
              primary keeps WAL this node lacks, so Pacemaker must plan again"
