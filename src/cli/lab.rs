@@ -476,7 +476,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     if let Some(why) = lab::repl::start_failure(&lab, n) {
                         println!(
                             "{n}: its start was refused: {why}\n{n}: `pgstack lab rejoin {n}` \
-                             rebuilds it from the primary"
+                             rebuilds it from the primary (--rewind: with pg_rewind)"
                         );
                     }
                 }
