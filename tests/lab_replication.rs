@@ -836,13 +836,13 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
     eprintln!(
         "round {round}: {old} rejoined in {:.2} s ({}): {}",
         r.secs,
-        r.method.describe(),
+        repl::RejoinMethod::describe(r.method),
         r.out.trim()
     );
     let aside = kept_aside(l, old);
     let same_dir = std::fs::metadata(&pgdata).unwrap().ino() == inode;
     if rewind {
-        assert_eq!(r.method, repl::RejoinMethod::Rewound, "{}", r.out);
+        assert_eq!(r.method, Some(repl::RejoinMethod::Rewound), "{}", r.out);
         assert!(
             r.out.contains("rewound with pg_rewind") && !r.out.contains("copied"),
             "{}",
@@ -854,7 +854,7 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
             "{old}: a rewind kept a directory aside"
         );
     } else {
-        assert_eq!(r.method, repl::RejoinMethod::Copied, "{}", r.out);
+        assert_eq!(r.method, Some(repl::RejoinMethod::Copied), "{}", r.out);
         assert!(!same_dir, "{old}: a copy left the same data directory");
         assert_eq!(
             aside.len(),
@@ -912,7 +912,7 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
     format!(
         "refusal seen {refused:.2} s after the restore, rejoin ({}) {:.2} s, streaming \
          {streaming:.2} s after it on timeline {tli}; kept aside: {aside:?}",
-        r.method.describe(),
+        repl::RejoinMethod::describe(r.method),
         r.secs
     )
 }

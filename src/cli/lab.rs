@@ -436,7 +436,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
             println!(
                 "{node}: rejoined in {:.2} s ({}); its instance cleaned up",
                 r.secs,
-                r.method.describe()
+                lab::repl::RejoinMethod::describe(r.method)
             );
             Ok(0)
         }

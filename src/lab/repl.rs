@@ -351,11 +351,13 @@ impl RejoinMethod {
         }
     }
 
-    pub fn describe(self) -> &'static str {
-        match self {
-            RejoinMethod::Nothing => "nothing to rebuild, it followed the primary",
-            RejoinMethod::Rewound => "rewound with pg_rewind",
-            RejoinMethod::Copied => "copied from the primary, the old directory kept aside",
+    /// What `lab rejoin` prints of `method`.
+    pub fn describe(method: Option<RejoinMethod>) -> &'static str {
+        match method {
+            None => "how: not in pgstack pg rejoin's output",
+            Some(RejoinMethod::Nothing) => "nothing to rebuild, it followed the primary",
+            Some(RejoinMethod::Rewound) => "rewound with pg_rewind",
+            Some(RejoinMethod::Copied) => "copied from the primary, the old directory kept aside",
         }
     }
 }
@@ -365,8 +367,8 @@ impl RejoinMethod {
 pub struct Rejoin {
     /// Seconds of `pgstack pg rejoin`.
     pub secs: f64,
-    /// What it did.
-    pub method: RejoinMethod,
+    /// What it did (`None`: its output did not say).
+    pub method: Option<RejoinMethod>,
     /// Its output, then the cleanup's.
     pub out: String,
 }
@@ -425,12 +427,7 @@ pub fn rejoin(lab: &Lab, name: &str, rewind: bool) -> LabResult<Rejoin> {
     let t0 = Instant::now();
     let mut out = node::exec(lab, name, &argv, Duration::from_secs(130))?;
     let secs = t0.elapsed().as_secs_f64();
-    let method = RejoinMethod::of_output(&out).ok_or_else(|| {
-        LabError::Invalid(format!(
-            "{name}: pgstack pg rejoin said neither rewound, copied nor nothing to rebuild: {:?}",
-            out.trim()
-        ))
-    })?;
+    let method = RejoinMethod::of_output(&out);
     out.push_str(&node::exec(
         lab,
         name,
