@@ -785,10 +785,33 @@ fn kept_aside(l: &Lab, node: &str) -> Vec<String> {
     v
 }
 
+/// `pgstack lab rejoin NODE [--rewind]`, the operator's command (the installed binary):
+/// its output and the seconds of the rejoin it prints.
+fn lab_rejoin(l: &Lab, node: &str, rewind: bool) -> (String, f64) {
+    let exe = exe();
+    let dir = l.dir.display().to_string();
+    let mut argv = vec![exe.to_str().unwrap(), "lab", "--dir", &dir, "rejoin", node];
+    if rewind {
+        argv.push("--rewind");
+    }
+    let out = common::run(&argv, &[], Duration::from_secs(180));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{argv:?} failed:\n{text}");
+    let secs = text
+        .split_once(&format!("{node}: rejoined in "))
+        .and_then(|(_, t)| t.split_once(" s")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("{argv:?} did not say how long: {text}"));
+    (text, secs)
+}
+
 /// After round `round` of [`diverge`]: the old primary booted with its data directory as
 /// the crash left it (`restore --as-is`): the cluster's start there is refused with a
 /// reason naming `pgstack pg rejoin`, it neither streams nor is promoted, the new primary
-/// stays. `pgstack lab rejoin` (`rewind`: `--rewind`) then rebuilds it: rewound in place
+/// stays. `pgstack lab rejoin NODE` (`rewind`: `--rewind`) then rebuilds it: rewound in place
 /// (the same directory, nothing kept aside) or copied (a new directory, the old one kept
 /// aside); it streams from the new primary on the new primary's timeline, and holds
 /// every row the new primary has (the rows written there after the failover, a row
@@ -832,21 +855,18 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
     let pgdata = repl::node_pgdata(l, old);
     let inode = std::fs::metadata(&pgdata).unwrap().ino();
     let aside_before = kept_aside(l, old);
-    let r = repl::rejoin(l, old, rewind).expect("pgstack lab rejoin");
-    eprintln!(
-        "round {round}: {old} rejoined in {:.2} s ({}): {}",
-        r.secs,
-        repl::RejoinMethod::describe(r.method),
-        r.out.trim()
-    );
+    let (out, secs) = lab_rejoin(l, old, rewind);
+    let method = repl::RejoinMethod::of_output(&out);
+    eprintln!("round {round}: {}", out.trim());
     let aside = kept_aside(l, old);
     let same_dir = std::fs::metadata(&pgdata).unwrap().ino() == inode;
     if rewind {
-        assert_eq!(r.method, Some(repl::RejoinMethod::Rewound), "{}", r.out);
+        assert_eq!(method, Some(repl::RejoinMethod::Rewound), "{out}");
         assert!(
-            r.out.contains("rewound with pg_rewind") && !r.out.contains("copied"),
-            "{}",
-            r.out
+            out.contains(&format!("{old}: rejoined in"))
+                && out.contains("(rewound with pg_rewind)")
+                && !out.contains("copied"),
+            "{out}"
         );
         assert!(same_dir, "{old}: its data directory was replaced");
         assert_eq!(
@@ -854,7 +874,8 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
             "{old}: a rewind kept a directory aside"
         );
     } else {
-        assert_eq!(r.method, Some(repl::RejoinMethod::Copied), "{}", r.out);
+        assert_eq!(method, Some(repl::RejoinMethod::Copied), "{out}");
+        assert!(out.contains("(copied from the primary"), "{out}");
         assert!(!same_dir, "{old}: a copy left the same data directory");
         assert_eq!(
             aside.len(),
@@ -912,8 +933,8 @@ fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool
     format!(
         "refusal seen {refused:.2} s after the restore, rejoin ({}) {:.2} s, streaming \
          {streaming:.2} s after it on timeline {tli}; kept aside: {aside:?}",
-        repl::RejoinMethod::describe(r.method),
-        r.secs
+        repl::RejoinMethod::describe(method),
+        secs
     )
 }
 
