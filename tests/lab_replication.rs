@@ -225,8 +225,9 @@ fn restore_or_rejoin(l: &Lab, primary: &str, victim: &str) -> Back {
                 "{victim}: its start failed for another reason: {reason:?}\n{}",
                 l.status().unwrap().report()
             );
-            let (secs, out) = repl::rejoin(l, victim).expect("pgstack lab rejoin");
-            eprintln!("{victim} rejoined in {secs:.2} s: {}", out.trim());
+            let r = repl::rejoin(l, victim, false).expect("pgstack lab rejoin");
+            let secs = r.secs;
+            eprintln!("{victim} rejoined in {secs:.2} s: {}", r.out.trim());
             let _ = l.settle(90);
             Back::Rejoined { reason, secs }
         }
@@ -670,25 +671,13 @@ fn rows(l: &Lab, node: &str, what: &str) -> Option<u64> {
     .ok()
 }
 
-/// The diverged former primary, for certain (2 nodes, asynchronous): the WAL sender to
-/// the standby stopped ([`repl::freeze_wal_sender`]), rows committed on the primary that
-/// the standby never receives, the primary cut; the standby is promoted on a new
-/// timeline. The old primary booted with its data directory as it was
-/// (`restore --as-is`): the cluster's start there is refused with a reason naming
-/// `pgstack pg rejoin`, it neither streams nor is promoted, the new primary stays;
-/// `pgstack lab rejoin` then rebuilds it and it streams from the new primary, holding the
-/// rows written there after the failover and none of the diverged ones.
-/// The divergence, for certain (2 nodes, asynchronous): the WAL sender to the standby
-/// stopped ([`repl::freeze_wal_sender`]), 100 rows committed on the primary that the
-/// standby never receives, the primary cut; the standby is promoted on a new timeline and
-/// gets 20 rows of its own. Returns the lab, the old primary (down), the new primary and
-/// the takeover's seconds.
+/// The divergence, for certain (2 nodes, asynchronous): the test's table with 10 rows
+/// `before`, then [`diverge`]. Returns the lab, the old primary (down), the new primary
+/// and the takeover's seconds.
 fn diverged(provider: &str) -> (Guard, String, String, f64) {
     let g = up(provider, 2, false);
     let l = &g.0;
     let old = one_primary(l, "after up");
-    standbys_stream(l, &old, "after up");
-    promotable(l, &old);
     let new = l.other_node(&old).unwrap();
     repl::node_sql(
         l,
@@ -704,27 +693,41 @@ fn diverged(provider: &str) -> (Guard, String, String, f64) {
         || (rows(l, &new, "before") == Some(10)).then_some(()),
     )
     .unwrap();
+    let failover = diverge(l, &old, &new, 1);
+    (g, old, new, failover)
+}
 
-    // The divergence: commits acknowledged on the primary alone.
-    let pid = repl::freeze_wal_sender(l, &old, &new).expect("stop the WAL sender");
+/// Round `round` of the divergence of the primary `old` from its standby `new`: the WAL
+/// sender to the standby stopped ([`repl::freeze_wal_sender`]), 100 rows
+/// `diverged<round>` committed on the primary that the standby never receives, the
+/// primary cut; the standby is promoted on a new timeline and gets 20 rows
+/// `after<round>` of its own. Returns the takeover's seconds.
+fn diverge(l: &Lab, old: &str, new: &str, round: u32) -> f64 {
+    standbys_stream(l, old, &format!("round {round}, before the divergence"));
+    promotable(l, old);
+    let pid = repl::freeze_wal_sender(l, old, new).expect("stop the WAL sender");
     repl::node_sql(
         l,
-        &old,
-        "insert into pgst_rejoin (what) select 'diverged' from generate_series(1, 100)",
+        old,
+        &format!(
+            "insert into pgst_rejoin (what) select 'diverged{round}' \
+             from generate_series(1, 100)"
+        ),
     )
     .expect("the diverged rows, committed on the primary");
     let (p, s) = (
-        repl::pg_node(l, &old).unwrap(),
-        repl::pg_node(l, &new).unwrap(),
+        repl::pg_node(l, old).unwrap(),
+        repl::pg_node(l, new).unwrap(),
     );
     eprintln!(
-        "WAL sender {pid} on {old} stopped; {old}: {}; {new}: {}",
+        "round {round}: WAL sender {pid} on {old} stopped; {old}: {}; {new}: {}",
         p.report(),
         s.report()
     );
-    assert_eq!(rows(l, &old, "diverged"), Some(100));
+    let diverged = format!("diverged{round}");
+    assert_eq!(rows(l, old, &diverged), Some(100));
     assert_eq!(
-        rows(l, &new, "diverged"),
+        rows(l, new, &diverged),
         Some(0),
         "{new} has the rows committed after its WAL sender stopped"
     );
@@ -733,47 +736,105 @@ fn diverged(provider: &str) -> (Guard, String, String, f64) {
         "{new} received everything {old} wrote"
     );
 
-    let (victim, survivor, t) = l.crash_measured(Some(&old)).expect("crash failover");
+    let (victim, survivor, t) = l.crash_measured(Some(old)).expect("crash failover");
     eprintln!(
-        "{provider}: {victim} cut, {survivor} promoted: {}",
+        "round {round}: {victim} cut, {survivor} promoted: {}",
         t.report()
     );
-    assert_eq!(
-        (victim.as_str(), survivor.as_str()),
-        (old.as_str(), new.as_str())
-    );
+    assert_eq!((victim.as_str(), survivor.as_str()), (old, new));
     assert_eq!(one_primary(l, "after the crash"), new);
     repl::node_sql(
         l,
-        &new,
-        "insert into pgst_rejoin (what) select 'after' from generate_series(1, 20)",
+        new,
+        &format!(
+            "insert into pgst_rejoin (what) select 'after{round}' from generate_series(1, 20)"
+        ),
     )
     .expect("rows on the new primary");
-    (g, old, new, t.total)
+    t.total
 }
 
-#[test]
-fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (g, old, new, failover) = diverged("pgstack");
-    let l = &g.0;
+/// The test's rows on `node`, counted by what they are.
+fn table(l: &Lab, node: &str) -> String {
+    repl::node_sql(
+        l,
+        node,
+        "select string_agg(what || '=' || n, ' ' order by what) from \
+         (select what, count(*) n from pgst_rejoin group by what) c",
+    )
+    .unwrap_or_default()
+    .trim()
+    .to_string()
+}
 
+/// The timeline the primary `node` writes on (its current WAL file's).
+fn primary_timeline(l: &Lab, node: &str) -> u32 {
+    let f = repl::node_sql(l, node, "select pg_walfile_name(pg_current_wal_lsn())").unwrap();
+    u32::from_str_radix(&f.trim()[..8], 16).unwrap()
+}
+
+/// The data directories kept aside beside `node`'s (a copy's `pgdata.diverged.N`).
+fn kept_aside(l: &Lab, node: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(repl::node_db(l, node))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("pgdata.diverged"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// `pgstack lab rejoin NODE [--rewind]`, the operator's command (the installed binary):
+/// its output and the seconds of the rejoin it prints.
+fn lab_rejoin(l: &Lab, node: &str, rewind: bool) -> (String, f64) {
+    let exe = exe();
+    let dir = l.dir.display().to_string();
+    let mut argv = vec![exe.to_str().unwrap(), "lab", "--dir", &dir, "rejoin", node];
+    if rewind {
+        argv.push("--rewind");
+    }
+    let out = common::run(&argv, &[], Duration::from_secs(180));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{argv:?} failed:\n{text}");
+    let secs = text
+        .split_once(&format!("{node}: rejoined in "))
+        .and_then(|(_, t)| t.split_once(" s")?.0.parse().ok())
+        .unwrap_or_else(|| panic!("{argv:?} did not say how long: {text}"));
+    (text, secs)
+}
+
+/// After round `round` of [`diverge`]: the old primary booted with its data directory as
+/// the crash left it (`restore --as-is`): the cluster's start there is refused with a
+/// reason naming `pgstack pg rejoin`, it neither streams nor is promoted, the new primary
+/// stays. `pgstack lab rejoin NODE` (`rewind`: `--rewind`) then rebuilds it: rewound in place
+/// (the same directory, nothing kept aside) or copied (a new directory, the old one kept
+/// aside); it streams from the new primary on the new primary's timeline, and holds
+/// every row the new primary has (the rows written there after the failover, a row
+/// written after the rejoin) and none of the diverged ones.
+fn refused_then_rejoined(l: &Lab, old: &str, new: &str, round: u32, rewind: bool) -> String {
+    use std::os::unix::fs::MetadataExt;
     // Back with its data directory as the crash left it: the cluster's own start meets
     // the divergence.
     let t0 = std::time::Instant::now();
-    l.restore_with(&old, lab::DataDir::AsIs)
+    l.restore_with(old, lab::DataDir::AsIs)
         .expect("restore --as-is");
-    l.wait_online(std::slice::from_ref(&old), 60.0).unwrap();
+    l.wait_online(&[old.to_string()], 60.0).unwrap();
     let reason = lab::poll(
         &format!("{old}'s start refused"),
         90.0,
         Duration::from_millis(500),
-        || repl::start_failure(l, &old),
+        || repl::start_failure(l, old),
     )
     .unwrap_or_else(|e| panic!("{e}:\n{}", l.status().unwrap().report()));
     let refused = t0.elapsed().as_secs_f64();
     eprintln!(
-        "{old} booted as it was; its start refused {refused:.2} s after the restore: {reason}"
+        "round {round}: {old} booted as it was; its start refused {refused:.2} s after the \
+         restore: {reason}"
     );
     assert!(
         reason.contains("pgstack pg rejoin") && reason.contains("diverged"),
@@ -781,60 +842,118 @@ fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
     );
     let _ = l.settle(60);
     let st = l.status().unwrap();
-    assert_eq!(st.primaries(), [new.as_str()], "{}", st.report());
-    assert_eq!(st.vip_holders(), [new.as_str()], "{}", st.report());
+    assert_eq!(st.primaries(), [new], "{}", st.report());
+    assert_eq!(st.vip_holders(), [new], "{}", st.report());
     let on_old = st.nodes.iter().find(|n| n.name == old).unwrap();
     assert!(
         on_old.alive && on_old.pg.is_none() && on_old.postmasters == 0,
         "{old} runs PostgreSQL after its start was refused:\n{}",
         st.report()
     );
-    assert!(!all_stream(l, &new), "{old} streams:\n{}", st.report());
+    assert!(!all_stream(l, new), "{old} streams:\n{}", st.report());
 
-    let (secs, out) = repl::rejoin(l, &old).expect("pgstack lab rejoin");
-    eprintln!("{old} rejoined in {secs:.2} s: {}", out.trim());
+    let pgdata = repl::node_pgdata(l, old);
+    let inode = std::fs::metadata(&pgdata).unwrap().ino();
+    let aside_before = kept_aside(l, old);
+    let (out, secs) = lab_rejoin(l, old, rewind);
+    let method = repl::RejoinMethod::of_output(&out);
+    eprintln!("round {round}: {}", out.trim());
+    let aside = kept_aside(l, old);
+    let same_dir = std::fs::metadata(&pgdata).unwrap().ino() == inode;
+    if rewind {
+        assert_eq!(method, Some(repl::RejoinMethod::Rewound), "{out}");
+        assert!(
+            out.contains(&format!("{old}: rejoined in"))
+                && out.contains("(rewound with pg_rewind)")
+                && !out.contains("copied"),
+            "{out}"
+        );
+        assert!(same_dir, "{old}: its data directory was replaced");
+        assert_eq!(
+            aside, aside_before,
+            "{old}: a rewind kept a directory aside"
+        );
+    } else {
+        assert_eq!(method, Some(repl::RejoinMethod::Copied), "{out}");
+        assert!(out.contains("(copied from the primary"), "{out}");
+        assert!(!same_dir, "{old}: a copy left the same data directory");
+        assert_eq!(
+            aside.len(),
+            aside_before.len() + 1,
+            "{old}: the old data directory is not kept aside: {aside:?}"
+        );
+    }
     let t1 = std::time::Instant::now();
-    standbys_stream(l, &new, "after the rejoin");
+    standbys_stream(l, new, "after the rejoin");
     let streaming = t1.elapsed().as_secs_f64();
-    eprintln!("{old} streams from {new} {streaming:.2} s after the rejoin");
+    eprintln!("round {round}: {old} streams from {new} {streaming:.2} s after the rejoin");
     assert_eq!(one_primary(l, "after the rejoin"), new);
-    let pg = repl::pg_node(l, &old).unwrap();
+    let pg = repl::pg_node(l, old).unwrap();
     assert!(!pg.primary, "{old}: {}", pg.report());
+    // On the new primary's timeline.
+    let tli = primary_timeline(l, new);
+    let received = repl::node_sql(
+        l,
+        old,
+        "select status || ' ' || received_tli from pg_stat_wal_receiver",
+    )
+    .unwrap();
+    assert_eq!(
+        received.trim(),
+        format!("streaming {tli}"),
+        "{old}: not streaming the new primary's timeline {tli}"
+    );
     // A row written on the new primary now reaches the rejoined node.
+    let streamed = format!("streamed{round}");
     repl::node_sql(
         l,
-        &new,
-        "insert into pgst_rejoin (what) values ('streamed')",
+        new,
+        &format!("insert into pgst_rejoin (what) values ('{streamed}')"),
     )
     .unwrap();
     lab::poll(
         &format!("the new primary's rows on {old}"),
         20.0,
         Duration::from_millis(200),
-        || (rows(l, &old, "streamed") == Some(1)).then_some(()),
+        || (rows(l, old, &streamed) == Some(1)).then_some(()),
     )
     .unwrap();
-    assert_eq!(rows(l, &old, "before"), Some(10));
-    assert_eq!(rows(l, &old, "after"), Some(20));
-    // What a rejoin means: the old primary's commits past the fork point are discarded
-    // (they were never on the new primary's timeline); its old data directory is kept
-    // aside, never deleted.
+    // What a rejoin means: every row the new primary has, and the old primary's commits
+    // past the fork point discarded (they were never on the new primary's timeline).
+    let (on_old, on_new) = (table(l, old), table(l, new));
+    eprintln!("round {round}: rows on {old}: {on_old}; on {new}: {on_new}");
+    assert_eq!(on_old, on_new, "{old} and {new} hold other rows");
+    assert_eq!(rows(l, old, "before"), Some(10));
+    assert_eq!(rows(l, old, &format!("after{round}")), Some(20));
     assert_eq!(
-        rows(l, &old, "diverged"),
+        rows(l, old, &format!("diverged{round}")),
         Some(0),
         "{old} still holds the diverged rows"
     );
-    let aside: Vec<String> = std::fs::read_dir(repl::node_db(l, &old))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("pgdata.diverged"))
-        .collect();
-    assert!(!aside.is_empty(), "{old}: no data directory kept aside");
-    eprintln!(
-        "diverged former primary: failover {failover:.2} s, refusal seen {refused:.2} s after the \
-         restore, rejoin {secs:.2} s, streaming {streaming:.2} s after it; kept aside: {aside:?}"
-    );
+    format!(
+        "refusal seen {refused:.2} s after the restore, rejoin ({}) {:.2} s, streaming \
+         {streaming:.2} s after it on timeline {tli}; kept aside: {aside:?}",
+        repl::RejoinMethod::describe(method),
+        secs
+    )
+}
+
+/// The diverged former primary refused, then rejoined, both ways in one lab: round 1,
+/// the old primary rewound with pg_rewind (`lab rejoin --rewind`); round 2, the same
+/// case the other way round (the rewound node, now the standby, promoted when the
+/// primary is cut after diverging), the old primary copied (`lab rejoin`).
+#[test]
+fn pgstack_diverged_former_primary_is_refused_then_rejoined() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (g, n_old, n_new, failover) = diverged("pgstack");
+    let l = &g.0;
+    let rewound = refused_then_rejoined(l, &n_old, &n_new, 1, true);
+    eprintln!("round 1 (rewind): failover {failover:.2} s, {rewound}");
+    // The rewound node takes over in its turn; the other is refused, then copied.
+    let failover2 = diverge(l, &n_new, &n_old, 2);
+    let copied = refused_then_rejoined(l, &n_new, &n_old, 2, false);
+    eprintln!("round 1 (rewind): failover {failover:.2} s, {rewound}");
+    eprintln!("round 2 (copy): failover {failover2:.2} s, {copied}");
 }
 
 /// PAF in the same case, recorded (docs/compatibility.md): the diverged old primary
@@ -884,8 +1003,8 @@ fn paf_diverged_former_primary_restored_as_is_is_recorded() {
     }
     eprintln!(
         "PAF: on {old} the diverged rows: {:?}, the new primary's: {:?}",
-        rows(l, &old, "diverged"),
-        rows(l, &old, "after")
+        rows(l, &old, "diverged1"),
+        rows(l, &old, "after1")
     );
     assert_eq!(st.primaries(), [new.as_str()], "{}", st.report());
     // What PAF did in every run so far: its probe finds the control file "in production"

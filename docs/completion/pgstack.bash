@@ -2500,7 +2500,7 @@ _pgstack() {
             return 0
             ;;
         pgstack__subcmd__lab__subcmd__rejoin)
-            opts="-h --dir --advanced --help"
+            opts="-h --rewind --dir --advanced --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -79,8 +79,14 @@ enum LabCmd {
     PromoteFloor { node: String },
     /// Replication stack: `pgstack pg rejoin` of NODE's data directory from the primary
     /// (its start refused: diverged, or the primary did not answer), then a cleanup of
-    /// the instance so that Pacemaker starts it again.
-    Rejoin { node: String },
+    /// the instance so that Pacemaker starts it again. Prints how it was rejoined.
+    Rejoin {
+        node: String,
+        /// Rewind it in place with pg_rewind (`pgstack pg rejoin --rewind`) instead of
+        /// copying the primary.
+        #[arg(long)]
+        rewind: bool,
+    },
     /// SIGKILL corosync on NODE only.
     KillCorosync { node: String },
     /// Boot NODE again (default: every node that is down). Replication stack: a former
@@ -420,14 +426,18 @@ pub fn run(a: LabArgs) -> Result<u8> {
             );
             Ok(0)
         }
-        LabCmd::Rejoin { node } => {
+        LabCmd::Rejoin { node, rewind } => {
             let lab = Lab::open(&dir)?;
             if lab.cfg.stack != Stack::Replication {
                 bail!("rejoin needs the replication stack (lab up --stack replication)");
             }
-            let (secs, out) = lab::repl::rejoin(&lab, &node)?;
-            print!("{out}");
-            println!("{node}: rejoined in {secs:.2} s; its instance cleaned up");
+            let r = lab::repl::rejoin(&lab, &node, rewind)?;
+            print!("{}", r.out);
+            println!(
+                "{node}: rejoined in {:.2} s ({}); its instance cleaned up",
+                r.secs,
+                lab::repl::RejoinMethod::describe(r.method)
+            );
             Ok(0)
         }
         LabCmd::KillCorosync { node } => {
@@ -466,7 +476,7 @@ pub fn run(a: LabArgs) -> Result<u8> {
                     if let Some(why) = lab::repl::start_failure(&lab, n) {
                         println!(
                             "{n}: its start was refused: {why}\n{n}: `pgstack lab rejoin {n}` \
-                             rebuilds it from the primary"
+                             rebuilds it from the primary (--rewind: with pg_rewind)"
                         );
                     }
                 }

@@ -23,7 +23,9 @@ pub enum PgCmd {
     Rejoin {
         #[command(flatten)]
         at: Where,
-        /// Use pg_rewind instead of a full copy.
+        /// Use pg_rewind instead of a full copy. It connects as the conninfo's role to its
+        /// database (postgres unless it names one), over a normal connection: a superuser,
+        /// or a role granted EXECUTE on pg_ls_dir, pg_stat_file and pg_read_binary_file.
         #[arg(long)]
         rewind: bool,
     },

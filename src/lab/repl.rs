@@ -80,6 +80,29 @@ fn node_conf(name: &str) -> String {
     )
 }
 
+/// The functions pg_rewind calls on its source (PostgreSQL 15 documents them): the
+/// replication role is granted these alone, not superuser, so that
+/// `pgstack lab rejoin NODE --rewind` rewinds from the primary with the conninfo the
+/// standbys use (pg_hba.conf lets every role of the lab network in).
+pub const REWIND_FUNCTIONS: [&str; 4] = [
+    "pg_catalog.pg_ls_dir(text, boolean, boolean)",
+    "pg_catalog.pg_stat_file(text, boolean)",
+    "pg_catalog.pg_read_binary_file(text)",
+    "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean)",
+];
+
+/// The statements making the replication role on the first primary (the standbys are
+/// copies: the role and its grants are in the catalog).
+fn role_sql() -> Vec<String> {
+    let mut v = vec![format!("CREATE ROLE {REPL_USER} REPLICATION LOGIN")];
+    v.extend(
+        REWIND_FUNCTIONS
+            .iter()
+            .map(|f| format!("GRANT EXECUTE ON FUNCTION {f} TO {REPL_USER}")),
+    );
+    v
+}
+
 /// Makes every node's disk: initdb on n1, a temporary postmaster on a private socket
 /// (no TCP), the replication role, pg_basebackup for the others, the postmaster stopped.
 pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
@@ -139,22 +162,26 @@ pub fn create(lab: &Lab, sync: bool) -> LabResult<()> {
                 .filter(|o| o.success())
             },
         )?;
-        let psql = Cmd::new(bin("psql"))
-            .args([
-                "-X",
-                "-q",
-                "-h",
-                &sock_s,
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                &format!("CREATE ROLE {REPL_USER} REPLICATION LOGIN"),
-            ])
-            .run_as(pg.clone())
-            .current_dir("/");
-        run::cmd_ok(&psql, Duration::from_secs(30))?;
+        for sql in role_sql() {
+            let psql = Cmd::new(bin("psql"))
+                .args([
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "-h",
+                    &sock_s,
+                    "-U",
+                    "postgres",
+                    "-d",
+                    "postgres",
+                    "-c",
+                    &sql,
+                ])
+                .run_as(pg.clone())
+                .current_dir("/");
+            run::cmd_ok(&psql, Duration::from_secs(30))?;
+        }
         for n in lab.node_names().iter().skip(1) {
             let d = node_pgdata(lab, n).display().to_string();
             let c = Cmd::new(bin("pg_basebackup"))
@@ -263,14 +290,22 @@ pub fn rebuild(lab: &Lab, name: &str) -> LabResult<f64> {
 }
 
 /// `pgstack pg rejoin` of `pgdata` for node `name` from the primary through the VIP
-/// (application_name: what synchronous_standby_names names; the copy writes this
-/// conninfo into postgresql.auto.conf), connecting within `connect_timeout` seconds.
-fn rejoin_argv(lab: &Lab, name: &str, pgdata: &str, connect_timeout: u32) -> Vec<String> {
+/// (application_name: what synchronous_standby_names names; the copy or the rewind
+/// writes this conninfo into postgresql.auto.conf), connecting within `connect_timeout`
+/// seconds; with `rewind`, pg_rewind instead of a copy (the replication role is granted
+/// what pg_rewind reads, [`REWIND_FUNCTIONS`]).
+fn rejoin_argv(
+    lab: &Lab,
+    name: &str,
+    pgdata: &str,
+    connect_timeout: u32,
+    rewind: bool,
+) -> Vec<String> {
     let conninfo = format!(
         "host={VIP} port=5432 user={REPL_USER} application_name={name} \
          connect_timeout={connect_timeout}"
     );
-    [
+    let mut v: Vec<String> = [
         &lab.cfg.exe.display().to_string(),
         "pg",
         "rejoin",
@@ -284,7 +319,58 @@ fn rejoin_argv(lab: &Lab, name: &str, pgdata: &str, connect_timeout: u32) -> Vec
         "120",
     ]
     .map(str::to_string)
-    .to_vec()
+    .to_vec();
+    if rewind {
+        v.push("--rewind".into());
+    }
+    v
+}
+
+/// What `pgstack pg rejoin` did to a data directory (what it printed says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejoinMethod {
+    /// It followed the primary: nothing rebuilt.
+    Nothing,
+    /// pg_rewind from the primary, in place.
+    Rewound,
+    /// A copy of the primary; the old directory kept aside.
+    Copied,
+}
+
+impl RejoinMethod {
+    /// Read from `pgstack pg rejoin`'s output (its one line, src/cli/pg.rs).
+    pub fn of_output(out: &str) -> Option<RejoinMethod> {
+        if out.contains(": rewound with pg_rewind;") {
+            Some(RejoinMethod::Rewound)
+        } else if out.contains(": copied from the primary;") {
+            Some(RejoinMethod::Copied)
+        } else if out.contains(": nothing to rebuild;") {
+            Some(RejoinMethod::Nothing)
+        } else {
+            None
+        }
+    }
+
+    /// What `lab rejoin` prints of `method`.
+    pub fn describe(method: Option<RejoinMethod>) -> &'static str {
+        match method {
+            None => "how: not in pgstack pg rejoin's output",
+            Some(RejoinMethod::Nothing) => "nothing to rebuild, it followed the primary",
+            Some(RejoinMethod::Rewound) => "rewound with pg_rewind",
+            Some(RejoinMethod::Copied) => "copied from the primary, the old directory kept aside",
+        }
+    }
+}
+
+/// A rejoin done by [`rejoin`].
+#[derive(Debug, Clone)]
+pub struct Rejoin {
+    /// Seconds of `pgstack pg rejoin`.
+    pub secs: f64,
+    /// What it did (`None`: its output did not say).
+    pub method: Option<RejoinMethod>,
+    /// Its output, then the cleanup's.
+    pub out: String,
 }
 
 /// Before a former primary's node boots under pgstack's agent: `pgstack pg rejoin` of
@@ -305,7 +391,7 @@ pub fn rejoin_before_boot(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
     let pgdata = node_pgdata(lab, name).display().to_string();
     let c = Cmd::new("nsenter")
         .arg(netns)
-        .args(rejoin_argv(lab, name, &pgdata, 5))
+        .args(rejoin_argv(lab, name, &pgdata, 5, false))
         .current_dir("/");
     let out = run::cmd_ok(&c, Duration::from_secs(130))?;
     Ok((t0.elapsed().as_secs_f64(), out.trim().to_string()))
@@ -331,16 +417,17 @@ pub fn start_failure(lab: &Lab, name: &str) -> Option<String> {
 }
 
 /// What an operator does on `name` after its start was refused: `pgstack pg rejoin` of
-/// its (stopped) data directory from the primary through the VIP, then a cleanup of the
-/// instance so that Pacemaker starts it again. Returns the seconds of the rejoin and
-/// its output.
-pub fn rejoin(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
+/// its (stopped) data directory from the primary through the VIP (with `rewind`:
+/// `--rewind`, pg_rewind in place of a copy), then a cleanup of the instance so that
+/// Pacemaker starts it again.
+pub fn rejoin(lab: &Lab, name: &str, rewind: bool) -> LabResult<Rejoin> {
     node_index(name, lab.cfg.nodes)?;
-    let argv = rejoin_argv(lab, name, &lab.pgdata().display().to_string(), 2);
+    let argv = rejoin_argv(lab, name, &lab.pgdata().display().to_string(), 2, rewind);
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let t0 = Instant::now();
     let mut out = node::exec(lab, name, &argv, Duration::from_secs(130))?;
     let secs = t0.elapsed().as_secs_f64();
+    let method = RejoinMethod::of_output(&out);
     out.push_str(&node::exec(
         lab,
         name,
@@ -354,7 +441,7 @@ pub fn rejoin(lab: &Lab, name: &str) -> LabResult<(f64, String)> {
         ],
         Duration::from_secs(30),
     )?);
-    Ok((secs, out))
+    Ok(Rejoin { secs, method, out })
 }
 
 /// Makes the primary `primary` go on without its standby `standby`: the WAL sender
@@ -663,6 +750,69 @@ mod tests {
         assert!(!s.primary && s.replay_paused && s.standbys.is_empty());
         assert!(s.report().contains("PAUSED"));
         assert!(parse_self("n2", "garbage").is_none());
+    }
+
+    #[test]
+    fn rejoin_asks_for_pg_rewind_only_with_rewind() {
+        let lab = Lab {
+            dir: PathBuf::from("/tmp/pgst-lab"),
+            cfg: super::super::Config {
+                nodes: 2,
+                stack: super::super::Stack::Replication,
+                token_ms: 1000,
+                fencing: true,
+                sync: false,
+                provider: "pgstack".into(),
+                exe: PathBuf::from("/usr/sbin/pgstack"),
+            },
+        };
+        let copy = rejoin_argv(&lab, "n1", "/x/db/pgdata", 2, false);
+        let rewind = rejoin_argv(&lab, "n1", "/x/db/pgdata", 2, true);
+        assert!(!copy.iter().any(|a| a == "--rewind"), "{copy:?}");
+        assert_eq!(rewind.last().map(String::as_str), Some("--rewind"));
+        assert_eq!(&rewind[..copy.len()], &copy[..]);
+        assert!(copy.iter().any(|a| a.contains("application_name=n1")));
+    }
+
+    #[test]
+    fn the_rejoin_method_is_read_from_what_pg_rejoin_printed() {
+        // The lines `pgstack pg rejoin` prints (src/cli/pg.rs).
+        let d = "/srv/pgst/db/pgdata diverged: its timeline 1 goes on to 0/3000100";
+        for (line, want) in [
+            (
+                format!("{d}: rewound with pg_rewind; it starts as a standby"),
+                Some(RejoinMethod::Rewound),
+            ),
+            (
+                format!(
+                    "{d}: copied from the primary; it starts as a standby; the old directory \
+                     is kept at /srv/pgst/db/pgdata.diverged.1"
+                ),
+                Some(RejoinMethod::Copied),
+            ),
+            (
+                "/srv/pgst/db/pgdata follows the primary (timeline 2, at 0/3000100): nothing \
+                 to rebuild; standby.signal is in place"
+                    .to_string(),
+                Some(RejoinMethod::Nothing),
+            ),
+            ("garbage".to_string(), None),
+        ] {
+            assert_eq!(RejoinMethod::of_output(&line), want, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_replication_role_gets_what_pg_rewind_reads_not_superuser() {
+        let sql = role_sql();
+        assert_eq!(sql[0], format!("CREATE ROLE {REPL_USER} REPLICATION LOGIN"));
+        assert!(!sql.iter().any(|s| s.to_uppercase().contains("SUPERUSER")));
+        for f in REWIND_FUNCTIONS {
+            assert!(
+                sql.contains(&format!("GRANT EXECUTE ON FUNCTION {f} TO {REPL_USER}")),
+                "{f}"
+            );
+        }
     }
 
     #[test]

@@ -560,8 +560,21 @@ pub enum Rewound {
     NotNeeded,
 }
 
+/// The source of a `pg_rewind`: `conninfo` with `dbname=postgres` put first. pg_rewind
+/// reads the primary's files over a normal connection, which needs a database, while the
+/// conninfo a standby is given (a replication role's) seldom names one, and libpq would
+/// then take the database named like the role. Put first, it is only a default: libpq
+/// keeps the last value of a keyword, so a `dbname` the conninfo names wins. The role
+/// must be a superuser or be granted `pg_ls_dir`, `pg_stat_file` and
+/// `pg_read_binary_file`. PostgreSQL leaves `dbname` out of the primary_conninfo that
+/// `--write-recovery-conf` writes.
+fn rewind_source(conninfo: &str) -> String {
+    format!("dbname=postgres {conninfo}")
+}
+
 /// `pg_rewind --target-pgdata DATADIR --source-server CONNINFO --write-recovery-conf
-/// [--dry-run]` as `creds` (the connection settings land in `postgresql.auto.conf`).
+/// [--dry-run]` as `creds` (the connection settings land in `postgresql.auto.conf`;
+/// CONNINFO as [`rewind_source`] makes it).
 /// The target must be stopped; pg_rewind refuses a target without `wal_log_hints` or
 /// checksums (the caller checks that first, to say so plainly).
 pub fn rewind(
@@ -576,7 +589,7 @@ pub fn rewind(
         .arg("--target-pgdata")
         .arg(datadir)
         .arg("--source-server")
-        .arg(conninfo)
+        .arg(rewind_source(conninfo))
         .arg("--write-recovery-conf")
         .current_dir("/")
         .run_as(creds.clone());
@@ -978,6 +991,18 @@ mod tests {
             replication_conninfo("host=10.0.0.5 user=replicator"),
             "host=10.0.0.5 user=replicator replication=true"
         );
+    }
+
+    #[test]
+    fn pg_rewind_connects_to_a_database_unless_the_conninfo_names_one() {
+        // A replication role's conninfo: the database is postgres, not "replicator".
+        assert_eq!(
+            rewind_source("host=10.0.0.5 user=replicator application_name=n1"),
+            "dbname=postgres host=10.0.0.5 user=replicator application_name=n1"
+        );
+        // Named in the conninfo: it comes last, so libpq keeps it.
+        let s = rewind_source("host=10.0.0.5 dbname=app user=rewinder");
+        assert!(s.rfind("dbname=app") > s.rfind("dbname=postgres"), "{s}");
     }
 
     #[test]
