@@ -436,7 +436,7 @@ pub fn promote(os: &impl PgOs, peers: &Peers, cfg: &PgConfig, ctx: &Ctx) -> Resu
         Until {
             sql: "select pg_is_in_recovery()",
             every: Duration::from_millis(2),
-            max_every: Duration::from_millis(50),
+            max_every: Duration::from_millis(10),
             meanwhile: Some(&start_score),
         },
         wait.instant(),
