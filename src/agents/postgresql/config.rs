@@ -25,12 +25,8 @@ pub struct PgConfig {
     pub start_args: Vec<String>,
     pub config: Option<PathBuf>,
     pub logfile: PathBuf,
-    pub pgdb: String,
-    pub monitor_user: Option<String>,
-    pub monitor_password: Option<String>,
-    pub monitor_password_file: Option<PathBuf>,
-    pub monitor_sql: String,
-    pub connect_timeout: Duration,
+    /// How the monitor connects and what it asks.
+    pub monitor: MonitorConn,
     pub stop_escalate: Duration,
     pub expected_mount: Option<PathBuf>,
     /// The replication parameters, decoded in every mode.
@@ -97,6 +93,52 @@ impl PgConfig {
             .pop()
             .map(|(_, b)| b)
             .unwrap_or_else(|| PathBuf::from("/usr/bin"))
+    }
+}
+
+/// The monitor's connection: the database, the role and its password (`None`: the
+/// system user, over the socket), the statement and how long a connection may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConn {
+    pub pgdb: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub sql: String,
+    pub connect_timeout: Duration,
+}
+
+impl MonitorConn {
+    /// The password: the first line of `monitor_password_file`, else `monitor_password`.
+    pub fn password(&self) -> Result<Option<String>, OcfError> {
+        let Some(f) = &self.password_file else {
+            return Ok(self.password.clone());
+        };
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
+        })?;
+        Ok(Some(text.lines().next().unwrap_or("").to_string()))
+    }
+}
+
+fn monitor_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> MonitorConn {
+    let password_file = p
+        .str("monitor_password_file")
+        .map(|f| abs_path("monitor_password_file", f))
+        .transpose();
+    let connect_timeout = p
+        .int_in("connect_timeout", 1, 3600)
+        .map(|_| p.int_value("connect_timeout"));
+    MonitorConn {
+        pgdb: p.str_value("pgdb").trim().to_string(),
+        user: p
+            .str("monitor_user")
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty()),
+        password: p.str("monitor_password").map(str::to_string),
+        password_file: lenient(bad, password_file, None),
+        sql: p.str_value("monitor_sql").to_string(),
+        connect_timeout: Duration::from_secs(lenient(bad, connect_timeout, 1) as u64),
     }
 }
 
@@ -368,22 +410,7 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
     let config = lenient(&mut bad, config, None);
     let logfile = abs_path("logfile", p.str_value("logfile"));
     let logfile = lenient(&mut bad, logfile, PathBuf::new());
-    let pgdb = p.str_value("pgdb").trim().to_string();
-    let monitor_user = p
-        .str("monitor_user")
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty());
-    let monitor_password = p.str("monitor_password").map(str::to_string);
-    let monitor_password_file = p
-        .str("monitor_password_file")
-        .map(|f| abs_path("monitor_password_file", f))
-        .transpose();
-    let monitor_password_file = lenient(&mut bad, monitor_password_file, None);
-    let monitor_sql = p.str_value("monitor_sql").to_string();
-    let connect_timeout = p
-        .int_in("connect_timeout", 1, 3600)
-        .map(|_| p.int_value("connect_timeout"));
-    let connect_timeout = lenient(&mut bad, connect_timeout, 1);
+    let monitor = monitor_params(p, &mut bad);
     let stop_escalate = p
         .int_in("stop_escalate", 0, 86_400)
         .map(|_| p.int_value("stop_escalate"));
@@ -405,12 +432,7 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         start_args,
         config,
         logfile,
-        pgdb,
-        monitor_user,
-        monitor_password,
-        monitor_password_file,
-        monitor_sql,
-        connect_timeout: Duration::from_secs(connect_timeout as u64),
+        monitor,
         stop_escalate: Duration::from_secs(stop_escalate as u64),
         expected_mount,
         repl,
@@ -466,7 +488,7 @@ mod tests {
         assert_eq!(c.user, "postgres");
         assert_eq!(c.port, 5432);
         assert_eq!(c.logfile, Path::new("/dev/null"));
-        assert_eq!(c.monitor_sql, "select 1");
+        assert_eq!(c.monitor.sql, "select 1");
         assert_eq!(c.stop_escalate, Duration::from_secs(90));
     }
 

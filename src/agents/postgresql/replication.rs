@@ -190,7 +190,7 @@ pub fn monitor(
     let all = os
         .query(
             &probe,
-            &[cfg.monitor_sql.clone(), STATE_SQL.into()],
+            &[cfg.monitor.sql.clone(), STATE_SQL.into()],
             ctx.deadline.instant(),
         )
         .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
