@@ -171,16 +171,14 @@ impl<N: Net> Vip<N> {
                 None
             },
             broadcast,
-            nodad: cfg.nodad,
-            noprefixroute: cfg.noprefixroute,
-            preferred_lft: cfg.preferred_lft,
+            options: cfg.options,
         }
     }
 
     /// Waits for IPv6 duplicate address detection to finish; a failed or unfinished
     /// detection removes the address again.
     fn await_dad(&self, cfg: &VipConfig, p: &Placement, ctx: &Ctx) -> Result<(), OcfError> {
-        if cfg.ip.is_ipv4() || cfg.nodad {
+        if cfg.ip.is_ipv4() || cfg.options.nodad {
             return Ok(());
         }
         let mut last: Option<Addr> = None;

@@ -7,7 +7,7 @@ use crate::ocf::agent::FromParams;
 use crate::ocf::params::{ParamError, Params};
 use crate::sys::arp::{parse_mac, ArpMode, BROADCAST};
 use crate::sys::net::Announce;
-use crate::sys::netlink::Family;
+use crate::sys::netlink::{AddrOptions, Family};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broadcast {
@@ -28,9 +28,8 @@ pub struct VipConfig {
     pub background: bool,
     pub check_conflict: bool,
     pub probe_wait: Duration,
-    pub nodad: bool,
-    pub noprefixroute: bool,
-    pub preferred_lft: Option<u32>,
+    /// nodad, noprefixroute and preferred_lft, as the address is added.
+    pub options: AddrOptions,
     pub netns: Option<String>,
 }
 
@@ -262,9 +261,11 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
         background: p.bool("arp_bg"),
         check_conflict: p.bool("run_arping"),
         probe_wait: Duration::from_millis(probe_wait as u64),
-        nodad: p.bool("nodad"),
-        noprefixroute: p.bool("noprefixroute"),
-        preferred_lft,
+        options: AddrOptions {
+            nodad: p.bool("nodad"),
+            noprefixroute: p.bool("noprefixroute"),
+            preferred_lft,
+        },
         netns,
     })
 }
