@@ -217,8 +217,7 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
     };
     let term_signals = parse_signals("term_signals", p.str_value("term_signals"))?;
     let kill_signals = parse_signals("kill_signals", p.str_value("kill_signals"))?;
-    p.int_in("signal_delay", 0, 60)?;
-    let delay = p.int_value("signal_delay");
+    let delay = p.int_in("signal_delay", 0, 60)?;
     if matches!(device, DeviceSpec::Other(_)) && block_type(&fstype) {
         return Err(ParamError::invalid(
             "device",

@@ -122,13 +122,8 @@ impl MonitorConn {
 }
 
 fn monitor_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> MonitorConn {
-    let password_file = p
-        .str("monitor_password_file")
-        .map(|f| abs_path("monitor_password_file", f))
-        .transpose();
-    let connect_timeout = p
-        .int_in("connect_timeout", 1, 3600)
-        .map(|_| p.int_value("connect_timeout"));
+    let password_file = opt_path(p, "monitor_password_file");
+    let connect_timeout = p.int_in("connect_timeout", 1, 3600);
     MonitorConn {
         pgdb: p.str_value("pgdb").trim().to_string(),
         user: p
@@ -262,13 +257,11 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
         .map(|t| abs_path("recovery_template", t))
         .transpose();
     let recovery_template = lenient(bad, recovery_template, None);
-    let maxlag = p
-        .int_in("maxlag", 0, i64::MAX)
-        .map(|_| p.int_value("maxlag") as u64);
+    let maxlag = p.int_in("maxlag", 0, i64::MAX).map(|v| v as u64);
     let maxlag = lenient(bad, maxlag, 0);
     let maxlag_time = p
         .int_in("maxlag_time", 0, i64::from(u32::MAX))
-        .map(|_| p.int_value("maxlag_time") as u64);
+        .map(|v| v as u64);
     let maxlag_time = lenient(bad, maxlag_time, 0);
     Repl {
         mode,
@@ -299,6 +292,11 @@ pub fn abs_path(name: &'static str, v: &str) -> Result<PathBuf, ParamError> {
     } else {
         p
     })
+}
+
+/// An optional absolute path parameter.
+fn opt_path(p: &Params, name: &'static str) -> Result<Option<PathBuf>, ParamError> {
+    p.str(name).map(|v| abs_path(name, v)).transpose()
 }
 
 fn user_name(name: &'static str, v: &str) -> Result<String, ParamError> {
@@ -369,14 +367,9 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         None => user_name("pgdba", p.str_value("pgdba")),
     };
     let user = lenient(&mut bad, user, String::new());
-    let port = p
-        .int_in("pgport", 1, 65535)
-        .map(|_| p.int_value("pgport") as u16);
+    let port = p.int_in("pgport", 1, 65535).map(|v| v as u16);
     let port = lenient(&mut bad, port, 0);
-    let socketdir = p
-        .str("socketdir")
-        .map(|s| abs_path("socketdir", s))
-        .transpose();
+    let socketdir = opt_path(p, "socketdir");
     let socketdir = lenient(&mut bad, socketdir, None);
     let pghost = p.str("pghost").map(|h| h.trim().to_string());
     let pghost =
@@ -406,19 +399,14 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         None => Ok(Vec::new()),
     };
     let start_args = lenient(&mut bad, start_args, Vec::new());
-    let config = p.str("config").map(|c| abs_path("config", c)).transpose();
+    let config = opt_path(p, "config");
     let config = lenient(&mut bad, config, None);
     let logfile = abs_path("logfile", p.str_value("logfile"));
     let logfile = lenient(&mut bad, logfile, PathBuf::new());
     let monitor = monitor_params(p, &mut bad);
-    let stop_escalate = p
-        .int_in("stop_escalate", 0, 86_400)
-        .map(|_| p.int_value("stop_escalate"));
+    let stop_escalate = p.int_in("stop_escalate", 0, 86_400);
     let stop_escalate = lenient(&mut bad, stop_escalate, 86_400);
-    let expected_mount = p
-        .str("expected_mount")
-        .map(|m| abs_path("expected_mount", m))
-        .transpose();
+    let expected_mount = opt_path(p, "expected_mount");
     let expected_mount = lenient(&mut bad, expected_mount, None);
     let repl = repl_params(p, &mut bad);
     Ok(PgConfig {

@@ -198,15 +198,10 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             ));
         }
     }
-    // The given value within its range, or the declared default.
-    let int = |name: &'static str, lo: i64, hi: i64| -> Result<i64, ParamError> {
-        p.int_in(name, lo, hi)?;
-        Ok(p.int_value(name))
-    };
-    let interval = int("arp_interval", 1, 10_000)?;
-    let count = int("arp_count", 0, 1000)?;
-    let refresh = int("arp_count_refresh", 0, 1000)?;
-    let probe_wait = int("arp_probe_wait", 10, 10_000)?;
+    let interval = p.int_in("arp_interval", 1, 10_000)?;
+    let count = p.int_in("arp_count", 0, 1000)?;
+    let refresh = p.int_in("arp_count_refresh", 0, 1000)?;
+    let probe_wait = p.int_in("arp_probe_wait", 10, 10_000)?;
     let mac_raw = p.str_value("arp_mac");
     let dst = parse_mac(mac_raw)
         .ok_or_else(|| ParamError::invalid("arp_mac", mac_raw, "not a MAC address"))?;
