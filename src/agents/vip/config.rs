@@ -20,7 +20,7 @@ pub enum Broadcast {
 pub struct VipConfig {
     pub ip: IpAddr,
     pub prefix: Option<u8>,
-    pub nic: Option<String>,
+    pub link: VipLink,
     pub broadcast: Broadcast,
     pub iflabel: Option<String>,
     pub announce: Announce,
@@ -30,6 +30,13 @@ pub struct VipConfig {
     pub probe_wait: Duration,
     /// nodad, noprefixroute and preferred_lft, as the address is added.
     pub options: AddrOptions,
+}
+
+/// The link the address goes on: `nic` (`None`: the one whose routes reach the address),
+/// looked for inside the network namespace `netns` (`None`: this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipLink {
+    pub nic: Option<String>,
     pub netns: Option<String>,
 }
 
@@ -243,7 +250,7 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
     Ok(VipConfig {
         ip,
         prefix,
-        nic,
+        link: VipLink { nic, netns },
         broadcast,
         iflabel,
         announce: Announce {
@@ -261,7 +268,6 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             noprefixroute: p.bool("noprefixroute"),
             preferred_lft,
         },
-        netns,
     })
 }
 
