@@ -16,6 +16,14 @@ pub enum Broadcast {
     Addr(Ipv4Addr),
 }
 
+/// The link the address goes on: `nic` (`None`: the one whose routes reach the address),
+/// looked for inside the network namespace `netns` (`None`: this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipLink {
+    pub nic: Option<String>,
+    pub netns: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VipConfig {
     pub ip: IpAddr,
@@ -30,14 +38,6 @@ pub struct VipConfig {
     pub probe_wait: Duration,
     /// nodad, noprefixroute and preferred_lft, as the address is added.
     pub options: AddrOptions,
-}
-
-/// The link the address goes on: `nic` (`None`: the one whose routes reach the address),
-/// looked for inside the network namespace `netns` (`None`: this one).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VipLink {
-    pub nic: Option<String>,
-    pub netns: Option<String>,
 }
 
 impl VipConfig {
