@@ -146,6 +146,17 @@ pub enum ModeParam {
     Replication,
 }
 
+/// The parts of a standby's `primary_conninfo` the parameters give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The primary's host (the service address) standbys stream from (`master_ip`).
+    pub host: Option<String>,
+    /// `repuser`.
+    pub user: String,
+    /// Further `key=value` words (`primary_conninfo_opt`).
+    pub opts: Option<String>,
+}
+
 /// The settings of the replication mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repl {
@@ -153,11 +164,8 @@ pub struct Repl {
     /// `rep_mode` async or sync (pgsql's names) asks for replication; sync also manages
     /// `synchronous_standby_names`.
     pub rep_mode: Option<String>,
-    /// The primary's host (the service address) standbys stream from (`master_ip`).
-    pub primary_host: Option<String>,
-    pub repuser: String,
-    /// Further `key=value` words of `primary_conninfo`.
-    pub conninfo_opt: Option<String>,
+    /// How a standby connects to the primary.
+    pub upstream: Upstream,
     pub recovery_template: Option<PathBuf>,
     /// Bytes of lag beyond which a standby is not a promotion candidate (0: no limit).
     pub maxlag: u64,
@@ -267,9 +275,11 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
         mode,
         sync: rep_mode.as_deref() == Some("sync"),
         rep_mode,
-        primary_host,
-        repuser,
-        conninfo_opt,
+        upstream: Upstream {
+            host: primary_host,
+            user: repuser,
+            opts: conninfo_opt,
+        },
         recovery_template,
         maxlag,
         maxlag_time,
