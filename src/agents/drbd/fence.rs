@@ -220,14 +220,6 @@ pub fn constraint_xml(
     )
 }
 
-/// The handlers' inputs, from the variables DRBD sets.
-#[derive(Debug, Clone, Default)]
-pub struct HandlerEnv {
-    pub resource: String,
-    pub peer: Option<String>,
-    pub drbd9: Drbd9Env,
-}
-
 /// What only DRBD 9 tells its handlers (all `None` under DRBD 8).
 #[derive(Debug, Clone, Default)]
 pub struct Drbd9Env {
@@ -250,6 +242,14 @@ impl Drbd9Env {
             _ => false,
         }
     }
+}
+
+/// The handlers' inputs, from the variables DRBD sets.
+#[derive(Debug, Clone, Default)]
+pub struct HandlerEnv {
+    pub resource: String,
+    pub peer: Option<String>,
+    pub drbd9: Drbd9Env,
 }
 
 impl HandlerEnv {
