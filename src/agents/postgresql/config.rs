@@ -157,6 +157,15 @@ pub struct Upstream {
     pub opts: Option<String>,
 }
 
+/// How far behind a standby may be and still be a promotion candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagLimits {
+    /// Bytes of lag (`maxlag`; 0: no limit).
+    pub bytes: u64,
+    /// Seconds of replay lag (`maxlag_time`; 0: no limit).
+    pub seconds: u64,
+}
+
 /// The settings of the replication mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repl {
@@ -167,11 +176,8 @@ pub struct Repl {
     /// How a standby connects to the primary.
     pub upstream: Upstream,
     pub recovery_template: Option<PathBuf>,
-    /// Bytes of lag beyond which a standby is not a promotion candidate (0: no limit).
-    pub maxlag: u64,
-    /// Seconds of replay lag beyond which a standby is not a promotion candidate (0: no
-    /// limit).
-    pub maxlag_time: u64,
+    /// `maxlag` and `maxlag_time`.
+    pub lag: LagLimits,
     /// Manage `synchronous_standby_names` on the primary.
     pub sync: bool,
     /// With `sync`: a primary without any streaming standby goes on accepting writes
@@ -281,8 +287,10 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
             opts: conninfo_opt,
         },
         recovery_template,
-        maxlag,
-        maxlag_time,
+        lag: LagLimits {
+            bytes: maxlag,
+            seconds: maxlag_time,
+        },
         lone_primary_writes: p.bool("lone_primary_writes"),
         node: String::new(),
     }
