@@ -26,25 +26,33 @@ pub struct Attrs {
     pub meta: Vec<Nv>,
 }
 
+/// The resource agent a primitive runs: `class:provider:type` (`class:type` without a
+/// provider).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Primitive {
-    pub id: String,
+pub struct AgentRef {
     pub class: String,
     pub provider: Option<String>,
     pub kind: String,
+}
+
+impl std::fmt::Display for AgentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.provider {
+            Some(p) => write!(f, "{}:{p}:{}", self.class, self.kind),
+            None => write!(f, "{}:{}", self.class, self.kind),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primitive {
+    pub id: String,
+    pub agent: AgentRef,
     pub attrs: Attrs,
     pub ops: Vec<Op>,
 }
 
 impl Primitive {
-    /// `class:provider:type` or `class:type`.
-    pub fn agent(&self) -> String {
-        match &self.provider {
-            Some(p) => format!("{}:{p}:{}", self.class, self.kind),
-            None => format!("{}:{}", self.class, self.kind),
-        }
-    }
-
     /// The value of the instance attribute `name`, the first one given.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.attrs
@@ -197,9 +205,11 @@ fn primitive(e: &Element) -> Result<Primitive, CibError> {
     }
     Ok(Primitive {
         id: req(e, "id")?,
-        class: req(e, "class")?,
-        provider: e.attr("provider").map(str::to_string),
-        kind: req(e, "type")?,
+        agent: AgentRef {
+            class: req(e, "class")?,
+            provider: e.attr("provider").map(str::to_string),
+            kind: req(e, "type")?,
+        },
         attrs: attrs(e)?,
         ops,
     })

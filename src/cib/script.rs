@@ -77,7 +77,7 @@ fn crm_score(s: &str) -> String {
 }
 
 fn crm_primitive(out: &mut String, p: &Primitive) {
-    let _ = write!(out, "primitive {} {}", p.id, p.agent());
+    let _ = write!(out, "primitive {} {}", p.id, p.agent);
     continued(out, "params ", &p.attrs.params, crm_q);
     continued(out, "meta ", &p.attrs.meta, crm_q);
     for op in &p.ops {
@@ -244,10 +244,14 @@ fn pcs_create(
     group: Option<&str>,
     clone: Option<(&str, &str, &[Nv])>,
 ) {
-    if p.class == "stonith" {
-        let _ = write!(o, "pcs -f \"$CIB\" stonith create {} {}", p.id, p.kind);
+    if p.agent.class == "stonith" {
+        let _ = write!(
+            o,
+            "pcs -f \"$CIB\" stonith create {} {}",
+            p.id, p.agent.kind
+        );
     } else {
-        let _ = write!(o, "pcs -f \"$CIB\" resource create {} {}", p.id, p.agent());
+        let _ = write!(o, "pcs -f \"$CIB\" resource create {} {}", p.id, p.agent);
     }
     continued(o, "", &p.attrs.params, sh_q);
     continued(o, "meta ", &p.attrs.meta, sh_q);
