@@ -450,14 +450,14 @@ fn replay_lag_in_seconds_and_an_unsafe_switchover_on_a_real_pair() {
         rows = wal::replicas(&probe(&p), d.instant()).unwrap();
         if rows
             .first()
-            .and_then(|r| r.replay_lag_s)
+            .and_then(|r| r.lag.replay_s)
             .is_some_and(|l| l >= 2.0)
         {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let lag = rows.first().and_then(|r| r.replay_lag_s);
+    let lag = rows.first().and_then(|r| r.lag.replay_s);
     eprintln!("replay_lag with recovery_min_apply_delay 3 s: {lag:?}");
     assert!(lag.is_some_and(|l| l >= 2.0), "{rows:?}");
     let part = vec!["pgst-n1".to_string(), "pgst-n2".to_string()];

@@ -6,7 +6,7 @@ use crate::cib::xml::Element;
 
 use super::CheckError;
 
-use crate::cib::model::Nv;
+use crate::cib::model::{AgentRef, Attrs, Nv};
 /// The template model's types: the lenient reader fills the same `Primitive` and `Op`.
 pub use crate::cib::model::{Op, Primitive};
 
@@ -69,11 +69,15 @@ fn primitive(e: &Element) -> Option<Primitive> {
         .unwrap_or_default();
     Some(Primitive {
         id: e.attr("id")?.to_string(),
-        class: e.attr("class")?.to_string(),
-        provider: e.attr("provider").map(str::to_string),
-        kind: e.attr("type")?.to_string(),
-        params: nvs(e, "instance_attributes"),
-        meta: nvs(e, "meta_attributes"),
+        agent: AgentRef {
+            class: e.attr("class")?.to_string(),
+            provider: e.attr("provider").map(str::to_string),
+            kind: e.attr("type")?.to_string(),
+        },
+        attrs: Attrs {
+            params: nvs(e, "instance_attributes"),
+            meta: nvs(e, "meta_attributes"),
+        },
         ops,
     })
 }

@@ -26,6 +26,7 @@ pub mod conf;
 use std::collections::BTreeSet;
 
 use crate::agents;
+use crate::cib::model::AgentRef;
 use crate::ocf::action::Action;
 use cib::{duration_ms, Cib, Primitive};
 
@@ -88,7 +89,7 @@ pub enum Text {
 /// What the node answers.
 pub trait Node {
     /// Whether the agent `class[:provider]:kind` is installed here.
-    fn has_agent(&self, class: &str, provider: Option<&str>, kind: &str) -> bool;
+    fn has_agent(&self, agent: &AgentRef) -> bool;
 }
 
 pub struct Inputs<'a> {
@@ -115,9 +116,9 @@ pub fn uses_lvm(cib: &str) -> Result<bool, CheckError> {
 }
 
 fn uses_lvm_in(c: &Cib) -> bool {
-    c.primitives
-        .iter()
-        .any(|p| p.class == "ocf" && ["lvm", "LVM", "LVM-activate"].contains(&p.kind.as_str()))
+    c.primitives.iter().any(|p| {
+        p.agent.class == "ocf" && ["lvm", "LVM", "LVM-activate"].contains(&p.agent.kind.as_str())
+    })
 }
 
 #[derive(Debug, Clone, Default)]
@@ -236,7 +237,7 @@ fn fencing(c: &Cib, r: &mut Report) {
     let devices: Vec<&Primitive> = c
         .primitives
         .iter()
-        .filter(|p| p.class == "stonith")
+        .filter(|p| p.agent.class == "stonith")
         .collect();
     for node in &c.nodes {
         let by_list = devices.iter().any(|d| covers(d, node));
@@ -361,7 +362,7 @@ fn quorum(corosync: &Text, r: &mut Report) {
 fn drbd_resources(c: &Cib) -> Vec<(String, String)> {
     c.primitives
         .iter()
-        .filter(|p| p.class == "ocf" && p.kind == "drbd")
+        .filter(|p| p.agent.class == "ocf" && p.agent.kind == "drbd")
         .filter_map(|p| Some((p.id.clone(), p.param("drbd_resource")?.to_string())))
         .collect()
 }
@@ -556,9 +557,9 @@ fn timeouts(c: &Cib, r: &mut Report) {
     for p in c
         .primitives
         .iter()
-        .filter(|p| p.class == "ocf" && p.provider.as_deref() == Some("pgstack"))
+        .filter(|p| p.agent.class == "ocf" && p.agent.provider.as_deref() == Some("pgstack"))
     {
-        let Some(info) = agents::resolve(&p.kind) else {
+        let Some(info) = agents::resolve(&p.agent.kind) else {
             continue;
         };
         for op in &p.ops {
@@ -590,8 +591,7 @@ fn timeouts(c: &Cib, r: &mut Report) {
                     format!(
                         "timeout {shown} is below the {min_s}s {} advertises for {}: the \
                          cluster may fail an action that is still progressing",
-                        p.agent(),
-                        op.name
+                        p.agent, op.name
                     ),
                     format!("set timeout={min_s}s or more on that op"),
                 ));
@@ -603,17 +603,19 @@ fn timeouts(c: &Cib, r: &mut Report) {
 fn installed(c: &Cib, node: &dyn Node, r: &mut Report) {
     let mut seen = BTreeSet::new();
     for p in &c.primitives {
-        if !seen.insert(p.agent()) {
+        if !seen.insert(p.agent.to_string()) {
             continue;
         }
-        if p.provider.as_deref() == Some("pgstack") && agents::resolve(&p.kind).is_none() {
+        if p.agent.provider.as_deref() == Some("pgstack")
+            && agents::resolve(&p.agent.kind).is_none()
+        {
             r.findings.push(finding(
                 "agent-unknown",
                 Severity::Error,
-                format!("{} ({})", p.agent(), p.id),
+                format!("{} ({})", p.agent, p.id),
                 format!(
                     "this pgstack provides no agent {:?} (it provides: {})",
-                    p.kind,
+                    p.agent.kind,
                     agents::installed_names()
                         .iter()
                         .map(|(n, _)| *n)
@@ -624,18 +626,18 @@ fn installed(c: &Cib, node: &dyn Node, r: &mut Report) {
             ));
             continue;
         }
-        if !node.has_agent(&p.class, p.provider.as_deref(), &p.kind) {
+        if !node.has_agent(&p.agent) {
             r.findings.push(finding(
                 "agent-not-installed",
                 Severity::Error,
-                format!("{} ({})", p.agent(), p.id),
+                format!("{} ({})", p.agent, p.id),
                 "the agent is not installed on this node: Pacemaker cannot run the \
                  resource here (the probe fails with not installed)",
-                match (p.class.as_str(), p.provider.as_deref()) {
+                match (p.agent.class.as_str(), p.agent.provider.as_deref()) {
                     ("ocf", Some("pgstack")) => "install pgstack on this node (make install or the Debian package)".to_string(),
-                    ("ocf", Some(prov)) => format!("install the package with /usr/lib/ocf/resource.d/{prov}/{} (resource-agents for heartbeat)", p.kind),
-                    ("stonith", _) => format!("install the fence agent {} (fence-agents)", p.kind),
-                    _ => format!("install {} on this node", p.agent()),
+                    ("ocf", Some(prov)) => format!("install the package with /usr/lib/ocf/resource.d/{prov}/{} (resource-agents for heartbeat)", p.agent.kind),
+                    ("stonith", _) => format!("install the fence agent {} (fence-agents)", p.agent.kind),
+                    _ => format!("install {} on this node", p.agent),
                 },
             ));
         }
@@ -686,7 +688,7 @@ mod tests {
 
     struct All;
     impl Node for All {
-        fn has_agent(&self, _: &str, _: Option<&str>, _: &str) -> bool {
+        fn has_agent(&self, _: &AgentRef) -> bool {
             true
         }
     }

@@ -214,10 +214,9 @@ mod tests {
             for fencing in [true, false] {
                 let r = render(n, &[], RenderOptions { fencing }).unwrap();
                 assert!(r.xml.contains("crm_feature_set=\"3.16.1\""));
-                let stonith =
-                    r.config.resources.iter().any(
-                        |x| matches!(x, model::Resource::Primitive(p) if p.class == "stonith"),
-                    );
+                let stonith = r.config.resources.iter().any(
+                    |x| matches!(x, model::Resource::Primitive(p) if p.agent.class == "stonith"),
+                );
                 let uses_fencing = template::Bundle::load(n)
                     .unwrap()
                     .parts

@@ -19,29 +19,44 @@ pub struct Op {
     pub role: Option<String>,
 }
 
+/// The instance attributes (`params`) and meta attributes of a primitive or an alert.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attrs {
+    pub params: Vec<Nv>,
+    pub meta: Vec<Nv>,
+}
+
+/// The resource agent a primitive runs: `class:provider:type` (`class:type` without a
+/// provider).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Primitive {
-    pub id: String,
+pub struct AgentRef {
     pub class: String,
     pub provider: Option<String>,
     pub kind: String,
-    pub params: Vec<Nv>,
-    pub meta: Vec<Nv>,
+}
+
+impl std::fmt::Display for AgentRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.provider {
+            Some(p) => write!(f, "{}:{p}:{}", self.class, self.kind),
+            None => write!(f, "{}:{}", self.class, self.kind),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Primitive {
+    pub id: String,
+    pub agent: AgentRef,
+    pub attrs: Attrs,
     pub ops: Vec<Op>,
 }
 
 impl Primitive {
-    /// `class:provider:type` or `class:type`.
-    pub fn agent(&self) -> String {
-        match &self.provider {
-            Some(p) => format!("{}:{p}:{}", self.class, self.kind),
-            None => format!("{}:{}", self.class, self.kind),
-        }
-    }
-
     /// The value of the instance attribute `name`, the first one given.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
+        self.attrs
+            .params
             .iter()
             .find(|nv| nv.name == name)
             .map(|nv| nv.value.as_str())
@@ -110,8 +125,7 @@ pub struct Level {
 pub struct Alert {
     pub id: String,
     pub path: String,
-    pub params: Vec<Nv>,
-    pub meta: Vec<Nv>,
+    pub attrs: Attrs,
     pub recipients: Vec<(String, String)>,
 }
 
@@ -154,6 +168,13 @@ fn nvs(set: &Element) -> Result<Vec<Nv>, CibError> {
         .collect()
 }
 
+fn attrs(e: &Element) -> Result<Attrs, CibError> {
+    Ok(Attrs {
+        params: sets(e, "instance_attributes")?,
+        meta: sets(e, "meta_attributes")?,
+    })
+}
+
 fn sets(e: &Element, name: &str) -> Result<Vec<Nv>, CibError> {
     let mut out = Vec::new();
     for s in e.children_named(name) {
@@ -184,11 +205,12 @@ fn primitive(e: &Element) -> Result<Primitive, CibError> {
     }
     Ok(Primitive {
         id: req(e, "id")?,
-        class: req(e, "class")?,
-        provider: e.attr("provider").map(str::to_string),
-        kind: req(e, "type")?,
-        params: sets(e, "instance_attributes")?,
-        meta: sets(e, "meta_attributes")?,
+        agent: AgentRef {
+            class: req(e, "class")?,
+            provider: e.attr("provider").map(str::to_string),
+            kind: req(e, "type")?,
+        },
+        attrs: attrs(e)?,
         ops,
     })
 }
@@ -284,8 +306,7 @@ pub fn from_cib(cib: &Element) -> Result<Config, CibError> {
                 Ok(Alert {
                     id: req(a, "id")?,
                     path: req(a, "path")?,
-                    params: sets(a, "instance_attributes")?,
-                    meta: sets(a, "meta_attributes")?,
+                    attrs: attrs(a)?,
                     recipients: a
                         .children_named("recipient")
                         .map(|r| Ok((req(r, "id")?, req(r, "value")?)))

@@ -77,9 +77,9 @@ fn crm_score(s: &str) -> String {
 }
 
 fn crm_primitive(out: &mut String, p: &Primitive) {
-    let _ = write!(out, "primitive {} {}", p.id, p.agent());
-    continued(out, "params ", &p.params, crm_q);
-    continued(out, "meta ", &p.meta, crm_q);
+    let _ = write!(out, "primitive {} {}", p.id, p.agent);
+    continued(out, "params ", &p.attrs.params, crm_q);
+    continued(out, "meta ", &p.attrs.meta, crm_q);
     for op in &p.ops {
         let _ = write!(out, " \\\n\t{}", op_words(op, crm_q));
     }
@@ -187,8 +187,8 @@ fn constraint_line(k: &Constraint, shell: Shell) -> String {
 
 fn crm_alert(out: &mut String, a: &Alert) {
     let _ = write!(out, "alert {} {}", a.id, crm_q(&a.path));
-    continued(out, "attributes ", &a.params, crm_q);
-    continued(out, "meta ", &a.meta, crm_q);
+    continued(out, "attributes ", &a.attrs.params, crm_q);
+    continued(out, "meta ", &a.attrs.meta, crm_q);
     for (_, value) in &a.recipients {
         let _ = write!(out, " \\\n\tto {}", crm_q(value));
     }
@@ -244,13 +244,17 @@ fn pcs_create(
     group: Option<&str>,
     clone: Option<(&str, &str, &[Nv])>,
 ) {
-    if p.class == "stonith" {
-        let _ = write!(o, "pcs -f \"$CIB\" stonith create {} {}", p.id, p.kind);
+    if p.agent.class == "stonith" {
+        let _ = write!(
+            o,
+            "pcs -f \"$CIB\" stonith create {} {}",
+            p.id, p.agent.kind
+        );
     } else {
-        let _ = write!(o, "pcs -f \"$CIB\" resource create {} {}", p.id, p.agent());
+        let _ = write!(o, "pcs -f \"$CIB\" resource create {} {}", p.id, p.agent);
     }
-    continued(o, "", &p.params, sh_q);
-    continued(o, "meta ", &p.meta, sh_q);
+    continued(o, "", &p.attrs.params, sh_q);
+    continued(o, "meta ", &p.attrs.meta, sh_q);
     for op in &p.ops {
         let _ = write!(o, " \\\n\t{}", op_words(op, sh_q));
     }
@@ -354,11 +358,11 @@ pub fn pcs(c: &Config, header: &str) -> String {
             sh_q(&a.path),
             a.id
         );
-        if !a.params.is_empty() {
-            let _ = write!(o, " options {}", pairs(&a.params, sh_q));
+        if !a.attrs.params.is_empty() {
+            let _ = write!(o, " options {}", pairs(&a.attrs.params, sh_q));
         }
-        if !a.meta.is_empty() {
-            let _ = write!(o, " meta {}", pairs(&a.meta, sh_q));
+        if !a.attrs.meta.is_empty() {
+            let _ = write!(o, " meta {}", pairs(&a.attrs.meta, sh_q));
         }
         o.push('\n');
         for (rid, value) in &a.recipients {

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use crate::check::{self, Inputs, LvmConf, Node, Text};
+use crate::cib::model::AgentRef;
 use crate::sys::cib::CibTool;
 use crate::sys::lvm::effective_config;
 use crate::sys::pacemaker::read_file;
@@ -54,7 +55,12 @@ fn executable(p: &Path) -> bool {
 }
 
 impl Node for ThisNode {
-    fn has_agent(&self, class: &str, provider: Option<&str>, kind: &str) -> bool {
+    fn has_agent(&self, agent: &AgentRef) -> bool {
+        let (class, provider, kind) = (
+            agent.class.as_str(),
+            agent.provider.as_deref(),
+            agent.kind.as_str(),
+        );
         if kind.contains('/') || provider.is_some_and(|p| p.contains('/')) {
             return false;
         }

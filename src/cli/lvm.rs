@@ -69,6 +69,11 @@ fn deadline() -> Instant {
 
 pub fn run(c: LvmCmd) -> Result<u8> {
     let lvm = RealLvm::default();
+    let snaps = |vg| snapshot::Snapshots {
+        lvm: &lvm,
+        vg,
+        deadline: deadline(),
+    };
     match c {
         LvmCmd::CheckConfig { from, system_dir } => {
             let text = match from {
@@ -91,7 +96,7 @@ pub fn run(c: LvmCmd) -> Result<u8> {
         }
         LvmCmd::Snapshot(SnapCmd::Create { vg, lv, name, size }) => {
             let name = name.unwrap_or_else(|| format!("{lv}-snap"));
-            let p = snapshot::create(&lvm, &vg, &lv, &name, &size, deadline())?;
+            let p = snaps(&vg).create(&lv, &name, &size)?;
             println!("{}", p.display());
             Ok(0)
         }
@@ -104,12 +109,12 @@ pub fn run(c: LvmCmd) -> Result<u8> {
             if !dir.is_dir() {
                 bail!("{}: not a directory", dir.display());
             }
-            let used = snapshot::mount(&lvm, &vg, &name, &dir, &options, deadline())?;
+            let used = snaps(&vg).mount(&name, &dir, &options)?;
             println!("mounted /dev/{vg}/{name} on {} ({used})", dir.display());
             Ok(0)
         }
         LvmCmd::Snapshot(SnapCmd::Remove { vg, name }) => {
-            snapshot::remove(&lvm, &vg, &name, deadline())?;
+            snaps(&vg).remove(&name)?;
             println!("removed {vg}/{name}");
             Ok(0)
         }

@@ -761,22 +761,13 @@ rm -f /run/pgst-writer.pid; sync; echo stopped",
         let log = self.pacemaker_log(&survivor)?;
         let cib = self.cib_query(&survivor)?;
         let fence_constraint = cib.contains(&fence_constraint_id());
-        let agents_secs = history::parse_ops(&cib)
-            .ok()
-            .map(|ops| cluster::agents_secs(&ops, &survivor, &MOVE_TO, cut.floor() as u64));
-        let after = cut - 0.001;
-        let lost = history::lost_logged(&log, &victim, after);
-        let vip = history::result_logged(&log, "start", "pg_vip", &survivor, after);
-        let fenced = history::logged(&log, &format!("Operation 'off' targeting {victim}"), after)
-            .or_else(|| history::logged(&log, &format!("Node {victim} will be fenced"), after));
+        let ops = history::parse_ops(&cib).ok();
+        let steps = TakeoverSteps::logged(&log, ops.as_deref(), &victim, &survivor, cut);
         Ok(Takeover {
             victim,
             survivor,
             total: answered - cut,
-            membership: lost.map(|l| l - cut),
-            vip_started: vip.map(|v| v - cut),
-            fenced: fenced.map(|f| f - cut),
-            agents_secs,
+            steps,
             fence_constraint,
         })
     }
@@ -897,6 +888,15 @@ pub struct Takeover {
     pub survivor: String,
     /// Until the first query answered through the VIP, from the survivor.
     pub total: f64,
+    /// The steps on the way, as the survivor's log and CIB show them.
+    pub steps: TakeoverSteps,
+    /// DRBD's fence-peer handler left its constraint against the lost node.
+    pub fence_constraint: bool,
+}
+
+/// The steps of a takeover, seconds from the power cut (`None`: not found).
+#[derive(Debug, Clone, Default)]
+pub struct TakeoverSteps {
     /// Until the survivor's Pacemaker saw the node lost.
     pub membership: Option<f64>,
     /// Until the fencing of the victim was logged.
@@ -905,22 +905,52 @@ pub struct Takeover {
     pub vip_started: Option<f64>,
     /// The exec times of the promote and the four starts on the survivor.
     pub agents_secs: Option<f64>,
-    /// DRBD's fence-peer handler left its constraint against the lost node.
-    pub fence_constraint: bool,
 }
 
-impl Takeover {
-    pub fn report(&self) -> String {
+impl TakeoverSteps {
+    /// Reads them from the survivor's pacemaker.log and the CIB's operation history
+    /// (`None` when that does not parse).
+    fn logged(
+        log: &[history::LogLine],
+        ops: Option<&[history::Op]>,
+        victim: &str,
+        survivor: &str,
+        cut: f64,
+    ) -> TakeoverSteps {
+        let after = cut - 0.001;
+        let lost = history::lost_logged(log, victim, after);
+        let vip = history::result_logged(log, "start", "pg_vip", survivor, after);
+        let fenced = history::logged(log, &format!("Operation 'off' targeting {victim}"), after)
+            .or_else(|| history::logged(log, &format!("Node {victim} will be fenced"), after));
+        TakeoverSteps {
+            membership: lost.map(|l| l - cut),
+            fenced: fenced.map(|f| f - cut),
+            vip_started: vip.map(|v| v - cut),
+            agents_secs: ops
+                .map(|ops| cluster::agents_secs(ops, survivor, &MOVE_TO, cut.floor() as u64)),
+        }
+    }
+
+    fn report(&self) -> String {
         let f = |v: Option<f64>| v.map(|x| format!("{x:.2} s")).unwrap_or_else(|| "?".into());
         format!(
-            "takeover {} -> {}: {:.2} s to the first answer through the VIP (node lost at {}, fencing at {}, VIP started at {}; agents' own promote and starts {}; DRBD fence constraint {})",
-            self.victim,
-            self.survivor,
-            self.total,
+            "node lost at {}, fencing at {}, VIP started at {}; agents' own promote and starts {}",
             f(self.membership),
             f(self.fenced),
             f(self.vip_started),
             f(self.agents_secs),
+        )
+    }
+}
+
+impl Takeover {
+    pub fn report(&self) -> String {
+        format!(
+            "takeover {} -> {}: {:.2} s to the first answer through the VIP ({}; DRBD fence constraint {})",
+            self.victim,
+            self.survivor,
+            self.total,
+            self.steps.report(),
             if self.fence_constraint { "placed" } else { "NOT placed" }
         )
     }

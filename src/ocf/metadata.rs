@@ -38,6 +38,21 @@ impl ActionSpec {
         self.role = Some(r);
         self
     }
+
+    /// The attributes set, in the meta-data's order, as the three renderings show them.
+    fn attrs(&self) -> Vec<(&'static str, String)> {
+        let mut v = vec![("timeout", format!("{}s", self.timeout))];
+        v.extend(self.interval.map(|i| ("interval", format!("{i}s"))));
+        v.extend(self.depth.map(|d| ("depth", d.to_string())));
+        v.extend(self.role.map(|r| ("role", r.to_string())));
+        v
+    }
+
+    fn attr(&self, name: &str) -> String {
+        let attrs = self.attrs();
+        let found = attrs.into_iter().find(|(n, _)| *n == name);
+        found.map(|(_, v)| v).unwrap_or_default()
+    }
 }
 
 #[derive(Debug)]
@@ -161,20 +176,9 @@ impl AgentInfo {
         }
         x.push_str("</parameters>\n<actions>\n");
         for a in self.actions {
-            let _ = write!(
-                x,
-                "<action name=\"{}\" timeout=\"{}s\"",
-                a.action.name(),
-                a.timeout
-            );
-            if let Some(i) = a.interval {
-                let _ = write!(x, " interval=\"{i}s\"");
-            }
-            if let Some(d) = a.depth {
-                let _ = write!(x, " depth=\"{d}\"");
-            }
-            if let Some(r) = a.role {
-                let _ = write!(x, " role=\"{r}\"");
+            let _ = write!(x, "<action name=\"{}\"", a.action.name());
+            for (n, v) in a.attrs() {
+                let _ = write!(x, " {n}=\"{v}\"");
             }
             x.push_str(" />\n");
         }
@@ -234,15 +238,8 @@ impl AgentInfo {
         }
         m.push_str("\n## Actions\n\n| action | timeout | interval | depth | role |\n|---|---|---|---|---|\n");
         for a in self.actions {
-            let _ = writeln!(
-                m,
-                "| {} | {}s | {} | {} | {} |",
-                a.action.name(),
-                a.timeout,
-                a.interval.map(|i| format!("{i}s")).unwrap_or_default(),
-                a.depth.map(|d| d.to_string()).unwrap_or_default(),
-                a.role.unwrap_or("")
-            );
+            let cols = ["timeout", "interval", "depth", "role"].map(|n| a.attr(n));
+            let _ = writeln!(m, "| {} | {} |", a.action.name(), cols.join(" | "));
         }
         m.push_str("\nThis page is generated from the agent's parameter table (`pgstack docs`).\n");
         m
@@ -284,16 +281,14 @@ impl AgentInfo {
         }
         m.push_str(".SH ACTIONS\n");
         for a in self.actions {
-            let _ = writeln!(
-                m,
-                ".TP\n\\fB{}\\fR\ntimeout {}s{}{}",
-                a.action.name(),
-                a.timeout,
-                a.interval
-                    .map(|i| format!(", interval {i}s"))
-                    .unwrap_or_default(),
-                a.role.map(|r| format!(", role {r}")).unwrap_or_default()
-            );
+            // The man page leaves the depth out.
+            let attrs: Vec<String> = a
+                .attrs()
+                .into_iter()
+                .filter(|(n, _)| *n != "depth")
+                .map(|(n, v)| format!("{n} {v}"))
+                .collect();
+            let _ = writeln!(m, ".TP\n\\fB{}\\fR\n{}", a.action.name(), attrs.join(", "));
         }
         let _ = writeln!(
             m,

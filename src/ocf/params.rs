@@ -359,15 +359,16 @@ impl Params {
             .unwrap_or_default()
     }
 
-    /// An integer within `lo..=hi`, as a typed error naming the parameter otherwise.
-    pub fn int_in(&self, name: &'static str, lo: i64, hi: i64) -> Result<Option<i64>, ParamError> {
+    /// An integer parameter within `lo..=hi`: the given value or the declared default,
+    /// as a typed error naming the parameter when the given value is out of range.
+    pub fn int_in(&self, name: &'static str, lo: i64, hi: i64) -> Result<i64, ParamError> {
         match self.int(name) {
             Some(v) if v < lo || v > hi => Err(ParamError::invalid(
                 name,
                 v.to_string(),
                 format!("must be between {lo} and {hi}"),
             )),
-            other => Ok(other),
+            _ => Ok(self.int_value(name)),
         }
     }
 }

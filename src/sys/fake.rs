@@ -10,10 +10,7 @@ use super::arp::Mac;
 use super::cluster::{Cluster, ScoreOf};
 use super::error::{SysError, SysResult};
 use super::net::{Announcement, ArpProbe, Net};
-use super::netlink::{
-    Added, Addr, AddrRequest, Family, Link, Removed, Route, IFA_F_DADFAILED, IFA_F_NODAD,
-    IFA_F_NOPREFIXROUTE,
-};
+use super::netlink::{Added, Addr, AddrRequest, Family, Link, Removed, Route, IFA_F_DADFAILED};
 
 #[derive(Default)]
 pub struct FakeCluster {
@@ -129,14 +126,8 @@ impl Net for FakeNet {
         {
             return Ok(Added::Existed);
         }
-        let mut flags = 0;
-        if req.nodad && req.ip.is_ipv6() {
-            flags |= IFA_F_NODAD;
-        }
-        if req.noprefixroute {
-            flags |= IFA_F_NOPREFIXROUTE;
-        }
-        if req.ip.is_ipv6() && self.dad_fails.get() && !req.nodad {
+        let mut flags = req.flags();
+        if req.ip.is_ipv6() && self.dad_fails.get() && !req.options.nodad {
             flags |= IFA_F_DADFAILED;
         }
         self.addrs.borrow_mut().push(Addr {
@@ -147,7 +138,7 @@ impl Net for FakeNet {
             broadcast: req.broadcast,
             flags,
             scope: 0,
-            preferred_lft: req.preferred_lft,
+            preferred_lft: req.options.preferred_lft,
             valid_lft: None,
         });
         Ok(Added::New)

@@ -190,6 +190,12 @@ pub struct AddrRequest {
     pub prefix: u8,
     pub label: Option<String>,
     pub broadcast: Option<Ipv4Addr>,
+    pub options: AddrOptions,
+}
+
+/// How an address is added: its flags and lifetime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AddrOptions {
     /// Skip IPv6 duplicate address detection.
     pub nodad: bool,
     /// Create no route for the address's prefix.
@@ -207,17 +213,16 @@ impl AddrRequest {
             prefix: a.prefix,
             label: None,
             broadcast: None,
-            nodad: false,
-            noprefixroute: false,
-            preferred_lft: None,
+            options: AddrOptions::default(),
         }
     }
-    fn flags(&self) -> u32 {
+    /// The `IFA_F_*` flags the request asks for (no DAD to skip on IPv4).
+    pub(crate) fn flags(&self) -> u32 {
         let mut f = 0;
-        if self.nodad && self.ip.is_ipv6() {
+        if self.options.nodad && self.ip.is_ipv6() {
             f |= IFA_F_NODAD;
         }
-        if self.noprefixroute {
+        if self.options.noprefixroute {
             f |= IFA_F_NOPREFIXROUTE;
         }
         f
@@ -516,7 +521,7 @@ pub fn encode_addr_request(req: &AddrRequest) -> Vec<u8> {
     if flags != 0 {
         push_attr(&mut b, IFA_FLAGS, &flags.to_ne_bytes());
     }
-    if let Some(p) = req.preferred_lft {
+    if let Some(p) = req.options.preferred_lft {
         let mut ci = Vec::with_capacity(16);
         ci.extend_from_slice(&p.to_ne_bytes());
         ci.extend_from_slice(&LIFETIME_FOREVER.to_ne_bytes());
@@ -661,9 +666,11 @@ mod tests {
             prefix: 24,
             label: Some("veth0:pgvip".into()),
             broadcast: Some("10.99.1.255".parse().unwrap()),
-            nodad: false,
-            noprefixroute: true,
-            preferred_lft: Some(0),
+            options: AddrOptions {
+                nodad: false,
+                noprefixroute: true,
+                preferred_lft: Some(0),
+            },
         };
         let body = encode_addr_request(&req);
         assert_eq!(body.len() % 4, 0);
@@ -686,9 +693,10 @@ mod tests {
             prefix: 64,
             label: None,
             broadcast: None,
-            nodad: true,
-            noprefixroute: false,
-            preferred_lft: None,
+            options: AddrOptions {
+                nodad: true,
+                ..AddrOptions::default()
+            },
         };
         let a = parse_addr(&encode_addr_request(&req)).unwrap();
         assert_eq!(a.ip, req.ip);
@@ -704,9 +712,7 @@ mod tests {
             prefix: 16,
             label: Some("x".into()),
             broadcast: None,
-            nodad: false,
-            noprefixroute: false,
-            preferred_lft: None,
+            options: AddrOptions::default(),
         });
         for n in 0..body.len() {
             let _ = parse_addr(&body[..n]);

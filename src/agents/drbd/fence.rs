@@ -220,15 +220,36 @@ pub fn constraint_xml(
     )
 }
 
+/// What only DRBD 9 tells its handlers (all `None` under DRBD 8).
+#[derive(Debug, Clone, Default)]
+pub struct Drbd9Env {
+    pub my_node_id: Option<String>,
+    pub peer_node_id: Option<String>,
+    /// Bit mask of the nodes known to have UpToDate data.
+    pub up_to_date_nodes: Option<u64>,
+}
+
+impl Drbd9Env {
+    /// The peer is known not to have UpToDate data (its bit is clear in the mask).
+    fn peer_known_outdated(&self) -> bool {
+        match (
+            self.up_to_date_nodes,
+            self.peer_node_id
+                .as_deref()
+                .and_then(|i| i.parse::<u32>().ok()),
+        ) {
+            (Some(mask), Some(id)) if id < 64 => mask & (1 << id) == 0,
+            _ => false,
+        }
+    }
+}
+
 /// The handlers' inputs, from the variables DRBD sets.
 #[derive(Debug, Clone, Default)]
 pub struct HandlerEnv {
     pub resource: String,
     pub peer: Option<String>,
-    pub my_node_id: Option<String>,
-    pub peer_node_id: Option<String>,
-    /// DRBD 9: bit mask of the nodes known to have UpToDate data.
-    pub up_to_date_nodes: Option<u64>,
+    pub drbd9: Drbd9Env,
 }
 
 impl HandlerEnv {
@@ -249,24 +270,14 @@ impl HandlerEnv {
         Ok(HandlerEnv {
             resource,
             peer,
-            my_node_id: get("DRBD_MY_NODE_ID")
-                .filter(|s| s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty()),
-            peer_node_id: get("DRBD_PEER_NODE_ID")
-                .filter(|s| s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty()),
-            up_to_date_nodes: mask,
+            drbd9: Drbd9Env {
+                my_node_id: get("DRBD_MY_NODE_ID")
+                    .filter(|s| s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty()),
+                peer_node_id: get("DRBD_PEER_NODE_ID")
+                    .filter(|s| s.chars().all(|c| c.is_ascii_digit()) && !s.is_empty()),
+                up_to_date_nodes: mask,
+            },
         })
-    }
-
-    fn peer_known_outdated(&self) -> bool {
-        match (
-            self.up_to_date_nodes,
-            self.peer_node_id
-                .as_deref()
-                .and_then(|i| i.parse::<u32>().ok()),
-        ) {
-            (Some(mask), Some(id)) if id < 64 => mask & (1 << id) == 0,
-            _ => false,
-        }
     }
 }
 
@@ -336,7 +347,7 @@ pub fn fence_peer(
             local.as_ref(),
             peer_state,
             promoted,
-            env.peer_known_outdated(),
+            env.drbd9.peer_known_outdated(),
         );
         if !d.place {
             return Ok(Some((d.exit, format!("{}: {}", env.resource, d.why))));
@@ -347,7 +358,7 @@ pub fn fence_peer(
             &clone_id,
             facts.promoted_role,
             me,
-            env.my_node_id.as_deref(),
+            env.drbd9.my_node_id.as_deref(),
         );
         place(cib, &xml, &id, deadline)?;
         Ok(Some((
@@ -370,7 +381,7 @@ pub fn fence_peer(
             local.as_ref(),
             PeerNode::Unclean,
             false,
-            env.peer_known_outdated(),
+            env.drbd9.peer_known_outdated(),
         );
         if !d.place {
             return (d.exit, format!("{}: {}", env.resource, d.why));
@@ -573,13 +584,13 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(e.peer.as_deref(), Some("pg2"));
-        assert!(e.peer_known_outdated());
+        assert!(e.drbd9.peer_known_outdated());
         let e = HandlerEnv::from_vars(vars(&[
             ("DRBD_RESOURCE", "pg"),
             ("UP_TO_DATE_NODES", "0x3"),
             ("DRBD_PEER_NODE_ID", "1"),
         ]))
         .unwrap();
-        assert!(!e.peer_known_outdated());
+        assert!(!e.drbd9.peer_known_outdated());
     }
 }

@@ -41,9 +41,16 @@ pub struct FsConfig {
     pub fast_stop: bool,
     pub force_clones: bool,
     pub force_unmount: bool,
-    pub term_signals: Vec<Signal>,
-    pub kill_signals: Vec<Signal>,
-    pub signal_delay: Duration,
+    pub signals: StopSignals,
+}
+
+/// What a stop sends the processes holding the mount: `term` first (for half of the
+/// stop timeout unless `fast_stop`), then `kill`, with `delay` between the rounds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopSignals {
+    pub term: Vec<Signal>,
+    pub kill: Vec<Signal>,
+    pub delay: Duration,
 }
 
 /// Types backed by a local block device.
@@ -210,8 +217,7 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
     };
     let term_signals = parse_signals("term_signals", p.str_value("term_signals"))?;
     let kill_signals = parse_signals("kill_signals", p.str_value("kill_signals"))?;
-    p.int_in("signal_delay", 0, 60)?;
-    let delay = p.int_value("signal_delay");
+    let delay = p.int_in("signal_delay", 0, 60)?;
     if matches!(device, DeviceSpec::Other(_)) && block_type(&fstype) {
         return Err(ParamError::invalid(
             "device",
@@ -230,9 +236,11 @@ pub fn configure(p: &Params) -> Result<FsConfig, ParamError> {
         fast_stop: p.bool("fast_stop"),
         force_clones: p.bool("force_clones"),
         force_unmount,
-        term_signals,
-        kill_signals,
-        signal_delay: Duration::from_secs(delay as u64),
+        signals: StopSignals {
+            term: term_signals,
+            kill: kill_signals,
+            delay: Duration::from_secs(delay as u64),
+        },
     })
 }
 

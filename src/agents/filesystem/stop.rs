@@ -85,9 +85,9 @@ impl<M: Mounts> Filesystem<M> {
         while Instant::now() < rounds_end(walk) {
             let use_term = round == 0 || (Instant::now() < term_until && !cfg.fast_stop);
             let sigs = if use_term {
-                &cfg.term_signals
+                &cfg.signals.term
             } else {
-                &cfg.kill_signals
+                &cfg.signals.kill
             };
             let t = Instant::now();
             let hs = self.sys.holders(&target);
@@ -112,7 +112,7 @@ impl<M: Mounts> Filesystem<M> {
             // gone but the mount still busy: look again at once (a holder may have left
             // a child behind) rather than sleeping out the delay.
             let until = rounds_end(walk)
-                .min(Instant::now() + cfg.signal_delay.max(Duration::from_millis(20)));
+                .min(Instant::now() + cfg.signals.delay.max(Duration::from_millis(20)));
             let round_end = poll_until(until, Backoff::millis(1, 20), || {
                 if try_umount()? {
                     return Ok(Some(RoundEnd::Unmounted));

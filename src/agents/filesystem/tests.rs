@@ -295,9 +295,9 @@ fn book_configuration() {
         c.opts.data,
         ["logbufs=8", "logbsize=256k", "attr2", "allocsize=1m"]
     );
-    assert_eq!(c.term_signals, [Signal::SIGTERM]);
-    assert_eq!(c.kill_signals, [Signal::SIGKILL]);
-    assert_eq!(c.signal_delay, Duration::from_secs(1));
+    assert_eq!(c.signals.term, [Signal::SIGTERM]);
+    assert_eq!(c.signals.kill, [Signal::SIGKILL]);
+    assert_eq!(c.signals.delay, Duration::from_secs(1));
     assert!(c.force_unmount && !c.fast_stop);
 }
 

@@ -29,12 +29,6 @@ fn check(what: &str, n: &str) -> Result<(), SnapshotError> {
     }
 }
 
-fn report<L: Lvm>(lvm: &L, vg: &str, deadline: Instant) -> Result<VgReport, SnapshotError> {
-    check("volume group", vg)?;
-    lvm.report(vg, &Overrides::default(), deadline)?
-        .ok_or_else(|| SnapshotError::Refused(format!("volume group {vg} not found")))
-}
-
 fn find<'a>(rep: &'a VgReport, lv: &str) -> Result<&'a Lv, SnapshotError> {
     rep.lvs.iter().find(|l| l.name == lv).ok_or_else(|| {
         SnapshotError::Refused(format!("logical volume {}/{lv} not found", rep.vg.name))
@@ -57,139 +51,132 @@ pub fn valid_size(s: &str) -> bool {
         && matches!(unit, "k" | "K" | "m" | "M" | "g" | "G" | "t" | "T")
 }
 
-/// Creates snapshot `name` of `vg/origin`; returns its device path.
-pub fn create<L: Lvm>(
-    lvm: &L,
-    vg: &str,
-    origin: &str,
-    name: &str,
-    size: &str,
-    deadline: Instant,
-) -> Result<PathBuf, SnapshotError> {
-    check("snapshot name", name)?;
-    check("logical volume", origin)?;
-    if !valid_size(size) {
-        return Err(SnapshotError::Refused(format!(
-            "size {size:?}: use N%FREE, N%ORIGIN or a size like 512M"
-        )));
-    }
-    let rep = report(lvm, vg, deadline)?;
-    let o = find(&rep, origin)?;
-    if !o.origin.is_empty() {
-        return Err(SnapshotError::Refused(format!(
-            "{vg}/{origin} is itself a snapshot"
-        )));
-    }
-    if rep.lvs.iter().any(|l| l.name == name) {
-        return Err(SnapshotError::Refused(format!(
-            "{vg}/{name} exists already"
-        )));
-    }
-    let c = Change::Snapshot {
-        vg: vg.into(),
-        origin: origin.into(),
-        name: name.into(),
-        size: size.into(),
-    };
-    match lvm.change(&c, &Overrides::default(), deadline)? {
-        Changed::Done => Ok(PathBuf::from(format!("/dev/{vg}/{name}"))),
-        Changed::Failed(why) => Err(SnapshotError::Failed(why)),
-    }
+/// The snapshots of one volume group, each step bounded by `deadline`.
+pub struct Snapshots<'a, L: Lvm> {
+    pub lvm: &'a L,
+    pub vg: &'a str,
+    pub deadline: Instant,
 }
 
-/// The snapshot LV `vg/name`, refusing anything that is not one.
-fn snapshot_lv<L: Lvm>(
-    lvm: &L,
-    vg: &str,
-    name: &str,
-    deadline: Instant,
-) -> Result<Lv, SnapshotError> {
-    check("snapshot name", name)?;
-    let rep = report(lvm, vg, deadline)?;
-    let l = find(&rep, name)?;
-    if l.origin.is_empty() {
-        return Err(SnapshotError::Refused(format!(
-            "{}/{name} is not a snapshot; refusing",
-            rep.vg.name
-        )));
+impl<L: Lvm> Snapshots<'_, L> {
+    fn report(&self) -> Result<VgReport, SnapshotError> {
+        let vg = self.vg;
+        check("volume group", vg)?;
+        self.lvm
+            .report(vg, &Overrides::default(), self.deadline)?
+            .ok_or_else(|| SnapshotError::Refused(format!("volume group {vg} not found")))
     }
-    Ok(l.clone())
-}
 
-/// Mounts snapshot `name` on `dir`; XFS gets `nouuid`. Returns the options used.
-pub fn mount<L: Lvm>(
-    lvm: &L,
-    vg: &str,
-    name: &str,
-    dir: &Path,
-    extra: &str,
-    deadline: Instant,
-) -> Result<String, SnapshotError> {
-    let l = snapshot_lv(lvm, vg, name, deadline)?;
-    let Some(dev) = l.kernel else {
-        return Err(SnapshotError::Refused(format!("{vg}/{name} is not active")));
-    };
-    if let Some(m) = lvm.mounts_of(dev).first() {
-        return Err(SnapshotError::Refused(format!(
-            "{vg}/{name} is mounted on {} already",
-            m.display()
-        )));
-    }
-    let path = PathBuf::from(format!("/dev/{vg}/{name}"));
-    let fstype = lvm.fs_type(&path).ok_or_else(|| {
-        SnapshotError::Refused(format!(
-            "{}: no XFS or ext4 file system found",
-            path.display()
-        ))
-    })?;
-    let mut opts: Vec<&str> = extra.split(',').filter(|o| !o.is_empty()).collect();
-    if fstype == "xfs" && !opts.contains(&"nouuid") {
-        opts.push("nouuid");
-    }
-    let raw = opts.join(",");
-    let opts = mount::split_options(&raw)
-        .map_err(|e| SysError::Invalid(format!("mount options {raw:?}: {e}")))?;
-    let spec = mount::MountSpec {
-        source: &path.to_string_lossy(),
-        target: dir,
-        fstype,
-        opts: &opts,
-        raw_options: &raw,
-    };
-    lvm.mount(&spec, deadline)?;
-    Ok(raw)
-}
-
-/// Removes snapshot `name`, refusing while it is mounted.
-pub fn remove<L: Lvm>(
-    lvm: &L,
-    vg: &str,
-    name: &str,
-    deadline: Instant,
-) -> Result<(), SnapshotError> {
-    let l = snapshot_lv(lvm, vg, name, deadline)?;
-    if let Some(dev) = l.kernel {
-        let m = lvm.mounts_of(dev);
-        if !m.is_empty() {
-            return Err(SnapshotError::Refused(format!(
-                "{vg}/{name} is mounted on {}; unmount it first",
-                m.iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
+    fn change(&self, c: &Change) -> Result<(), SnapshotError> {
+        match self.lvm.change(c, &Overrides::default(), self.deadline)? {
+            Changed::Done => Ok(()),
+            Changed::Failed(why) => Err(SnapshotError::Failed(why)),
         }
     }
-    match lvm.change(
-        &Change::Remove {
+
+    /// Creates snapshot `name` of `origin`; returns its device path.
+    pub fn create(&self, origin: &str, name: &str, size: &str) -> Result<PathBuf, SnapshotError> {
+        let vg = self.vg;
+        check("snapshot name", name)?;
+        check("logical volume", origin)?;
+        if !valid_size(size) {
+            return Err(SnapshotError::Refused(format!(
+                "size {size:?}: use N%FREE, N%ORIGIN or a size like 512M"
+            )));
+        }
+        let rep = self.report()?;
+        let o = find(&rep, origin)?;
+        if !o.origin.is_empty() {
+            return Err(SnapshotError::Refused(format!(
+                "{vg}/{origin} is itself a snapshot"
+            )));
+        }
+        if rep.lvs.iter().any(|l| l.name == name) {
+            return Err(SnapshotError::Refused(format!(
+                "{vg}/{name} exists already"
+            )));
+        }
+        self.change(&Change::Snapshot {
+            vg: vg.into(),
+            origin: origin.into(),
+            name: name.into(),
+            size: size.into(),
+        })?;
+        Ok(PathBuf::from(format!("/dev/{vg}/{name}")))
+    }
+
+    /// The snapshot LV `name`, refusing anything that is not one.
+    fn snapshot_lv(&self, name: &str) -> Result<Lv, SnapshotError> {
+        check("snapshot name", name)?;
+        let rep = self.report()?;
+        let l = find(&rep, name)?;
+        if l.origin.is_empty() {
+            return Err(SnapshotError::Refused(format!(
+                "{}/{name} is not a snapshot; refusing",
+                rep.vg.name
+            )));
+        }
+        Ok(l.clone())
+    }
+
+    /// Mounts snapshot `name` on `dir`; XFS gets `nouuid`. Returns the options used.
+    pub fn mount(&self, name: &str, dir: &Path, extra: &str) -> Result<String, SnapshotError> {
+        let (lvm, vg) = (self.lvm, self.vg);
+        let l = self.snapshot_lv(name)?;
+        let Some(dev) = l.kernel else {
+            return Err(SnapshotError::Refused(format!("{vg}/{name} is not active")));
+        };
+        if let Some(m) = lvm.mounts_of(dev).first() {
+            return Err(SnapshotError::Refused(format!(
+                "{vg}/{name} is mounted on {} already",
+                m.display()
+            )));
+        }
+        let path = PathBuf::from(format!("/dev/{vg}/{name}"));
+        let fstype = lvm.fs_type(&path).ok_or_else(|| {
+            SnapshotError::Refused(format!(
+                "{}: no XFS or ext4 file system found",
+                path.display()
+            ))
+        })?;
+        let mut opts: Vec<&str> = extra.split(',').filter(|o| !o.is_empty()).collect();
+        if fstype == "xfs" && !opts.contains(&"nouuid") {
+            opts.push("nouuid");
+        }
+        let raw = opts.join(",");
+        let opts = mount::split_options(&raw)
+            .map_err(|e| SysError::Invalid(format!("mount options {raw:?}: {e}")))?;
+        let spec = mount::MountSpec {
+            source: &path.to_string_lossy(),
+            target: dir,
+            fstype,
+            opts: &opts,
+            raw_options: &raw,
+        };
+        lvm.mount(&spec, self.deadline)?;
+        Ok(raw)
+    }
+
+    /// Removes snapshot `name`, refusing while it is mounted.
+    pub fn remove(&self, name: &str) -> Result<(), SnapshotError> {
+        let vg = self.vg;
+        let l = self.snapshot_lv(name)?;
+        if let Some(dev) = l.kernel {
+            let m = self.lvm.mounts_of(dev);
+            if !m.is_empty() {
+                return Err(SnapshotError::Refused(format!(
+                    "{vg}/{name} is mounted on {}; unmount it first",
+                    m.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
+        self.change(&Change::Remove {
             vg: vg.into(),
             lv: name.into(),
-        },
-        &Overrides::default(),
-        deadline,
-    )? {
-        Changed::Done => Ok(()),
-        Changed::Failed(why) => Err(SnapshotError::Failed(why)),
+        })
     }
 }
 

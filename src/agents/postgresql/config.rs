@@ -25,12 +25,8 @@ pub struct PgConfig {
     pub start_args: Vec<String>,
     pub config: Option<PathBuf>,
     pub logfile: PathBuf,
-    pub pgdb: String,
-    pub monitor_user: Option<String>,
-    pub monitor_password: Option<String>,
-    pub monitor_password_file: Option<PathBuf>,
-    pub monitor_sql: String,
-    pub connect_timeout: Duration,
+    /// How the monitor connects and what it asks.
+    pub monitor: MonitorConn,
     pub stop_escalate: Duration,
     pub expected_mount: Option<PathBuf>,
     /// The replication parameters, decoded in every mode.
@@ -100,6 +96,47 @@ impl PgConfig {
     }
 }
 
+/// The monitor's connection: the database, the role and its password (`None`: the
+/// system user, over the socket), the statement and how long a connection may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonitorConn {
+    pub pgdb: String,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub sql: String,
+    pub connect_timeout: Duration,
+}
+
+impl MonitorConn {
+    /// The password: the first line of `monitor_password_file`, else `monitor_password`.
+    pub fn password(&self) -> Result<Option<String>, OcfError> {
+        let Some(f) = &self.password_file else {
+            return Ok(self.password.clone());
+        };
+        let text = std::fs::read_to_string(f).map_err(|e| {
+            OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
+        })?;
+        Ok(Some(text.lines().next().unwrap_or("").to_string()))
+    }
+}
+
+fn monitor_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> MonitorConn {
+    let password_file = opt_path(p, "monitor_password_file");
+    let connect_timeout = p.int_in("connect_timeout", 1, 3600);
+    MonitorConn {
+        pgdb: p.str_value("pgdb").trim().to_string(),
+        user: p
+            .str("monitor_user")
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty()),
+        password: p.str("monitor_password").map(str::to_string),
+        password_file: lenient(bad, password_file, None),
+        sql: p.str_value("monitor_sql").to_string(),
+        connect_timeout: Duration::from_secs(lenient(bad, connect_timeout, 1) as u64),
+    }
+}
+
 /// `mode`: which mode the agent runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModeParam {
@@ -109,6 +146,26 @@ pub enum ModeParam {
     Replication,
 }
 
+/// The parts of a standby's `primary_conninfo` the parameters give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    /// The primary's host (the service address) standbys stream from (`master_ip`).
+    pub host: Option<String>,
+    /// `repuser`.
+    pub user: String,
+    /// Further `key=value` words (`primary_conninfo_opt`).
+    pub opts: Option<String>,
+}
+
+/// How far behind a standby may be and still be a promotion candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LagLimits {
+    /// Bytes of lag (`maxlag`; 0: no limit).
+    pub bytes: u64,
+    /// Seconds of replay lag (`maxlag_time`; 0: no limit).
+    pub seconds: u64,
+}
+
 /// The settings of the replication mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Repl {
@@ -116,17 +173,11 @@ pub struct Repl {
     /// `rep_mode` async or sync (pgsql's names) asks for replication; sync also manages
     /// `synchronous_standby_names`.
     pub rep_mode: Option<String>,
-    /// The primary's host (the service address) standbys stream from (`master_ip`).
-    pub primary_host: Option<String>,
-    pub repuser: String,
-    /// Further `key=value` words of `primary_conninfo`.
-    pub conninfo_opt: Option<String>,
+    /// How a standby connects to the primary.
+    pub upstream: Upstream,
     pub recovery_template: Option<PathBuf>,
-    /// Bytes of lag beyond which a standby is not a promotion candidate (0: no limit).
-    pub maxlag: u64,
-    /// Seconds of replay lag beyond which a standby is not a promotion candidate (0: no
-    /// limit).
-    pub maxlag_time: u64,
+    /// `maxlag` and `maxlag_time`.
+    pub lag: LagLimits,
     /// Manage `synchronous_standby_names` on the primary.
     pub sync: bool,
     /// With `sync`: a primary without any streaming standby goes on accepting writes
@@ -220,24 +271,26 @@ fn repl_params(p: &Params, bad: &mut Vec<(&'static str, ParamError)>) -> Repl {
         .map(|t| abs_path("recovery_template", t))
         .transpose();
     let recovery_template = lenient(bad, recovery_template, None);
-    let maxlag = p
-        .int_in("maxlag", 0, i64::MAX)
-        .map(|_| p.int_value("maxlag") as u64);
+    let maxlag = p.int_in("maxlag", 0, i64::MAX).map(|v| v as u64);
     let maxlag = lenient(bad, maxlag, 0);
     let maxlag_time = p
         .int_in("maxlag_time", 0, i64::from(u32::MAX))
-        .map(|_| p.int_value("maxlag_time") as u64);
+        .map(|v| v as u64);
     let maxlag_time = lenient(bad, maxlag_time, 0);
     Repl {
         mode,
         sync: rep_mode.as_deref() == Some("sync"),
         rep_mode,
-        primary_host,
-        repuser,
-        conninfo_opt,
+        upstream: Upstream {
+            host: primary_host,
+            user: repuser,
+            opts: conninfo_opt,
+        },
         recovery_template,
-        maxlag,
-        maxlag_time,
+        lag: LagLimits {
+            bytes: maxlag,
+            seconds: maxlag_time,
+        },
         lone_primary_writes: p.bool("lone_primary_writes"),
         node: String::new(),
     }
@@ -257,6 +310,11 @@ pub fn abs_path(name: &'static str, v: &str) -> Result<PathBuf, ParamError> {
     } else {
         p
     })
+}
+
+/// An optional absolute path parameter.
+fn opt_path(p: &Params, name: &'static str) -> Result<Option<PathBuf>, ParamError> {
+    p.str(name).map(|v| abs_path(name, v)).transpose()
 }
 
 fn user_name(name: &'static str, v: &str) -> Result<String, ParamError> {
@@ -327,14 +385,9 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         None => user_name("pgdba", p.str_value("pgdba")),
     };
     let user = lenient(&mut bad, user, String::new());
-    let port = p
-        .int_in("pgport", 1, 65535)
-        .map(|_| p.int_value("pgport") as u16);
+    let port = p.int_in("pgport", 1, 65535).map(|v| v as u16);
     let port = lenient(&mut bad, port, 0);
-    let socketdir = p
-        .str("socketdir")
-        .map(|s| abs_path("socketdir", s))
-        .transpose();
+    let socketdir = opt_path(p, "socketdir");
     let socketdir = lenient(&mut bad, socketdir, None);
     let pghost = p.str("pghost").map(|h| h.trim().to_string());
     let pghost =
@@ -364,34 +417,14 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         None => Ok(Vec::new()),
     };
     let start_args = lenient(&mut bad, start_args, Vec::new());
-    let config = p.str("config").map(|c| abs_path("config", c)).transpose();
+    let config = opt_path(p, "config");
     let config = lenient(&mut bad, config, None);
     let logfile = abs_path("logfile", p.str_value("logfile"));
     let logfile = lenient(&mut bad, logfile, PathBuf::new());
-    let pgdb = p.str_value("pgdb").trim().to_string();
-    let monitor_user = p
-        .str("monitor_user")
-        .map(|u| u.trim().to_string())
-        .filter(|u| !u.is_empty());
-    let monitor_password = p.str("monitor_password").map(str::to_string);
-    let monitor_password_file = p
-        .str("monitor_password_file")
-        .map(|f| abs_path("monitor_password_file", f))
-        .transpose();
-    let monitor_password_file = lenient(&mut bad, monitor_password_file, None);
-    let monitor_sql = p.str_value("monitor_sql").to_string();
-    let connect_timeout = p
-        .int_in("connect_timeout", 1, 3600)
-        .map(|_| p.int_value("connect_timeout"));
-    let connect_timeout = lenient(&mut bad, connect_timeout, 1);
-    let stop_escalate = p
-        .int_in("stop_escalate", 0, 86_400)
-        .map(|_| p.int_value("stop_escalate"));
+    let monitor = monitor_params(p, &mut bad);
+    let stop_escalate = p.int_in("stop_escalate", 0, 86_400);
     let stop_escalate = lenient(&mut bad, stop_escalate, 86_400);
-    let expected_mount = p
-        .str("expected_mount")
-        .map(|m| abs_path("expected_mount", m))
-        .transpose();
+    let expected_mount = opt_path(p, "expected_mount");
     let expected_mount = lenient(&mut bad, expected_mount, None);
     let repl = repl_params(p, &mut bad);
     Ok(PgConfig {
@@ -405,12 +438,7 @@ pub fn configure(p: &Params) -> Result<PgConfig, ParamError> {
         start_args,
         config,
         logfile,
-        pgdb,
-        monitor_user,
-        monitor_password,
-        monitor_password_file,
-        monitor_sql,
-        connect_timeout: Duration::from_secs(connect_timeout as u64),
+        monitor,
         stop_escalate: Duration::from_secs(stop_escalate as u64),
         expected_mount,
         repl,
@@ -466,7 +494,7 @@ mod tests {
         assert_eq!(c.user, "postgres");
         assert_eq!(c.port, 5432);
         assert_eq!(c.logfile, Path::new("/dev/null"));
-        assert_eq!(c.monitor_sql, "select 1");
+        assert_eq!(c.monitor.sql, "select 1");
         assert_eq!(c.stop_escalate, Duration::from_secs(90));
     }
 

@@ -93,12 +93,8 @@ pub fn validate(cfg: &PgConfig, ctx: &Ctx) -> Result<Credentials, OcfError> {
             _ => {}
         }
     }
-    if let Some(f) = &cfg.monitor_password_file {
-        std::fs::read_to_string(f).map_err(|e| {
-            OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
-        })?;
-    }
-    if cfg.monitor_password.is_some() {
+    cfg.monitor.password()?;
+    if cfg.monitor.password.is_some() {
         ctx.log
             .debug("monitor_password is visible in the CIB; prefer monitor_password_file");
     }
@@ -208,29 +204,16 @@ pub fn probe(
                 .map(|s| s.display().to_string())
         })
         .unwrap_or_else(|| DEFAULT_SOCKET_DIR.to_string());
-    let password = match (&cfg.monitor_password_file, &cfg.monitor_password) {
-        (Some(f), _) => Some(
-            std::fs::read_to_string(f)
-                .map_err(|e| {
-                    OcfError::Installed(format!("monitor_password_file {}: {e}", f.display()))
-                })?
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string(),
-        ),
-        (None, p) => p.clone(),
-    };
-    let as_system_user =
-        cfg.monitor_user.is_none() || cfg.monitor_user.as_deref() == Some(&cfg.user);
+    let m = &cfg.monitor;
+    let as_system_user = m.user.is_none() || m.user.as_deref() == Some(&cfg.user);
     Ok(Probe {
         host,
         port: cfg.port,
-        user: cfg.monitor_user.clone().unwrap_or_else(|| cfg.user.clone()),
-        password,
-        dbname: cfg.pgdb.clone(),
-        sql: cfg.monitor_sql.clone(),
-        connect_timeout: cfg.connect_timeout,
+        user: m.user.clone().unwrap_or_else(|| cfg.user.clone()),
+        password: m.password()?,
+        dbname: m.pgdb.clone(),
+        sql: m.sql.clone(),
+        connect_timeout: m.connect_timeout,
         as_uid: if as_system_user {
             creds.map(|c| c.uid)
         } else {

@@ -191,7 +191,7 @@ pub fn monitor(
     let all = os
         .query(
             &probe,
-            &[cfg.monitor_sql.clone(), STATE_SQL.into()],
+            &[cfg.monitor.sql.clone(), STATE_SQL.into()],
             ctx.deadline.instant(),
         )
         .map_err(|e| OcfError::Generic(format!("postmaster {pid} is running but {e}")))?;
@@ -313,8 +313,8 @@ fn survive(peers: &Peers, cfg: &PgConfig, ctx: &Ctx, file: &PostmasterPid, creds
 /// `maxlag` and `maxlag_time` as the scores apply them.
 pub fn lag_policy(cfg: &PgConfig) -> LagPolicy {
     LagPolicy {
-        max_bytes: cfg.repl.maxlag,
-        max_seconds: (cfg.repl.maxlag_time > 0).then_some(cfg.repl.maxlag_time as f64),
+        max_bytes: cfg.repl.lag.bytes,
+        max_seconds: (cfg.repl.lag.seconds > 0).then_some(cfg.repl.lag.seconds as f64),
     }
 }
 

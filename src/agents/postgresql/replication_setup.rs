@@ -29,15 +29,15 @@ pub(super) fn guc_string(v: &str) -> String {
 
 /// `primary_conninfo` from the parameters (`None` without `master_ip`).
 pub fn primary_conninfo(cfg: &PgConfig) -> Option<String> {
-    let host = cfg.repl.primary_host.as_deref()?;
+    let host = cfg.repl.upstream.host.as_deref()?;
     let mut w = vec![
         format!("host={}", conninfo_value(host)),
         format!("port={}", cfg.port),
-        format!("user={}", conninfo_value(&cfg.repl.repuser)),
+        format!("user={}", conninfo_value(&cfg.repl.upstream.user)),
         format!("application_name={}", conninfo_value(&cfg.repl.node)),
     ];
     // Later keywords win: a port= here names the primary's port.
-    w.extend(cfg.repl.conninfo_opt.clone());
+    w.extend(cfg.repl.upstream.opts.clone());
     Some(w.join(" "))
 }
 
@@ -178,7 +178,7 @@ pub fn validate(os: &impl PgOs, cfg: &PgConfig, ctx: &Ctx) -> Result<(), OcfErro
                 }
             }
         }
-        None if cfg.repl.primary_host.is_none() => {
+        None if cfg.repl.upstream.host.is_none() => {
             return Err(OcfError::Configured(
                 "replication mode needs master_ip (the primary's address) or \
                  recovery_template"

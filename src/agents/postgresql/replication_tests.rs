@@ -17,7 +17,7 @@ use crate::sys::attrd::fake::FakeAttrd;
 use crate::sys::pg::client::ProbeError;
 use crate::sys::pg::fake::{FakePg, SqlFn, SPAWNED};
 use crate::sys::pg::wal::fake::FakeWal;
-use crate::sys::pg::wal::{Lsn, Replica};
+use crate::sys::pg::wal::{Lag, Lsn, Reached, Replica};
 
 const BASE: &[(&str, &str)] = &[
     ("OCF_RESKEY_pgdata", "/srv/pgst-pg"),
@@ -92,11 +92,15 @@ fn replica(name: &str, state: &str, write: u64) -> Replica {
         application_name: name.into(),
         state: state.into(),
         sync_state: "async".into(),
-        write: Some(Lsn(write)),
-        flush: Some(Lsn(write)),
-        replay: Some(Lsn(write)),
-        lag_bytes: Some(0),
-        replay_lag_s: None,
+        reached: Reached {
+            write: Some(Lsn(write)),
+            flush: Some(Lsn(write)),
+            replay: Some(Lsn(write)),
+        },
+        lag: Lag {
+            bytes: Some(0),
+            replay_s: None,
+        },
     }
 }
 
@@ -579,7 +583,7 @@ fn promote_fails_when_the_election_finds_a_standby_ahead() {
 fn maxlag_time_lowers_a_standby_whose_replay_lags_in_seconds() {
     let os = running(true);
     let (a, mut w) = cluster();
-    w.replicas[1].replay_lag_s = Some(12.5);
+    w.replicas[1].lag.replay_s = Some(12.5);
     let interval = ("OCF_RESKEY_CRM_meta_interval", "15000");
     let score = |extra: &[(&str, &str)]| {
         let a = FakeAttrd::new("pgst-node1", &["pgst-node1", "pgst-node2", "pgst-node3"]);

@@ -47,7 +47,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::election::{Position, Reading};
 use crate::ocf::deadline::Deadline;
 use crate::sys::attrd::{AttrResult, Attrd, Found, Member, ScoreOf};
-use crate::sys::pg::wal::Replica;
+use crate::sys::pg::wal::{Lag, Replica};
 
 /// Scores (see the module documentation).
 pub const PRIMARY_SCORE: i64 = 1001;
@@ -66,11 +66,11 @@ pub struct LagPolicy {
 }
 
 impl LagPolicy {
-    fn exceeded(&self, r: &Replica) -> bool {
-        let bytes = self.max_bytes > 0 && r.lag_bytes.is_some_and(|l| l > self.max_bytes);
+    fn exceeded(&self, lag: &Lag) -> bool {
+        let bytes = self.max_bytes > 0 && lag.bytes.is_some_and(|l| l > self.max_bytes);
         let secs = self
             .max_seconds
-            .is_some_and(|m| r.replay_lag_s.is_some_and(|l| l > m));
+            .is_some_and(|m| lag.replay_s.is_some_and(|l| l > m));
         bytes || secs
     }
 }
@@ -110,19 +110,20 @@ pub fn plan_scores(
         }
     }
     ready.sort_by(|a, b| {
-        b.write
-            .cmp(&a.write)
+        b.reached
+            .write
+            .cmp(&a.reached.write)
             .then(a.application_name.cmp(&b.application_name))
     });
     for (rank, r) in ready.iter().enumerate() {
         let base = STANDBY_BEST - RANK_STEP * rank as i64;
-        let (score, why) = if lag.exceeded(r) {
+        let (score, why) = if lag.exceeded(&r.lag) {
             (
                 -base,
                 format!(
                     "lag {} bytes / {:?} s beyond maxlag",
-                    r.lag_bytes.unwrap_or(0),
-                    r.replay_lag_s
+                    r.lag.bytes.unwrap_or(0),
+                    r.lag.replay_s
                 ),
             )
         } else {
@@ -389,18 +390,22 @@ mod tests {
     use super::*;
     use crate::agents::postgresql::election::tests::{pos, soon};
     use crate::sys::attrd::fake::FakeAttrd;
-    use crate::sys::pg::wal::Lsn;
+    use crate::sys::pg::wal::{Lsn, Reached};
 
     fn row(name: &str, state: &str, write: &str, lag: u64) -> Replica {
         Replica {
             application_name: name.into(),
             state: state.into(),
             sync_state: "async".into(),
-            write: Lsn::parse(write),
-            flush: Lsn::parse(write),
-            replay: Lsn::parse(write),
-            lag_bytes: Some(lag),
-            replay_lag_s: None,
+            reached: Reached {
+                write: Lsn::parse(write),
+                flush: Lsn::parse(write),
+                replay: Lsn::parse(write),
+            },
+            lag: Lag {
+                bytes: Some(lag),
+                replay_s: None,
+            },
         }
     }
 
@@ -459,7 +464,7 @@ mod tests {
         assert_eq!(p["pg2"], Some(1000));
         // maxlag in seconds.
         let mut slow = row("pg2", "streaming", "0/500", 0);
-        slow.replay_lag_s = Some(12.5);
+        slow.lag.replay_s = Some(12.5);
         let lag = LagPolicy {
             max_bytes: 0,
             max_seconds: Some(10.0),

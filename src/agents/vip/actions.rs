@@ -34,7 +34,7 @@ impl<N: Net> Vip<N> {
     }
 
     fn enter(&self, cfg: &VipConfig) -> Result<(), OcfError> {
-        if let Some(ns) = &cfg.netns {
+        if let Some(ns) = &cfg.link.netns {
             self.net
                 .enter_netns(ns)
                 .map_err(|e| OcfError::Installed(format!("network_namespace={ns}: {e}")))?;
@@ -53,7 +53,7 @@ impl<N: Net> Vip<N> {
     pub fn place(&self, cfg: &VipConfig, ctx: &Ctx) -> Result<Placement, OcfError> {
         let d = ctx.deadline.instant();
         let links = self.net.links(d)?;
-        let named = match &cfg.nic {
+        let named = match &cfg.link.nic {
             Some(n) => Some(
                 links
                     .iter()
@@ -108,7 +108,7 @@ impl<N: Net> Vip<N> {
                     cfg.ip
                 )));
             }
-            return Err(OcfError::Installed(match &cfg.nic {
+            return Err(OcfError::Installed(match &cfg.link.nic {
                 Some(n) => format!(
                     "no connected route on {n} contains {}; set cidr_netmask",
                     cfg.ip
@@ -171,16 +171,14 @@ impl<N: Net> Vip<N> {
                 None
             },
             broadcast,
-            nodad: cfg.nodad,
-            noprefixroute: cfg.noprefixroute,
-            preferred_lft: cfg.preferred_lft,
+            options: cfg.options,
         }
     }
 
     /// Waits for IPv6 duplicate address detection to finish; a failed or unfinished
     /// detection removes the address again.
     fn await_dad(&self, cfg: &VipConfig, p: &Placement, ctx: &Ctx) -> Result<(), OcfError> {
-        if cfg.ip.is_ipv4() || cfg.nodad {
+        if cfg.ip.is_ipv4() || cfg.options.nodad {
             return Ok(());
         }
         let mut last: Option<Addr> = None;
@@ -420,11 +418,11 @@ impl<N: Net> Agent for Vip<N> {
                 .find(|l| l.index == a.index)
                 .map(|l| l.name.as_str())
                 .unwrap_or("?");
-            if cfg.nic.as_deref().is_some_and(|n| n != name) {
+            if cfg.link.nic.as_deref().is_some_and(|n| n != name) {
                 ctx.log.warn(&format!(
                     "{} is on {name}, not on nic={}: left alone",
                     cfg.ip,
-                    cfg.nic.as_deref().unwrap_or("")
+                    cfg.link.nic.as_deref().unwrap_or("")
                 ));
                 continue;
             }
@@ -446,7 +444,7 @@ impl<N: Net> Agent for Vip<N> {
         }
         let links = self.net.links(ctx.deadline.instant())?;
         let on = |a: &Addr| links.iter().find(|l| l.index == a.index).cloned();
-        let mine = present.iter().find(|a| match (&cfg.nic, on(a)) {
+        let mine = present.iter().find(|a| match (&cfg.link.nic, on(a)) {
             (Some(n), Some(l)) => &l.name == n,
             (None, Some(_)) => true,
             _ => false,
@@ -461,7 +459,7 @@ impl<N: Net> Agent for Vip<N> {
             let msg = format!(
                 "{} is on {where_}, not on nic={}",
                 cfg.ip,
-                cfg.nic.as_deref().unwrap_or("")
+                cfg.link.nic.as_deref().unwrap_or("")
             );
             if ctx.is_probe() {
                 ctx.log.warn(&msg);

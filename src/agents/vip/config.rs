@@ -7,7 +7,7 @@ use crate::ocf::agent::FromParams;
 use crate::ocf::params::{ParamError, Params};
 use crate::sys::arp::{parse_mac, ArpMode, BROADCAST};
 use crate::sys::net::Announce;
-use crate::sys::netlink::Family;
+use crate::sys::netlink::{AddrOptions, Family};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Broadcast {
@@ -16,11 +16,19 @@ pub enum Broadcast {
     Addr(Ipv4Addr),
 }
 
+/// The link the address goes on: `nic` (`None`: the one whose routes reach the address),
+/// looked for inside the network namespace `netns` (`None`: this one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VipLink {
+    pub nic: Option<String>,
+    pub netns: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VipConfig {
     pub ip: IpAddr,
     pub prefix: Option<u8>,
-    pub nic: Option<String>,
+    pub link: VipLink,
     pub broadcast: Broadcast,
     pub iflabel: Option<String>,
     pub announce: Announce,
@@ -28,10 +36,8 @@ pub struct VipConfig {
     pub background: bool,
     pub check_conflict: bool,
     pub probe_wait: Duration,
-    pub nodad: bool,
-    pub noprefixroute: bool,
-    pub preferred_lft: Option<u32>,
-    pub netns: Option<String>,
+    /// nodad, noprefixroute and preferred_lft, as the address is added.
+    pub options: AddrOptions,
 }
 
 impl VipConfig {
@@ -199,15 +205,10 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
             ));
         }
     }
-    // The given value within its range, or the declared default.
-    let int = |name: &'static str, lo: i64, hi: i64| -> Result<i64, ParamError> {
-        p.int_in(name, lo, hi)?;
-        Ok(p.int_value(name))
-    };
-    let interval = int("arp_interval", 1, 10_000)?;
-    let count = int("arp_count", 0, 1000)?;
-    let refresh = int("arp_count_refresh", 0, 1000)?;
-    let probe_wait = int("arp_probe_wait", 10, 10_000)?;
+    let interval = p.int_in("arp_interval", 1, 10_000)?;
+    let count = p.int_in("arp_count", 0, 1000)?;
+    let refresh = p.int_in("arp_count_refresh", 0, 1000)?;
+    let probe_wait = p.int_in("arp_probe_wait", 10, 10_000)?;
     let mac_raw = p.str_value("arp_mac");
     let dst = parse_mac(mac_raw)
         .ok_or_else(|| ParamError::invalid("arp_mac", mac_raw, "not a MAC address"))?;
@@ -249,7 +250,7 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
     Ok(VipConfig {
         ip,
         prefix,
-        nic,
+        link: VipLink { nic, netns },
         broadcast,
         iflabel,
         announce: Announce {
@@ -262,10 +263,11 @@ pub fn configure(p: &Params) -> Result<VipConfig, ParamError> {
         background: p.bool("arp_bg"),
         check_conflict: p.bool("run_arping"),
         probe_wait: Duration::from_millis(probe_wait as u64),
-        nodad: p.bool("nodad"),
-        noprefixroute: p.bool("noprefixroute"),
-        preferred_lft,
-        netns,
+        options: AddrOptions {
+            nodad: p.bool("nodad"),
+            noprefixroute: p.bool("noprefixroute"),
+            preferred_lft,
+        },
     })
 }
 

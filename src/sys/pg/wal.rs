@@ -260,6 +260,23 @@ pub fn checkpoint(base: &Probe, deadline: Instant) -> Result<(), ProbeError> {
     client::rows(&p, deadline).map(|_| ())
 }
 
+/// The locations a standby reported to the primary: written, flushed, replayed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reached {
+    pub write: Option<Lsn>,
+    pub flush: Option<Lsn>,
+    pub replay: Option<Lsn>,
+}
+
+/// How far a standby is behind the primary.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Lag {
+    /// Bytes the standby's written WAL is behind the primary's current location.
+    pub bytes: Option<u64>,
+    /// `replay_lag` in seconds (NULL once the standby is idle and caught up).
+    pub replay_s: Option<f64>,
+}
+
 /// One row of `pg_stat_replication`, as a primary sees a standby.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Replica {
@@ -268,13 +285,8 @@ pub struct Replica {
     pub state: String,
     /// `async`, `potential`, `sync`, `quorum`.
     pub sync_state: String,
-    pub write: Option<Lsn>,
-    pub flush: Option<Lsn>,
-    pub replay: Option<Lsn>,
-    /// Bytes the standby's written WAL is behind the primary's current location.
-    pub lag_bytes: Option<u64>,
-    /// `replay_lag` in seconds (NULL once the standby is idle and caught up).
-    pub replay_lag_s: Option<f64>,
+    pub reached: Reached,
+    pub lag: Lag,
 }
 
 /// The statement of [`replicas`].
@@ -294,13 +306,17 @@ impl Replica {
             application_name: c.text(0).ok_or_else(|| c.bad("application_name", &None))?,
             state: c.text(1).unwrap_or_default(),
             sync_state: c.text(2).unwrap_or_default(),
-            write: lsn(3),
-            flush: lsn(4),
-            replay: lsn(5),
-            lag_bytes: c
-                .lenient(6, |v| v.parse::<i64>().ok())
-                .map(|v| v.max(0) as u64),
-            replay_lag_s: c.lenient(7, |v| v.parse().ok()),
+            reached: Reached {
+                write: lsn(3),
+                flush: lsn(4),
+                replay: lsn(5),
+            },
+            lag: Lag {
+                bytes: c
+                    .lenient(6, |v| v.parse::<i64>().ok())
+                    .map(|v| v.max(0) as u64),
+                replay_s: c.lenient(7, |v| v.parse().ok()),
+            },
         })
     }
 }
@@ -1101,8 +1117,8 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(r.lag_bytes, Some(1024));
-        assert_eq!(r.replay_lag_s, None);
+        assert_eq!(r.lag.bytes, Some(1024));
+        assert_eq!(r.lag.replay_s, None);
         assert!(Replica::from_row("t", &vec![None; 8]).is_err());
     }
 
