@@ -76,6 +76,40 @@ fn wait<T>(what: &str, secs: u64, step: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// Waits at most `secs` until `victim`'s disk is UpToDate on both sides; shows the resync's
+/// progress (/proc/drbd of both nodes) every 20 s, and on a timeout in the failure.
+fn resynced(a: &Advanced, victim: &str, survivor: &str, secs: u64) {
+    let t0 = Instant::now();
+    let mut shown = Instant::now();
+    let proc_drbd = |n: &str| {
+        a.on(n, "cat /proc/drbd", 30)
+            .unwrap_or_else(|e| e.to_string())
+    };
+    loop {
+        let state = a.drbd_state(victim).unwrap_or_default();
+        if state.contains("ds:UpToDate/UpToDate") {
+            eprintln!("resynced in {:.1} s: {state}", t0.elapsed().as_secs_f64());
+            return;
+        }
+        if shown.elapsed() >= Duration::from_secs(20) {
+            eprintln!(
+                "[{:.0} s] resync: {victim}: {} / {survivor}: {}",
+                t0.elapsed().as_secs_f64(),
+                proc_drbd(victim).trim(),
+                proc_drbd(survivor).trim()
+            );
+            shown = Instant::now();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "the restored node resynced: not within {secs} s; {victim}: {} / {survivor}: {}",
+            proc_drbd(victim).trim(),
+            proc_drbd(survivor).trim()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
 fn constraints(a: &Advanced, from: &str) -> String {
     a.on(from, "cibadmin -Q -o constraints", 60).unwrap()
 }
@@ -291,16 +325,7 @@ fn the_books_advanced_stack_under_pacemaker() {
     timing(&format!("advanced-uml pgstack {}", tk.report()));
     // The crashed node comes back, resyncs, and the handler's constraint goes.
     a.restore(&victim).unwrap();
-    wait(
-        "the restored node resynced",
-        240,
-        Duration::from_secs(2),
-        || {
-            a.drbd_state(&victim)
-                .ok()
-                .filter(|s| s.contains("ds:UpToDate/UpToDate"))
-        },
-    );
+    resynced(a, &victim, &survivor, 420);
     wait(
         "the constraint removed after the resync",
         120,

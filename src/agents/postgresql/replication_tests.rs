@@ -288,35 +288,30 @@ fn promote_signals_pg_promote_and_asks_until_recovery_ended() {
             .any(|c| c.starts_with("sql select pg_is_in_recovery(), ")),
         "{calls:?}"
     );
+    // A standby whose pg_promote and recovery check answer `answer`: the promote's error.
+    let promote_error = |answer: &'static str| {
+        let mut os = running(false);
+        os.sql = Some(Box::new(move |s: &str| {
+            Ok(if s.starts_with("select pg_is_in_recovery(), ") {
+                rows(&[&[Some("t"), None]])
+            } else {
+                rows(&[&[Some(answer)]])
+            })
+        }));
+        with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err()
+    };
     // Recovery did not end before the deadline: a failure, never a success. The score
     // was written as soon as the promotion was signalled (it cannot be taken back).
     a.put_score("pgsqld", "pgst-node1", 5);
-    let mut os = running(false);
-    os.sql = Some(Box::new(|s: &str| {
-        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
-            rows(&[&[Some("t"), None]])
-        } else {
-            rows(&[&[Some("t")]])
-        })
-    }));
-    let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
+    let e = promote_error("t");
     assert_eq!(e.code(), OcfCode::ErrGeneric);
     assert!(e.to_string().contains("not promoted"), "{e}");
     assert!(e.to_string().contains("still in recovery: true"), "{e}");
     assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(1001));
-    // The signal was refused (pg_promote answered false): a failure too, and the score
-    // stays what it was.
+    // The signal was refused (pg_promote answered false, so recovery's end is never
+    // reached): a failure too, and the score stays what it was.
     a.put_score("pgsqld", "pgst-node1", 5);
-    let mut os = running(false);
-    os.sql = Some(Box::new(|s: &str| {
-        Ok(if s.starts_with("select pg_is_in_recovery(), ") {
-            rows(&[&[Some("t"), None]])
-        } else {
-            // pg_promote's answer, and recovery's end (never reached).
-            rows(&[&[Some("f")]])
-        })
-    }));
-    let e = with(&[], Action::Promote, |c, ctx| promote(&os, &cl, c, ctx)).unwrap_err();
+    let e = promote_error("f");
     assert!(e.to_string().contains("not signalled"), "{e}");
     assert_eq!(a.score_of("pgsqld", "pgst-node1"), Some(5));
     // Nothing to promote.
