@@ -583,9 +583,17 @@ pub enum Rewound {
 /// keeps the last value of a keyword, so a `dbname` the conninfo names wins. The role
 /// must be a superuser or be granted `pg_ls_dir`, `pg_stat_file` and
 /// `pg_read_binary_file`. PostgreSQL leaves `dbname` out of the primary_conninfo that
-/// `--write-recovery-conf` writes.
+/// `--write-recovery-conf` writes. A connection URI is passed as it is (it names its
+/// database in its path).
 fn rewind_source(conninfo: &str) -> String {
-    format!("dbname=postgres {conninfo}")
+    let uri = ["postgresql://", "postgres://"]
+        .iter()
+        .any(|p| conninfo.trim_start().starts_with(p));
+    if uri {
+        conninfo.to_string()
+    } else {
+        format!("dbname=postgres {conninfo}")
+    }
 }
 
 /// `pg_rewind --target-pgdata DATADIR --source-server CONNINFO --write-recovery-conf
@@ -1019,6 +1027,9 @@ mod tests {
         // Named in the conninfo: it comes last, so libpq keeps it.
         let s = rewind_source("host=10.0.0.5 dbname=app user=rewinder");
         assert!(s.rfind("dbname=app") > s.rfind("dbname=postgres"), "{s}");
+        // A URI cannot take a keyword before it: left as it is.
+        let uri = "postgresql://rewinder@10.0.0.5/app";
+        assert_eq!(rewind_source(uri), uri);
     }
 
     #[test]
