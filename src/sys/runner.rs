@@ -671,14 +671,10 @@ mod tests {
     #[test]
     fn a_started_child_runs_while_the_caller_works() {
         let t = Instant::now();
-        let s = start(
-            &Cmd::new("sh").args(["-c", "sleep 0.3; echo done"]),
-            soon(5000),
-        )
-        .unwrap();
+        let s = start(&Cmd::new("sleep").arg("0.3"), soon(5000)).unwrap();
         thread::sleep(Duration::from_millis(300));
         let out = s.wait().unwrap();
-        assert_eq!(out.stdout_str(), "done\n");
+        assert_eq!(out.code(), Some(0));
         // Both took their 0.3 s at once.
         assert!(
             t.elapsed() < Duration::from_millis(550),
